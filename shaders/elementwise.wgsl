@@ -1,0 +1,117 @@
+// Element-wise ops: activations (forward and backward), sums, scaling by a scalar that lives on
+// the GPU. One thread per element; i = gid.x + gid.y * nwg.x * 256 (see gpu::grid_1d).
+
+struct Params {
+    n: u32,       // elements
+    k: u32,       // index of the scalar in `s` (scale ops)
+    _pad0: u32,
+    _pad1: u32,
+}
+
+// Which activation the `act_*` entry points compute: 0 relu, 1 tanh, 2 sigmoid.
+override ACT: u32 = 0u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+// act_forward: y = act(x)
+@group(0) @binding(1) var<storage, read> af_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> af_y: array<f32>;
+
+fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+// y = act(x), one thread per element.
+@compute @workgroup_size(256)
+fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.n) { return; }
+    let x = af_x[i];
+    var y: f32;
+    if (ACT == 0u) {
+        y = max(x, 0.0);
+    } else if (ACT == 1u) {
+        y = tanh(x);
+    } else {
+        y = 1.0 / (1.0 + exp(-x));
+    }
+    af_y[i] = y;
+}
+
+// act_backward: dx = dy * act'(.) from the saved tensor `t` (x for relu, y for tanh and sigmoid).
+@group(0) @binding(1) var<storage, read> ab_t: array<f32>;
+@group(0) @binding(2) var<storage, read> ab_dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ab_dx: array<f32>;
+
+// dx = dy * act'(x), one thread per element.
+@compute @workgroup_size(256)
+fn act_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.n) { return; }
+    let t = ab_t[i];
+    var d: f32;
+    if (ACT == 0u) {
+        d = select(0.0, 1.0, t > 0.0);
+    } else if (ACT == 1u) {
+        d = 1.0 - t * t;
+    } else {
+        d = t * (1.0 - t);
+    }
+    ab_dx[i] = ab_dy[i] * d;
+}
+
+// add: z = a + b
+@group(0) @binding(1) var<storage, read> add_a: array<f32>;
+@group(0) @binding(2) var<storage, read> add_b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> add_z: array<f32>;
+
+// z = a + b, one thread per element.
+@compute @workgroup_size(256)
+fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.n) { return; }
+    add_z[i] = add_a[i] + add_b[i];
+}
+
+// mul: z = a * b
+// z = a * b, one thread per element.
+@compute @workgroup_size(256)
+fn mul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.n) { return; }
+    add_z[i] = add_a[i] * add_b[i];
+}
+
+// accumulate: acc += x
+@group(0) @binding(1) var<storage, read> acc_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> acc_y: array<f32>;
+
+// acc += x, one thread per element.
+@compute @workgroup_size(256)
+fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.n) { return; }
+    acc_y[i] = acc_y[i] + acc_x[i];
+}
+
+// scale: y = s[k] * x, the scalar read on the GPU (no readback).
+@group(0) @binding(1) var<storage, read> sc_s: array<f32>;
+@group(0) @binding(2) var<storage, read> sc_x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> sc_y: array<f32>;
+
+// y = s[k] * x, one thread per element.
+@compute @workgroup_size(256)
+fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.n) { return; }
+    sc_y[i] = sc_s[p.k] * sc_x[i];
+}
+
+// y += s[k] * x (the weighted sum of a DARTS edge is built from these).
+// y += s[k] * x, one thread per element.
+@compute @workgroup_size(256)
+fn scale_accumulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.n) { return; }
+    sc_y[i] = sc_y[i] + sc_s[p.k] * sc_x[i];
+}

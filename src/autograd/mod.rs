@@ -1,0 +1,160 @@
+//! The autodiff tape. Ops record themselves (inputs, outputs, a backward closure that holds
+//! what it saved); `Gpu::backward` walks the tape in reverse, hands each closure the gradients
+//! of its outputs, and sums the gradients of a tensor that fed several ops.
+//!
+//! Recording happens only while gradients are enabled and some input requires a gradient, so
+//! evaluation under `Gpu::no_grad` keeps nothing alive.
+
+use std::collections::HashMap;
+
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::ops;
+use crate::tensor::Tensor;
+
+/// Given the gradients of an op's outputs (zeros where an output got none), returns one entry
+/// per input: `Some(gradient)` or `None` where the input needs none.
+pub type BackwardFn = Box<dyn FnOnce(&[Tensor]) -> Result<Vec<Option<Tensor>>>>;
+
+struct Entry {
+    inputs: Vec<u64>,
+    outputs: Vec<(u64, Vec<usize>)>,
+    backward: BackwardFn,
+}
+
+#[derive(Default)]
+pub struct Tape {
+    entries: Vec<Entry>,
+}
+
+impl Tape {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Gradients by tensor, as computed by one backward pass.
+#[derive(Default)]
+pub struct Grads {
+    map: HashMap<u64, Tensor>,
+}
+
+impl Grads {
+    pub fn get(&self, t: &Tensor) -> Option<&Tensor> {
+        self.map.get(&t.id())
+    }
+
+    pub fn take(&mut self, t: &Tensor) -> Option<Tensor> {
+        self.map.remove(&t.id())
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn accumulate(&mut self, id: u64, g: Tensor) -> Result<()> {
+        let sum = match self.map.remove(&id) {
+            Some(prev) => ops::elementwise::add(&prev, &g)?,
+            None => g,
+        };
+        self.map.insert(id, sum);
+        Ok(())
+    }
+}
+
+impl Gpu {
+    /// Records an op on the tape when gradients are enabled and an input requires one; marks the
+    /// outputs as requiring gradients then.
+    pub(crate) fn record(
+        &self,
+        inputs: &[&Tensor],
+        outputs: &[&Tensor],
+        backward: impl FnOnce(&[Tensor]) -> Result<Vec<Option<Tensor>>> + 'static,
+    ) {
+        if !self.0.grad_enabled.get() || !inputs.iter().any(|t| t.requires_grad()) {
+            return;
+        }
+        for o in outputs {
+            o.set_requires_grad(true);
+        }
+        self.0.tape.borrow_mut().entries.push(Entry {
+            inputs: inputs.iter().map(|t| t.id()).collect(),
+            outputs: outputs.iter().map(|t| (t.id(), t.shape().to_vec())).collect(),
+            backward: Box::new(backward),
+        });
+    }
+
+    /// Runs `f` without recording anything on the tape (evaluation, optimizer updates).
+    pub fn no_grad<R>(&self, f: impl FnOnce() -> R) -> R {
+        let was = self.0.grad_enabled.replace(false);
+        let r = f();
+        self.0.grad_enabled.set(was);
+        r
+    }
+
+    pub fn is_grad_enabled(&self) -> bool {
+        self.0.grad_enabled.get()
+    }
+
+    /// Number of ops recorded since the last backward pass.
+    pub fn tape_len(&self) -> usize {
+        self.0.tape.borrow().len()
+    }
+
+    /// Drops everything recorded (and the activations it kept alive).
+    pub fn clear_tape(&self) {
+        let entries = std::mem::take(&mut self.0.tape.borrow_mut().entries);
+        drop(entries);
+    }
+
+    /// Gradients of a scalar (or of `sum(loss)`) with respect to every tensor on the tape that
+    /// requires one. Consumes the tape.
+    pub fn backward(&self, loss: &Tensor) -> Result<Grads> {
+        let ones = Tensor::full(self, loss.shape(), 1.0)?;
+        self.backward_from(&[(loss, ones)])
+    }
+
+    /// Gradients of `L = sum_k <outputs[k], upstream[k]>`. Consumes the tape.
+    pub fn backward_from(&self, seeds: &[(&Tensor, Tensor)]) -> Result<Grads> {
+        let entries = std::mem::take(&mut self.0.tape.borrow_mut().entries);
+        let mut grads = Grads::default();
+        let was = self.0.grad_enabled.replace(false);
+        let result = (|| {
+            for (t, g) in seeds {
+                grads.accumulate(t.id(), g.clone())?;
+            }
+            for entry in entries.into_iter().rev() {
+                if !entry.outputs.iter().any(|(id, _)| grads.map.contains_key(id)) {
+                    continue;
+                }
+                let mut out_grads = Vec::with_capacity(entry.outputs.len());
+                for (id, shape) in &entry.outputs {
+                    // An output's gradient is complete here: every op that used it came later
+                    // on the tape and has run already. It is dropped now to keep memory low;
+                    // leaves (parameters, inputs) keep theirs for the caller.
+                    out_grads.push(match grads.map.remove(id) {
+                        Some(g) => g,
+                        None => Tensor::zeros(self, shape)?,
+                    });
+                }
+                let in_grads = (entry.backward)(&out_grads)?;
+                for (id, g) in entry.inputs.iter().zip(in_grads) {
+                    if let Some(g) = g {
+                        grads.accumulate(*id, g)?;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        self.0.grad_enabled.set(was);
+        result.map(|()| grads)
+    }
+}

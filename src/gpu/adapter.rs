@@ -1,0 +1,108 @@
+//! Adapter selection: hardware before software, `WGPU_BACKEND` and `WGPU_ADAPTER_NAME` honoured,
+//! and a typed error (never a panic) when nothing fits.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// What the run reports about the adapter it used.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+}
+
+impl AdapterSummary {
+    fn of(info: &wgpu::AdapterInfo) -> Self {
+        AdapterSummary {
+            name: if info.name.is_empty() { "(unnamed adapter)".into() } else { info.name.clone() },
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        }
+    }
+
+    pub(super) fn from_device() -> Self {
+        AdapterSummary {
+            name: "caller's device".into(),
+            backend: "caller's".into(),
+            device_type: "unknown".into(),
+            driver: String::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {})", self.name, self.backend, self.device_type)
+    }
+}
+
+fn rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+/// Every adapter the instance sees (native), for `wgpu-nas devices`.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn list() -> Vec<(AdapterSummary, wgpu::Limits)> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    let mut out: Vec<_> = instance
+        .enumerate_adapters(backends)
+        .await
+        .into_iter()
+        .map(|a| (AdapterSummary::of(&a.get_info()), a.limits()))
+        .collect();
+    out.sort_by_key(|(s, _)| s.name.clone());
+    out
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub(super) async fn select() -> Result<(wgpu::Adapter, AdapterSummary)> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    let mut adapters = instance.enumerate_adapters(backends).await;
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter { backends: format!("backends {backends:?}") });
+    }
+    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+        let needle = wanted.to_lowercase();
+        let seen: Vec<String> = adapters.iter().map(|a| AdapterSummary::of(&a.get_info()).to_string()).collect();
+        adapters.retain(|a| a.get_info().name.to_lowercase().contains(&needle));
+        if adapters.is_empty() {
+            return Err(Error::AdapterNotFound { wanted, seen: seen.join("; ") });
+        }
+    }
+    // Hardware first; among equals, the order the instance gave (Vulkan before GL).
+    adapters.sort_by_key(|a| rank(a.get_info().device_type));
+    let adapter = adapters.swap_remove(0);
+    let summary = AdapterSummary::of(&adapter.get_info());
+    Ok((adapter, summary))
+}
+
+#[cfg(target_arch = "wasm32")]
+pub(super) async fn select() -> Result<(wgpu::Adapter, AdapterSummary)> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapter = instance
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::NoAdapter {
+            backends: format!(
+                "WebGPU: {e}. Use a browser with WebGPU enabled (Chrome/Edge 113+, or Chromium \
+                 with --enable-unsafe-webgpu on Linux)"
+            ),
+        })?;
+    let summary = AdapterSummary::of(&adapter.get_info());
+    Ok((adapter, summary))
+}

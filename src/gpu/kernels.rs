@@ -1,0 +1,118 @@
+//! Kernel caches: shader modules by file, pipelines by (file, entry point, override constants),
+//! uniform parameter buffers by content, and bind groups by (pipeline, buffers). After the first
+//! step of a training loop every lookup hits, so the hot loop creates no GPU objects.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use wgpu::util::DeviceExt;
+
+use super::{shaders, Gpu, GpuBuffer};
+
+/// One compute dispatch. Binding convention of every WGSL entry point: `@group(0)
+/// @binding(0)` is a uniform struct of parameters (`params`, read by every entry point), and
+/// `@binding(1..)` are the storage buffers, in the order of `buffers`.
+pub(crate) struct Dispatch<'a> {
+    /// File stem under `shaders/`, e.g. `"conv"`.
+    pub shader: &'static str,
+    pub entry: &'static str,
+    /// Pipeline-overridable constants (a kernel variant), e.g. `&[("K", 3.0)]`.
+    pub constants: &'a [(&'static str, f64)],
+    pub params: &'a [u8],
+    pub buffers: &'a [&'a GpuBuffer],
+    pub workgroups: [u32; 3],
+}
+
+type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
+
+struct Pipeline {
+    id: u64,
+    raw: Rc<wgpu::ComputePipeline>,
+    layout: wgpu::BindGroupLayout,
+}
+
+#[derive(Default)]
+pub(super) struct KernelCache {
+    modules: HashMap<&'static str, wgpu::ShaderModule>,
+    pipelines: HashMap<PipelineKey, Pipeline>,
+    uniforms: HashMap<Vec<u8>, GpuBuffer>,
+    bind_groups: HashMap<(u64, Vec<u64>), Rc<wgpu::BindGroup>>,
+    pub bind_groups_created: u64,
+}
+
+/// Caps on the content-keyed caches: a run whose shapes keep changing must not grow them
+/// without bound. Reaching a cap clears the cache (it refills on the next step).
+const MAX_UNIFORMS: usize = 8192;
+const MAX_BIND_GROUPS: usize = 16384;
+
+impl KernelCache {
+    pub fn pipelines_created(&self) -> usize {
+        self.pipelines.len()
+    }
+
+    pub fn prepare(&mut self, gpu: &Gpu, d: &Dispatch<'_>) -> (Rc<wgpu::ComputePipeline>, Rc<wgpu::BindGroup>) {
+        let device = &gpu.0.device;
+        let key: PipelineKey = (d.shader, d.entry, d.constants.iter().map(|&(k, v)| (k, v.to_bits())).collect());
+        if !self.pipelines.contains_key(&key) {
+            let module = self.modules.entry(d.shader).or_insert_with(|| {
+                let source = shaders::source(d.shader);
+                device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(d.shader),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                })
+            });
+            let raw = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(d.entry),
+                layout: None,
+                module,
+                entry_point: Some(d.entry),
+                compilation_options: wgpu::PipelineCompilationOptions { constants: d.constants, ..Default::default() },
+                cache: None,
+            });
+            let layout = raw.get_bind_group_layout(0);
+            let id = gpu.next_id();
+            self.pipelines.insert(key.clone(), Pipeline { id, raw: Rc::new(raw), layout });
+        }
+        let pipeline = &self.pipelines[&key];
+
+        if self.uniforms.len() >= MAX_UNIFORMS || self.bind_groups.len() >= MAX_BIND_GROUPS {
+            self.uniforms.clear();
+            self.bind_groups.clear();
+        }
+        let uniform = self.uniforms.entry(d.params.to_vec()).or_insert_with(|| {
+            // Uniform structs are sized in multiples of 16 bytes.
+            let mut contents = d.params.to_vec();
+            contents.resize(contents.len().max(16).div_ceil(16) * 16, 0);
+            let raw = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: &contents,
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+            GpuBuffer { id: gpu.next_id(), raw, bytes: contents.len() as u64 }
+        });
+
+        let mut ids = Vec::with_capacity(d.buffers.len() + 1);
+        ids.push(uniform.id);
+        ids.extend(d.buffers.iter().map(|b| b.id));
+        let bg_key = (pipeline.id, ids);
+        let bind_group = match self.bind_groups.get(&bg_key) {
+            Some(bg) => bg.clone(),
+            None => {
+                let mut entries = Vec::with_capacity(d.buffers.len() + 1);
+                entries.push(wgpu::BindGroupEntry { binding: 0, resource: uniform.raw.as_entire_binding() });
+                for (i, b) in d.buffers.iter().enumerate() {
+                    entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.raw.as_entire_binding() });
+                }
+                let bg = Rc::new(device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(d.entry),
+                    layout: &pipeline.layout,
+                    entries: &entries,
+                }));
+                self.bind_groups_created += 1;
+                self.bind_groups.insert(bg_key, bg.clone());
+                bg
+            }
+        };
+        (pipeline.raw.clone(), bind_group)
+    }
+}

@@ -1,0 +1,246 @@
+//! The GPU context: device and queue, the kernel caches, the buffer pool, command recording and
+//! readback. Everything above this layer talks to the GPU through [`Gpu`].
+//!
+//! A `Gpu` is a cheap handle (`Rc`); clone it freely. It is single-threaded by design, the same
+//! on native and on the web.
+
+mod adapter;
+mod kernels;
+mod pool;
+mod readback;
+mod recorder;
+mod shaders;
+
+pub use adapter::{list as list_adapters, AdapterSummary};
+pub(crate) use kernels::Dispatch;
+pub use pool::MemoryStats;
+pub use shaders::SHADERS;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use crate::autograd::Tape;
+use crate::error::Result;
+use kernels::KernelCache;
+use pool::BufferPool;
+use recorder::Recorder;
+
+/// Invocations per workgroup of the 1-D kernels: within the browser's limit of 256.
+pub const WORKGROUP: u32 = 256;
+
+/// Handle to a wgpu device with everything the ops need.
+#[derive(Clone)]
+pub struct Gpu(pub(crate) Rc<GpuInner>);
+
+pub(crate) struct GpuInner {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterSummary,
+    pub limits: wgpu::Limits,
+    pool: RefCell<BufferPool>,
+    kernels: RefCell<KernelCache>,
+    recorder: RefCell<Recorder>,
+    pub(crate) tape: RefCell<Tape>,
+    pub(crate) grad_enabled: Cell<bool>,
+    next_id: Cell<u64>,
+}
+
+/// A storage buffer owned by the pool, with an id that stays the same while it lives (the key of
+/// the bind-group cache).
+pub(crate) struct GpuBuffer {
+    pub id: u64,
+    pub raw: wgpu::Buffer,
+    pub bytes: u64,
+}
+
+impl Gpu {
+    /// Picks an adapter (hardware first; `WGPU_BACKEND` and `WGPU_ADAPTER_NAME` honoured) and
+    /// creates a device on it.
+    pub async fn new_async() -> Result<Gpu> {
+        let (adapter, summary) = adapter::select().await?;
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgpu-nas"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|source| crate::Error::RequestDevice {
+                adapter: summary.name.clone(),
+                source,
+            })?;
+        Ok(Self::build(device, queue, summary))
+    }
+
+    /// Blocking [`Gpu::new_async`], for native callers.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new() -> Result<Gpu> {
+        pollster::block_on(Self::new_async())
+    }
+
+    /// Uses a device the caller already owns (a game engine's, a visualiser's). The caller keeps
+    /// its own clones of `device` and `queue`; our work goes into the same queue.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
+        let summary = AdapterSummary::from_device();
+        Self::build(device, queue, summary)
+    }
+
+    fn build(device: wgpu::Device, queue: wgpu::Queue, adapter: AdapterSummary) -> Gpu {
+        let limits = device.limits();
+        Gpu(Rc::new(GpuInner {
+            device,
+            queue,
+            adapter,
+            limits,
+            pool: RefCell::new(BufferPool::default()),
+            kernels: RefCell::new(KernelCache::default()),
+            recorder: RefCell::new(Recorder::default()),
+            tape: RefCell::new(Tape::default()),
+            grad_enabled: Cell::new(true),
+            next_id: Cell::new(1),
+        }))
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.0.device
+    }
+
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.0.queue
+    }
+
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.0.adapter
+    }
+
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.0.limits
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        let id = self.0.next_id.get();
+        self.0.next_id.set(id + 1);
+        id
+    }
+
+    /// A storage buffer of at least `bytes` bytes from the pool (contents undefined).
+    pub(crate) fn alloc(&self, bytes: u64) -> Result<GpuBuffer> {
+        let limit = self.0.limits.max_storage_buffer_binding_size;
+        if bytes > limit {
+            return Err(crate::Error::TooLarge { bytes, limit });
+        }
+        Ok(self.0.pool.borrow_mut().alloc(self, bytes))
+    }
+
+    pub(crate) fn release(&self, buf: GpuBuffer) {
+        self.0.pool.borrow_mut().release(buf);
+    }
+
+    /// Bytes held by tensors now, at most since the last [`Gpu::reset_peak_memory`], and held
+    /// by the pool in all.
+    pub fn memory(&self) -> MemoryStats {
+        self.0.pool.borrow().stats()
+    }
+
+    pub fn reset_peak_memory(&self) {
+        self.0.pool.borrow_mut().reset_peak();
+    }
+
+    /// Records one compute dispatch (see [`Dispatch`]). Pipelines, uniform buffers and bind
+    /// groups come from caches; the dispatch joins the open compute pass.
+    pub(crate) fn dispatch(&self, d: Dispatch<'_>) {
+        let (pipeline, bind_group) = self.0.kernels.borrow_mut().prepare(self, &d);
+        let flush = self
+            .0
+            .recorder
+            .borrow_mut()
+            .dispatch(&self.0.device, &pipeline, &bind_group, d.workgroups);
+        if flush {
+            self.flush();
+        }
+    }
+
+    /// Records a copy of `bytes` bytes between two pooled buffers, in stream order.
+    pub(crate) fn copy(&self, src: &GpuBuffer, src_offset: u64, dst: &GpuBuffer, dst_offset: u64, bytes: u64) {
+        self.0
+            .recorder
+            .borrow_mut()
+            .copy(&self.0.device, &src.raw, src_offset, &dst.raw, dst_offset, bytes);
+    }
+
+    /// Records an upload of `data` into `dst` at `offset`, in stream order (a staging copy, so
+    /// that it lands after the work already recorded, unlike `Queue::write_buffer`).
+    pub(crate) fn upload(&self, dst: &GpuBuffer, offset: u64, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        self.0.recorder.borrow_mut().upload(&self.0.device, &dst.raw, offset, data);
+    }
+
+    /// Records a zero fill of `bytes` bytes of `dst` from its start, in stream order.
+    pub(crate) fn clear(&self, dst: &GpuBuffer, bytes: u64) {
+        self.0.recorder.borrow_mut().clear(&self.0.device, &dst.raw, bytes);
+    }
+
+    /// Submits everything recorded so far.
+    pub fn flush(&self) {
+        let cmd = self.0.recorder.borrow_mut().finish();
+        if let Some(cmd) = cmd {
+            self.0.queue.submit([cmd]);
+        }
+    }
+
+    /// Submits and waits until the GPU has finished all submitted work (native only; on the web
+    /// await a readback instead).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn synchronize(&self) {
+        self.flush();
+        let _ = self.0.device.poll(wgpu::PollType::wait_indefinitely());
+    }
+
+    /// Number of submissions made so far (a test checks that a step batches its dispatches).
+    pub fn submissions(&self) -> u64 {
+        self.0.recorder.borrow().submissions
+    }
+
+    /// Number of dispatches recorded so far.
+    pub fn dispatches(&self) -> u64 {
+        self.0.recorder.borrow().dispatches
+    }
+
+    /// Number of compute pipelines created so far (each costs a shader compilation).
+    pub fn pipelines_created(&self) -> usize {
+        self.0.kernels.borrow().pipelines_created()
+    }
+
+    /// Number of bind groups created so far (a warm training step creates none).
+    pub fn bind_groups_created(&self) -> u64 {
+        self.0.kernels.borrow().bind_groups_created
+    }
+}
+
+/// Workgroup counts for `n` threads of a 1-D kernel of [`WORKGROUP`] invocations. Past 65535
+/// workgroups the grid folds into y; kernels compute `i = gid.x + gid.y * nwg.x * WORKGROUP`.
+pub fn grid_1d(n: usize) -> [u32; 3] {
+    let groups = (n as u64).div_ceil(WORKGROUP as u64).max(1);
+    if groups <= 65535 {
+        [groups as u32, 1, 1]
+    } else {
+        let y = groups.div_ceil(65535);
+        [groups.div_ceil(y) as u32, y as u32, 1]
+    }
+}
+
+/// Workgroup counts for one workgroup per output of a reduction kernel (`n` outputs), folded
+/// into y past 65535; kernels compute `o = wid.x + wid.y * nwg.x`.
+pub fn grid_groups(n: usize) -> [u32; 3] {
+    let n = (n as u64).max(1);
+    if n <= 65535 {
+        [n as u32, 1, 1]
+    } else {
+        let y = n.div_ceil(65535);
+        [n.div_ceil(y) as u32, y as u32, 1]
+    }
+}

@@ -1,0 +1,18 @@
+//! wgpu-nas: gradient-based neural architecture search (DARTS, ENAS) on any GPU through wgpu.
+//!
+//! Layers, bottom up: [`gpu`] (device, caches, recording, readback), [`tensor`] and
+//! [`autograd`] (the tape), [`ops`] (one WGSL file and one Rust file per op family), [`nn`]
+//! (parameterised blocks) and [`fixtures`] (checks against PyTorch reference values).
+
+pub mod autograd;
+pub mod error;
+pub mod fixtures;
+pub mod gpu;
+pub mod nn;
+pub mod ops;
+pub mod rng;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use gpu::Gpu;
+pub use tensor::Tensor;

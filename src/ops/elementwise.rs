@@ -1,0 +1,143 @@
+//! Element-wise ops (`shaders/elementwise.wgsl`): relu, tanh, sigmoid, add, mul, sum of N,
+//! scaling by a scalar that stays on the GPU.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{reduce, same_shape};
+use crate::error::{Error, Result};
+use crate::gpu::{grid_1d, Dispatch};
+use crate::tensor::Tensor;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    k: u32,
+    _pad: [u32; 2],
+}
+
+fn params(n: usize, k: usize) -> Params {
+    Params { n: n as u32, k: k as u32, _pad: [0; 2] }
+}
+
+fn launch(entry: &'static str, constants: &[(&'static str, f64)], n: usize, k: usize, bufs: &[&Tensor]) {
+    let gpu = bufs[0].gpu();
+    let buffers: Vec<_> = bufs.iter().map(|t| t.buf()).collect();
+    gpu.dispatch(Dispatch {
+        shader: "elementwise",
+        entry,
+        constants,
+        params: bytemuck::bytes_of(&params(n, k)),
+        buffers: &buffers,
+        workgroups: grid_1d(n),
+    });
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Relu = 0,
+    Tanh = 1,
+    Sigmoid = 2,
+}
+
+/// y = act(x), any shape.
+pub fn activation(x: &Tensor, act: Activation) -> Result<Tensor> {
+    let y = Tensor::empty(x.gpu(), x.shape())?;
+    let c = [("ACT", act as u32 as f64)];
+    launch("act_forward", &c, x.numel(), 0, &[x, &y]);
+    // relu's derivative needs x; tanh's and sigmoid's are cheaper from y.
+    let saved = if act == Activation::Relu { x.clone() } else { y.clone() };
+    x.gpu().record(&[x], &[&y], move |g| {
+        let dx = Tensor::empty(saved.gpu(), saved.shape())?;
+        launch("act_backward", &[("ACT", act as u32 as f64)], saved.numel(), 0, &[&saved, &g[0], &dx]);
+        Ok(vec![Some(dx)])
+    });
+    Ok(y)
+}
+
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    activation(x, Activation::Relu)
+}
+
+pub fn tanh(x: &Tensor) -> Result<Tensor> {
+    activation(x, Activation::Tanh)
+}
+
+pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
+    activation(x, Activation::Sigmoid)
+}
+
+/// z = a + b (same shapes).
+pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    same_shape("add", a, b)?;
+    let z = Tensor::empty(a.gpu(), a.shape())?;
+    launch("add", &[], a.numel(), 0, &[a, b, &z]);
+    a.gpu().record(&[a, b], &[&z], |g| Ok(vec![Some(g[0].clone()), Some(g[0].clone())]));
+    Ok(z)
+}
+
+/// z = a * b element-wise (same shapes).
+pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    same_shape("mul", a, b)?;
+    let z = Tensor::empty(a.gpu(), a.shape())?;
+    launch("mul", &[], a.numel(), 0, &[a, b, &z]);
+    let (sa, sb) = (a.clone(), b.clone());
+    a.gpu().record(&[a, b], &[&z], move |g| {
+        let da = if sa.requires_grad() { Some(mul(&g[0], &sb)?) } else { None };
+        let db = if sb.requires_grad() { Some(mul(&g[0], &sa)?) } else { None };
+        Ok(vec![da, db])
+    });
+    Ok(z)
+}
+
+/// The sum of N tensors of one shape (a DARTS node sums its incoming edges).
+pub fn add_n(xs: &[&Tensor]) -> Result<Tensor> {
+    let first = xs.first().ok_or_else(|| Error::shape("add_n", "no tensors to sum"))?;
+    for x in &xs[1..] {
+        same_shape("add_n", first, x)?;
+    }
+    let y = first.duplicate()?;
+    for x in &xs[1..] {
+        launch("accumulate", &[], y.numel(), 0, &[x, &y]);
+    }
+    let n = xs.len();
+    first.gpu().record(xs, &[&y], move |g| Ok(vec![Some(g[0].clone()); n]));
+    Ok(y)
+}
+
+/// acc += x, in place and not recorded (gradient accumulation, optimizer internals).
+pub fn accumulate_(acc: &Tensor, x: &Tensor) -> Result<()> {
+    same_shape("accumulate_", acc, x)?;
+    launch("accumulate", &[], acc.numel(), 0, &[x, acc]);
+    Ok(())
+}
+
+/// y = s[k] * x where `s` is a GPU tensor (no readback). Gradients: dx = s[k] * dy and
+/// ds[k] = <dy, x>.
+pub fn scale(x: &Tensor, s: &Tensor, k: usize) -> Result<Tensor> {
+    if k >= s.numel() {
+        return Err(Error::shape("scale", format!("scalar index {k} out of {:?}", s.shape())));
+    }
+    let y = Tensor::empty(x.gpu(), x.shape())?;
+    launch("scale", &[], x.numel(), k, &[s, x, &y]);
+    let (sx, ss) = (x.clone(), s.clone());
+    x.gpu().record(&[x, s], &[&y], move |g| {
+        let dx = if sx.requires_grad() { Some(scale(&g[0], &ss, k)?) } else { None };
+        let ds = if ss.requires_grad() {
+            let ds = Tensor::zeros(ss.gpu(), ss.shape())?;
+            reduce::dot_into(&g[0], &sx, &ds, k, false)?;
+            Some(ds)
+        } else {
+            None
+        };
+        Ok(vec![dx, ds])
+    });
+    Ok(y)
+}
+
+/// y += s[k] * x, in place and not recorded.
+pub fn scale_accumulate_(y: &Tensor, x: &Tensor, s: &Tensor, k: usize) -> Result<()> {
+    same_shape("scale_accumulate_", y, x)?;
+    launch("scale_accumulate", &[], x.numel(), k, &[s, x, y]);
+    Ok(())
+}
