@@ -24,14 +24,20 @@ fn every_shader_parses_and_validates() {
                 continue;
             }
         };
-        let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty());
+        let mut validator =
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty());
         if let Err(e) = validator.validate(&module) {
             failures.push(e.emit_to_string_with_path(src, &format!("shaders/{stem}.wgsl")));
             continue;
         }
         for ep in &module.entry_points {
             let [x, y, z] = ep.workgroup_size;
-            assert!(x * y * z <= 256, "{stem}.wgsl {}: workgroup of {} invocations (web limit 256)", ep.name, x * y * z);
+            assert!(
+                x * y * z <= 256,
+                "{stem}.wgsl {}: workgroup of {} invocations (web limit 256)",
+                ep.name,
+                x * y * z
+            );
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -1,1 +1,89 @@
+//! The `wgpu-nas` command line.
+
+#[cfg(target_arch = "wasm32")]
 fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli {
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+
+    use clap::{Parser, Subcommand};
+    use wgpu_nas::{fixtures, Gpu};
+
+    #[derive(Parser)]
+    #[command(name = "wgpu-nas", version, about = "Gradient-based neural architecture search on any GPU")]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// Run every case of every *.json fixture in DIR (PyTorch reference values) on the GPU.
+        CheckFixtures {
+            /// Directory of fixture files (e.g. ../shared/golden).
+            dir: PathBuf,
+            /// Print every compared tensor, not only failures.
+            #[arg(long)]
+            verbose: bool,
+        },
+        /// List the GPU adapters wgpu sees, with backend and main limits.
+        Devices,
+    }
+
+    pub fn main() -> ExitCode {
+        let cli = Cli::parse();
+        match run(cli) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    fn run(cli: Cli) -> wgpu_nas::Result<ExitCode> {
+        match cli.command {
+            Command::CheckFixtures { dir, verbose } => {
+                let gpu = Gpu::new()?;
+                println!("adapter: {}", gpu.adapter());
+                let reports = fixtures::run_dir(&gpu, &dir, |r| {
+                    println!("{r}");
+                    if verbose {
+                        for c in &r.comparisons {
+                            println!("      {:<40} max |err| {:.3e}", c.what, c.max_abs_err);
+                        }
+                    }
+                })?;
+                let passed = reports.iter().filter(|r| r.passed()).count();
+                let failed = reports.len() - passed;
+                println!("{passed} passed, {failed} failed");
+                Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
+            Command::Devices => {
+                let adapters = pollster::block_on(wgpu_nas::gpu::list_adapters());
+                if adapters.is_empty() {
+                    println!("no adapters found; on Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1");
+                }
+                for (a, l) in adapters {
+                    println!("{a}");
+                    println!("    driver: {}", a.driver);
+                    println!(
+                        "    max storage binding {} MiB, storage buffers/stage {}, invocations/workgroup {}, workgroup memory {} KiB",
+                        l.max_storage_buffer_binding_size >> 20,
+                        l.max_storage_buffers_per_shader_stage,
+                        l.max_compute_invocations_per_workgroup,
+                        l.max_compute_workgroup_storage_size >> 10
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}

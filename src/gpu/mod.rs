@@ -67,10 +67,7 @@ impl Gpu {
                 ..Default::default()
             })
             .await
-            .map_err(|source| crate::Error::RequestDevice {
-                adapter: summary.name.clone(),
-                source,
-            })?;
+            .map_err(|source| crate::Error::RequestDevice { adapter: summary.name.clone(), source })?;
         Ok(Self::build(device, queue, summary))
     }
 
@@ -152,11 +149,7 @@ impl Gpu {
     /// groups come from caches; the dispatch joins the open compute pass.
     pub(crate) fn dispatch(&self, d: Dispatch<'_>) {
         let (pipeline, bind_group) = self.0.kernels.borrow_mut().prepare(self, &d);
-        let flush = self
-            .0
-            .recorder
-            .borrow_mut()
-            .dispatch(&self.0.device, &pipeline, &bind_group, d.workgroups);
+        let flush = self.0.recorder.borrow_mut().dispatch(&self.0.device, &pipeline, &bind_group, d.workgroups);
         if flush {
             self.flush();
         }
@@ -164,10 +157,7 @@ impl Gpu {
 
     /// Records a copy of `bytes` bytes between two pooled buffers, in stream order.
     pub(crate) fn copy(&self, src: &GpuBuffer, src_offset: u64, dst: &GpuBuffer, dst_offset: u64, bytes: u64) {
-        self.0
-            .recorder
-            .borrow_mut()
-            .copy(&self.0.device, &src.raw, src_offset, &dst.raw, dst_offset, bytes);
+        self.0.recorder.borrow_mut().copy(&self.0.device, &src.raw, src_offset, &dst.raw, dst_offset, bytes);
     }
 
     /// Records an upload of `data` into `dst` at `offset`, in stream order (a staging copy, so

@@ -47,7 +47,15 @@ impl Recorder {
         self.pending >= MAX_PENDING
     }
 
-    pub fn copy(&mut self, device: &wgpu::Device, src: &wgpu::Buffer, so: u64, dst: &wgpu::Buffer, d_o: u64, bytes: u64) {
+    pub fn copy(
+        &mut self,
+        device: &wgpu::Device,
+        src: &wgpu::Buffer,
+        so: u64,
+        dst: &wgpu::Buffer,
+        d_o: u64,
+        bytes: u64,
+    ) {
         self.encoder(device).copy_buffer_to_buffer(src, so, dst, d_o, bytes);
         self.pending += 1;
     }

@@ -27,7 +27,5 @@ pub(crate) fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()>
 
 /// Fails unless `t` has `rank` dimensions; returns them.
 pub(crate) fn dims<const R: usize>(op: &'static str, t: &Tensor) -> Result<[usize; R]> {
-    t.shape()
-        .try_into()
-        .map_err(|_| Error::shape(op, format!("expected {R} dimensions, got {:?}", t.shape())))
+    t.shape().try_into().map_err(|_| Error::shape(op, format!("expected {R} dimensions, got {:?}", t.shape())))
 }

@@ -21,11 +21,13 @@ pub fn to_f64(v: &[f32]) -> Vec<f64> {
 /// Largest |got - want| and the index where it occurs.
 pub fn max_abs_diff(got: &[f32], want: &[f64]) -> (f64, usize) {
     assert_eq!(got.len(), want.len(), "length mismatch");
-    got.iter()
-        .zip(want)
-        .enumerate()
-        .map(|(i, (&g, &w))| ((g as f64 - w).abs(), i))
-        .fold((0.0, 0), |a, b| if b.0 > a.0 { b } else { a })
+    got.iter().zip(want).enumerate().map(|(i, (&g, &w))| ((g as f64 - w).abs(), i)).fold((0.0, 0), |a, b| {
+        if b.0 > a.0 {
+            b
+        } else {
+            a
+        }
+    })
 }
 
 /// Asserts |got - want| <= atol + rtol * |want| everywhere, naming the worst element.
@@ -61,7 +63,8 @@ pub fn check_finite_differences(
     let y = f(&ts);
     let r = rng.uniform_vec(y.numel(), -1.0, 1.0);
     let grads = gpu.backward_from(&[(&y, Tensor::from_slice(gpu, y.shape(), &r).unwrap())]).unwrap();
-    let analytic: Vec<Vec<f32>> = ts.iter().map(|t| grads.get(t).expect("gradient for every input").to_vec().unwrap()).collect();
+    let analytic: Vec<Vec<f32>> =
+        ts.iter().map(|t| grads.get(t).expect("gradient for every input").to_vec().unwrap()).collect();
     drop(grads);
 
     let loss = |data: &[Vec<f32>]| -> f64 {
@@ -72,7 +75,8 @@ pub fn check_finite_differences(
     };
     for (k, (_, d)) in inputs.iter().enumerate() {
         let n = d.len();
-        let picks: Vec<usize> = if n <= samples { (0..n).collect() } else { (0..samples).map(|_| rng.below(n)).collect() };
+        let picks: Vec<usize> =
+            if n <= samples { (0..n).collect() } else { (0..samples).map(|_| rng.below(n)).collect() };
         for i in picks {
             let mut plus = base.clone();
             plus[k][i] += eps;
