@@ -1,1 +1,96 @@
-// (being written)
+// Layout ops over NCHW activations: copying a block of channels (concat along C, slicing C and
+// their backward passes), and the strided, shifted spatial window with zero fill. Gathers only:
+// each thread writes its own element. 1-D kernels: i = gid.x + gid.y * nwg.x * 256 (see
+// gpu::grid_1d).
+
+fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+struct CopyParams {
+    n: u32,        // batch
+    hw: u32,       // H * W
+    len: u32,      // channels copied
+    src_c: u32,    // channels of src
+    src_start: u32, // first channel read in src
+    dst_c: u32,    // channels of dst
+    dst_start: u32, // first channel written in dst
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> cp: CopyParams;
+
+// copy_channels: dst[n, dst_start + c] = src[n, src_start + c] for c < len
+@group(0) @binding(1) var<storage, read> cc_src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cc_dst: array<f32>;
+
+// dst[n, dst_start + c, :, :] = src[n, src_start + c, :, :]; one thread per copied element.
+@compute @workgroup_size(256)
+fn copy_channels(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= cp.n * cp.len * cp.hw) { return; }
+    let cell = i % cp.hw;
+    let c = (i / cp.hw) % cp.len;
+    let n = i / (cp.hw * cp.len);
+    cc_dst[(n * cp.dst_c + cp.dst_start + c) * cp.hw + cell] = cc_src[(n * cp.src_c + cp.src_start + c) * cp.hw + cell];
+}
+
+struct WindowParams {
+    nc: u32,     // N * C planes
+    h: u32,      // input plane
+    w: u32,
+    oh: u32,     // output plane
+    ow: u32,
+    off_h: i32,  // input row of output row 0
+    off_w: i32,  // input column of output column 0
+    stride: u32,
+}
+
+@group(0) @binding(0) var<uniform> wp: WindowParams;
+
+// window_forward: y[n,c,i,j] = x[n,c, off_h + i*stride, off_w + j*stride], 0 outside x
+@group(0) @binding(1) var<storage, read> wf_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> wf_y: array<f32>;
+
+// y[n,c,i,j] = x[n,c, off_h + i*s, off_w + j*s] or 0 where that is outside x; one thread per output.
+@compute @workgroup_size(256)
+fn window_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= wp.nc * wp.oh * wp.ow) { return; }
+    let plane = i / (wp.oh * wp.ow);
+    let iy = wp.off_h + i32(((i / wp.ow) % wp.oh) * wp.stride);
+    let ix = wp.off_w + i32((i % wp.ow) * wp.stride);
+    var v = 0.0;
+    if (iy >= 0 && iy < i32(wp.h) && ix >= 0 && ix < i32(wp.w)) {
+        v = wf_x[(plane * wp.h + u32(iy)) * wp.w + u32(ix)];
+    }
+    wf_y[i] = v;
+}
+
+// window_backward: dx[n,c,y,x] = dy at the one output that read (y, x), 0 if none did
+@group(0) @binding(1) var<storage, read> wb_dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> wb_dx: array<f32>;
+
+// The output index along one axis that reads input `at`, or -1 if none does.
+fn reader(at: u32, off: i32, stride: u32, out: u32) -> i32 {
+    let t = i32(at) - off;
+    if (t < 0 || t % i32(stride) != 0 || t / i32(stride) >= i32(out)) {
+        return -1;
+    }
+    return t / i32(stride);
+}
+
+// dx[n,c,y,x] = dy[n,c,i,j] where (y, x) = (off_h + i*s, off_w + j*s), else 0; one thread per input.
+@compute @workgroup_size(256)
+fn window_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= wp.nc * wp.h * wp.w) { return; }
+    let plane = i / (wp.h * wp.w);
+    let oy = reader((i / wp.w) % wp.h, wp.off_h, wp.stride, wp.oh);
+    let ox = reader(i % wp.w, wp.off_w, wp.stride, wp.ow);
+    var v = 0.0;
+    if (oy >= 0 && ox >= 0) {
+        v = wb_dy[(plane * wp.oh + u32(oy)) * wp.ow + u32(ox)];
+    }
+    wb_dx[i] = v;
+}

@@ -1,1 +1,211 @@
-// (being written)
+// Pooling over NCHW activations: 2-D max and average pooling (forward and backward) and global
+// average pooling. Every kernel gathers: a thread (or workgroup) computes its own outputs from
+// what it reads, so the backward passes need no atomics and repeat bit for bit.
+// 1-D kernels: i = gid.x + gid.y * nwg.x * 256 (see gpu::grid_1d).
+
+struct Params {
+    nc: u32,     // N * C planes
+    h: u32,      // input plane height
+    w: u32,      // input plane width
+    oh: u32,     // output plane height
+    ow: u32,     // output plane width
+    k: u32,      // window side
+    stride: u32,
+    pad: u32,    // zero cells on each side, never part of a max or an average
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+// The in-bounds part of the window of output (oy, ox): rows [r.x, r.y), columns [r.z, r.w).
+// With pad < k (checked on the Rust side) it is never empty.
+fn window_of(oy: u32, ox: u32) -> vec4<u32> {
+    let h0 = i32(oy * p.stride) - i32(p.pad);
+    let w0 = i32(ox * p.stride) - i32(p.pad);
+    let k = i32(p.k);
+    return vec4<u32>(
+        u32(max(h0, 0)), u32(min(h0 + k, i32(p.h))),
+        u32(max(w0, 0)), u32(min(w0 + k, i32(p.w))),
+    );
+}
+
+// The outputs whose windows hold input cell (iy, ix): rows [r.x, r.y), columns [r.z, r.w).
+fn windows_holding(iy: u32, ix: u32) -> vec4<u32> {
+    let s = i32(p.stride);
+    let k = i32(p.k);
+    // oy * s - pad <= iy <= oy * s - pad + k - 1
+    let lo_y = i32(iy + p.pad) - k + 1;
+    let lo_x = i32(ix + p.pad) - k + 1;
+    let first_y = select(0, (lo_y + s - 1) / s, lo_y > 0);
+    let first_x = select(0, (lo_x + s - 1) / s, lo_x > 0);
+    let end_y = min((iy + p.pad) / p.stride + 1u, p.oh);
+    let end_x = min((ix + p.pad) / p.stride + 1u, p.ow);
+    return vec4<u32>(u32(first_y), end_y, u32(first_x), end_x);
+}
+
+struct Max {
+    value: f32,
+    arg: u32, // iy * W + ix within the plane
+}
+
+// The first maximum of window (oy, ox) of `plane` in row-major order (ties keep the first).
+fn window_max(plane: u32, oy: u32, ox: u32) -> Max {
+    let r = window_of(oy, ox);
+    let base = plane * p.h * p.w;
+    var best = Max(mf_x[base + r.x * p.w + r.z], r.x * p.w + r.z);
+    for (var iy = r.x; iy < r.y; iy = iy + 1u) {
+        for (var ix = r.z; ix < r.w; ix = ix + 1u) {
+            let v = mf_x[base + iy * p.w + ix];
+            if (v > best.value) {
+                best = Max(v, iy * p.w + ix);
+            }
+        }
+    }
+    return best;
+}
+
+// max_forward, max_forward_arg: y = max over each window (arg = where it was, for backward)
+@group(0) @binding(1) var<storage, read> mf_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> mf_y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> mf_arg: array<u32>;
+
+// y[n,c,oy,ox] = max of the window, without saving the arg-max (no gradient); one thread per output.
+@compute @workgroup_size(256)
+fn max_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.nc * p.oh * p.ow) { return; }
+    let m = window_max(i / (p.oh * p.ow), (i / p.ow) % p.oh, i % p.ow);
+    mf_y[i] = m.value;
+}
+
+// y[n,c,oy,ox] = max of the window and arg = its plane index; one thread per output.
+@compute @workgroup_size(256)
+fn max_forward_arg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.nc * p.oh * p.ow) { return; }
+    let m = window_max(i / (p.oh * p.ow), (i / p.ow) % p.oh, i % p.ow);
+    mf_y[i] = m.value;
+    mf_arg[i] = m.arg;
+}
+
+// max_backward: dx = sum of dy over the windows whose arg-max is this cell
+@group(0) @binding(1) var<storage, read> mb_arg: array<u32>;
+@group(0) @binding(2) var<storage, read> mb_dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> mb_dx: array<f32>;
+
+// dx[n,c,iy,ix] = sum of dy[n,c,oy,ox] over windows holding (iy, ix) with arg-max there; one thread per input.
+@compute @workgroup_size(256)
+fn max_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.nc * p.h * p.w) { return; }
+    let cell = i % (p.h * p.w);
+    let base = (i / (p.h * p.w)) * p.oh * p.ow;
+    let r = windows_holding(cell / p.w, cell % p.w);
+    var acc = 0.0;
+    for (var oy = r.x; oy < r.y; oy = oy + 1u) {
+        for (var ox = r.z; ox < r.w; ox = ox + 1u) {
+            let o = base + oy * p.ow + ox;
+            if (mb_arg[o] == cell) {
+                acc = acc + mb_dy[o];
+            }
+        }
+    }
+    mb_dx[i] = acc;
+}
+
+// avg_forward: y = mean over each window's in-bounds cells (count_include_pad = False)
+@group(0) @binding(1) var<storage, read> af_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> af_y: array<f32>;
+
+fn cells(r: vec4<u32>) -> f32 {
+    return f32((r.y - r.x) * (r.w - r.z));
+}
+
+// y[n,c,oy,ox] = sum of the window's in-bounds cells / their count; one thread per output.
+@compute @workgroup_size(256)
+fn avg_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.nc * p.oh * p.ow) { return; }
+    let base = (i / (p.oh * p.ow)) * p.h * p.w;
+    let r = window_of((i / p.ow) % p.oh, i % p.ow);
+    var acc = 0.0;
+    for (var iy = r.x; iy < r.y; iy = iy + 1u) {
+        for (var ix = r.z; ix < r.w; ix = ix + 1u) {
+            acc = acc + af_x[base + iy * p.w + ix];
+        }
+    }
+    af_y[i] = acc / cells(r);
+}
+
+// avg_backward: dx = sum of dy / count over the windows holding this cell
+@group(0) @binding(1) var<storage, read> ab_dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ab_dx: array<f32>;
+
+// dx[n,c,iy,ix] = sum of dy[n,c,oy,ox] / count(oy,ox) over windows holding (iy, ix); one thread per input.
+@compute @workgroup_size(256)
+fn avg_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.nc * p.h * p.w) { return; }
+    let cell = i % (p.h * p.w);
+    let base = (i / (p.h * p.w)) * p.oh * p.ow;
+    let r = windows_holding(cell / p.w, cell % p.w);
+    var acc = 0.0;
+    for (var oy = r.x; oy < r.y; oy = oy + 1u) {
+        for (var ox = r.z; ox < r.w; ox = ox + 1u) {
+            acc = acc + ab_dy[base + oy * p.ow + ox] / cells(window_of(oy, ox));
+        }
+    }
+    ab_dx[i] = acc;
+}
+
+// global_forward: y[n,c] = mean of plane (n, c)
+@group(0) @binding(1) var<storage, read> gf_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gf_y: array<f32>;
+
+const GLOBAL_WG: u32 = 64u;
+var<workgroup> tree: array<f32, 64>;
+
+// y[n,c] = mean over the H*W plane; one workgroup of 64 per plane (threads stride through it,
+// then a fixed-order tree sums their partials).
+@compute @workgroup_size(64)
+fn global_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let plane = wid.x + wid.y * nwg.x;
+    let hw = p.h * p.w;
+    var acc = 0.0;
+    if (plane < p.nc) {
+        for (var j = lid; j < hw; j = j + GLOBAL_WG) {
+            acc = acc + gf_x[plane * hw + j];
+        }
+    }
+    tree[lid] = acc;
+    workgroupBarrier();
+    for (var s = GLOBAL_WG / 2u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+            tree[lid] = tree[lid] + tree[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u && plane < p.nc) {
+        gf_y[plane] = tree[0] / f32(hw);
+    }
+}
+
+// global_backward: dx = dy[n,c] / (H * W), broadcast over the plane
+@group(0) @binding(1) var<storage, read> gb_dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gb_dx: array<f32>;
+
+// dx[n,c,iy,ix] = dy[n,c] / (H * W); one thread per input.
+@compute @workgroup_size(256)
+fn global_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    let hw = p.h * p.w;
+    if (i >= p.nc * hw) { return; }
+    gb_dx[i] = gb_dy[i / hw] / f32(hw);
+}

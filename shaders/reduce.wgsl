@@ -20,7 +20,10 @@ override MODE: u32 = 0u;
 
 var<workgroup> tree: array<f32, 256>;
 
+// Sums v over the workgroup in a fixed order. The leading barrier makes a second call in the
+// same kernel safe (thread 0 may not overwrite tree[0] while others still read it).
 fn tree_sum(lid: u32, v: f32) -> f32 {
+    workgroupBarrier();
     tree[lid] = v;
     workgroupBarrier();
     for (var s = 128u; s > 0u; s = s >> 1u) {

@@ -38,6 +38,9 @@ pub enum Error {
     #[error("reading a buffer back from the GPU failed: {0}")]
     Readback(String),
 
+    #[error("the GPU reported an error: {0}")]
+    Gpu(String),
+
     #[error("the GPU device was lost: {0}; restart the run (a checkpoint keeps the last good state)")]
     DeviceLost(String),
 

@@ -11,13 +11,16 @@ mod readback;
 mod recorder;
 mod shaders;
 
-pub use adapter::{list as list_adapters, AdapterSummary};
+#[cfg(not(target_arch = "wasm32"))]
+pub use adapter::list as list_adapters;
+pub use adapter::AdapterSummary;
 pub(crate) use kernels::Dispatch;
 pub use pool::MemoryStats;
 pub use shaders::SHADERS;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use crate::autograd::Tape;
 use crate::error::Result;
@@ -43,6 +46,9 @@ pub(crate) struct GpuInner {
     pub(crate) tape: RefCell<Tape>,
     pub(crate) grad_enabled: Cell<bool>,
     next_id: Cell<u64>,
+    /// The first validation error or device loss wgpu reported (devices we created only; a
+    /// caller's device keeps the caller's handlers). Surfaced as an `Error` at the next readback.
+    fault: Arc<Mutex<Option<crate::Error>>>,
 }
 
 /// A storage buffer owned by the pool, with an id that stays the same while it lives (the key of
@@ -97,6 +103,7 @@ impl Gpu {
             tape: RefCell::new(Tape::default()),
             grad_enabled: Cell::new(true),
             next_id: Cell::new(1),
+            fault: Arc::new(Mutex::new(None)),
         }))
     }
 
@@ -114,6 +121,11 @@ impl Gpu {
 
     pub fn limits(&self) -> &wgpu::Limits {
         &self.0.limits
+    }
+
+    /// The first GPU error reported since the last call, if any.
+    pub fn take_fault(&self) -> Option<crate::Error> {
+        self.0.fault.lock().unwrap().take()
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -193,6 +205,11 @@ impl Gpu {
     /// Number of submissions made so far (a test checks that a step batches its dispatches).
     pub fn submissions(&self) -> u64 {
         self.0.recorder.borrow().submissions
+    }
+
+    /// Number of readbacks (GPU to host copies) so far: a training step makes none.
+    pub fn readbacks(&self) -> u64 {
+        self.0.recorder.borrow().readbacks
     }
 
     /// Number of dispatches recorded so far.

@@ -21,6 +21,7 @@ impl Gpu {
         });
         {
             let mut rec = self.0.recorder.borrow_mut();
+            rec.readbacks += 1;
             for (&(buf, len), &off) in parts.iter().zip(&offsets) {
                 if len > 0 {
                     rec.copy(&self.0.device, &buf.raw, 0, &staging, off, len.div_ceil(4) * 4);
@@ -39,6 +40,9 @@ impl Gpu {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(Error::Readback(e.to_string())),
             None => return Err(Error::Readback("the map callback was dropped".into())),
+        }
+        if let Some(fault) = self.take_fault() {
+            return Err(fault);
         }
         let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Readback(format!("{e:?}")))?;
         let out = parts

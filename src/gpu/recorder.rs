@@ -14,6 +14,7 @@ pub(super) struct Recorder {
     pending: u32,
     pub submissions: u64,
     pub dispatches: u64,
+    pub readbacks: u64,
 }
 
 impl Recorder {
@@ -63,7 +64,7 @@ impl Recorder {
     pub fn upload(&mut self, device: &wgpu::Device, dst: &wgpu::Buffer, offset: u64, data: &[u8]) {
         // Copies need sizes in multiples of 4; pad the staging data.
         let mut padded;
-        let bytes = if data.len() % 4 == 0 {
+        let bytes = if data.len().is_multiple_of(4) {
             data
         } else {
             padded = data.to_vec();

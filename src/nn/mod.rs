@@ -1,1 +1,156 @@
-//! (being written)
+//! Parameterised blocks built from the ops: the pieces a DARTS or ENAS network is made of.
+//! Each block owns its parameter tensors and lists them by name (`conv_1.weight`, as in the
+//! reference PyTorch code) for optimizers, checkpoints and the fixtures.
+
+pub mod darts_ops;
+
+pub use darts_ops::{DilConv, FactorizedReduce, MixedOp, PoolBn, Primitive, ReluConvBn, SepConv, PRIMITIVES};
+
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::ops::{batch_norm, conv, linear};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+/// Named parameters of a block, for optimizers and checkpoints. Buffers that are state but not
+/// trained (BN running statistics) are listed by `buffers`.
+pub trait Module {
+    /// Trainable tensors, each with its dotted name under `prefix`.
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>);
+
+    /// Non-trained state (running statistics), each with its dotted name under `prefix`.
+    fn buffers(&self, _prefix: &str, _out: &mut Vec<(String, Tensor)>) {}
+
+    /// All trainable tensors, unnamed, in a fixed order.
+    fn param_list(&self) -> Vec<Tensor> {
+        let mut v = Vec::new();
+        self.params("", &mut v);
+        v.into_iter().map(|(_, t)| t).collect()
+    }
+}
+
+pub(crate) fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// PyTorch's default init for conv and linear layers (kaiming-uniform with a = sqrt(5)):
+/// uniform in +-1/sqrt(fan_in).
+pub fn uniform_fan_in(gpu: &Gpu, rng: &mut Rng, shape: &[usize], fan_in: usize) -> Result<Tensor> {
+    let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+    let n = shape.iter().product();
+    Tensor::param(gpu, shape, &rng.uniform_vec(n, -bound, bound))
+}
+
+/// A convolution's weight (OIHW) and its geometry; no bias (DARTS convs have none).
+pub struct Conv {
+    pub weight: Tensor,
+    pub spec: conv::Conv2d,
+}
+
+impl Conv {
+    /// weight: [c_out, c_in/groups, k, k]
+    pub fn new(gpu: &Gpu, rng: &mut Rng, c_in: usize, c_out: usize, k: usize, spec: conv::Conv2d) -> Result<Conv> {
+        let fan_in = c_in / spec.groups * k * k;
+        let weight = uniform_fan_in(gpu, rng, &[c_out, c_in / spec.groups, k, k], fan_in)?;
+        Ok(Conv { weight, spec })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        conv::conv2d(x, &self.weight, None, self.spec)
+    }
+}
+
+impl Module for Conv {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        out.push((join(prefix, "weight"), self.weight.clone()));
+    }
+}
+
+/// BatchNorm2d with running statistics; affine (gamma, beta) or not, as DARTS's search
+/// (affine=False) and evaluation (affine=True) networks use.
+pub struct BatchNorm {
+    pub weight: Option<Tensor>,
+    pub bias: Option<Tensor>,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub momentum: f32,
+    pub eps: f32,
+}
+
+impl BatchNorm {
+    pub fn new(gpu: &Gpu, c: usize, affine: bool) -> Result<BatchNorm> {
+        let (weight, bias) = if affine {
+            (Some(Tensor::param(gpu, &[c], &vec![1.0; c])?), Some(Tensor::param(gpu, &[c], &vec![0.0; c])?))
+        } else {
+            (None, None)
+        };
+        Ok(BatchNorm {
+            weight,
+            bias,
+            running_mean: Tensor::zeros(gpu, &[c])?,
+            running_var: Tensor::full(gpu, &[c], 1.0)?,
+            momentum: 0.1,
+            eps: 1e-5,
+        })
+    }
+
+    /// Training mode uses batch statistics and updates the running ones; eval uses the running ones.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let out = batch_norm::batch_norm2d(
+            x,
+            self.weight.as_ref(),
+            self.bias.as_ref(),
+            Some((&self.running_mean, &self.running_var)),
+            train,
+            self.momentum,
+            self.eps,
+        )?;
+        Ok(out.y)
+    }
+}
+
+impl Module for BatchNorm {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        if let (Some(w), Some(b)) = (&self.weight, &self.bias) {
+            out.push((join(prefix, "weight"), w.clone()));
+            out.push((join(prefix, "bias"), b.clone()));
+        }
+    }
+
+    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        out.push((join(prefix, "running_mean"), self.running_mean.clone()));
+        out.push((join(prefix, "running_var"), self.running_var.clone()));
+    }
+}
+
+/// y = x W^T + b.
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// weight: [out, in], bias: [out]
+    pub fn new(gpu: &Gpu, rng: &mut Rng, d_in: usize, d_out: usize, bias: bool) -> Result<Linear> {
+        let weight = uniform_fan_in(gpu, rng, &[d_out, d_in], d_in)?;
+        let bias = if bias { Some(uniform_fan_in(gpu, rng, &[d_out], d_in)?) } else { None };
+        Ok(Linear { weight, bias })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        linear::linear(x, &self.weight, self.bias.as_ref())
+    }
+}
+
+impl Module for Linear {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        out.push((join(prefix, "weight"), self.weight.clone()));
+        if let Some(b) = &self.bias {
+            out.push((join(prefix, "bias"), b.clone()));
+        }
+    }
+}

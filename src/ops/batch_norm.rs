@@ -1,1 +1,221 @@
-//! (being written)
+//! BatchNorm2d (`shaders/batch_norm.wgsl`): per-channel normalisation of x: [N, C, H, W] with
+//! the batch statistics (training) or the running statistics (eval), then gamma and beta when
+//! affine. DARTS searches with affine=False BNs on every edge; the final network uses affine.
+//!
+//! Per-channel sums are one workgroup per channel in a fixed order (no atomics). The backward
+//! saves only x and the per-channel mean and variance, and recomputes xhat in its kernels: a
+//! supernet holds hundreds of BNs, so a saved full-size xhat per BN would double their memory.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::dims;
+use crate::error::{Error, Result};
+use crate::gpu::{grid_1d, grid_groups, Dispatch};
+use crate::tensor::{DType, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    c: u32,
+    hw: u32,
+    total: u32,
+    eps: f32,
+    momentum: f32,
+    _pad: [u32; 2],
+}
+
+const OP: &str = "batch_norm2d";
+
+/// What [`batch_norm2d`] returns: the output and the statistics it normalised with.
+pub struct BatchNorm2dOutput {
+    /// y: [N, C, H, W]
+    pub y: Tensor,
+    /// [C]: the batch mean (training) or a copy of the running mean used (eval).
+    pub mean: Tensor,
+    /// [C]: the biased batch variance (training) or a copy of the running variance used (eval).
+    pub var: Tensor,
+}
+
+/// A launch of one entry point: the shape parameters and whether gamma and beta apply.
+struct Launch {
+    params: Params,
+    affine: bool,
+}
+
+impl Launch {
+    fn dispatch(&self, entry: &'static str, buffers: &[&Tensor], workgroups: [u32; 3]) {
+        let gpu = buffers[0].gpu();
+        let bufs: Vec<_> = buffers.iter().map(|t| t.buf()).collect();
+        gpu.dispatch(Dispatch {
+            shader: "batch_norm",
+            entry,
+            constants: &[("AFFINE", self.affine as u32 as f64)],
+            params: bytemuck::bytes_of(&self.params),
+            buffers: &bufs,
+            workgroups,
+        });
+    }
+
+    fn channels(&self) -> usize {
+        self.params.c as usize
+    }
+
+    fn elements(&self) -> usize {
+        self.params.total as usize
+    }
+}
+
+fn check_channel_vector(name: &str, t: &Tensor, c: usize) -> Result<()> {
+    if t.shape() != [c] {
+        return Err(Error::shape(OP, format!("{name} {:?} should be [{c}], one value per channel", t.shape())));
+    }
+    if t.dtype() != DType::F32 {
+        return Err(Error::shape(OP, format!("{name} must be f32, got {:?}", t.dtype())));
+    }
+    Ok(())
+}
+
+/// BatchNorm2d of x: [N, C, H, W].
+///
+/// Training: normalises with the batch mean and biased variance over (N, H, W), and, when
+/// `running` is given, updates it in place on the GPU (not recorded on the tape):
+/// `r = (1 - momentum) * r + momentum * stat`, with the unbiased variance for running_var.
+/// Eval (`training == false`): normalises with `running` (required then).
+/// `y = (x - mean) / sqrt(var + eps) * gamma + beta`; `weight` (gamma) and `bias` (beta) are
+/// both given (affine) or both `None`. Gradients reach x (through the batch statistics in
+/// training), gamma and beta; the returned `mean` and `var` are not differentiated.
+pub fn batch_norm2d(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    running: Option<(&Tensor, &Tensor)>,
+    training: bool,
+    momentum: f32,
+    eps: f32,
+) -> Result<BatchNorm2dOutput> {
+    let [n, c, h, w] = dims::<4>(OP, x)?;
+    if x.dtype() != DType::F32 {
+        return Err(Error::shape(OP, format!("x must be f32, got {:?}", x.dtype())));
+    }
+    let affine = match (weight, bias) {
+        (Some(g), Some(b)) => {
+            check_channel_vector("weight", g, c)?;
+            check_channel_vector("bias", b, c)?;
+            Some((g, b))
+        }
+        (None, None) => None,
+        _ => return Err(Error::shape(OP, "give both weight and bias (affine) or neither")),
+    };
+    if let Some((rm, rv)) = running {
+        check_channel_vector("running_mean", rm, c)?;
+        check_channel_vector("running_var", rv, c)?;
+    }
+    if training && n * h * w < 2 {
+        return Err(Error::shape(OP, format!("training needs more than one value per channel, x is {:?}", x.shape())));
+    }
+    if eps.is_nan() || eps < 0.0 {
+        return Err(Error::shape(OP, format!("eps must be a non-negative number, got {eps}")));
+    }
+    let gpu = x.gpu();
+    let launch = Launch {
+        params: Params {
+            n: n as u32,
+            c: c as u32,
+            hw: (h * w) as u32,
+            total: x.numel() as u32,
+            eps,
+            momentum,
+            _pad: [0; 2],
+        },
+        affine: affine.is_some(),
+    };
+
+    let (mean, var) = if training {
+        let mean = Tensor::empty(gpu, &[c])?; // mean: [C]
+        let var = Tensor::empty(gpu, &[c])?; // var: [C], biased
+        launch.dispatch("batch_stats", &[x, &mean, &var], grid_groups(c));
+        if let Some((rm, rv)) = running {
+            launch.dispatch("update_running", &[&mean, &var, rm, rv], grid_1d(c));
+        }
+        (mean, var)
+    } else {
+        let (rm, rv) = running.ok_or_else(|| Error::shape(OP, "eval mode needs the running statistics"))?;
+        // Copies, so that the statistics saved for the backward and returned stay those used.
+        (rm.duplicate()?, rv.duplicate()?)
+    };
+
+    // Without affine the kernel never reads gamma and beta; bind the mean there.
+    let y = Tensor::empty(gpu, x.shape())?; // y: [N, C, H, W]
+    let (gamma, beta) = affine.unwrap_or((&mean, &mean));
+    launch.dispatch("normalize_forward", &[x, &mean, &var, gamma, beta, &y], grid_1d(launch.elements()));
+
+    let saved = Saved {
+        x: x.clone(),
+        mean: mean.clone(),
+        var: var.clone(),
+        affine: affine.map(|(g, b)| (g.clone(), b.clone())),
+    };
+    let mut inputs = vec![x];
+    if let Some((g, b)) = affine {
+        inputs.extend([g, b]);
+    }
+    gpu.record(&inputs, &[&y], move |g| saved.backward(&launch, &g[0], training));
+    Ok(BatchNorm2dOutput { y, mean, var })
+}
+
+/// What the backward keeps: x and the per-channel statistics (xhat is recomputed).
+struct Saved {
+    x: Tensor,
+    mean: Tensor,
+    var: Tensor,
+    /// (gamma, beta) when affine.
+    affine: Option<(Tensor, Tensor)>,
+}
+
+impl Saved {
+    /// Gradients for (x, gamma, beta), or for x alone when not affine.
+    fn backward(&self, launch: &Launch, dy: &Tensor, training: bool) -> Result<Vec<Option<Tensor>>> {
+        let gpu = dy.gpu();
+        let c = launch.channels();
+        let x_grad = self.x.requires_grad();
+        let gamma = self.affine.as_ref().map(|(g, _)| g);
+        let gamma_grad = gamma.is_some_and(|g| g.requires_grad());
+        let beta_grad = self.affine.as_ref().is_some_and(|(_, b)| b.requires_grad());
+        // Training's dx needs both per-channel sums; otherwise they are only gamma's and beta's.
+        let sums = if gamma_grad || beta_grad || (x_grad && training) {
+            let dgamma = Tensor::empty(gpu, &[c])?; // dgamma: [C] = sum dy * xhat
+            let dbeta = Tensor::empty(gpu, &[c])?; // dbeta: [C] = sum dy
+            launch.dispatch("backward_sums", &[&self.x, dy, &self.mean, &self.var, &dgamma, &dbeta], grid_groups(c));
+            Some((dgamma, dbeta))
+        } else {
+            None
+        };
+        let dx = if x_grad {
+            let dx = Tensor::empty(gpu, self.x.shape())?; // dx: [N, C, H, W]
+                                                          // Without affine the kernels never read gamma; bind the variance there.
+            let gamma = gamma.unwrap_or(&self.var);
+            match (&sums, training) {
+                // Training always has the sums here (computed above when x needs a gradient).
+                (Some((dgamma, dbeta)), true) => launch.dispatch(
+                    "backward_dx",
+                    &[&self.x, dy, &self.mean, &self.var, gamma, dgamma, dbeta, &dx],
+                    grid_1d(launch.elements()),
+                ),
+                _ => launch.dispatch("backward_dx_eval", &[dy, &self.var, gamma, &dx], grid_1d(launch.elements())),
+            }
+            Some(dx)
+        } else {
+            None
+        };
+        let mut grads = vec![dx];
+        if self.affine.is_some() {
+            let (dgamma, dbeta) = match sums {
+                Some((g, b)) => (gamma_grad.then_some(g), beta_grad.then_some(b)),
+                None => (None, None),
+            };
+            grads.extend([dgamma, dbeta]);
+        }
+        Ok(grads)
+    }
+}

@@ -1,1 +1,299 @@
-//! (being written)
+//! 2-D convolution (`shaders/conv.wgsl`) with PyTorch's semantics: cross-correlation, zero
+//! padding, stride, dilation and groups (depthwise when groups = c_in), optional bias.
+//! Activations NCHW, weights OIHW `[c_out, c_in / groups, kh, kw]`.
+//!
+//! Forward and the input gradient are direct loops, one thread per element; the weight and bias
+//! gradients are deterministic reductions over the N*OH*OW output positions, split into fixed
+//! chunks so that small filters still fill the GPU. The kernel size is a pipeline constant, so
+//! the pointwise (1x1) and depthwise (one channel per group) cases get loops the shader compiler
+//! unrolls.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::dims;
+use crate::error::{Error, Result};
+use crate::gpu::{grid_1d, grid_groups, Dispatch, Gpu, GpuBuffer, WORKGROUP};
+use crate::tensor::Tensor;
+
+/// The geometry of a convolution (the kernel size comes from the weight).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2d {
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+    pub groups: usize,
+}
+
+impl Conv2d {
+    pub fn new(stride: usize, padding: usize, dilation: usize, groups: usize) -> Conv2d {
+        Conv2d { stride, padding, dilation, groups }
+    }
+
+    /// Output length along one axis: floor((size + 2*padding - dilation*(k-1) - 1) / stride) + 1,
+    /// or `None` when the dilated kernel does not fit in the padded input (or k or the
+    /// stride is 0).
+    pub fn output_size(&self, size: usize, k: usize) -> Option<usize> {
+        if k == 0 || self.stride == 0 {
+            return None;
+        }
+        let span = self.dilation * (k - 1) + 1;
+        (size + 2 * self.padding).checked_sub(span).map(|room| room / self.stride + 1)
+    }
+}
+
+impl Default for Conv2d {
+    /// Stride 1, no padding, no dilation, one group.
+    fn default() -> Self {
+        Conv2d::new(1, 0, 1, 1)
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    c_in: u32,
+    h: u32,
+    w: u32,
+    c_out: u32,
+    oh: u32,
+    ow: u32,
+    cin_g: u32,
+    cout_g: u32,
+    stride: u32,
+    padding: u32,
+    dilation: u32,
+    chunk: u32,
+    chunks: u32,
+    outputs: u32,
+    _pad: u32,
+}
+
+/// Taps one `weight_backward` workgroup reduces together (`MAX_TAPS` in the shader).
+const MAX_TAPS: usize = 25;
+/// Workgroups the weight and bias reductions aim for, so that a handful of filters (a
+/// depthwise conv of 16 channels) still spreads over the whole GPU.
+const TARGET_WORKGROUPS: usize = 2048;
+/// Fewest output positions per chunk: four per thread keeps each workgroup busy.
+const MIN_CHUNK: usize = 4 * WORKGROUP as usize;
+
+/// Everything the kernels need to know about one convolution, checked.
+#[derive(Clone, Copy)]
+struct Geometry {
+    n: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    spec: Conv2d,
+}
+
+impl Geometry {
+    fn new(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, spec: Conv2d) -> Result<Geometry> {
+        let op = "conv2d";
+        let [n, c_in, h, width] = dims::<4>(op, x)
+            .map_err(|_| Error::shape(op, format!("input must be [N, C_in, H, W], got {:?}", x.shape())))?;
+        let [c_out, cin_g, kh, kw] = dims::<4>(op, w).map_err(|_| {
+            Error::shape(op, format!("weight must be [C_out, C_in/groups, kH, kW], got {:?}", w.shape()))
+        })?;
+        if spec.stride == 0 || spec.dilation == 0 || spec.groups == 0 {
+            return Err(Error::shape(op, format!("stride, dilation and groups must be at least 1: {spec:?}")));
+        }
+        let g = spec.groups;
+        if c_in % g != 0 || c_out % g != 0 {
+            return Err(Error::shape(
+                op,
+                format!("groups = {g} must divide C_in = {c_in} and C_out = {c_out} (input {:?})", x.shape()),
+            ));
+        }
+        if cin_g != c_in / g {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "weight {:?} has {cin_g} input channels per group; input {:?} with groups = {g} needs {}",
+                    w.shape(),
+                    x.shape(),
+                    c_in / g
+                ),
+            ));
+        }
+        if kh == 0 || kw == 0 || c_out == 0 || n == 0 || c_in == 0 {
+            return Err(Error::shape(op, format!("empty input {:?} or weight {:?}", x.shape(), w.shape())));
+        }
+        let (Some(oh), Some(ow)) = (spec.output_size(h, kh), spec.output_size(width, kw)) else {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "kernel {kh}x{kw} with dilation {} does not fit the input {h}x{width} padded by {}",
+                    spec.dilation, spec.padding
+                ),
+            ));
+        };
+        if let Some(b) = bias {
+            if b.shape() != [c_out] {
+                return Err(Error::shape(op, format!("bias must be [{c_out}] (C_out), got {:?}", b.shape())));
+            }
+        }
+        Ok(Geometry { n, c_in, h, w: width, c_out, kh, kw, oh, ow, spec })
+    }
+
+    fn x_shape(&self) -> [usize; 4] {
+        [self.n, self.c_in, self.h, self.w]
+    }
+
+    fn w_shape(&self) -> [usize; 4] {
+        [self.c_out, self.c_in / self.spec.groups, self.kh, self.kw]
+    }
+
+    fn y_shape(&self) -> [usize; 4] {
+        [self.n, self.c_out, self.oh, self.ow]
+    }
+
+    /// How many taps a weight-gradient workgroup reduces together.
+    fn taps(&self) -> usize {
+        (self.kh * self.kw).min(MAX_TAPS)
+    }
+
+    /// Output positions per chunk and the number of chunks of a reduction that produces
+    /// `groups_per_chunk` workgroups' worth of values.
+    fn chunking(&self, groups_per_chunk: usize) -> (usize, usize) {
+        let positions = self.n * self.oh * self.ow;
+        let wanted = TARGET_WORKGROUPS.div_ceil(groups_per_chunk);
+        let chunks = wanted.min(positions.div_ceil(MIN_CHUNK)).max(1);
+        let chunk = positions.div_ceil(chunks);
+        (chunk, positions.div_ceil(chunk))
+    }
+
+    fn params(&self, chunk: usize, chunks: usize, outputs: usize) -> Params {
+        let g = self.spec.groups;
+        Params {
+            n: self.n as u32,
+            c_in: self.c_in as u32,
+            h: self.h as u32,
+            w: self.w as u32,
+            c_out: self.c_out as u32,
+            oh: self.oh as u32,
+            ow: self.ow as u32,
+            cin_g: (self.c_in / g) as u32,
+            cout_g: (self.c_out / g) as u32,
+            stride: self.spec.stride as u32,
+            padding: self.spec.padding as u32,
+            dilation: self.spec.dilation as u32,
+            chunk: chunk as u32,
+            chunks: chunks as u32,
+            outputs: outputs as u32,
+            _pad: 0,
+        }
+    }
+
+    /// The pipeline constants: kernel size, then one more (`HAS_BIAS` or `TAPS`) where the
+    /// entry point has it.
+    fn constants(&self, extra: Option<(&'static str, usize)>) -> Vec<(&'static str, f64)> {
+        let mut c = vec![("KH", self.kh as f64), ("KW", self.kw as f64)];
+        c.extend(extra.map(|(k, v)| (k, v as f64)));
+        c
+    }
+}
+
+fn launch(
+    gpu: &Gpu,
+    entry: &'static str,
+    constants: &[(&'static str, f64)],
+    p: &Params,
+    buffers: &[&GpuBuffer],
+    wg: [u32; 3],
+) {
+    gpu.dispatch(Dispatch { shader: "conv", entry, constants, params: bytemuck::bytes_of(p), buffers, workgroups: wg });
+}
+
+/// y = conv2d(x, w) + bias, PyTorch's `F.conv2d`.
+/// x: [N, C_in, H, W], w: [C_out, C_in/groups, kH, kW], bias: [C_out] -> y: [N, C_out, OH, OW]
+/// with OH = floor((H + 2*padding - dilation*(kH-1) - 1) / stride) + 1 (OW alike).
+pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, spec: Conv2d) -> Result<Tensor> {
+    let geo = Geometry::new(x, w, bias, spec)?;
+    let gpu = x.gpu();
+    // y: [N, C_out, OH, OW]
+    let y = Tensor::empty(gpu, &geo.y_shape())?;
+    let p = geo.params(0, 0, 0);
+    // Without a bias the binding still needs a buffer; the shader does not read it.
+    let b = bias.unwrap_or(w);
+    let wg = grid_1d(y.numel());
+    launch(
+        gpu,
+        "forward",
+        &geo.constants(Some(("HAS_BIAS", bias.is_some() as usize))),
+        &p,
+        &[x.buf(), w.buf(), b.buf(), y.buf()],
+        wg,
+    );
+
+    let mut inputs = vec![x, w];
+    inputs.extend(bias);
+    let (sx, sw, sb) = (x.clone(), w.clone(), bias.cloned());
+    gpu.record(&inputs, &[&y], move |g| {
+        let dy = &g[0];
+        let dx = if sx.requires_grad() { Some(input_grad(&geo, dy, &sw)?) } else { None };
+        let dw = if sw.requires_grad() { Some(weight_grad(&geo, dy, &sx)?) } else { None };
+        let mut grads = vec![dx, dw];
+        if let Some(b) = &sb {
+            grads.push(if b.requires_grad() { Some(bias_grad(&geo, dy)?) } else { None });
+        }
+        Ok(grads)
+    });
+    Ok(y)
+}
+
+/// dx: [N, C_in, H, W] from dy: [N, C_out, OH, OW] and w.
+fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let dx = Tensor::empty(dy.gpu(), &geo.x_shape())?;
+    let p = geo.params(0, 0, 0);
+    let wg = grid_1d(dx.numel());
+    launch(dy.gpu(), "input_backward", &geo.constants(None), &p, &[dy.buf(), w.buf(), dx.buf()], wg);
+    Ok(dx)
+}
+
+/// dw: [C_out, C_in/groups, kH, kW] from dy and x.
+fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Tensor> {
+    let gpu = dy.gpu();
+    let w_shape = geo.w_shape();
+    let n_weights: usize = w_shape.iter().product();
+    // One workgroup per (chunk, filter slice (o, c), block of taps).
+    let slices = w_shape[0] * w_shape[1];
+    let blocks = (geo.kh * geo.kw).div_ceil(geo.taps());
+    let (chunk, chunks) = geo.chunking(slices * blocks);
+    let p = geo.params(chunk, chunks, n_weights);
+    let dw = Tensor::empty(gpu, &w_shape)?;
+    let c = geo.constants(Some(("TAPS", geo.taps())));
+    let wg = grid_groups(chunks * slices * blocks);
+    if chunks == 1 {
+        launch(gpu, "weight_backward", &c, &p, &[dy.buf(), x.buf(), dw.buf()], wg);
+    } else {
+        // partial: [chunks, C_out * C_in/groups * kH * kW]
+        let partial = Tensor::empty(gpu, &[chunks, n_weights])?;
+        launch(gpu, "weight_backward", &c, &p, &[dy.buf(), x.buf(), partial.buf()], wg);
+        launch(gpu, "sum_chunks", &[], &p, &[partial.buf(), dw.buf()], grid_1d(n_weights));
+    }
+    Ok(dw)
+}
+
+/// dbias: [C_out] from dy.
+fn bias_grad(geo: &Geometry, dy: &Tensor) -> Result<Tensor> {
+    let gpu = dy.gpu();
+    let (chunk, chunks) = geo.chunking(geo.c_out);
+    let p = geo.params(chunk, chunks, geo.c_out);
+    let db = Tensor::empty(gpu, &[geo.c_out])?;
+    let wg = grid_groups(chunks * geo.c_out);
+    if chunks == 1 {
+        launch(gpu, "bias_backward", &[], &p, &[dy.buf(), db.buf()], wg);
+    } else {
+        // partial: [chunks, C_out]
+        let partial = Tensor::empty(gpu, &[chunks, geo.c_out])?;
+        launch(gpu, "bias_backward", &[], &p, &[dy.buf(), partial.buf()], wg);
+        launch(gpu, "sum_chunks", &[], &p, &[partial.buf(), db.buf()], grid_1d(geo.c_out));
+    }
+    Ok(db)
+}

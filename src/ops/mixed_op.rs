@@ -1,1 +1,151 @@
-//! (being written)
+//! The DARTS mixed operation (`shaders/mixed_op.wgsl`): the weighted sum of an edge's primitive
+//! outputs, the weights read on the GPU.
+//!
+//! How a DARTS edge is built from these ops (quark0/darts `MixedOp.forward`):
+//!
+//! ```text
+//! // alphas: [E, K] (E = 14 edges, K = 8 primitives), a parameter
+//! let w = softmax::softmax(&alphas)?;                   // [E, K], once per cell type and step
+//! // edge e, primitives k = 1..K (k = 0 is `none`: its output is zero, so it is left out and
+//! // costs nothing; its weight still takes part in the softmax)
+//! let ys: Vec<Tensor> = ...;                            // y_k = primitive_k(x), each [N, C, H, W]
+//! let terms: Vec<(usize, &Tensor)> = (1..K).map(|k| (e * K + k, &ys[k - 1])).collect();
+//! let edge = mixed_op::weighted_sum(&w, &terms)?;       // [N, C, H, W]
+//! ```
+//!
+//! The gradient reaches the alphas through both ops: `weighted_sum` gives dw (zero at `none`
+//! and at other edges' entries), the tape sums it over the 14 edges of the cell, and softmax's
+//! backward turns it into dalphas (where `none` does get a gradient, through the normalisation).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{elementwise, same_shape};
+use crate::error::{Error, Result};
+use crate::gpu::{grid_1d, Dispatch, WORKGROUP};
+use crate::tensor::{DType, Tensor};
+
+/// Terms per dispatch: bindings for w (or dout), 8 terms and the output make 10 storage buffers,
+/// the per-entry-point budget. A DARTS edge (7 non-`none` primitives) takes one dispatch.
+const TERMS_PER_DISPATCH: usize = 8;
+
+/// Most partial sums per term of the dot-product pass (as in `reduce`).
+const MAX_PARTS: usize = 1024;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    count: u32,
+    accumulate: u32,
+    chunk: u32,
+    parts: u32,
+    _pad: [u32; 3],
+    idx: [u32; TERMS_PER_DISPATCH],
+}
+
+/// Params of one chunk of at most 8 terms.
+fn params(n: usize, terms: &[(usize, &Tensor)], accumulate: bool, chunk: usize, parts: usize) -> Params {
+    let mut idx = [0u32; TERMS_PER_DISPATCH];
+    for (slot, (i, _)) in idx.iter_mut().zip(terms) {
+        *slot = *i as u32;
+    }
+    Params {
+        n: n as u32,
+        count: terms.len() as u32,
+        accumulate: accumulate as u32,
+        chunk: chunk as u32,
+        parts: parts as u32,
+        _pad: [0; 3],
+        idx,
+    }
+}
+
+/// The buffers `first, y_0 .. y_7, last` of one chunk, unused term slots filled with the first
+/// term (bound, never read).
+fn chunk_buffers<'a>(first: &'a Tensor, terms: &[(usize, &'a Tensor)], last: &'a Tensor) -> Vec<&'a Tensor> {
+    let mut bufs = vec![first];
+    bufs.extend((0..TERMS_PER_DISPATCH).map(|t| terms.get(t).unwrap_or(&terms[0]).1));
+    bufs.push(last);
+    bufs
+}
+
+fn dispatch(entry: &'static str, p: &Params, bufs: &[&Tensor], workgroups: [u32; 3]) {
+    let buffers: Vec<_> = bufs.iter().map(|t| t.buf()).collect();
+    bufs[0].gpu().dispatch(Dispatch {
+        shader: "mixed_op",
+        entry,
+        constants: &[],
+        params: bytemuck::bytes_of(p),
+        buffers: &buffers,
+        workgroups,
+    });
+}
+
+/// out = sum over `terms` of `w.flat[idx] * y`: the output of a DARTS edge (see the module
+/// docs). `w` has any shape (e.g. softmax(alphas) `[E, K]`), every `y` the same shape, at least
+/// one term; an index may repeat (its terms add up). One dispatch per 8 terms.
+///
+/// Backward: dy = w[idx] * dout for each term whose y requires a gradient; dw is zero except
+/// dw.flat[idx] = <dout, y>, all terms' dot products in two dispatches per 8 terms with a fixed
+/// reduction order.
+pub fn weighted_sum(w: &Tensor, terms: &[(usize, &Tensor)]) -> Result<Tensor> {
+    let op = "weighted_sum";
+    let Some(&(_, first)) = terms.first() else {
+        return Err(Error::shape(op, "no terms to sum"));
+    };
+    if w.dtype() != DType::F32 {
+        return Err(Error::shape(op, format!("weights must be f32, got {:?}", w.dtype())));
+    }
+    for &(i, y) in terms {
+        if i >= w.numel() {
+            return Err(Error::shape(op, format!("weight index {i} out of weights {:?}", w.shape())));
+        }
+        same_shape(op, first, y)?;
+        if y.dtype() != DType::F32 {
+            return Err(Error::shape(op, format!("terms must be f32, got {:?}", y.dtype())));
+        }
+    }
+    let n = first.numel();
+    if n == 0 || n > u32::MAX as usize {
+        return Err(Error::shape(op, format!("terms of {n} elements ({:?})", first.shape())));
+    }
+    // out: the shape of every term, e.g. [N, C, H, W]
+    let out = Tensor::empty(w.gpu(), first.shape())?;
+    for (c, chunk) in terms.chunks(TERMS_PER_DISPATCH).enumerate() {
+        let p = params(n, chunk, c > 0, 0, 0);
+        dispatch("weighted_sum", &p, &chunk_buffers(w, chunk, &out), grid_1d(n));
+    }
+
+    let saved_w = w.clone();
+    let saved: Vec<(usize, Tensor)> = terms.iter().map(|&(i, y)| (i, y.clone())).collect();
+    let mut inputs = vec![w];
+    inputs.extend(terms.iter().map(|(_, y)| *y));
+    w.gpu().record(&inputs, &[&out], move |g| {
+        let dout = &g[0];
+        let mut grads = Vec::with_capacity(saved.len() + 1);
+        grads.push(if saved_w.requires_grad() { Some(weight_grad(&saved_w, &saved, dout)?) } else { None });
+        for (i, y) in &saved {
+            grads.push(if y.requires_grad() { Some(elementwise::scale(dout, &saved_w, *i)?) } else { None });
+        }
+        Ok(grads)
+    });
+    Ok(out)
+}
+
+/// dw: zeros of w's shape except dw.flat[idx_t] += <dout, y_t>. Per 8 terms: one pass of
+/// per-chunk partial sums for all terms at once, then one workgroup adds them up in order.
+fn weight_grad(w: &Tensor, terms: &[(usize, Tensor)], dout: &Tensor) -> Result<Tensor> {
+    let gpu = w.gpu();
+    let n = dout.numel();
+    let chunk = n.div_ceil(MAX_PARTS).max(4 * WORKGROUP as usize);
+    let parts = n.div_ceil(chunk);
+    let dw = Tensor::zeros(gpu, w.shape())?;
+    let refs: Vec<(usize, &Tensor)> = terms.iter().map(|(i, y)| (*i, y)).collect();
+    for group in refs.chunks(TERMS_PER_DISPATCH) {
+        let p = params(n, group, false, chunk, parts);
+        let partial = Tensor::empty(gpu, &[group.len(), parts])?; // partial: [terms, parts]
+        dispatch("dot_partials", &p, &chunk_buffers(dout, group, &partial), [parts as u32, group.len() as u32, 1]);
+        dispatch("dot_finish", &p, &[&partial, &dw], [1, 1, 1]);
+    }
+    Ok(dw)
+}

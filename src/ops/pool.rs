@@ -1,1 +1,156 @@
-//! (being written)
+//! Pooling (`shaders/pool.wgsl`): 2-D max and average pooling with square windows, and global
+//! average pooling. Backward passes gather (one thread per input element), so they need no
+//! atomics and repeat bit for bit.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::dims;
+use crate::error::{Error, Result};
+use crate::gpu::{grid_1d, grid_groups, Dispatch};
+use crate::tensor::{DType, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    nc: u32,
+    h: u32,
+    w: u32,
+    oh: u32,
+    ow: u32,
+    k: u32,
+    stride: u32,
+    pad: u32,
+}
+
+/// The shapes of one pooling: input [N, C, H, W], output [N, C, OH, OW].
+#[derive(Clone, Copy)]
+struct Pooling {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl Pooling {
+    /// Checks the arguments the way PyTorch does: padding at most half the window, and at least
+    /// one window; output side floor((H + 2p - k) / s) + 1.
+    fn new(op: &'static str, x: &Tensor, k: usize, stride: usize, pad: usize) -> Result<Pooling> {
+        let [n, c, h, w] = dims::<4>(op, x)?;
+        if k == 0 || stride == 0 {
+            return Err(Error::shape(op, format!("kernel {k} and stride {stride} must be at least 1")));
+        }
+        if pad > k / 2 {
+            return Err(Error::shape(op, format!("padding {pad} is more than half the kernel {k}")));
+        }
+        if h + 2 * pad < k || w + 2 * pad < k {
+            return Err(Error::shape(
+                op,
+                format!("input {h}x{w} with padding {pad} is smaller than the {k}x{k} window"),
+            ));
+        }
+        let out = |side: usize| (side + 2 * pad - k) / stride + 1;
+        Ok(Pooling { n, c, h, w, oh: out(h), ow: out(w), k, stride, pad })
+    }
+
+    fn in_shape(&self) -> [usize; 4] {
+        [self.n, self.c, self.h, self.w]
+    }
+
+    fn out_shape(&self) -> [usize; 4] {
+        [self.n, self.c, self.oh, self.ow]
+    }
+
+    fn params(&self) -> Params {
+        Params {
+            nc: (self.n * self.c) as u32,
+            h: self.h as u32,
+            w: self.w as u32,
+            oh: self.oh as u32,
+            ow: self.ow as u32,
+            k: self.k as u32,
+            stride: self.stride as u32,
+            pad: self.pad as u32,
+        }
+    }
+}
+
+/// One 1-D dispatch of `threads` threads over `bufs` (bindings 1..).
+fn launch(entry: &'static str, params: Params, threads: usize, bufs: &[&Tensor]) {
+    let gpu = bufs[0].gpu();
+    let buffers: Vec<_> = bufs.iter().map(|t| t.buf()).collect();
+    gpu.dispatch(Dispatch {
+        shader: "pool",
+        entry,
+        constants: &[],
+        params: bytemuck::bytes_of(&params),
+        buffers: &buffers,
+        workgroups: grid_1d(threads),
+    });
+}
+
+/// Max pooling with a `kernel` x `kernel` window; padded cells never win. The gradient goes to
+/// the arg-max of each window (the first maximum in row-major window order on ties).
+pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    let pool = Pooling::new("max_pool2d", x, kernel, stride, padding)?;
+    let gpu = x.gpu();
+    let y = Tensor::empty(gpu, &pool.out_shape())?; // y: [N, C, OH, OW]
+    let outputs = y.numel();
+    if !(gpu.is_grad_enabled() && x.requires_grad()) {
+        launch("max_forward", pool.params(), outputs, &[x, &y]);
+        return Ok(y);
+    }
+    // arg: [N, C, OH, OW], the plane index iy * W + ix of each window's maximum.
+    let arg = Tensor::uninit(gpu, &pool.out_shape(), DType::U32)?;
+    launch("max_forward_arg", pool.params(), outputs, &[x, &y, &arg]);
+    gpu.record(&[x], &[&y], move |g| {
+        let dx = Tensor::empty(arg.gpu(), &pool.in_shape())?; // dx: [N, C, H, W]
+        launch("max_backward", pool.params(), dx.numel(), &[&arg, &g[0], &dx]);
+        Ok(vec![Some(dx)])
+    });
+    Ok(y)
+}
+
+/// Average pooling with a `kernel` x `kernel` window and `count_include_pad = False`: each
+/// window's mean over its in-bounds cells.
+pub fn avg_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    let pool = Pooling::new("avg_pool2d", x, kernel, stride, padding)?;
+    let gpu = x.gpu();
+    let y = Tensor::empty(gpu, &pool.out_shape())?; // y: [N, C, OH, OW]
+    launch("avg_forward", pool.params(), y.numel(), &[x, &y]);
+    gpu.record(&[x], &[&y], move |g| {
+        let dx = Tensor::empty(g[0].gpu(), &pool.in_shape())?; // dx: [N, C, H, W]
+        launch("avg_backward", pool.params(), dx.numel(), &[&g[0], &dx]);
+        Ok(vec![Some(dx)])
+    });
+    Ok(y)
+}
+
+/// Global average pooling: [N, C, H, W] -> [N, C, 1, 1], the mean of each plane.
+pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
+    let [n, c, h, w] = dims::<4>("global_avg_pool", x)?;
+    if h * w == 0 {
+        return Err(Error::shape("global_avg_pool", format!("empty planes in {:?}", x.shape())));
+    }
+    let gpu = x.gpu();
+    let params = Params { nc: (n * c) as u32, h: h as u32, w: w as u32, oh: 1, ow: 1, k: 0, stride: 0, pad: 0 };
+    let y = Tensor::empty(gpu, &[n, c, 1, 1])?; // y: [N, C, 1, 1]
+    gpu.dispatch(Dispatch {
+        shader: "pool",
+        entry: "global_forward",
+        constants: &[],
+        params: bytemuck::bytes_of(&params),
+        buffers: &[x.buf(), y.buf()],
+        workgroups: grid_groups(n * c),
+    });
+    gpu.record(&[x], &[&y], move |g| {
+        let dx = Tensor::empty(g[0].gpu(), &[n, c, h, w])?; // dx: [N, C, H, W]
+        launch("global_backward", params, dx.numel(), &[&g[0], &dx]);
+        Ok(vec![Some(dx)])
+    });
+    Ok(y)
+}

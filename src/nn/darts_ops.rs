@@ -1,0 +1,342 @@
+//! The DARTS candidate operations (quark0/darts `operations.py`) and the mixed operation of one
+//! edge (`model_search.py`'s `MixedOp`), built from the engine's ops.
+
+use super::{join, BatchNorm, Conv, Module};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::ops::{conv::Conv2d, elementwise::relu, layout, mixed_op, pool};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+/// The DARTS primitives, in the reference order (the column order of the alpha matrices).
+pub const PRIMITIVES: [&str; 8] = [
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+];
+
+/// ReLU -> conv -> BN (the cell preprocessing, and the stem's conv+BN without the ReLU).
+pub struct ReluConvBn {
+    pub conv: Conv,
+    pub bn: BatchNorm,
+}
+
+impl ReluConvBn {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        gpu: &Gpu,
+        rng: &mut Rng,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+        affine: bool,
+    ) -> Result<Self> {
+        Ok(ReluConvBn {
+            conv: Conv::new(gpu, rng, c_in, c_out, k, Conv2d::new(stride, padding, 1, 1))?,
+            bn: BatchNorm::new(gpu, c_out, affine)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn.forward(&self.conv.forward(&relu(x)?)?, train)
+    }
+}
+
+impl Module for ReluConvBn {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.conv.params(&join(prefix, "conv"), out);
+        self.bn.params(&join(prefix, "bn"), out);
+    }
+    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.bn.buffers(&join(prefix, "bn"), out);
+    }
+}
+
+/// Halves the resolution with two stride-2 1x1 convs, the second on the input shifted by one
+/// pixel, concatenated: ReLU -> [conv_1(x), conv_2(x[:, :, 1:, 1:])] -> BN. On odd sizes the
+/// shifted input is zero-padded at the end (as AutoDL-Projects does), so both halves agree.
+pub struct FactorizedReduce {
+    pub conv_1: Conv,
+    pub conv_2: Conv,
+    pub bn: BatchNorm,
+}
+
+impl FactorizedReduce {
+    pub fn new(gpu: &Gpu, rng: &mut Rng, c_in: usize, c_out: usize, affine: bool) -> Result<Self> {
+        if !c_out.is_multiple_of(2) {
+            return Err(Error::Config(format!(
+                "FactorizedReduce needs an even number of output channels, got {c_out}; use an even channel count"
+            )));
+        }
+        Ok(FactorizedReduce {
+            conv_1: Conv::new(gpu, rng, c_in, c_out / 2, 1, Conv2d::new(2, 0, 1, 1))?,
+            conv_2: Conv::new(gpu, rng, c_in, c_out / 2, 1, Conv2d::new(1, 0, 1, 1))?,
+            bn: BatchNorm::new(gpu, c_out, affine)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        // x: [N, C, H, W] -> a, b: [N, C_out/2, ceil(H/2), ceil(W/2)]
+        let r = relu(x)?;
+        let a = self.conv_1.forward(&r)?;
+        let (h, w) = (a.shape()[2], a.shape()[3]);
+        // The shifted path: pixels (1 + 2i, 1 + 2j), zero past the edge; then a 1x1 conv.
+        let shifted = layout::window(&r, (1, 1), (h, w), 2)?;
+        let b = self.conv_2.forward(&shifted)?;
+        self.bn.forward(&layout::concat_channels(&[&a, &b])?, train)
+    }
+}
+
+impl Module for FactorizedReduce {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.conv_1.params(&join(prefix, "conv_1"), out);
+        self.conv_2.params(&join(prefix, "conv_2"), out);
+        self.bn.params(&join(prefix, "bn"), out);
+    }
+    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.bn.buffers(&join(prefix, "bn"), out);
+    }
+}
+
+/// Depthwise-separable conv, twice: (ReLU, depthwise kxk, pointwise 1x1, BN) x 2, the stride on
+/// the first depthwise only.
+pub struct SepConv {
+    pub dw1: Conv,
+    pub pw1: Conv,
+    pub bn1: BatchNorm,
+    pub dw2: Conv,
+    pub pw2: Conv,
+    pub bn2: BatchNorm,
+}
+
+impl SepConv {
+    pub fn new(gpu: &Gpu, rng: &mut Rng, c: usize, k: usize, stride: usize, affine: bool) -> Result<Self> {
+        let pad = k / 2;
+        Ok(SepConv {
+            dw1: Conv::new(gpu, rng, c, c, k, Conv2d::new(stride, pad, 1, c))?,
+            pw1: Conv::new(gpu, rng, c, c, 1, Conv2d::new(1, 0, 1, 1))?,
+            bn1: BatchNorm::new(gpu, c, affine)?,
+            dw2: Conv::new(gpu, rng, c, c, k, Conv2d::new(1, pad, 1, c))?,
+            pw2: Conv::new(gpu, rng, c, c, 1, Conv2d::new(1, 0, 1, 1))?,
+            bn2: BatchNorm::new(gpu, c, affine)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let y = self.bn1.forward(&self.pw1.forward(&self.dw1.forward(&relu(x)?)?)?, train)?;
+        self.bn2.forward(&self.pw2.forward(&self.dw2.forward(&relu(&y)?)?)?, train)
+    }
+}
+
+impl Module for SepConv {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.dw1.params(&join(prefix, "dw1"), out);
+        self.pw1.params(&join(prefix, "pw1"), out);
+        self.bn1.params(&join(prefix, "bn1"), out);
+        self.dw2.params(&join(prefix, "dw2"), out);
+        self.pw2.params(&join(prefix, "pw2"), out);
+        self.bn2.params(&join(prefix, "bn2"), out);
+    }
+    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.bn1.buffers(&join(prefix, "bn1"), out);
+        self.bn2.buffers(&join(prefix, "bn2"), out);
+    }
+}
+
+/// Dilated separable conv: ReLU, depthwise kxk with dilation 2, pointwise 1x1, BN.
+pub struct DilConv {
+    pub dw: Conv,
+    pub pw: Conv,
+    pub bn: BatchNorm,
+}
+
+impl DilConv {
+    pub fn new(gpu: &Gpu, rng: &mut Rng, c: usize, k: usize, stride: usize, affine: bool) -> Result<Self> {
+        let (dilation, pad) = (2, k - 1); // pad 2 for 3x3, 4 for 5x5: same size at stride 1
+        Ok(DilConv {
+            dw: Conv::new(gpu, rng, c, c, k, Conv2d::new(stride, pad, dilation, c))?,
+            pw: Conv::new(gpu, rng, c, c, 1, Conv2d::new(1, 0, 1, 1))?,
+            bn: BatchNorm::new(gpu, c, affine)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn.forward(&self.pw.forward(&self.dw.forward(&relu(x)?)?)?, train)
+    }
+}
+
+impl Module for DilConv {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.dw.params(&join(prefix, "dw"), out);
+        self.pw.params(&join(prefix, "pw"), out);
+        self.bn.params(&join(prefix, "bn"), out);
+    }
+    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.bn.buffers(&join(prefix, "bn"), out);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    Max,
+    Avg,
+}
+
+/// 3x3 pooling (pad 1, average with count_include_pad=False), followed inside a search edge by
+/// an affine-free BN (`model_search.py` adds it so pools compete on the same scale).
+pub struct PoolBn {
+    pub kind: PoolKind,
+    pub stride: usize,
+    pub bn: Option<BatchNorm>,
+}
+
+impl PoolBn {
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let y = match self.kind {
+            PoolKind::Max => pool::max_pool2d(x, 3, self.stride, 1)?,
+            PoolKind::Avg => pool::avg_pool2d(x, 3, self.stride, 1)?,
+        };
+        match &self.bn {
+            Some(bn) => bn.forward(&y, train),
+            None => Ok(y),
+        }
+    }
+}
+
+/// One candidate operation of an edge.
+pub enum Primitive {
+    /// `none`: contributes nothing; a mixed op skips it, forward and backward.
+    Zero,
+    Pool(PoolBn),
+    Identity,
+    FactorizedReduce(FactorizedReduce),
+    SepConv(SepConv),
+    DilConv(DilConv),
+}
+
+impl Primitive {
+    /// Builds the primitive `name` for `c` channels and `stride`. `pool_bn` adds the BN after
+    /// pools (search network); `affine` is the BN mode (false in search).
+    pub fn new(
+        gpu: &Gpu,
+        rng: &mut Rng,
+        name: &str,
+        c: usize,
+        stride: usize,
+        affine: bool,
+        pool_bn: bool,
+    ) -> Result<Self> {
+        let pool = |kind| -> Result<Primitive> {
+            let bn = if pool_bn { Some(BatchNorm::new(gpu, c, false)?) } else { None };
+            Ok(Primitive::Pool(PoolBn { kind, stride, bn }))
+        };
+        Ok(match name {
+            "none" => Primitive::Zero,
+            "max_pool_3x3" => pool(PoolKind::Max)?,
+            "avg_pool_3x3" => pool(PoolKind::Avg)?,
+            "skip_connect" if stride == 1 => Primitive::Identity,
+            "skip_connect" => Primitive::FactorizedReduce(FactorizedReduce::new(gpu, rng, c, c, affine)?),
+            "sep_conv_3x3" => Primitive::SepConv(SepConv::new(gpu, rng, c, 3, stride, affine)?),
+            "sep_conv_5x5" => Primitive::SepConv(SepConv::new(gpu, rng, c, 5, stride, affine)?),
+            "dil_conv_3x3" => Primitive::DilConv(DilConv::new(gpu, rng, c, 3, stride, affine)?),
+            "dil_conv_5x5" => Primitive::DilConv(DilConv::new(gpu, rng, c, 5, stride, affine)?),
+            other => {
+                return Err(Error::Config(format!("unknown operation {other:?}; known: {}", PRIMITIVES.join(", "))))
+            }
+        })
+    }
+
+    /// The op's output; `None` for `none` (nothing to compute).
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Option<Tensor>> {
+        Ok(Some(match self {
+            Primitive::Zero => return Ok(None),
+            Primitive::Pool(p) => p.forward(x, train)?,
+            Primitive::Identity => x.clone(),
+            Primitive::FactorizedReduce(f) => f.forward(x, train)?,
+            Primitive::SepConv(s) => s.forward(x, train)?,
+            Primitive::DilConv(d) => d.forward(x, train)?,
+        }))
+    }
+}
+
+impl Module for Primitive {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        match self {
+            Primitive::Zero | Primitive::Identity | Primitive::Pool(_) => {}
+            Primitive::FactorizedReduce(f) => f.params(prefix, out),
+            Primitive::SepConv(s) => s.params(prefix, out),
+            Primitive::DilConv(d) => d.params(prefix, out),
+        }
+    }
+    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        match self {
+            Primitive::Zero | Primitive::Identity => {}
+            Primitive::Pool(p) => {
+                if let Some(bn) = &p.bn {
+                    bn.buffers(&join(prefix, "bn"), out)
+                }
+            }
+            Primitive::FactorizedReduce(f) => f.buffers(prefix, out),
+            Primitive::SepConv(s) => s.buffers(prefix, out),
+            Primitive::DilConv(d) => d.buffers(prefix, out),
+        }
+    }
+}
+
+/// One edge of a search cell: every candidate op, mixed by the softmax of the edge's alphas.
+pub struct MixedOp {
+    /// (column in the alpha matrix, op name, op)
+    pub ops: Vec<(usize, &'static str, Primitive)>,
+    pub stride: usize,
+}
+
+impl MixedOp {
+    /// `primitives` are the columns of the alpha matrix, in order.
+    pub fn new(gpu: &Gpu, rng: &mut Rng, primitives: &[&'static str], c: usize, stride: usize) -> Result<Self> {
+        let ops = primitives
+            .iter()
+            .enumerate()
+            .map(|(k, &name)| Ok((k, name, Primitive::new(gpu, rng, name, c, stride, false, true)?)))
+            .collect::<Result<_>>()?;
+        Ok(MixedOp { ops, stride })
+    }
+
+    /// sum_k weights[edge, k] * op_k(x), where `weights` = softmax(alphas) is [E, K]. The
+    /// `none` op is skipped; an edge of only `none` gives zeros of the strided shape.
+    pub fn forward(&self, x: &Tensor, weights: &Tensor, edge: usize, train: bool) -> Result<Tensor> {
+        let k_total = *weights.shape().last().unwrap_or(&1);
+        let mut outs = Vec::with_capacity(self.ops.len());
+        for (k, _, op) in &self.ops {
+            if let Some(y) = op.forward(x, train)? {
+                outs.push((edge * k_total + k, y));
+            }
+        }
+        if outs.is_empty() {
+            let s = x.shape();
+            let (h, w) = (s[2].div_ceil(self.stride), s[3].div_ceil(self.stride));
+            return Tensor::zeros(x.gpu(), &[s[0], s[1], h, w]);
+        }
+        let terms: Vec<(usize, &Tensor)> = outs.iter().map(|(i, y)| (*i, y)).collect();
+        mixed_op::weighted_sum(weights, &terms)
+    }
+}
+
+impl Module for MixedOp {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        for (_, name, op) in &self.ops {
+            op.params(&join(prefix, name), out);
+        }
+    }
+    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        for (_, name, op) in &self.ops {
+            op.buffers(&join(prefix, name), out);
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! 2-D convolution: GPU forward and gradients (x, weight, bias) against a plain f64 loop, and
+//! against central finite differences; shape errors; deterministic weight gradients.
+
+#[path = "support/conv.rs"]
+mod reference;
+mod support;
+
+use reference::{conv2d_backward, conv2d_forward, ConvShape};
+use support::*;
+use wgpu_nas::ops::conv::{conv2d, Conv2d};
+use wgpu_nas::rng::Rng;
+use wgpu_nas::{Gpu, Tensor};
+
+/// One row of the table: x [N, C_in, H, W], w [C_out, C_in/groups, kH, kW], geometry, bias.
+struct Row {
+    name: &'static str,
+    x: [usize; 4],
+    w: [usize; 4],
+    spec: Conv2d,
+    bias: bool,
+}
+
+const fn row(name: &'static str, x: [usize; 4], w: [usize; 4], spec: [usize; 4], bias: bool) -> Row {
+    Row { name, x, w, spec: Conv2d { stride: spec[0], padding: spec[1], dilation: spec[2], groups: spec[3] }, bias }
+}
+
+// spec: [stride, padding, dilation, groups]
+const ROWS: &[Row] = &[
+    row("stem k3 3->5", [2, 3, 7, 7], [5, 3, 3, 3], [1, 1, 1, 1], true),
+    row("full k3 s2 on 9x9", [2, 5, 9, 9], [6, 5, 3, 3], [2, 1, 1, 1], false),
+    row("full k5 on 5x6", [1, 3, 5, 6], [4, 3, 5, 5], [1, 2, 1, 1], true),
+    row("depthwise k3 s2 on 9x9", [2, 6, 9, 9], [6, 1, 3, 3], [2, 1, 1, 6], false),
+    row("depthwise k5 d2 on 7x7", [2, 5, 7, 7], [5, 1, 5, 5], [1, 4, 2, 5], true),
+    row("depthwise k3 s2 d2 on 5x6", [2, 3, 5, 6], [3, 1, 3, 3], [2, 2, 2, 3], false),
+    row("depthwise k5 s2 d2 on 9x9", [1, 6, 9, 9], [6, 1, 5, 5], [2, 4, 2, 6], false),
+    row("depthwise, 2 filters per channel", [1, 3, 7, 7], [6, 1, 3, 3], [1, 1, 1, 3], true),
+    row("groups 2 k3 6->4", [2, 6, 7, 7], [4, 3, 3, 3], [1, 1, 1, 2], true),
+    row("groups 3 k1 s2 on 9x9 (FactorizedReduce)", [3, 6, 9, 9], [6, 2, 1, 1], [2, 0, 1, 3], false),
+    row("pointwise 5->3 on 5x6", [2, 5, 5, 6], [3, 5, 1, 1], [1, 0, 1, 1], true),
+    row("pointwise with padding", [1, 3, 4, 5], [4, 3, 1, 1], [1, 1, 1, 1], true),
+    row("non-square 1x3 s2 d2, groups 2", [2, 4, 6, 9], [6, 2, 1, 3], [2, 0, 2, 2], true),
+    // 49 taps: the weight gradient splits each filter slice into two blocks of taps.
+    row("k7 on 9x9", [1, 2, 9, 9], [3, 2, 7, 7], [1, 3, 1, 1], false),
+    // 4*17*17 = 1156 output positions, past one chunk (1024): the weight and bias gradients
+    // sum per-chunk partials.
+    row("depthwise k3 on 4x17x17 (chunked reductions)", [4, 2, 17, 17], [2, 1, 3, 3], [1, 1, 1, 2], true),
+];
+
+fn check_row(gpu: &Gpu, rng: &mut Rng, r: &Row) {
+    let shape = ConvShape { x: r.x, w: r.w, spec: r.spec };
+    let y_shape = shape.y();
+    let x = rand_vec(rng, r.x.iter().product());
+    let w = rand_vec(rng, r.w.iter().product());
+    let b = rand_vec(rng, r.w[0]);
+    let dy = rand_vec(rng, y_shape.iter().product());
+
+    let xt = Tensor::param(gpu, &r.x, &x).unwrap();
+    let wt = Tensor::param(gpu, &r.w, &w).unwrap();
+    let bt = Tensor::param(gpu, &[r.w[0]], &b).unwrap();
+    let bias = r.bias.then_some(&bt);
+    let y = conv2d(&xt, &wt, bias, r.spec).unwrap();
+    assert_eq!(y.shape(), y_shape, "{}: output shape", r.name);
+    let g = gpu.backward_from(&[(&y, Tensor::from_slice(gpu, &y_shape, &dy).unwrap())]).unwrap();
+
+    let (xd, wd, bd, dyd) = (to_f64(&x), to_f64(&w), to_f64(&b), to_f64(&dy));
+    let want_y = conv2d_forward(&shape, &xd, &wd, r.bias.then_some(&bd[..]));
+    let (want_dx, want_dw, want_db) = conv2d_backward(&shape, &xd, &wd, &dyd);
+    let name = r.name;
+    // Forward and dx sum at most C*k*k (<= 150) f32 products of magnitude <= 1.
+    assert_close(&format!("{name}: y"), &y.to_vec().unwrap(), &want_y, 1e-5, 1e-5);
+    assert_close(&format!("{name}: dx"), &g.get(&xt).unwrap().to_vec().unwrap(), &want_dx, 1e-5, 1e-5);
+    // dw and dbias sum up to N*OH*OW (<= 1156) products: f32 rounding grows like its sqrt.
+    assert_close(&format!("{name}: dw"), &g.get(&wt).unwrap().to_vec().unwrap(), &want_dw, 5e-5, 1e-5);
+    if r.bias {
+        assert_close(&format!("{name}: dbias"), &g.get(&bt).unwrap().to_vec().unwrap(), &want_db, 5e-5, 1e-5);
+    } else {
+        assert!(g.get(&bt).is_none(), "{name}: no bias, no bias gradient");
+    }
+}
+
+#[test]
+fn conv2d_matches_cpu_reference() {
+    let gpu = gpu();
+    let mut rng = Rng::new(11);
+    for r in ROWS {
+        check_row(&gpu, &mut rng, r);
+    }
+}
+
+#[test]
+fn conv2d_computes_only_the_gradients_asked_for() {
+    let gpu = gpu();
+    let mut rng = Rng::new(12);
+    let spec = Conv2d::new(2, 1, 1, 1);
+    let shape = ConvShape { x: [2, 3, 7, 7], w: [4, 3, 3, 3], spec };
+    let x = rand_vec(&mut rng, 2 * 3 * 7 * 7);
+    let w = rand_vec(&mut rng, 4 * 3 * 3 * 3);
+    let b = rand_vec(&mut rng, 4);
+    // The input (a data batch) needs no gradient; the weight does; the bias is frozen.
+    let xt = Tensor::from_slice(&gpu, &shape.x, &x).unwrap();
+    let wt = Tensor::param(&gpu, &shape.w, &w).unwrap();
+    let bt = Tensor::from_slice(&gpu, &[4], &b).unwrap();
+    let y = conv2d(&xt, &wt, Some(&bt), spec).unwrap();
+    let dy = rand_vec(&mut rng, y.numel());
+    let g = gpu.backward_from(&[(&y, Tensor::from_slice(&gpu, y.shape(), &dy).unwrap())]).unwrap();
+    assert!(g.get(&xt).is_none() && g.get(&bt).is_none(), "gradients only where asked");
+    let (_, want_dw, _) = conv2d_backward(&shape, &to_f64(&x), &to_f64(&w), &to_f64(&dy));
+    assert_close("dw", &g.get(&wt).unwrap().to_vec().unwrap(), &want_dw, 5e-5, 1e-5);
+
+    // Nothing requires a gradient: nothing is recorded.
+    let _ = conv2d(&xt, &Tensor::from_slice(&gpu, &shape.w, &w).unwrap(), None, spec).unwrap();
+    assert_eq!(gpu.tape_len(), 0);
+}
+
+#[test]
+fn conv2d_matches_finite_differences() {
+    let gpu = gpu();
+    let mut rng = Rng::new(13);
+    // (x, w, spec): a full stride-2 conv and a dilated depthwise one, each with a bias.
+    let cases =
+        [([1, 2, 5, 5], [3, 2, 3, 3], Conv2d::new(2, 1, 1, 1)), ([1, 3, 5, 5], [3, 1, 3, 3], Conv2d::new(1, 2, 2, 3))];
+    for (i, (xs, ws, spec)) in cases.into_iter().enumerate() {
+        let inputs = vec![
+            (xs.to_vec(), rand_vec(&mut rng, xs.iter().product())),
+            (ws.to_vec(), rand_vec(&mut rng, ws.iter().product())),
+            (vec![ws[0]], rand_vec(&mut rng, ws[0])),
+        ];
+        // The conv is linear in each input, so the differences are exact up to f32 rounding of
+        // the loss (~1e-6) over 2*eps.
+        check_finite_differences(
+            &gpu,
+            &inputs,
+            |t| conv2d(&t[0], &t[1], Some(&t[2]), spec).unwrap(),
+            1e-2,
+            30,
+            2e-3,
+            i as u64,
+        );
+    }
+}
+
+#[test]
+fn conv2d_rejects_bad_shapes() {
+    let gpu = gpu();
+    let t = |shape: &[usize]| Tensor::zeros(&gpu, shape).unwrap();
+    let x = t(&[2, 6, 8, 8]);
+    let bad: [(&str, Tensor, Tensor, Option<Tensor>, Conv2d); 8] = [
+        ("groups must divide C_in", x.clone(), t(&[4, 1, 3, 3]), None, Conv2d::new(1, 1, 1, 4)),
+        ("groups must divide C_out", x.clone(), t(&[5, 2, 3, 3]), None, Conv2d::new(1, 1, 1, 3)),
+        ("weight in-channels", x.clone(), t(&[4, 3, 3, 3]), None, Conv2d::new(1, 1, 1, 1)),
+        ("kernel larger than padded input", x.clone(), t(&[4, 6, 5, 5]), None, Conv2d::new(1, 0, 3, 1)),
+        ("bias length", x.clone(), t(&[4, 6, 3, 3]), Some(t(&[5])), Conv2d::new(1, 1, 1, 1)),
+        ("stride 0", x.clone(), t(&[4, 6, 3, 3]), None, Conv2d::new(0, 1, 1, 1)),
+        ("input rank", t(&[6, 8, 8]), t(&[4, 6, 3, 3]), None, Conv2d::default()),
+        ("weight rank", x.clone(), t(&[4, 6, 3]), None, Conv2d::default()),
+    ];
+    for (what, x, w, b, spec) in bad {
+        let err = conv2d(&x, &w, b.as_ref(), spec).expect_err(what);
+        assert!(err.to_string().contains("conv2d"), "{what}: {err}");
+    }
+    // The boundary: a 5x5 kernel exactly fills an unpadded 5x5 input.
+    let y = conv2d(&t(&[1, 1, 5, 5]), &t(&[1, 1, 5, 5]), None, Conv2d::default()).unwrap();
+    assert_eq!(y.shape(), [1, 1, 1, 1]);
+}
+
+#[test]
+fn conv2d_weight_gradient_is_deterministic() {
+    let gpu = gpu();
+    let mut rng = Rng::new(14);
+    // Enough positions for several chunks, so the partials' order matters.
+    let (xs, ws, spec) = ([4, 2, 17, 17], [2, 1, 3, 3], Conv2d::new(1, 1, 1, 2));
+    let x = rand_vec(&mut rng, xs.iter().product());
+    let w = rand_vec(&mut rng, ws.iter().product());
+    let dw = || {
+        let wt = Tensor::param(&gpu, &ws, &w).unwrap();
+        let y = conv2d(&Tensor::from_slice(&gpu, &xs, &x).unwrap(), &wt, None, spec).unwrap();
+        let dy = Tensor::full(&gpu, y.shape(), 0.1).unwrap();
+        gpu.backward_from(&[(&y, dy)]).unwrap().get(&wt).unwrap().to_vec().unwrap()
+    };
+    let first = dw();
+    assert_eq!(dw(), first, "same bits every time");
+}

@@ -1,0 +1,146 @@
+//! The DARTS mixed operation (weighted_sum), alone and after softmax(alphas): GPU against plain
+//! f64 loops, and against finite differences.
+
+#[path = "support/softmax.rs"]
+mod reference;
+mod support;
+
+use support::*;
+use wgpu_nas::ops::{mixed_op, softmax as sm};
+use wgpu_nas::rng::Rng;
+use wgpu_nas::Tensor;
+
+/// One alpha matrix: 14 edges x 8 primitives.
+const EDGES: usize = 14;
+const PRIMITIVES: usize = 8;
+
+/// `count` weight indices of one random edge, distinct non-`none` primitives (k >= 1), the way a
+/// DARTS edge passes them; with `count` > 7 the indices wrap and repeat.
+fn edge_indices(rng: &mut Rng, count: usize) -> Vec<usize> {
+    let edge = rng.below(EDGES);
+    let mut ks: Vec<usize> = (1..PRIMITIVES).collect();
+    rng.shuffle(&mut ks);
+    (0..count).map(|t| edge * PRIMITIVES + ks[t % ks.len()]).collect()
+}
+
+#[test]
+fn weighted_sum_matches_cpu() {
+    let gpu = gpu();
+    let mut rng = Rng::new(21);
+    // 1..7 terms (one DARTS edge), then 10 terms (two dispatches, repeated indices) on a shape
+    // whose dot products need several partial sums.
+    let cases: Vec<(usize, Vec<usize>)> =
+        (1..=7).map(|t| (t, vec![2, 3, 5, 5])).chain([(10, vec![4, 8, 9, 9]), (3, vec![4, 8, 9, 9])]).collect();
+    for (count, shape) in cases {
+        let n: usize = shape.iter().product();
+        let alphas = rng.normal_vec(EDGES * PRIMITIVES, 1.0);
+        let w: Vec<f64> = reference::softmax(&to_f64(&alphas), PRIMITIVES);
+        let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+        let idx = edge_indices(&mut rng, count);
+        let ys: Vec<Vec<f32>> = (0..count).map(|_| rand_vec(&mut rng, n)).collect();
+        let dout = rand_vec(&mut rng, n);
+        let what = format!("{count} terms of {shape:?}");
+
+        let wt = Tensor::param(&gpu, &[EDGES, PRIMITIVES], &w32).unwrap();
+        // The last term needs no gradient (a term whose input is data, not activations).
+        let yts: Vec<Tensor> = ys
+            .iter()
+            .enumerate()
+            .map(|(t, y)| {
+                let yt = Tensor::from_slice(&gpu, &shape, y).unwrap();
+                yt.set_requires_grad(t + 1 < count || count == 1);
+                yt
+            })
+            .collect();
+        let terms: Vec<(usize, &Tensor)> = idx.iter().copied().zip(&yts).collect();
+        let out = mixed_op::weighted_sum(&wt, &terms).unwrap();
+        assert_eq!(out.shape(), &shape[..]);
+        let g = gpu.backward_from(&[(&out, Tensor::from_slice(&gpu, &shape, &dout).unwrap())]).unwrap();
+
+        let w_used: Vec<f64> = w32.iter().map(|&v| v as f64).collect();
+        let terms64: Vec<(usize, Vec<f64>)> = idx.iter().copied().zip(ys.iter().map(|y| to_f64(y))).collect();
+        // Up to 10 products of magnitude 1 summed in f32.
+        let want = reference::weighted_sum(&w_used, &terms64);
+        assert_close(&format!("out, {what}"), &out.to_vec().unwrap(), &want, 1e-6, 1e-5);
+        let (dw, dys) = reference::weighted_sum_backward(&w_used, &terms64, &to_f64(&dout));
+        // Dot products over up to 2592 products of magnitude 1 (a sum of ~30 in f32).
+        assert_close(&format!("dw, {what}"), &g.get(&wt).unwrap().to_vec().unwrap(), &dw, 1e-4, 1e-5);
+        for (t, (yt, dy)) in yts.iter().zip(&dys).enumerate() {
+            match g.get(yt) {
+                Some(got) => assert_close(&format!("dy{t}, {what}"), &got.to_vec().unwrap(), dy, 1e-7, 1e-5),
+                None => assert!(!yt.requires_grad(), "dy{t}: no gradient for a term that requires one"),
+            }
+        }
+    }
+}
+
+#[test]
+fn darts_edge_gradient_reaches_the_alphas() {
+    let gpu = gpu();
+    let mut rng = Rng::new(22);
+    let shape = [2, 3, 5, 5];
+    let n = 150;
+    let alphas: Vec<f32> = rng.normal_vec(EDGES * PRIMITIVES, 1e-3);
+    // Two edges of the cell, 7 and 4 primitives, summed into one node (as the tape sums dw).
+    let idx_a = edge_indices(&mut rng, 7);
+    let idx_b = edge_indices(&mut rng, 4);
+    let ys_a: Vec<Vec<f32>> = (0..7).map(|_| rand_vec(&mut rng, n)).collect();
+    let ys_b: Vec<Vec<f32>> = (0..4).map(|_| rand_vec(&mut rng, n)).collect();
+    let dnode = rand_vec(&mut rng, n);
+
+    let at = Tensor::param(&gpu, &[EDGES, PRIMITIVES], &alphas).unwrap();
+    let w = sm::softmax(&at).unwrap();
+    let up = |ys: &[Vec<f32>]| -> Vec<Tensor> { ys.iter().map(|y| Tensor::param(&gpu, &shape, y).unwrap()).collect() };
+    let (yta, ytb) = (up(&ys_a), up(&ys_b));
+    let edge_a = mixed_op::weighted_sum(&w, &idx_a.iter().copied().zip(&yta).collect::<Vec<_>>()).unwrap();
+    let edge_b = mixed_op::weighted_sum(&w, &idx_b.iter().copied().zip(&ytb).collect::<Vec<_>>()).unwrap();
+    let node = wgpu_nas::ops::elementwise::add(&edge_a, &edge_b).unwrap();
+    let g = gpu.backward_from(&[(&node, Tensor::from_slice(&gpu, &shape, &dnode).unwrap())]).unwrap();
+
+    let w64 = reference::softmax(&to_f64(&alphas), PRIMITIVES);
+    let terms = |idx: &[usize], ys: &[Vec<f32>]| -> Vec<(usize, Vec<f64>)> {
+        idx.iter().copied().zip(ys.iter().map(|y| to_f64(y))).collect()
+    };
+    let (dw_a, _) = reference::weighted_sum_backward(&w64, &terms(&idx_a, &ys_a), &to_f64(&dnode));
+    let (dw_b, dys_b) = reference::weighted_sum_backward(&w64, &terms(&idx_b, &ys_b), &to_f64(&dnode));
+    let dw: Vec<f64> = dw_a.iter().zip(&dw_b).map(|(a, b)| a + b).collect();
+    let dalphas = reference::softmax_backward(&w64, &dw, PRIMITIVES);
+    // Dot products over 150 terms, then one softmax backward row of 8.
+    assert_close("dalphas", &g.get(&at).unwrap().to_vec().unwrap(), &dalphas, 1e-5, 1e-4);
+    assert_close("dy of edge b", &g.get(&ytb[3]).unwrap().to_vec().unwrap(), &dys_b[3], 1e-7, 1e-5);
+    // `none` (k = 0) is never a term, yet gets a gradient through the softmax.
+    let none_grad = g.get(&at).unwrap().to_vec().unwrap()[(idx_a[0] / PRIMITIVES) * PRIMITIVES];
+    assert!(none_grad != 0.0, "the none weight of a used edge gets a gradient through softmax");
+
+    // Finite differences through softmax(alphas) -> weighted_sum, on a smaller edge.
+    let small = [2, 3, 3, 3];
+    let idx = edge_indices(&mut rng, 3);
+    let mut inputs = vec![(vec![EDGES, PRIMITIVES], rng.normal_vec(EDGES * PRIMITIVES, 0.5))];
+    inputs.extend((0..3).map(|_| (small.to_vec(), rand_vec(&mut rng, 54))));
+    check_finite_differences(
+        &gpu,
+        &inputs,
+        |t| {
+            let w = sm::softmax(&t[0]).unwrap();
+            let terms: Vec<(usize, &Tensor)> = idx.iter().copied().zip(&t[1..]).collect();
+            mixed_op::weighted_sum(&w, &terms).unwrap()
+        },
+        1e-3,
+        24,
+        1e-2,
+        5,
+    );
+}
+
+#[test]
+fn weighted_sum_rejects_bad_terms() {
+    let gpu = gpu();
+    let w = Tensor::zeros(&gpu, &[2, 4]).unwrap();
+    let y = Tensor::zeros(&gpu, &[3]).unwrap();
+    let z = Tensor::zeros(&gpu, &[4]).unwrap();
+    assert!(mixed_op::weighted_sum(&w, &[]).is_err(), "no terms");
+    assert!(mixed_op::weighted_sum(&w, &[(8, &y)]).is_err(), "index past w");
+    assert!(mixed_op::weighted_sum(&w, &[(0, &y), (1, &z)]).is_err(), "shapes differ");
+    let labels = Tensor::from_u32(&gpu, &[3], &[0, 1, 2]).unwrap();
+    assert!(mixed_op::weighted_sum(&w, &[(0, &labels)]).is_err(), "u32 term");
+}
