@@ -5,12 +5,15 @@
 //! (parameterised blocks) and [`fixtures`] (checks against PyTorch reference values).
 
 pub mod autograd;
+pub mod darts;
+pub mod data;
 pub mod error;
 pub mod fixtures;
 pub mod gpu;
 pub mod nn;
 pub mod ops;
 pub mod rng;
+pub mod space;
 pub mod tensor;
 
 pub use error::{Error, Result};

@@ -15,6 +15,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("embedding", include_str!("../../shaders/embedding.wgsl")),
     ("lstm", include_str!("../../shaders/lstm.wgsl")),
     ("optim", include_str!("../../shaders/optim.wgsl")),
+    ("architect", include_str!("../../shaders/architect.wgsl")),
 ];
 
 pub(crate) fn source(stem: &str) -> &'static str {

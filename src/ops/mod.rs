@@ -1,6 +1,7 @@
 //! Op families: each file here pairs with `shaders/<same stem>.wgsl` and holds the shape checks,
 //! the dispatches, and the backward rule that it records on the tape.
 
+pub mod architect;
 pub mod batch_norm;
 pub mod conv;
 pub mod elementwise;

@@ -1,0 +1,215 @@
+//! The architect (quark0/darts `architect.py`): updates the alphas with Adam on the validation
+//! loss, either first order (the gradient of L_val(w, alpha)) or second order (the gradient of
+//! the unrolled L_val(w - eta * dw L_train(w, alpha), alpha), with the Hessian-vector product
+//! taken by central finite differences around the original weights).
+//!
+//! Everything runs on the GPU: the unrolled weights are written in place over the network's own
+//! weights (a backup restores them exactly), and the radius R = r/||v|| never leaves the GPU.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::Network;
+use crate::error::Result;
+use crate::ops::{architect as kernels, elementwise, optim, reduce, softmax};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Order {
+    First,
+    Second,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArchitectConfig {
+    pub order: Order,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub weight_decay: f32,
+    /// The Hessian-vector product's radius numerator: R = hvp_radius / ||v||.
+    pub hvp_radius: f32,
+}
+
+impl Default for ArchitectConfig {
+    fn default() -> Self {
+        ArchitectConfig {
+            order: Order::First,
+            lr: 3e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            weight_decay: 1e-3,
+            hvp_radius: 0.01,
+        }
+    }
+}
+
+/// A labelled batch on the GPU: images [N, C, H, W], labels u32 [N].
+pub type Batch<'a> = (&'a Tensor, &'a Tensor);
+
+/// What the weights' optimizer does at this step, which the unrolled model imitates.
+pub struct WeightStep<'a> {
+    /// The current learning rate eta.
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    /// The optimizer's momentum buffers (empty before its first step or without momentum).
+    pub momentum_buffers: Vec<&'a Tensor>,
+}
+
+pub struct Architect {
+    pub config: ArchitectConfig,
+    pub optimizer: optim::Adam,
+    /// [eta, momentum, wd, r]
+    hyper: Tensor,
+    /// ||v||^2, R, -2R, -eta/(2R), eta/(2R)
+    scalars: Tensor,
+    backup: Vec<Tensor>,
+}
+
+/// Cross-entropy of the network on a batch (BN in training mode, as in search).
+pub fn loss(net: &Network, batch: Batch<'_>) -> Result<Tensor> {
+    softmax::cross_entropy(&net.forward(batch.0, true)?, batch.1)
+}
+
+fn set_requires_grad(ts: &[Tensor], on: bool) {
+    for t in ts {
+        t.set_requires_grad(on);
+    }
+}
+
+impl Architect {
+    pub fn new(net: &Network, config: ArchitectConfig) -> Result<Architect> {
+        let gpu = net.alphas_normal.gpu();
+        let optimizer =
+            optim::Adam::new(&net.alphas(), config.lr, config.beta1, config.beta2, 1e-8, config.weight_decay)?;
+        let backup = if config.order == Order::Second {
+            net.weights().iter().map(|w| Tensor::zeros(gpu, w.shape())).collect::<Result<_>>()?
+        } else {
+            vec![]
+        };
+        Ok(Architect {
+            optimizer,
+            hyper: Tensor::zeros(gpu, &[4])?,
+            scalars: Tensor::zeros(gpu, &[5])?,
+            backup,
+            config,
+        })
+    }
+
+    /// One architecture step: the alpha gradient, then Adam on the alphas. Returns the
+    /// validation loss (a GPU scalar) of the alphas before the step.
+    pub fn step(&mut self, net: &Network, train: Batch<'_>, valid: Batch<'_>, w: &WeightStep<'_>) -> Result<Tensor> {
+        let (grads, val_loss) = self.alpha_gradient(net, train, valid, w)?;
+        self.optimizer.step(&net.alphas(), &grads)?;
+        Ok(val_loss)
+    }
+
+    /// d L_val / d alpha (first order) or the unrolled gradient (second order), for
+    /// [alphas_normal, alphas_reduce], and the validation loss at the current weights (first
+    /// order) or at the unrolled weights (second order).
+    pub fn alpha_gradient(
+        &mut self,
+        net: &Network,
+        train: Batch<'_>,
+        valid: Batch<'_>,
+        w: &WeightStep<'_>,
+    ) -> Result<([Tensor; 2], Tensor)> {
+        match self.config.order {
+            Order::First => first_order(net, valid),
+            Order::Second => self.unrolled(net, train, valid, w),
+        }
+    }
+
+    fn unrolled(
+        &mut self,
+        net: &Network,
+        train: Batch<'_>,
+        valid: Batch<'_>,
+        step: &WeightStep<'_>,
+    ) -> Result<([Tensor; 2], Tensor)> {
+        let gpu = net.alphas_normal.gpu().clone();
+        let weights = net.weights();
+        let alphas = net.alphas();
+        let momentum = if step.momentum_buffers.len() == weights.len() { step.momentum } else { 0.0 };
+        self.hyper.write(&[step.lr, momentum, step.weight_decay, self.config.hvp_radius])?;
+
+        // w' = w - eta * (momentum * buf + dw L_train(w, alpha) + wd * w), in place.
+        set_requires_grad(&alphas, false);
+        let g_train = gpu.backward(&loss(net, train)?)?;
+        for (w, b) in weights.iter().zip(&self.backup) {
+            b.copy_from(w)?;
+        }
+        for (i, w) in weights.iter().enumerate() {
+            let buf = if momentum != 0.0 { Some(step.momentum_buffers[i]) } else { None };
+            let gw = match g_train.get(w) {
+                Some(g) => g.clone(),
+                None => Tensor::zeros(&gpu, w.shape())?,
+            };
+            kernels::virtual_step_(w, &gw, buf, &self.hyper)?;
+        }
+        drop(g_train);
+
+        // dalpha = d_alpha L_val(w', alpha); v = d_w' L_val(w', alpha).
+        set_requires_grad(&alphas, true);
+        let val_loss = loss(net, valid)?;
+        let mut g_val = gpu.backward(&val_loss)?;
+        let dalpha = [take_or_zeros(&mut g_val, &alphas[0])?, take_or_zeros(&mut g_val, &alphas[1])?];
+        let v: Vec<Tensor> = weights.iter().map(|w| take_or_zeros(&mut g_val, w)).collect::<Result<_>>()?;
+        drop(g_val);
+        for (w, b) in weights.iter().zip(&self.backup) {
+            w.copy_from(b)?;
+        }
+
+        // R = r / ||v||; hvp = (d_alpha L_train(w + Rv) - d_alpha L_train(w - Rv)) / 2R.
+        self.scalars.zero_();
+        for vi in &v {
+            reduce::sum_squares_into(vi, &self.scalars, 0, true)?;
+        }
+        kernels::hvp_scalars_(&self.scalars, &self.hyper)?;
+        set_requires_grad(&weights, false);
+        let side = |k: usize| -> Result<[Tensor; 2]> {
+            for (w, vi) in weights.iter().zip(&v) {
+                elementwise::scale_accumulate_(w, vi, &self.scalars, k)?;
+            }
+            let mut g = gpu.backward(&loss(net, train)?)?;
+            Ok([take_or_zeros(&mut g, &alphas[0])?, take_or_zeros(&mut g, &alphas[1])?])
+        };
+        let plus = side(1); // w + Rv
+        let minus = plus.and_then(|p| side(2).map(|m| (p, m))); // w + Rv - 2Rv = w - Rv
+        set_requires_grad(&weights, true);
+        for (w, b) in weights.iter().zip(&self.backup) {
+            w.copy_from(b)?;
+        }
+        let (plus, minus) = minus?;
+
+        // g = dalpha - eta * hvp
+        for k in 0..2 {
+            elementwise::scale_accumulate_(&dalpha[k], &plus[k], &self.scalars, 3)?;
+            elementwise::scale_accumulate_(&dalpha[k], &minus[k], &self.scalars, 4)?;
+        }
+        Ok((dalpha, val_loss))
+    }
+}
+
+fn first_order(net: &Network, valid: Batch<'_>) -> Result<([Tensor; 2], Tensor)> {
+    let gpu = net.alphas_normal.gpu().clone();
+    let weights = net.weights();
+    let alphas = net.alphas();
+    set_requires_grad(&weights, false);
+    let result = (|| {
+        let val_loss = loss(net, valid)?;
+        let mut g = gpu.backward(&val_loss)?;
+        Ok(([take_or_zeros(&mut g, &alphas[0])?, take_or_zeros(&mut g, &alphas[1])?], val_loss))
+    })();
+    set_requires_grad(&weights, true);
+    result
+}
+
+/// A tensor's gradient, or zeros when it did not take part (e.g. a reduction cell's alphas in a
+/// network without reduction cells).
+fn take_or_zeros(g: &mut crate::autograd::Grads, t: &Tensor) -> Result<Tensor> {
+    match g.take(t) {
+        Some(x) => Ok(x),
+        None => Tensor::zeros(t.gpu(), t.shape()),
+    }
+}

@@ -1,0 +1,9 @@
+//! DARTS (Liu et al., 2019): differentiable architecture search by bi-level optimisation of the
+//! architecture weights (alphas, on validation batches) and the network weights (on training
+//! batches), following quark0/darts.
+
+pub mod architect;
+pub mod model;
+
+pub use architect::{Architect, ArchitectConfig, Order, WeightStep};
+pub use model::{Network, NetworkConfig};

@@ -1,0 +1,210 @@
+//! The ENAS architectures (Pham et al. 2018, melodyguan/enas) and their flat encodings: the
+//! sequence of integer decisions the controller samples, in the reference's `arc` layout.
+
+use serde::{Deserialize, Serialize};
+
+use super::genotype::Genotype;
+use super::graph::{GraphEdge, GraphNode, ModelGraph, NodeKind};
+use super::{CONCAT, ENAS_MACRO_OPS, ENAS_MICRO_OPS, IDENTITY};
+use crate::error::{Error, Result};
+
+/// One node of an ENAS micro cell: two inputs (0 and 1 are the cell inputs, `2 + j` is node
+/// `j`), each with an operation (an index into [`ENAS_MICRO_OPS`]); the results are summed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MicroNode {
+    pub inputs: [usize; 2],
+    pub ops: [usize; 2],
+}
+
+/// An ENAS micro-space architecture: a normal cell and a reduction cell.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MicroArch {
+    pub normal: Vec<MicroNode>,
+    pub reduce: Vec<MicroNode>,
+}
+
+impl MicroArch {
+    /// The controller's decisions: normal cell then reduction cell, each node as
+    /// `[x_id, x_op, y_id, y_op]` (the reference's `normal_arc` + `reduce_arc`).
+    pub fn to_flat(&self) -> Vec<usize> {
+        self.normal.iter().chain(&self.reduce).flat_map(|n| [n.inputs[0], n.ops[0], n.inputs[1], n.ops[1]]).collect()
+    }
+
+    /// Reads [`MicroArch::to_flat`]'s layout for cells of `num_nodes` nodes, and validates it.
+    pub fn from_flat(flat: &[usize], num_nodes: usize) -> Result<MicroArch> {
+        if flat.len() != 8 * num_nodes {
+            return Err(Error::Config(format!(
+                "a micro architecture of {num_nodes} nodes per cell has {} decisions (4 per node, 2 cells), got {}",
+                8 * num_nodes,
+                flat.len()
+            )));
+        }
+        let nodes = |cell: &[usize]| -> Vec<MicroNode> {
+            cell.chunks(4).map(|c| MicroNode { inputs: [c[0], c[2]], ops: [c[1], c[3]] }).collect()
+        };
+        let (normal, reduce) = flat.split_at(4 * num_nodes);
+        let arch = MicroArch { normal: nodes(normal), reduce: nodes(reduce) };
+        arch.validate()?;
+        Ok(arch)
+    }
+
+    /// Node `i` reads only from `0..i + 2`; operations index [`ENAS_MICRO_OPS`].
+    pub fn validate(&self) -> Result<()> {
+        for (name, cell) in [("normal", &self.normal), ("reduce", &self.reduce)] {
+            if cell.is_empty() {
+                return Err(Error::Config(format!("micro architecture: the {name} cell has no nodes")));
+            }
+            for (i, node) in cell.iter().enumerate() {
+                for (input, op) in node.inputs.into_iter().zip(node.ops) {
+                    if input >= i + 2 {
+                        return Err(Error::Config(format!(
+                            "micro architecture, {name} cell, node {i}: input {input} is not one of 0..={}",
+                            i + 1
+                        )));
+                    }
+                    if op >= ENAS_MICRO_OPS.len() {
+                        return Err(Error::Config(format!(
+                            "micro architecture, {name} cell, node {i}: operation {op} is not one of 0..{} ({})",
+                            ENAS_MICRO_OPS.len(),
+                            ENAS_MICRO_OPS.join(", ")
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The same architecture as a [`Genotype`] over [`ENAS_MICRO_OPS`]. ENAS concatenates the
+    /// "loose ends" (nodes no other node reads), not a fixed range, so that every node's
+    /// result is used; the concat lists are those.
+    pub fn to_genotype(&self) -> Genotype {
+        let entries = |cell: &[MicroNode]| -> Vec<(String, usize)> {
+            cell.iter().flat_map(|n| [0, 1].map(|s| (ENAS_MICRO_OPS[n.ops[s]].to_string(), n.inputs[s]))).collect()
+        };
+        let loose_ends = |cell: &[MicroNode]| -> Vec<usize> {
+            (2..cell.len() + 2).filter(|&id| !cell.iter().any(|n| n.inputs.contains(&id))).collect()
+        };
+        Genotype {
+            normal: entries(&self.normal),
+            normal_concat: loose_ends(&self.normal),
+            reduce: entries(&self.reduce),
+            reduce_concat: loose_ends(&self.reduce),
+        }
+    }
+
+    /// The normal and reduction cells as graphs (validate with [`ENAS_MICRO_OPS`]). Strides follow
+    /// the DARTS convention: in the reduction cell the operations reading a cell input have
+    /// stride 2 (ENAS reduces those inputs first; either way every node sits at half resolution).
+    pub fn to_graphs(&self) -> (ModelGraph, ModelGraph) {
+        ModelGraph::from_genotype(&self.to_genotype())
+    }
+}
+
+/// One layer of the ENAS macro space: an operation (an index into [`ENAS_MACRO_OPS`]) applied
+/// to the previous layer, plus skip connections from earlier layers (`skips[j]`: layer `j`'s
+/// output joins this layer's; `skips.len()` is the layer's index).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MacroLayer {
+    pub op: usize,
+    pub skips: Vec<bool>,
+}
+
+/// An ENAS macro-space architecture: a chain of layers with skip connections.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MacroArch {
+    pub layers: Vec<MacroLayer>,
+}
+
+impl MacroArch {
+    /// The operations a macro [`ModelGraph`] uses: [`ENAS_MACRO_OPS`] on the chain, and
+    /// [`IDENTITY`] on skip connections.
+    pub fn graph_ops() -> Vec<&'static str> {
+        ENAS_MACRO_OPS.iter().copied().chain([IDENTITY]).collect()
+    }
+
+    /// The controller's decisions, the reference's `arc`: for layer `i`, its operation then its
+    /// `i` skip bits (0 or 1).
+    pub fn to_flat(&self) -> Vec<usize> {
+        self.layers.iter().flat_map(|l| std::iter::once(l.op).chain(l.skips.iter().map(|&s| s as usize))).collect()
+    }
+
+    /// Reads [`MacroArch::to_flat`]'s layout for `num_layers` layers, and validates it.
+    pub fn from_flat(flat: &[usize], num_layers: usize) -> Result<MacroArch> {
+        let expected = num_layers + num_layers * num_layers.saturating_sub(1) / 2;
+        if flat.len() != expected {
+            return Err(Error::Config(format!(
+                "a macro architecture of {num_layers} layers has {expected} decisions (an operation per layer and \
+                 a skip bit per earlier layer), got {}",
+                flat.len()
+            )));
+        }
+        let mut layers = Vec::with_capacity(num_layers);
+        let mut rest = flat;
+        for i in 0..num_layers {
+            let (decisions, tail) = rest.split_at(1 + i);
+            rest = tail;
+            let mut skips = Vec::with_capacity(i);
+            for (j, &bit) in decisions[1..].iter().enumerate() {
+                match bit {
+                    0 | 1 => skips.push(bit == 1),
+                    _ => {
+                        return Err(Error::Config(format!(
+                            "macro architecture, layer {i}: skip bit to layer {j} is {bit}, not 0 or 1"
+                        )))
+                    }
+                }
+            }
+            layers.push(MacroLayer { op: decisions[0], skips });
+        }
+        let arch = MacroArch { layers };
+        arch.validate()?;
+        Ok(arch)
+    }
+
+    /// At least one layer; layer `i` has `i` skip bits and an operation in [`ENAS_MACRO_OPS`].
+    pub fn validate(&self) -> Result<()> {
+        if self.layers.is_empty() {
+            return Err(Error::Config("macro architecture has no layers".into()));
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            if layer.op >= ENAS_MACRO_OPS.len() {
+                return Err(Error::Config(format!(
+                    "macro architecture, layer {i}: operation {} is not one of 0..{} ({})",
+                    layer.op,
+                    ENAS_MACRO_OPS.len(),
+                    ENAS_MACRO_OPS.join(", ")
+                )));
+            }
+            if layer.skips.len() != i {
+                return Err(Error::Config(format!(
+                    "macro architecture, layer {i}: {} skip bits, expected {i} (one per earlier layer)",
+                    layer.skips.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The network as a graph: `input` (the stem's output, id 0), `layer_0`.. (ids 1..), and
+    /// `output` (fed by the last layer). Each layer's operation is the edge from the previous
+    /// layer; each skip is an [`IDENTITY`] edge from the earlier layer. Strides are all 1: the
+    /// macro network's downsampling sits at fixed positions, not in the sampled architecture.
+    /// Validate with [`MacroArch::graph_ops`].
+    pub fn to_graph(&self) -> ModelGraph {
+        let n = self.layers.len();
+        let mut nodes = vec![GraphNode { id: 0, kind: NodeKind::Input, name: "input".into() }];
+        nodes.extend((0..n).map(|i| GraphNode { id: i + 1, kind: NodeKind::Intermediate, name: format!("layer_{i}") }));
+        nodes.push(GraphNode { id: n + 1, kind: NodeKind::Output, name: "output".into() });
+        let mut edges = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let op = ENAS_MACRO_OPS.get(layer.op).copied().unwrap_or("<invalid op>");
+            edges.push(GraphEdge { from: i, to: i + 1, op: op.into(), stride: 1 });
+            for (j, _) in layer.skips.iter().enumerate().filter(|(_, &s)| s) {
+                edges.push(GraphEdge { from: j + 1, to: i + 1, op: IDENTITY.into(), stride: 1 });
+            }
+        }
+        edges.push(GraphEdge { from: n, to: n + 1, op: CONCAT.into(), stride: 1 });
+        ModelGraph { nodes, edges }
+    }
+}

@@ -1,0 +1,446 @@
+//! `Genotype`: the discrete architecture DARTS derives and the evaluation network is built
+//! from, in the reference's layout (quark0/darts `genotypes.py`).
+//!
+//! A cell has two inputs, `c_{k-2}` and `c_{k-1}` (indices 0 and 1), and `steps` intermediate
+//! nodes (indices 2..steps+2). Entries `2i` and `2i+1` of `normal` / `reduce` are the two
+//! inputs of node `i`: `(operation, input index)`, the stronger one first. The cell output is
+//! the channel concatenation of the nodes listed in `*_concat`.
+
+use serde::{Deserialize, Serialize};
+
+use super::graph::ModelGraph;
+use crate::error::{Error, Result};
+
+/// A DARTS-style architecture: a normal cell and a reduction cell, two inputs per node.
+///
+/// JSON: `{"normal": [["sep_conv_3x3", 0], ...], "normal_concat": [2, 3, 4, 5], "reduce": [...],
+/// "reduce_concat": [...]}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genotype {
+    pub normal: Vec<(String, usize)>,
+    pub normal_concat: Vec<usize>,
+    pub reduce: Vec<(String, usize)>,
+    pub reduce_concat: Vec<usize>,
+}
+
+/// DARTS (first order) on CIFAR-10, as published in quark0/darts `genotypes.DARTS_V1`.
+pub fn darts_v1() -> Genotype {
+    Genotype {
+        normal: cell(&[
+            ("sep_conv_3x3", 1),
+            ("sep_conv_3x3", 0),
+            ("skip_connect", 0),
+            ("sep_conv_3x3", 1),
+            ("skip_connect", 0),
+            ("sep_conv_3x3", 1),
+            ("sep_conv_3x3", 0),
+            ("skip_connect", 2),
+        ]),
+        normal_concat: vec![2, 3, 4, 5],
+        reduce: cell(&[
+            ("max_pool_3x3", 0),
+            ("max_pool_3x3", 1),
+            ("skip_connect", 2),
+            ("max_pool_3x3", 0),
+            ("max_pool_3x3", 0),
+            ("skip_connect", 2),
+            ("skip_connect", 2),
+            ("avg_pool_3x3", 0),
+        ]),
+        reduce_concat: vec![2, 3, 4, 5],
+    }
+}
+
+/// DARTS (second order) on CIFAR-10, the paper's result: quark0/darts `genotypes.DARTS_V2`.
+pub fn darts_v2() -> Genotype {
+    Genotype {
+        normal: cell(&[
+            ("sep_conv_3x3", 0),
+            ("sep_conv_3x3", 1),
+            ("sep_conv_3x3", 0),
+            ("sep_conv_3x3", 1),
+            ("sep_conv_3x3", 1),
+            ("skip_connect", 0),
+            ("skip_connect", 0),
+            ("dil_conv_3x3", 2),
+        ]),
+        normal_concat: vec![2, 3, 4, 5],
+        reduce: cell(&[
+            ("max_pool_3x3", 0),
+            ("max_pool_3x3", 1),
+            ("skip_connect", 2),
+            ("max_pool_3x3", 1),
+            ("max_pool_3x3", 0),
+            ("skip_connect", 2),
+            ("skip_connect", 2),
+            ("max_pool_3x3", 1),
+        ]),
+        reduce_concat: vec![2, 3, 4, 5],
+    }
+}
+
+fn cell(entries: &[(&str, usize)]) -> Vec<(String, usize)> {
+    entries.iter().map(|&(op, input)| (op.to_string(), input)).collect()
+}
+
+impl Genotype {
+    /// Intermediate nodes of the normal cell (two entries per node).
+    pub fn normal_steps(&self) -> usize {
+        self.normal.len() / 2
+    }
+
+    /// Intermediate nodes of the reduction cell (two entries per node).
+    pub fn reduce_steps(&self) -> usize {
+        self.reduce.len() / 2
+    }
+
+    /// Checks what the reference's evaluation `Cell` assumes without checking: two entries per
+    /// node, node `i` reading only from inputs `0..i+2` (the cell inputs and earlier nodes), every
+    /// operation one of `ops`, and `*_concat` naming distinct intermediate nodes.
+    pub fn validate(&self, ops: &[&str]) -> Result<()> {
+        validate_cell("normal", &self.normal, &self.normal_concat, ops)?;
+        validate_cell("reduce", &self.reduce, &self.reduce_concat, ops)
+    }
+
+    /// Pretty JSON, the layout of [`Genotype`]'s serde form.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a Genotype always serialises")
+    }
+
+    /// Reads the JSON form; the error gives line and column of what did not fit.
+    pub fn from_json(text: &str) -> Result<Genotype> {
+        serde_json::from_str(text).map_err(|e| Error::Config(format!("genotype JSON: {e}")))
+    }
+
+    /// The reference's text form, exactly as Python prints the namedtuple, so that it can be
+    /// pasted into quark0/darts `genotypes.py`:
+    /// `Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=[...])`.
+    pub fn to_python(&self) -> String {
+        fn entries(cell: &[(String, usize)]) -> String {
+            cell.iter().map(|(op, input)| format!("('{op}', {input})")).collect::<Vec<_>>().join(", ")
+        }
+        fn indices(concat: &[usize]) -> String {
+            concat.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+        }
+        format!(
+            "Genotype(normal=[{}], normal_concat=[{}], reduce=[{}], reduce_concat=[{}])",
+            entries(&self.normal),
+            indices(&self.normal_concat),
+            entries(&self.reduce),
+            indices(&self.reduce_concat)
+        )
+    }
+
+    /// Parses the reference's text form. Accepted: an optional `NAME =` in front, keyword or
+    /// positional arguments in any layout (whitespace, newlines, trailing commas, `#` comments),
+    /// strings in `'` or `"`, and concat lists written `[2, 3, 4, 5]`, `range(2, 6)`, `range(6)`
+    /// or `list(range(2, 6))`. The structure is parsed, not judged: call [`Genotype::validate`]
+    /// to check it against an operation set.
+    pub fn from_python(text: &str) -> Result<Genotype> {
+        Parser { src: text, pos: 0 }.genotype()
+    }
+
+    /// Graphviz DOT of both cells, one cluster each ("normal", "reduce"), nodes named as in the
+    /// reference's `visualize.py` (`c_{k-2}`, `c_{k-1}`, `0`..`n-1`, `c_{k}`), edges labelled with
+    /// their operation.
+    pub fn to_dot(&self) -> String {
+        let (normal, reduce) = ModelGraph::from_genotype(self);
+        let mut out = String::from("digraph genotype {\n  rankdir=LR;\n");
+        for (name, graph) in [("normal", &normal), ("reduce", &reduce)] {
+            out.push_str(&format!("  subgraph cluster_{name} {{\n    label=\"{name}\";\n"));
+            graph.write_dot_body(&format!("{name}/"), "    ", &mut out);
+            out.push_str("  }\n");
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+fn validate_cell(name: &str, entries: &[(String, usize)], concat: &[usize], ops: &[&str]) -> Result<()> {
+    let fail = |msg: String| Err(Error::Config(format!("genotype {name} cell: {msg}")));
+    if entries.is_empty() || !entries.len().is_multiple_of(2) {
+        return fail(format!("needs two (operation, input) entries per node, got {} entries", entries.len()));
+    }
+    for (k, (op, input)) in entries.iter().enumerate() {
+        let node = k / 2;
+        if !ops.contains(&op.as_str()) {
+            return fail(format!("entry {k} ({op:?}, {input}): unknown operation; known: {}", ops.join(", ")));
+        }
+        if *input >= node + 2 {
+            return fail(format!(
+                "entry {k} ({op:?}, {input}): node {node} can read inputs 0..={} (the two cell inputs and \
+                 earlier nodes), not {input}",
+                node + 1
+            ));
+        }
+    }
+    let steps = entries.len() / 2;
+    if concat.is_empty() {
+        return fail("concat is empty; the cell would have no output".into());
+    }
+    for (k, &c) in concat.iter().enumerate() {
+        if !(2..steps + 2).contains(&c) {
+            return fail(format!("concat index {c} is not an intermediate node (2..={})", steps + 1));
+        }
+        if concat[..k].contains(&c) {
+            return fail(format!("concat lists node {c} twice"));
+        }
+    }
+    Ok(())
+}
+
+/// A recursive-descent reader for the `Genotype(...)` text. Positions are byte offsets into
+/// `src`; errors turn them into line and column.
+struct Parser<'a> {
+    src: &'a str,
+    pos: usize,
+}
+
+const FIELDS: [&str; 4] = ["normal", "normal_concat", "reduce", "reduce_concat"];
+
+impl Parser<'_> {
+    fn genotype(mut self) -> Result<Genotype> {
+        self.skip_ws();
+        let mut name = self.ident().ok_or_else(|| self.error("`Genotype(`"))?;
+        if name != "Genotype" {
+            // `DARTS_V2 = Genotype(...)`: a Python assignment in front.
+            self.expect('=', "`=` or `(` after the name")?;
+            name = self.ident().ok_or_else(|| self.error("`Genotype(`"))?;
+            if name != "Genotype" {
+                self.pos -= name.len();
+                return Err(self.error("`Genotype(`"));
+            }
+        }
+        self.expect('(', "`(` after `Genotype`")?;
+        let mut normal = None;
+        let mut normal_concat = None;
+        let mut reduce = None;
+        let mut reduce_concat = None;
+        let mut positional = 0;
+        loop {
+            self.skip_ws();
+            if self.peek() == Some(')') {
+                self.pos += 1;
+                break;
+            }
+            let start = self.pos;
+            let field = match self.ident() {
+                Some(word) if self.peek_after_ws() == Some('=') => {
+                    self.skip_ws();
+                    self.pos += 1;
+                    match FIELDS.iter().position(|f| *f == word) {
+                        Some(i) => i,
+                        None => {
+                            self.pos = start;
+                            return Err(self.error("one of `normal=`, `normal_concat=`, `reduce=`, `reduce_concat=`"));
+                        }
+                    }
+                }
+                _ => {
+                    self.pos = start;
+                    positional += 1;
+                    if positional > FIELDS.len() {
+                        return Err(self.error("`)`: Genotype takes four fields"));
+                    }
+                    positional - 1
+                }
+            };
+            let seen = match field {
+                0 => normal.replace(self.entries()?).is_some(),
+                1 => normal_concat.replace(self.indices()?).is_some(),
+                2 => reduce.replace(self.entries()?).is_some(),
+                _ => reduce_concat.replace(self.indices()?).is_some(),
+            };
+            if seen {
+                self.pos = start;
+                return Err(self.error(&format!("each field once; `{}` is given twice", FIELDS[field])));
+            }
+            self.skip_ws();
+            match self.peek() {
+                Some(',') => self.pos += 1,
+                Some(')') => {}
+                _ => return Err(self.error("`,` or `)` after a Genotype field")),
+            }
+        }
+        self.skip_ws();
+        if self.pos < self.src.len() {
+            return Err(self.error("end of text after `Genotype(...)`"));
+        }
+        let missing = |field: &str| Error::Config(format!("genotype text: field `{field}` is missing"));
+        Ok(Genotype {
+            normal: normal.ok_or_else(|| missing("normal"))?,
+            normal_concat: normal_concat.ok_or_else(|| missing("normal_concat"))?,
+            reduce: reduce.ok_or_else(|| missing("reduce"))?,
+            reduce_concat: reduce_concat.ok_or_else(|| missing("reduce_concat"))?,
+        })
+    }
+
+    /// `[('op', 0), ('op', 1), ...]`
+    fn entries(&mut self) -> Result<Vec<(String, usize)>> {
+        self.expect('[', "`[` opening a list of ('operation', input) pairs")?;
+        let mut out = Vec::new();
+        loop {
+            self.skip_ws();
+            if self.peek() == Some(']') {
+                self.pos += 1;
+                return Ok(out);
+            }
+            self.expect('(', "`(` opening an ('operation', input) pair, or `]`")?;
+            let op = self.string()?;
+            self.expect(',', "`,` between operation and input index")?;
+            let input = self.int()?;
+            self.skip_ws();
+            if self.peek() == Some(',') {
+                self.pos += 1;
+            }
+            self.expect(')', "`)` closing an ('operation', input) pair")?;
+            out.push((op, input));
+            self.skip_ws();
+            match self.peek() {
+                Some(',') => self.pos += 1,
+                Some(']') => {}
+                _ => return Err(self.error("`,` or `]` in a list of pairs")),
+            }
+        }
+    }
+
+    /// `[2, 3, 4, 5]`, `range(2, 6)`, `range(6)` or `list(range(2, 6))`.
+    fn indices(&mut self) -> Result<Vec<usize>> {
+        self.skip_ws();
+        if self.peek() == Some('[') {
+            self.pos += 1;
+            let mut out = Vec::new();
+            loop {
+                self.skip_ws();
+                if self.peek() == Some(']') {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                out.push(self.int()?);
+                self.skip_ws();
+                match self.peek() {
+                    Some(',') => self.pos += 1,
+                    Some(']') => {}
+                    _ => return Err(self.error("`,` or `]` in a list of node indices")),
+                }
+            }
+        }
+        let start = self.pos;
+        match self.ident().as_deref() {
+            Some("list") => {
+                self.expect('(', "`(` after `list`")?;
+                let out = self.indices()?;
+                self.expect(')', "`)` closing `list(`")?;
+                Ok(out)
+            }
+            Some("range") => {
+                self.expect('(', "`(` after `range`")?;
+                let first = self.int()?;
+                self.skip_ws();
+                let (lo, hi) = if self.peek() == Some(',') {
+                    self.pos += 1;
+                    (first, self.int()?)
+                } else {
+                    (0, first)
+                };
+                self.expect(')', "`)` closing `range(`")?;
+                Ok((lo..hi).collect())
+            }
+            _ => {
+                self.pos = start;
+                Err(self.error("a list of node indices: `[2, 3, 4, 5]` or `range(2, 6)`"))
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<String> {
+        self.skip_ws();
+        let quote = match self.peek() {
+            Some(q @ ('\'' | '"')) => q,
+            _ => return Err(self.error("an operation name in quotes, like 'sep_conv_3x3'")),
+        };
+        let start = self.pos;
+        let body = &self.src[start + 1..];
+        match body.find([quote, '\n']) {
+            Some(end) if body[end..].starts_with(quote) => {
+                self.pos = start + 1 + end + 1;
+                Ok(body[..end].to_string())
+            }
+            _ => Err(self.error(&format!("an operation name closed by {quote}"))),
+        }
+    }
+
+    fn int(&mut self) -> Result<usize> {
+        self.skip_ws();
+        let digits = self.src[self.pos..].bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(self.error("a non-negative integer"));
+        }
+        let text = &self.src[self.pos..self.pos + digits];
+        let value = text.parse().map_err(|_| self.error("an integer that fits in usize"))?;
+        self.pos += digits;
+        Ok(value)
+    }
+
+    fn ident(&mut self) -> Option<String> {
+        self.skip_ws();
+        let rest = &self.src[self.pos..];
+        let len = rest.bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').count();
+        if len == 0 || rest.as_bytes()[0].is_ascii_digit() {
+            return None;
+        }
+        self.pos += len;
+        Some(rest[..len].to_string())
+    }
+
+    fn expect(&mut self, c: char, what: &str) -> Result<()> {
+        self.skip_ws();
+        if self.peek() == Some(c) {
+            self.pos += c.len_utf8();
+            Ok(())
+        } else {
+            Err(self.error(what))
+        }
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.src[self.pos..].chars().next()
+    }
+
+    fn peek_after_ws(&mut self) -> Option<char> {
+        let here = self.pos;
+        self.skip_ws();
+        let c = self.peek();
+        self.pos = here;
+        c
+    }
+
+    /// Whitespace (newlines included) and `#` comments.
+    fn skip_ws(&mut self) {
+        loop {
+            let rest = &self.src[self.pos..];
+            let trimmed = rest.trim_start();
+            self.pos += rest.len() - trimmed.len();
+            if trimmed.starts_with('#') {
+                self.pos += trimmed.find('\n').unwrap_or(trimmed.len());
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// "genotype text, line L, column C: expected X, found Y".
+    fn error(&self, expected: &str) -> Error {
+        let before = &self.src[..self.pos];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let rest = &self.src[self.pos..];
+        let found = if rest.is_empty() {
+            "end of text".to_string()
+        } else {
+            let snippet: String = rest.chars().take_while(|c| *c != '\n').take(20).collect();
+            format!("{snippet:?}")
+        };
+        Error::Config(format!("genotype text, line {line}, column {column}: expected {expected}, found {found}"))
+    }
+}

@@ -1,0 +1,68 @@
+//! The search space as plain data, shared by DARTS, ENAS and retraining: no GPU here.
+//!
+//! - [`DARTS_PRIMITIVES`], [`ENAS_MICRO_OPS`], [`ENAS_MACRO_OPS`]: operation names, in the
+//!   reference implementations' order (the order fixes what an alpha column or a controller
+//!   decision means).
+//! - [`Genotype`]: a discrete DARTS-style architecture (two cells, two inputs per node), as JSON,
+//!   as the reference's Python `Genotype(...)` text (both ways) and as Graphviz DOT.
+//! - [`derive_genotype`]: from the architecture weights (alphas) to a genotype.
+//! - [`ModelGraph`]: any discrete architecture as nodes and edges, with [`ModelGraph::validate`].
+//! - [`SearchSpace`]: the DARTS search space the supernet is built from (operations, nodes).
+//! - [`MicroArch`], [`MacroArch`]: the ENAS encodings, with their flat controller form.
+
+mod derive;
+mod enas;
+mod genotype;
+mod graph;
+mod search_space;
+
+pub use derive::{derive_cell, derive_genotype, softmax_rows, DeriveRule};
+pub use enas::{MacroArch, MacroLayer, MicroArch, MicroNode};
+pub use genotype::{darts_v1, darts_v2, Genotype};
+pub use graph::{GraphEdge, GraphNode, InvalidGraph, ModelGraph, NodeKind};
+pub use search_space::SearchSpace;
+
+use crate::error::{Error, Result};
+
+/// The DARTS operations, in the order of quark0/darts `genotypes.PRIMITIVES`: column `k` of
+/// `alphas_normal` / `alphas_reduce` weighs operation `DARTS_PRIMITIVES[k]`.
+pub const DARTS_PRIMITIVES: [&str; 8] = [
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+];
+
+/// The zero operation: in search it lets an edge switch itself off; a derived architecture
+/// never contains it.
+pub const NONE: &str = "none";
+
+/// ENAS micro-space operations, in the order of melodyguan/enas `micro_child._enas_cell`
+/// (operation id 0..4 as the controller samples it).
+pub const ENAS_MICRO_OPS: [&str; 5] = ["sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3", "identity"];
+
+/// ENAS macro-space operations, in the order of melodyguan/enas `general_child._enas_layer`
+/// (branch 0..5 as the controller samples it).
+pub const ENAS_MACRO_OPS: [&str; 6] =
+    ["conv_3x3", "sep_conv_3x3", "conv_5x5", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3"];
+
+/// The ENAS name of the operation that passes its input through unchanged (DARTS calls the
+/// same thing `skip_connect`; ENAS macro skip connections carry it in a [`ModelGraph`]).
+pub const IDENTITY: &str = "identity";
+
+/// The pseudo-operation on the edges into a [`ModelGraph`]'s output node: the output is the
+/// channel concatenation of its predecessors (a DARTS cell's `concat` nodes).
+pub const CONCAT: &str = "concat";
+
+/// Checks that `name` is one of `known`, saying which names would have been accepted.
+pub fn check_op(name: &str, known: &[&str]) -> Result<()> {
+    if known.contains(&name) {
+        Ok(())
+    } else {
+        Err(Error::Config(format!("unknown operation {name:?}; known operations: {}", known.join(", "))))
+    }
+}

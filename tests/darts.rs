@@ -1,0 +1,165 @@
+//! DARTS: the seed's supernet test, and the architect's first- and second-order alpha gradients
+//! against central finite differences of the losses they differentiate.
+
+use wgpu_nas::darts::{Architect, ArchitectConfig, Network, NetworkConfig, Order, WeightStep};
+use wgpu_nas::nn::Module;
+use wgpu_nas::ops::softmax::cross_entropy;
+use wgpu_nas::rng::Rng;
+use wgpu_nas::space::SearchSpace;
+use wgpu_nas::{Gpu, Tensor};
+
+/// The seed's `test_darts_supernet_forward`: one normal cell of 4 nodes over skip_connect and
+/// sep_conv_3x3, random alphas, a [2, 3, 32, 32] input, logits [2, 10].
+#[test]
+fn seed_supernet_forward() {
+    let gpu = Gpu::new().unwrap();
+    let mut rng = Rng::new(0);
+    let config = NetworkConfig {
+        in_channels: 3,
+        num_classes: 10,
+        channels: 16,
+        layers: 1,
+        stem_multiplier: 1,
+        reductions: Some(vec![]),
+        space: SearchSpace::with_ops(&["skip_connect", "sep_conv_3x3"]).unwrap(),
+    };
+    let net = Network::new(&gpu, &mut rng, config).unwrap();
+    assert_eq!(net.alphas_normal.shape(), &[14, 2]);
+    net.alphas_normal.write(&rng.normal_vec(28, 1.0)).unwrap();
+    let x = Tensor::from_slice(&gpu, &[2, 3, 32, 32], &rng.normal_vec(2 * 3 * 32 * 32, 1.0)).unwrap();
+    let out = gpu.no_grad(|| net.forward(&x, true)).unwrap();
+    assert_eq!(out.shape(), &[2, 10]);
+    assert!(out.to_vec().unwrap().iter().all(|v| v.is_finite()));
+}
+
+/// A tiny search network whose loss is smooth in the weights and the alphas: the stem's BN is
+/// shifted to +10 so the preprocessing ReLUs see only positive values, and the candidate ops
+/// (none, avg_pool_3x3 + BN, skip_connect) have no kinks. Finite differences of the unrolled
+/// loss are meaningful only on such a net: with ReLU or max-pool kinks, the inner gradient
+/// dw L_train jumps, and so does the unrolled loss.
+pub fn tiny(gpu: &Gpu, seed: u64) -> (Network, Tensor, Tensor, Tensor, Tensor) {
+    let mut rng = Rng::new(seed);
+    let config = NetworkConfig {
+        in_channels: 3,
+        num_classes: 3,
+        channels: 4,
+        layers: 1,
+        stem_multiplier: 2,
+        reductions: Some(vec![]),
+        space: SearchSpace::with_ops(&["none", "avg_pool_3x3", "skip_connect"]).unwrap().with_steps(3, 2).unwrap(),
+    };
+    let net = Network::new(gpu, &mut rng, config).unwrap();
+    let mut named = Vec::new();
+    net.params("", &mut named);
+    let (_, stem_bias) = named.iter().find(|(n, _)| n == "stem.bn.bias").expect("stem BN is affine");
+    stem_bias.write(&vec![10.0; stem_bias.numel()]).unwrap();
+    // Alphas away from uniform, so the softmax weights differ and the gradients are not tiny.
+    for a in net.alphas() {
+        a.write(&rng.normal_vec(a.numel(), 0.5)).unwrap();
+    }
+    let batch = |rng: &mut Rng| {
+        let x = Tensor::from_slice(gpu, &[4, 3, 8, 8], &rng.normal_vec(4 * 3 * 64, 1.0)).unwrap();
+        let y = Tensor::from_u32(gpu, &[4], &[0, 1, 2, 1]).unwrap();
+        (x, y)
+    };
+    let (xt, yt) = batch(&mut rng);
+    let (xv, yv) = batch(&mut rng);
+    (net, xt, yt, xv, yv)
+}
+
+pub fn loss_value(gpu: &Gpu, net: &Network, x: &Tensor, y: &Tensor) -> f64 {
+    gpu.no_grad(|| cross_entropy(&net.forward(x, true).unwrap(), y).unwrap().item().unwrap() as f64)
+}
+
+/// L_val(w - eta * dw L_train(w, a), a), leaving w as it was.
+pub fn unrolled_loss(gpu: &Gpu, net: &Network, eta: f32, t: (&Tensor, &Tensor), v: (&Tensor, &Tensor)) -> f64 {
+    let weights = net.weights();
+    let saved: Vec<Vec<f32>> = weights.iter().map(|w| w.to_vec().unwrap()).collect();
+    let g = gpu.backward(&cross_entropy(&net.forward(t.0, true).unwrap(), t.1).unwrap()).unwrap();
+    for (w, s) in weights.iter().zip(&saved) {
+        let gw = g.get(w).map(|g| g.to_vec().unwrap()).unwrap_or(vec![0.0; s.len()]);
+        w.write(&s.iter().zip(&gw).map(|(a, b)| a - eta * b).collect::<Vec<_>>()).unwrap();
+    }
+    drop(g);
+    let l = loss_value(gpu, net, v.0, v.1);
+    for (w, s) in weights.iter().zip(&saved) {
+        w.write(s).unwrap();
+    }
+    l
+}
+
+/// Central differences of `f` over a few coordinates of each alpha matrix, against `grads`.
+/// Asserts |analytic - numeric| <= atol + rtol * |numeric|; returns the largest error.
+fn check_alpha_grads(
+    net: &Network,
+    grads: &[Vec<f32>; 2],
+    mut f: impl FnMut() -> f64,
+    eps: f32,
+    atol: f64,
+    rtol: f64,
+) -> f64 {
+    let mut worst = 0.0f64;
+    for (k, alpha) in net.alphas().iter().enumerate() {
+        let base = alpha.to_vec().unwrap();
+        for i in [0, 2, 4, 7, 11, 13] {
+            let mut a = base.clone();
+            a[i] += eps;
+            alpha.write(&a).unwrap();
+            let plus = f();
+            a[i] -= 2.0 * eps;
+            alpha.write(&a).unwrap();
+            let minus = f();
+            alpha.write(&base).unwrap();
+            let numeric = (plus - minus) / (2.0 * eps as f64);
+            let analytic = grads[k][i] as f64;
+            let err = (analytic - numeric).abs();
+            worst = worst.max(err);
+            assert!(
+                err <= atol + rtol * numeric.abs(),
+                "alphas[{k}][{i}]: architect {analytic:.6e}, finite difference {numeric:.6e}"
+            );
+        }
+    }
+    worst
+}
+
+#[test]
+fn first_order_alpha_gradient_matches_finite_differences() {
+    let gpu = Gpu::new().unwrap();
+    let (net, xt, yt, xv, yv) = tiny(&gpu, 1);
+    let mut arch = Architect::new(&net, ArchitectConfig::default()).unwrap();
+    let step = WeightStep { lr: 0.1, momentum: 0.0, weight_decay: 0.0, momentum_buffers: vec![] };
+    let (g, _) = arch.alpha_gradient(&net, (&xt, &yt), (&xv, &yv), &step).unwrap();
+    let g = [g[0].to_vec().unwrap(), g[1].to_vec().unwrap()];
+    // f32 losses: a 1e-2 step keeps rounding noise (~1e-7 / 1e-2) well below the tolerance,
+    // and on this smooth net its truncation error (~eps^2) too.
+    check_alpha_grads(&net, &g, || loss_value(&gpu, &net, &xv, &yv), 1e-2, 1e-4, 1e-2);
+}
+
+#[test]
+fn second_order_alpha_gradient_matches_finite_differences_of_the_unrolled_loss() {
+    let gpu = Gpu::new().unwrap();
+    let (net, xt, yt, xv, yv) = tiny(&gpu, 2);
+    let eta = 0.5;
+    let step = WeightStep { lr: eta, momentum: 0.0, weight_decay: 0.0, momentum_buffers: vec![] };
+    // A small radius: with the default 0.01/||v||, ReLU and max-pool kinks on a net this small
+    // move the estimate far from the exact Hessian-vector product.
+    let config = ArchitectConfig { order: Order::Second, hvp_radius: 1e-3, ..Default::default() };
+    let mut arch = Architect::new(&net, config).unwrap();
+    let weights_before: Vec<Vec<f32>> = net.weights().iter().map(|w| w.to_vec().unwrap()).collect();
+    let (g2, _) = arch.alpha_gradient(&net, (&xt, &yt), (&xv, &yv), &step).unwrap();
+    let g2 = [g2[0].to_vec().unwrap(), g2[1].to_vec().unwrap()];
+    let weights_after: Vec<Vec<f32>> = net.weights().iter().map(|w| w.to_vec().unwrap()).collect();
+    assert_eq!(weights_before, weights_after, "the architect restores the weights exactly");
+
+    let worst =
+        check_alpha_grads(&net, &g2, || unrolled_loss(&gpu, &net, eta, (&xt, &yt), (&xv, &yv)), 1e-2, 1e-4, 1e-2);
+
+    // The check means something only if the unrolled gradient differs from the first-order one
+    // by more than the tolerance somewhere.
+    let mut first = Architect::new(&net, ArchitectConfig::default()).unwrap();
+    let (g1, _) = first.alpha_gradient(&net, (&xt, &yt), (&xv, &yv), &step).unwrap();
+    let g1 = [g1[0].to_vec().unwrap(), g1[1].to_vec().unwrap()];
+    let gap = g1.iter().flatten().zip(g2.iter().flatten()).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
+    assert!(gap > 10.0 * worst.max(1e-5), "second order differs from first by only {gap:.2e} (FD error {worst:.2e})");
+}

@@ -1,0 +1,74 @@
+//! The GPU layer: a caller's own device, adapter selection errors, batching into few
+//! submissions, caches and the buffer pool.
+
+use std::process::Command;
+
+use wgpu_nas::ops::{conv, elementwise, reduce};
+use wgpu_nas::{Gpu, Tensor};
+
+#[test]
+fn runs_on_a_callers_own_device() {
+    // The caller builds its device with plain wgpu, as an engine or a visualiser would.
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).unwrap();
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    let gpu = Gpu::from_device(device.clone(), queue.clone());
+
+    let x = Tensor::param(&gpu, &[1, 1, 3, 3], &[1., 2., 3., 4., 5., 6., 7., 8., 9.]).unwrap();
+    let w = Tensor::param(&gpu, &[1, 1, 3, 3], &[1.0; 9]).unwrap();
+    let y = conv::conv2d(&x, &w, None, conv::Conv2d::new(1, 0, 1, 1)).unwrap();
+    assert_eq!(y.to_vec().unwrap(), vec![45.0]);
+    let g = gpu.backward(&y).unwrap();
+    assert_eq!(g.get(&w).unwrap().to_vec().unwrap(), vec![1., 2., 3., 4., 5., 6., 7., 8., 9.]);
+    // The caller's device keeps working for the caller.
+    let _ = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 16,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    queue.submit([]);
+}
+
+#[test]
+fn an_adapter_name_that_matches_nothing_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wgpu-nas"))
+        .args(["check-fixtures", "tests/golden"])
+        .env("WGPU_ADAPTER_NAME", "no-such-adapter-xyz")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("WGPU_ADAPTER_NAME=\"no-such-adapter-xyz\" matches none"), "{err}");
+    assert!(err.contains("llvmpipe") || err.contains("Vulkan"), "lists the adapters it saw: {err}");
+}
+
+#[test]
+fn many_ops_go_into_few_submissions_and_pool_buffers_are_reused() {
+    let gpu = Gpu::new().unwrap();
+    let x = Tensor::from_slice(&gpu, &[4096], &vec![0.5; 4096]).unwrap();
+    let run = || {
+        let mut y = x.clone();
+        for _ in 0..100 {
+            y = elementwise::relu(&elementwise::add(&y, &x).unwrap()).unwrap();
+        }
+        reduce::sum(&y).unwrap()
+    };
+    let warm = run().item().unwrap();
+    let (subs, total) = (gpu.submissions(), gpu.memory().total);
+    let again = run().item().unwrap();
+    assert_eq!(warm, again);
+    assert_eq!(warm, 4096.0 * 50.5);
+    assert!(gpu.submissions() - subs <= 2, "200 dispatches took {} submissions", gpu.submissions() - subs);
+    assert_eq!(gpu.memory().total, total, "the second run allocates nothing new");
+    assert!(gpu.memory().peak >= gpu.memory().in_use);
+}
+
+#[test]
+fn oversized_tensors_are_an_error_not_a_crash() {
+    let gpu = Gpu::new().unwrap();
+    let limit = gpu.limits().max_storage_buffer_binding_size;
+    let elems = (limit / 4 + 1) as usize;
+    let err = Tensor::zeros(&gpu, &[elems]).unwrap_err().to_string();
+    assert!(err.contains("exceeds the adapter's storage-binding limit"), "{err}");
+}
