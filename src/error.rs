@@ -44,6 +44,12 @@ pub enum Error {
     #[error("the GPU device was lost: {0}; restart the run (a checkpoint keeps the last good state)")]
     DeviceLost(String),
 
+    #[error(
+        "the loss became NaN or infinite at step {step}; the last checkpoint is kept. \
+         Lower the learning rate or check the data"
+    )]
+    NonFinite { step: u64 },
+
     #[error("{path}: {msg}")]
     File { path: String, msg: String },
 

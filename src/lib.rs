@@ -5,6 +5,7 @@
 //! (parameterised blocks) and [`fixtures`] (checks against PyTorch reference values).
 
 pub mod autograd;
+pub mod checkpoint;
 pub mod darts;
 pub mod data;
 pub mod error;

@@ -163,3 +163,44 @@ fn second_order_alpha_gradient_matches_finite_differences_of_the_unrolled_loss()
     let gap = g1.iter().flatten().zip(g2.iter().flatten()).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
     assert!(gap > 10.0 * worst.max(1e-5), "second order differs from first by only {gap:.2e} (FD error {worst:.2e})");
 }
+
+/// The seed's `test_darts_derive_architecture`: random alphas for 4 nodes over the 8 primitives
+/// derive a genotype whose cells are valid model graphs.
+#[test]
+fn seed_derive_architecture() {
+    let mut rng = Rng::new(4);
+    let space = SearchSpace::darts();
+    for rule in [wgpu_nas::space::DeriveRule::Top2, wgpu_nas::space::DeriveRule::Argmax] {
+        let alphas = |rng: &mut Rng| -> Vec<Vec<f32>> { (0..14).map(|_| rng.normal_vec(8, 1.0)).collect() };
+        let genotype = space.derive_genotype(&alphas(&mut rng), &alphas(&mut rng), rule).unwrap();
+        let (normal, reduce) = wgpu_nas::space::ModelGraph::from_genotype(&genotype);
+        for graph in [normal, reduce] {
+            assert!(!graph.nodes.is_empty());
+            assert!(graph.is_valid(&space.primitives()), "{:?}", graph.validate(&space.primitives()));
+        }
+    }
+}
+
+/// `none` costs nothing: a network with `none` among its candidates records exactly as many
+/// dispatches, forward and backward, as the same network without it.
+#[test]
+fn the_none_op_spends_no_compute() {
+    let gpu = Gpu::new().unwrap();
+    let dispatches = |ops: &[&str]| {
+        let mut rng = Rng::new(1);
+        let mut config = NetworkConfig::darts(3, 10);
+        config.channels = 4;
+        config.layers = 3;
+        config.space = SearchSpace::with_ops(ops).unwrap();
+        let net = Network::new(&gpu, &mut rng, config).unwrap();
+        let x = Tensor::from_slice(&gpu, &[2, 3, 8, 8], &rng.normal_vec(2 * 3 * 64, 1.0)).unwrap();
+        let y = Tensor::from_u32(&gpu, &[2], &[1, 7]).unwrap();
+        let before = gpu.dispatches();
+        let loss = cross_entropy(&net.forward(&x, true).unwrap(), &y).unwrap();
+        drop(gpu.backward(&loss).unwrap());
+        gpu.dispatches() - before
+    };
+    let with_none = dispatches(&["none", "skip_connect", "avg_pool_3x3", "sep_conv_3x3"]);
+    let without = dispatches(&["skip_connect", "avg_pool_3x3", "sep_conv_3x3"]);
+    assert_eq!(with_none, without);
+}

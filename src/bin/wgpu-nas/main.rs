@@ -9,6 +9,9 @@ fn main() -> std::process::ExitCode {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
+mod search;
+
+#[cfg(not(target_arch = "wasm32"))]
 mod cli {
     use std::path::PathBuf;
     use std::process::ExitCode;
@@ -16,15 +19,25 @@ mod cli {
     use clap::{Parser, Subcommand};
     use wgpu_nas::{fixtures, Gpu};
 
+    use crate::search;
+
     #[derive(Parser)]
-    #[command(name = "wgpu-nas", version, about = "Gradient-based neural architecture search on any GPU")]
+    #[command(
+        name = "wgpu-nas",
+        version,
+        about = "Gradient-based neural architecture search on any GPU",
+        after_help = "With no command, runs a short DARTS search on the embedded data set (`search darts`)."
+    )]
     struct Cli {
         #[command(subcommand)]
-        command: Command,
+        command: Option<Command>,
     }
 
     #[derive(Subcommand)]
     enum Command {
+        /// Search for an architecture.
+        #[command(subcommand)]
+        Search(SearchCommand),
         /// Run every case of every *.json fixture in DIR (PyTorch reference values) on the GPU.
         CheckFixtures {
             /// Directory of fixture files (e.g. ../shared/golden).
@@ -35,6 +48,12 @@ mod cli {
         },
         /// List the GPU adapters wgpu sees, with backend and main limits.
         Devices,
+    }
+
+    #[derive(Subcommand)]
+    enum SearchCommand {
+        /// DARTS: differentiable search (bi-level optimisation of alphas and weights).
+        Darts(search::DartsArgs),
     }
 
     pub fn main() -> ExitCode {
@@ -49,7 +68,13 @@ mod cli {
     }
 
     fn run(cli: Cli) -> wgpu_nas::Result<ExitCode> {
-        match cli.command {
+        // No command: the main job, a short DARTS search with the defaults.
+        let command = match cli.command {
+            Some(c) => c,
+            None => Cli::parse_from(["wgpu-nas", "search", "darts"]).command.expect("a command"),
+        };
+        match command {
+            Command::Search(SearchCommand::Darts(args)) => search::darts(args),
             Command::CheckFixtures { dir, verbose } => {
                 let gpu = Gpu::new()?;
                 println!("adapter: {}", gpu.adapter());

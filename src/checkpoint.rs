@@ -1,0 +1,144 @@
+//! Checkpoints: named f32 tensors plus a JSON header of everything else a run needs to continue
+//! exactly (schedule position, RNG, data cursors, optimizer step counts).
+//!
+//! File layout: the magic `WGPUNAS1`, the header length (u64, little endian), the header (JSON:
+//! `{kind, meta, tensors: [{name, shape}]}`), then the tensors' f32 values, little endian, in
+//! header order. Files are written atomically: to `NAME.tmp` beside the target, flushed, then
+//! renamed over it, so a crash mid-write leaves the previous checkpoint intact.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::tensor::{self, Tensor};
+
+const MAGIC: &[u8; 8] = b"WGPUNAS1";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    kind: String,
+    meta: serde_json::Value,
+    tensors: Vec<Entry>,
+}
+
+/// A checkpoint in memory.
+pub struct Checkpoint {
+    /// What wrote it ("darts", "enas", "train"): resuming the wrong kind is an error.
+    pub kind: String,
+    pub meta: serde_json::Value,
+    pub tensors: Vec<(Entry, Vec<f32>)>,
+}
+
+impl Checkpoint {
+    /// Reads the named tensors back from the GPU (one submission) into a checkpoint.
+    pub async fn capture(kind: &str, meta: serde_json::Value, named: &[(String, Tensor)]) -> Result<Checkpoint> {
+        let refs: Vec<&Tensor> = named.iter().map(|(_, t)| t).collect();
+        let values = tensor::read_all(&refs).await?;
+        let tensors = named
+            .iter()
+            .zip(values)
+            .map(|((name, t), v)| (Entry { name: name.clone(), shape: t.shape().to_vec() }, v))
+            .collect();
+        Ok(Checkpoint { kind: kind.into(), meta, tensors })
+    }
+
+    /// Writes every tensor of the checkpoint into the tensor of the same name (shapes must
+    /// agree; every named tensor must be present).
+    pub fn restore_into(&self, named: &[(String, Tensor)]) -> Result<()> {
+        for (name, t) in named {
+            let (entry, values) = self
+                .tensors
+                .iter()
+                .find(|(e, _)| &e.name == name)
+                .ok_or_else(|| Error::Config(format!("the checkpoint has no tensor {name:?}")))?;
+            if entry.shape != t.shape() {
+                return Err(Error::Config(format!(
+                    "checkpoint tensor {name} has shape {:?}, the model expects {:?}: \
+                     resume with the settings the run was started with",
+                    entry.shape,
+                    t.shape()
+                )));
+            }
+            t.write(values)?;
+        }
+        Ok(())
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let header = Header {
+            kind: self.kind.clone(),
+            meta: self.meta.clone(),
+            tensors: self.tensors.iter().map(|(e, _)| e.clone()).collect(),
+        };
+        let json = serde_json::to_vec(&header)?;
+        let data: usize = self.tensors.iter().map(|(_, v)| v.len() * 4).sum();
+        let mut out = Vec::with_capacity(16 + json.len() + data);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&json);
+        for (_, v) in &self.tensors {
+            for x in v {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint> {
+        let bad = |msg: String| Error::File { path: source.into(), msg };
+        if bytes.len() < 16 || &bytes[..8] != MAGIC {
+            return Err(bad("not a wgpu-nas checkpoint (bad magic bytes)".into()));
+        }
+        let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+        let json = bytes.get(16..16 + len).ok_or_else(|| bad("truncated header".into()))?;
+        let header: Header =
+            serde_json::from_slice(json).map_err(|e| bad(format!("unreadable checkpoint header: {e}")))?;
+        let mut at = 16 + len;
+        let mut tensors = Vec::with_capacity(header.tensors.len());
+        for entry in header.tensors {
+            let n: usize = entry.shape.iter().product();
+            let raw =
+                bytes.get(at..at + 4 * n).ok_or_else(|| bad(format!("truncated: tensor {} is cut off", entry.name)))?;
+            at += 4 * n;
+            let values = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+            tensors.push((entry, values));
+        }
+        if at != bytes.len() {
+            return Err(bad(format!("{} unexpected bytes after the last tensor", bytes.len() - at)));
+        }
+        Ok(Checkpoint { kind: header.kind, meta: header.meta, tensors })
+    }
+
+    /// Writes atomically: a temporary file beside `path`, flushed, then renamed over it.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        use std::io::Write;
+        let io = |e: std::io::Error| Error::File { path: path.display().to_string(), msg: e.to_string() };
+        let tmp = path.with_extension("tmp");
+        {
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(&self.to_bytes()?).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(path: &std::path::Path) -> Result<Checkpoint> {
+        let bytes = std::fs::read(path).map_err(|e| Error::File {
+            path: path.display().to_string(),
+            msg: format!("{e}; give the run directory of an earlier run"),
+        })?;
+        Self::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// The tensor values of `name`.
+    pub fn get(&self, name: &str) -> Option<&[f32]> {
+        self.tensors.iter().find(|(e, _)| e.name == name).map(|(_, v)| v.as_slice())
+    }
+}
