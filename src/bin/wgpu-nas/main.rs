@@ -48,6 +48,21 @@ mod cli {
         },
         /// List the GPU adapters wgpu sees, with backend and main limits.
         Devices,
+        /// Derive the genotype of a search run's checkpoint (its run directory).
+        Derive {
+            /// The run directory (holds checkpoint.bin).
+            #[arg(long)]
+            run: PathBuf,
+            #[arg(long, value_enum, default_value_t = search::Rule::Top2)]
+            rule: search::Rule,
+        },
+        /// Print a genotype (JSON or the reference's Python text) as JSON, Python text or DOT.
+        Export {
+            #[arg(long)]
+            genotype: PathBuf,
+            #[arg(long, value_enum, default_value_t = search::Format::Python)]
+            format: search::Format,
+        },
     }
 
     #[derive(Subcommand)]
@@ -75,6 +90,8 @@ mod cli {
         };
         match command {
             Command::Search(SearchCommand::Darts(args)) => search::darts(args),
+            Command::Derive { run, rule } => search::derive(&run, rule),
+            Command::Export { genotype, format } => search::export(&genotype, format),
             Command::CheckFixtures { dir, verbose } => {
                 let gpu = Gpu::new()?;
                 println!("adapter: {}", gpu.adapter());

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use wgpu_nas::checkpoint::Checkpoint;
 use wgpu_nas::darts::{DartsSearch, Order, SearchConfig};
 use wgpu_nas::data::{Cifar100Labels, Dataset, Split};
-use wgpu_nas::space::{DeriveRule, ModelGraph, SearchSpace};
+use wgpu_nas::space::{DeriveRule, Genotype, ModelGraph, SearchSpace};
 use wgpu_nas::{Error, Gpu, Result};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -82,6 +82,50 @@ pub enum Rule {
     Argmax,
 }
 
+impl From<Rule> for DeriveRule {
+    fn from(r: Rule) -> DeriveRule {
+        match r {
+            Rule::Top2 => DeriveRule::Top2,
+            Rule::Argmax => DeriveRule::Argmax,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    Json,
+    Python,
+    Dot,
+}
+
+/// `derive --run DIR`: the genotype of the alphas in DIR/checkpoint.bin, printed as Python text.
+pub fn derive(run: &Path, rule: Rule) -> Result<ExitCode> {
+    let checkpoint = Checkpoint::load(&run.join("checkpoint.bin"))?;
+    let config: SearchConfig = serde_json::from_value(
+        checkpoint.meta.get("config").cloned().ok_or_else(|| Error::Config("the checkpoint has no search config".into()))?,
+    )?;
+    let space = &config.network.space;
+    let rows = |name: &str| -> Result<Vec<Vec<f32>>> {
+        let v = checkpoint.get(name).ok_or_else(|| Error::Config(format!("the checkpoint has no {name}")))?;
+        Ok(v.chunks(space.num_ops()).map(<[f32]>::to_vec).collect())
+    };
+    let genotype = space.derive_genotype(&rows("alphas.normal")?, &rows("alphas.reduce")?, rule.into())?;
+    println!("{}", genotype.to_python());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `export --genotype FILE --format F`: reads JSON or the reference's Python text.
+pub fn export(path: &Path, format: Format) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let genotype = if text.trim_start().starts_with('{') { Genotype::from_json(&text)? } else { Genotype::from_python(&text)? };
+    match format {
+        Format::Json => println!("{}", genotype.to_json()),
+        Format::Python => println!("{}", genotype.to_python()),
+        Format::Dot => print!("{}", genotype.to_dot()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn load(name: DatasetName, dir: Option<&Path>) -> Result<Dataset> {
     let dir = || {
         dir.ok_or_else(|| Error::Config(format!("--dataset {name:?} needs --data-dir DIR (no downloads at run time)")))
@@ -135,10 +179,7 @@ pub fn darts(args: DartsArgs) -> Result<ExitCode> {
             config.steps_per_epoch = Some(args.steps_per_epoch);
             config.eval_batches = Some(args.eval_batches);
             config.seed = args.seed;
-            config.rule = match args.rule {
-                Rule::Top2 => DeriveRule::Top2,
-                Rule::Argmax => DeriveRule::Argmax,
-            };
+            config.rule = args.rule.into();
             let dir = args.out.clone().unwrap_or_else(|| {
                 let t = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
