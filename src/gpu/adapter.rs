@@ -40,6 +40,7 @@ impl std::fmt::Display for AdapterSummary {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn rank(t: wgpu::DeviceType) -> u8 {
     match t {
         wgpu::DeviceType::DiscreteGpu => 0,

@@ -9,16 +9,7 @@ use crate::rng::Rng;
 use crate::tensor::Tensor;
 
 /// The DARTS primitives, in the reference order (the column order of the alpha matrices).
-pub const PRIMITIVES: [&str; 8] = [
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-];
+pub use crate::space::DARTS_PRIMITIVES as PRIMITIVES;
 
 /// ReLU -> conv -> BN (the cell preprocessing, and the stem's conv+BN without the ReLU).
 pub struct ReluConvBn {

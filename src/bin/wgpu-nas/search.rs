@@ -47,10 +47,10 @@ pub struct DartsArgs {
     /// Candidate operations, comma-separated (default: the 8 DARTS primitives).
     #[arg(long, value_delimiter = ',')]
     ops: Option<Vec<String>>,
-    /// Steps per epoch (default: a full pass over the weights' half of the training set).
+    /// Steps per epoch; 0 = a full pass over the weights' half of the training set (the paper).
     #[arg(long, default_value_t = 8)]
     steps_per_epoch: usize,
-    /// Validation batches scored per epoch.
+    /// Validation batches scored per epoch; 0 = the whole validation half.
     #[arg(long, default_value_t = 4)]
     eval_batches: usize,
     #[arg(long, default_value_t = 0.025)]
@@ -176,8 +176,8 @@ pub fn darts(args: DartsArgs) -> Result<ExitCode> {
                 let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
                 config.network.space = SearchSpace::with_ops(&ops)?;
             }
-            config.steps_per_epoch = Some(args.steps_per_epoch);
-            config.eval_batches = Some(args.eval_batches);
+            config.steps_per_epoch = (args.steps_per_epoch > 0).then_some(args.steps_per_epoch);
+            config.eval_batches = (args.eval_batches > 0).then_some(args.eval_batches);
             config.seed = args.seed;
             config.rule = args.rule.into();
             let dir = args.out.clone().unwrap_or_else(|| {
