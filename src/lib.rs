@@ -16,6 +16,7 @@ pub mod ops;
 pub mod rng;
 pub mod space;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::Gpu;

@@ -4,6 +4,7 @@
 pub mod architect;
 pub mod batch_norm;
 pub mod conv;
+pub mod drop_path;
 pub mod elementwise;
 pub mod embedding;
 pub mod layout;

@@ -1,0 +1,16 @@
+//! Retraining a found architecture from scratch (quark0/darts `train.py` and `model.py`): the
+//! evaluation network of a genotype ([`NetworkCifar`], C=36 and 20 cells in the paper, affine
+//! BN, an auxiliary head after cell 2*layers/3, drop path) and its training loop ([`Trainer`]),
+//! with test accuracy per epoch, the parameter count and checkpoint/resume.
+//!
+//! ENAS micro architectures retrain through the same network: [`crate::space::MicroArch::to_genotype`]
+//! gives a genotype whose `identity` is `skip_connect` and whose concat lists the loose ends.
+
+pub mod model;
+pub mod trainer;
+
+pub use model::{auxiliary_pool, AuxiliaryHeadCifar, Cell, ModelConfig, NetworkCifar};
+pub use trainer::{EpochMetrics, StepMetrics, TrainConfig, Trainer};
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use trainer::train;

@@ -1,0 +1,366 @@
+//! The evaluation network of a fixed genotype (quark0/darts `model.py`): `NetworkCIFAR`, its
+//! `Cell` compiled from the genotype, and `AuxiliaryHeadCIFAR`. Unlike the search network every
+//! edge holds one operation, every BN is affine, pools carry no BN, and in training each
+//! non-identity operation's output goes through drop path.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module, Primitive, ReluConvBn};
+use crate::ops::{conv::Conv2d, drop_path::drop_path, elementwise, layout, linear, pool};
+use crate::rng::Rng;
+use crate::space::{Genotype, DARTS_PRIMITIVES, IDENTITY, NONE};
+use crate::tensor::Tensor;
+
+/// Shape of an evaluation network. `ModelConfig::darts` gives the paper's (C=36, 20 cells,
+/// auxiliary head).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Channels of the input images (3 for CIFAR, 1 for Fashion-MNIST).
+    pub in_channels: usize,
+    pub num_classes: usize,
+    /// Initial channels C.
+    pub channels: usize,
+    /// Number of cells; reduction cells at layers/3 and 2*layers/3.
+    pub layers: usize,
+    /// The auxiliary classifier after cell 2*layers/3 (training only).
+    pub auxiliary: bool,
+    pub genotype: Genotype,
+}
+
+impl ModelConfig {
+    /// The paper's CIFAR-10 evaluation network: C=36, 20 cells, auxiliary head.
+    pub fn darts(in_channels: usize, num_classes: usize, genotype: Genotype) -> Self {
+        ModelConfig { in_channels, num_classes, channels: 36, layers: 20, auxiliary: true, genotype }
+    }
+
+    /// The cells that halve the resolution and double the channels.
+    pub fn reduction_cells(&self) -> [usize; 2] {
+        [self.layers / 3, 2 * self.layers / 3]
+    }
+
+    /// The cell after which the auxiliary head reads (the second reduction cell).
+    pub fn auxiliary_cell(&self) -> usize {
+        2 * self.layers / 3
+    }
+
+    /// The operations a genotype may use here: the DARTS ones without `none` (a retrained
+    /// cell keeps only real operations), and ENAS's `identity` (= `skip_connect`).
+    pub fn known_ops() -> Vec<&'static str> {
+        DARTS_PRIMITIVES.iter().copied().filter(|&p| p != NONE).chain([IDENTITY]).collect()
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.layers < 3 || self.channels == 0 || self.in_channels == 0 || self.num_classes == 0 {
+            return Err(Error::Config(format!(
+                "the evaluation network needs at least 3 cells (two of them reduce) and at least one channel, \
+                 input channel and class; got {} cells, C={}",
+                self.layers, self.channels
+            )));
+        }
+        if !self.channels.is_multiple_of(2) {
+            return Err(Error::Config(format!(
+                "FactorizedReduce after a reduction cell needs an even channel count, got C={}; use an even \
+                 --init-channels",
+                self.channels
+            )));
+        }
+        self.genotype.validate(&Self::known_ops())
+    }
+}
+
+/// The auxiliary head's average pool (kernel, stride), padding 0, for a `size` x `size`
+/// feature map: always a 2x2 output, so that the 2x2 conv after it leaves 1x1 and the
+/// classifier sees 768 features.
+///
+/// The reference hard-codes kernel 5, stride 3, which assumes 8x8 (32x32 CIFAR images after two
+/// reductions). We keep that exactly for 8x8 and generalise it: stride t = max(1, floor(3s/8)),
+/// kernel s - t, so windows start at 0 and t and the last one ends at the border: 28x28 images
+/// (7x7 here) get kernel 5, stride 2; 16x16 (4x4) kernel 3, stride 1. With no padding
+/// `count_include_pad` makes no difference.
+pub fn auxiliary_pool(size: usize) -> Result<(usize, usize)> {
+    if size < 2 {
+        return Err(Error::Config(format!(
+            "the auxiliary head needs a feature map of at least 2x2 after two reductions, got {size}x{size}; \
+             use larger images or turn the auxiliary head off"
+        )));
+    }
+    let stride = (3 * size / 8).max(1);
+    Ok((size - stride, stride))
+}
+
+/// `AuxiliaryHeadCIFAR`: ReLU, avg pool to 2x2, conv 1x1 to 128, BN, ReLU, conv 2x2 to 768, BN,
+/// ReLU, linear. Its parameters are named `auxiliary_head.*` and left out of the parameter count.
+pub struct AuxiliaryHeadCifar {
+    conv1: Conv,
+    bn1: BatchNorm,
+    conv2: Conv,
+    bn2: BatchNorm,
+    classifier: Linear,
+}
+
+impl AuxiliaryHeadCifar {
+    pub fn new(gpu: &Gpu, rng: &mut Rng, c: usize, num_classes: usize) -> Result<Self> {
+        Ok(AuxiliaryHeadCifar {
+            conv1: Conv::new(gpu, rng, c, 128, 1, Conv2d::new(1, 0, 1, 1))?,
+            bn1: BatchNorm::new(gpu, 128, true)?,
+            conv2: Conv::new(gpu, rng, 128, 768, 2, Conv2d::new(1, 0, 1, 1))?,
+            bn2: BatchNorm::new(gpu, 768, true)?,
+            classifier: Linear::new(gpu, rng, 768, num_classes, true)?,
+        })
+    }
+
+    /// x: [N, C, s, s] -> logits [N, classes].
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let (h, w) = (x.shape()[2], x.shape()[3]);
+        if h != w {
+            return Err(Error::Config(format!(
+                "the auxiliary head needs square feature maps, got {h}x{w}; turn it off for non-square images"
+            )));
+        }
+        let (kernel, stride) = auxiliary_pool(h)?;
+        let y = pool::avg_pool2d(&elementwise::relu(x)?, kernel, stride, 0)?; // [N, C, 2, 2]
+        let y = elementwise::relu(&self.bn1.forward(&self.conv1.forward(&y)?, train)?)?; // [N, 128, 2, 2]
+                                                                                         // A 2x2 conv on a 2x2 map has one output position: it is the product of the flattened
+                                                                                         // map [N, 128*2*2] with the weight seen as [768, 128*2*2] (OIHW flattens as CHW does).
+                                                                                         // The linear op's tiled matmul gives the same sums, and a weight gradient far cheaper
+                                                                                         // than the conv kernel's per-filter reduction over a single position.
+        let n = y.shape()[0];
+        let w = self.conv2.weight.reshape(&[768, 128 * 4])?;
+        let y = linear::linear(&y.reshape(&[n, 128 * 4])?, &w, None)?.reshape(&[n, 768, 1, 1])?;
+        let y = elementwise::relu(&self.bn2.forward(&y, train)?)?; // [N, 768, 1, 1]
+        self.classifier.forward(&y.reshape(&[n, 768])?)
+    }
+}
+
+impl Module for AuxiliaryHeadCifar {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.conv1.params(&join(prefix, "conv1"), out);
+        self.bn1.params(&join(prefix, "bn1"), out);
+        self.conv2.params(&join(prefix, "conv2"), out);
+        self.bn2.params(&join(prefix, "bn2"), out);
+        self.classifier.params(&join(prefix, "classifier"), out);
+    }
+    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.bn1.buffers(&join(prefix, "bn1"), out);
+        self.bn2.buffers(&join(prefix, "bn2"), out);
+    }
+}
+
+enum Preprocess {
+    ReluConvBn(ReluConvBn),
+    FactorizedReduce(FactorizedReduce),
+}
+
+impl Preprocess {
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            Preprocess::ReluConvBn(p) => p.forward(x, train),
+            Preprocess::FactorizedReduce(p) => p.forward(x, train),
+        }
+    }
+
+    fn module(&self) -> &dyn Module {
+        match self {
+            Preprocess::ReluConvBn(p) => p,
+            Preprocess::FactorizedReduce(p) => p,
+        }
+    }
+}
+
+/// One evaluation cell (`model.py`'s `Cell` after `_compile`): node `i` sums
+/// `ops[2i](states[indices[2i]])` and `ops[2i+1](states[indices[2i+1]])`; the output is the
+/// channel concatenation of the `concat` states.
+pub struct Cell {
+    pub reduction: bool,
+    preprocess0: Preprocess,
+    preprocess1: ReluConvBn,
+    ops: Vec<Primitive>,
+    indices: Vec<usize>,
+    concat: Vec<usize>,
+}
+
+impl Cell {
+    /// Builds the genotype's normal or reduction cell with C channels per node.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        gpu: &Gpu,
+        rng: &mut Rng,
+        genotype: &Genotype,
+        c_prev_prev: usize,
+        c_prev: usize,
+        c: usize,
+        reduction: bool,
+        reduction_prev: bool,
+    ) -> Result<Cell> {
+        let preprocess0 = if reduction_prev {
+            Preprocess::FactorizedReduce(FactorizedReduce::new(gpu, rng, c_prev_prev, c, true)?)
+        } else {
+            Preprocess::ReluConvBn(ReluConvBn::new(gpu, rng, c_prev_prev, c, 1, 1, 0, true)?)
+        };
+        let preprocess1 = ReluConvBn::new(gpu, rng, c_prev, c, 1, 1, 0, true)?;
+        let (entries, concat) = if reduction {
+            (&genotype.reduce, &genotype.reduce_concat)
+        } else {
+            (&genotype.normal, &genotype.normal_concat)
+        };
+        let mut ops = Vec::with_capacity(entries.len());
+        for (name, index) in entries {
+            let stride = if reduction && *index < 2 { 2 } else { 1 };
+            // ENAS's identity is DARTS's skip_connect: the identity at stride 1,
+            // FactorizedReduce at stride 2. Affine BN and no BN after pools, as `OPS`.
+            let name = if name == IDENTITY { "skip_connect" } else { name.as_str() };
+            ops.push(Primitive::new(gpu, rng, name, c, stride, true, false)?);
+        }
+        let indices = entries.iter().map(|(_, i)| *i).collect();
+        Ok(Cell { reduction, preprocess0, preprocess1, ops, indices, concat: concat.clone() })
+    }
+
+    /// Channels of the output, per node channel: the number of concatenated nodes.
+    pub fn multiplier(&self) -> usize {
+        self.concat.len()
+    }
+
+    /// s0, s1: [N, C_pp, H, W], [N, C_p, H', W'] -> [N, multiplier*C, H'', W'']. In training with
+    /// `drop_prob > 0`, every operation's output but the identity's goes through drop path,
+    /// its mask drawn from `rng`.
+    pub fn forward(&self, s0: &Tensor, s1: &Tensor, train: bool, drop_prob: f32, rng: &mut Rng) -> Result<Tensor> {
+        let mut states = vec![self.preprocess0.forward(s0, train)?, self.preprocess1.forward(s1, train)?];
+        for (ops, indices) in self.ops.chunks(2).zip(self.indices.chunks(2)) {
+            let mut hs = Vec::with_capacity(2);
+            for (op, &index) in ops.iter().zip(indices) {
+                let h = op.forward(&states[index], train)?.ok_or_else(|| {
+                    Error::Config("the evaluation network has no `none` operation (validate the genotype)".into())
+                })?;
+                let drop = train && drop_prob > 0.0 && !matches!(op, Primitive::Identity);
+                hs.push(if drop { drop_path(&h, drop_prob, rng)? } else { h });
+            }
+            states.push(elementwise::add(&hs[0], &hs[1])?);
+        }
+        let out: Vec<&Tensor> = self.concat.iter().map(|&i| &states[i]).collect();
+        layout::concat_channels(&out)
+    }
+}
+
+impl Module for Cell {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.preprocess0.module().params(&join(prefix, "preprocess0"), out);
+        self.preprocess1.params(&join(prefix, "preprocess1"), out);
+        for (k, op) in self.ops.iter().enumerate() {
+            op.params(&join(prefix, &format!("ops.{k}")), out);
+        }
+    }
+    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.preprocess0.module().buffers(&join(prefix, "preprocess0"), out);
+        self.preprocess1.buffers(&join(prefix, "preprocess1"), out);
+        for (k, op) in self.ops.iter().enumerate() {
+            op.buffers(&join(prefix, &format!("ops.{k}")), out);
+        }
+    }
+}
+
+/// `NetworkCIFAR`: stem (conv 3x3 to 3C, BN), the cells, global average pooling, a linear
+/// classifier, and (optionally) the auxiliary head after cell 2*layers/3.
+pub struct NetworkCifar {
+    pub config: ModelConfig,
+    stem_conv: Conv,
+    stem_bn: BatchNorm,
+    pub cells: Vec<Cell>,
+    pub auxiliary_head: Option<AuxiliaryHeadCifar>,
+    classifier: Linear,
+}
+
+/// The reference's stem: 3C channels.
+const STEM_MULTIPLIER: usize = 3;
+
+impl NetworkCifar {
+    /// Builds the network with PyTorch's default initialisation, drawn from `rng`.
+    pub fn new(gpu: &Gpu, rng: &mut Rng, config: ModelConfig) -> Result<NetworkCifar> {
+        config.validate()?;
+        let c_stem = STEM_MULTIPLIER * config.channels;
+        let stem_conv = Conv::new(gpu, rng, config.in_channels, c_stem, 3, Conv2d::new(1, 1, 1, 1))?;
+        let stem_bn = BatchNorm::new(gpu, c_stem, true)?;
+        let reductions = config.reduction_cells();
+        let (mut c_prev_prev, mut c_prev, mut c_curr) = (c_stem, c_stem, config.channels);
+        let mut reduction_prev = false;
+        let mut cells = Vec::with_capacity(config.layers);
+        let mut c_aux = 0;
+        for i in 0..config.layers {
+            let reduction = reductions.contains(&i);
+            if reduction {
+                c_curr *= 2;
+            }
+            let cell = Cell::new(gpu, rng, &config.genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)?;
+            reduction_prev = reduction;
+            (c_prev_prev, c_prev) = (c_prev, cell.multiplier() * c_curr);
+            cells.push(cell);
+            if i == config.auxiliary_cell() {
+                c_aux = c_prev;
+            }
+        }
+        let auxiliary_head =
+            if config.auxiliary { Some(AuxiliaryHeadCifar::new(gpu, rng, c_aux, config.num_classes)?) } else { None };
+        let classifier = Linear::new(gpu, rng, c_prev, config.num_classes, true)?;
+        Ok(NetworkCifar { config, stem_conv, stem_bn, cells, auxiliary_head, classifier })
+    }
+
+    /// x: [N, in_channels, H, W] -> (logits [N, classes], auxiliary logits [N, classes] in
+    /// training with the head). `train` selects BN's batch statistics and turns drop path on
+    /// (probability `drop_prob`, masks drawn from `rng`).
+    pub fn forward(&self, x: &Tensor, train: bool, drop_prob: f32, rng: &mut Rng) -> Result<(Tensor, Option<Tensor>)> {
+        let s = self.stem_bn.forward(&self.stem_conv.forward(x)?, train)?; // [N, 3C, H, W]
+        let (mut s0, mut s1) = (s.clone(), s);
+        let mut logits_aux = None;
+        for (i, cell) in self.cells.iter().enumerate() {
+            let out = cell.forward(&s0, &s1, train, drop_prob, rng)?;
+            (s0, s1) = (s1, out);
+            if i == self.config.auxiliary_cell() && train {
+                if let Some(head) = &self.auxiliary_head {
+                    logits_aux = Some(head.forward(&s1, train)?);
+                }
+            }
+        }
+        let [n, c] = [s1.shape()[0], s1.shape()[1]];
+        let features = pool::global_avg_pool(&s1)?.reshape(&[n, c])?; // [N, C_last]
+        Ok((self.classifier.forward(&features)?, logits_aux))
+    }
+
+    /// Evaluation: BN running statistics, no drop path, no auxiliary head. x: [N, in, H, W] ->
+    /// logits [N, classes].
+    pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
+        let mut unused = Rng::new(0);
+        Ok(self.forward(x, false, 0.0, &mut unused)?.0)
+    }
+
+    /// `utils.count_parameters_in_MB`: trainable values outside the auxiliary head, / 1e6.
+    pub fn count_parameters_in_mb(&self) -> f64 {
+        let mut named = Vec::new();
+        self.params("", &mut named);
+        let n: usize = named.iter().filter(|(name, _)| !name.contains("auxiliary")).map(|(_, t)| t.numel()).sum();
+        n as f64 / 1e6
+    }
+}
+
+impl Module for NetworkCifar {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.stem_conv.params(&join(prefix, "stem.conv"), out);
+        self.stem_bn.params(&join(prefix, "stem.bn"), out);
+        for (i, cell) in self.cells.iter().enumerate() {
+            cell.params(&join(prefix, &format!("cells.{i}")), out);
+        }
+        if let Some(head) = &self.auxiliary_head {
+            head.params(&join(prefix, "auxiliary_head"), out);
+        }
+        self.classifier.params(&join(prefix, "classifier"), out);
+    }
+    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.stem_bn.buffers(&join(prefix, "stem.bn"), out);
+        for (i, cell) in self.cells.iter().enumerate() {
+            cell.buffers(&join(prefix, &format!("cells.{i}")), out);
+        }
+        if let Some(head) = &self.auxiliary_head {
+            head.buffers(&join(prefix, "auxiliary_head"), out);
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! The retraining loop (quark0/darts `train.py`): SGD with momentum and weight decay, a cosine
+//! learning rate per epoch from `lr` to `lr_min`, gradient clipping, the auxiliary loss, drop
+//! path rising linearly per epoch, crop/flip/cutout augmentation, and the test accuracy after
+//! every epoch. Metrics are read back every `log_every` steps, never inside a step; a
+//! checkpoint holds everything a resumed run needs to continue exactly.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{auxiliary_pool, ModelConfig, NetworkCifar};
+use crate::checkpoint::Checkpoint;
+use crate::data::{Augment, Dataset, Loader, LoaderConfig, LoaderState, Normalize};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::Module;
+use crate::ops::optim::{clip_grad_norm, CosineAnnealing, Schedule, Sgd};
+use crate::ops::{elementwise, softmax};
+use crate::rng::Rng;
+use crate::space::Genotype;
+use crate::tensor::{read_all, Tensor};
+
+/// The checkpoint kind this loop writes and accepts.
+const KIND: &str = "train";
+
+/// Every setting of a retraining run. `TrainConfig::darts` gives the paper's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub network: ModelConfig,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// SGD from `lr` down to `lr_min`, cosine over the epochs (stepped per epoch).
+    pub lr: f32,
+    pub lr_min: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub grad_clip: f32,
+    /// Weight of the auxiliary head's loss (used when the network has the head).
+    pub auxiliary_weight: f32,
+    /// Drop path probability reached at the end: epoch `e` uses `drop_path_prob * e / epochs`.
+    pub drop_path_prob: f32,
+    /// Training augmentation; the paper's is crop (padding 4), flip and cutout 16.
+    pub augment: Augment,
+    /// Steps per epoch; `None` is a full pass over the training set (full batches).
+    pub steps_per_epoch: Option<usize>,
+    /// Test batches scored per epoch; `None` scores the whole test set.
+    pub eval_batches: Option<usize>,
+    /// Metrics are read back every this many steps.
+    pub log_every: usize,
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// The paper's CIFAR-10 retraining: C=36, 20 cells, auxiliary 0.4, 600 epochs, batch 96,
+    /// lr 0.025 cosine to 0, momentum 0.9, weight decay 3e-4, clip 5, drop path 0.2, cutout 16.
+    pub fn darts(in_channels: usize, num_classes: usize, genotype: Genotype) -> Self {
+        TrainConfig {
+            network: ModelConfig::darts(in_channels, num_classes, genotype),
+            epochs: 600,
+            batch_size: 96,
+            lr: 0.025,
+            lr_min: 0.0,
+            momentum: 0.9,
+            weight_decay: 3e-4,
+            grad_clip: 5.0,
+            auxiliary_weight: 0.4,
+            drop_path_prob: 0.2,
+            augment: Augment::darts_train(16),
+            steps_per_epoch: None,
+            eval_batches: None,
+            log_every: 50,
+            seed: 0,
+        }
+    }
+}
+
+/// One step's numbers, as read back. `train_loss` includes the weighted auxiliary loss (as the
+/// reference logs it); `train_acc` is the main classifier's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    pub epoch: usize,
+    pub step: u64,
+    pub lr: f32,
+    pub train_loss: f32,
+    pub train_acc: f32,
+}
+
+/// One epoch: the means of its steps, and the test set scored afterwards (BN running
+/// statistics, no drop path).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub lr: f32,
+    pub drop_prob: f32,
+    pub train_loss: f32,
+    pub train_acc: f32,
+    pub test_loss: f32,
+    pub test_acc: f32,
+}
+
+struct Pending {
+    epoch: usize,
+    step: u64,
+    lr: f32,
+    loss: Tensor,
+    acc: Tensor,
+}
+
+/// Counters and cursors saved in a checkpoint (besides the tensors).
+#[derive(Serialize, Deserialize)]
+struct State {
+    config: TrainConfig,
+    epoch: usize,
+    step_in_epoch: usize,
+    global_step: u64,
+    sgd_steps: u64,
+    rng: Rng,
+    train: LoaderState,
+    metrics: Vec<StepMetrics>,
+    epochs: Vec<EpochMetrics>,
+}
+
+/// A retraining run: the network, its optimizer and data, and the metrics so far.
+pub struct Trainer {
+    gpu: Gpu,
+    pub config: TrainConfig,
+    pub net: NetworkCifar,
+    optimizer: Sgd,
+    schedule: CosineAnnealing,
+    /// Draws the drop-path masks (weight init and the loader's seed came from it first).
+    rng: Rng,
+    train: Loader,
+    test_data: Dataset,
+    normalize: Normalize,
+    /// [1] = auxiliary_weight, a constant the auxiliary loss is scaled by on the GPU.
+    aux_weight: Tensor,
+    epoch: usize,
+    step_in_epoch: usize,
+    global_step: u64,
+    pending: Vec<Pending>,
+    pub metrics: Vec<StepMetrics>,
+    pub epochs: Vec<EpochMetrics>,
+}
+
+impl Trainer {
+    /// A new run on `train` (augmented, shuffled) scored on `test`. The input channels and
+    /// classes of the network are taken from the data.
+    pub fn new(gpu: &Gpu, config: TrainConfig, train: &Dataset, test: &Dataset) -> Result<Trainer> {
+        let mut config = config;
+        config.network.in_channels = train.channels;
+        config.network.num_classes = train.num_classes;
+        check(&config, train, test)?;
+        let mut rng = Rng::new(config.seed);
+        let net = NetworkCifar::new(gpu, &mut rng, config.network.clone())?;
+        let normalize = Normalize::fit(train);
+        // Full batches only (the reference keeps a smaller last one): fixed shapes for the GPU,
+        // and no BN step on a handful of images.
+        let loader_config =
+            LoaderConfig::new(config.batch_size, normalize.clone()).with_augment(config.augment).with_drop_last(true);
+        let train = Loader::new(train.clone(), loader_config, &mut rng)?;
+        let optimizer = Sgd::new(&net.param_list(), config.lr, config.momentum, config.weight_decay, false)?;
+        let schedule = CosineAnnealing::new(config.lr, config.lr_min, config.epochs as f64)?;
+        let aux_weight = Tensor::from_slice(gpu, &[1], &[config.auxiliary_weight])?;
+        Ok(Trainer {
+            gpu: gpu.clone(),
+            config,
+            net,
+            optimizer,
+            schedule,
+            rng,
+            train,
+            test_data: test.clone(),
+            normalize,
+            aux_weight,
+            epoch: 0,
+            step_in_epoch: 0,
+            global_step: 0,
+            pending: vec![],
+            metrics: vec![],
+            epochs: vec![],
+        })
+    }
+
+    pub fn steps_per_epoch(&self) -> usize {
+        self.config.steps_per_epoch.unwrap_or(self.train.batches_per_epoch()).max(1)
+    }
+
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    pub fn global_step(&self) -> u64 {
+        self.global_step
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.epoch >= self.config.epochs
+    }
+
+    /// The learning rate of the current epoch (cosine, stepped per epoch as the reference).
+    pub fn lr(&self) -> f32 {
+        self.schedule.lr(self.epoch as f64)
+    }
+
+    /// The drop path probability of the current epoch: `drop_path_prob * epoch / epochs`.
+    pub fn drop_prob(&self) -> f32 {
+        (self.config.drop_path_prob as f64 * self.epoch as f64 / self.config.epochs as f64) as f32
+    }
+
+    /// `utils.count_parameters_in_MB` of the network (auxiliary head excluded).
+    pub fn param_size_mb(&self) -> f64 {
+        self.net.count_parameters_in_mb()
+    }
+
+    /// One training step on the next batch. Records its work on the GPU and reads nothing
+    /// back; its loss and accuracy stay on the GPU until [`Trainer::flush_metrics`].
+    pub fn step(&mut self) -> Result<()> {
+        let lr = self.lr();
+        let drop_prob = self.drop_prob();
+        self.optimizer.set_lr(lr);
+        let (x, y) = self.train.next_gpu(&self.gpu)?; // x: [B, C, H, W], y: [B]
+        let params = self.net.param_list();
+        let (logits, logits_aux) = self.net.forward(&x, true, drop_prob, &mut self.rng)?;
+        let mut loss = softmax::cross_entropy(&logits, &y)?; // []
+        if let Some(aux) = &logits_aux {
+            let aux_loss = softmax::cross_entropy(aux, &y)?;
+            loss = elementwise::add(&loss, &elementwise::scale(&aux_loss, &self.aux_weight, 0)?)?;
+        }
+        let acc = softmax::accuracy(&logits, &y)?;
+        let mut grads = self.gpu.backward(&loss)?;
+        let g: Vec<Tensor> = params
+            .iter()
+            .map(|p| match grads.take(p) {
+                Some(g) => Ok(g),
+                None => Tensor::zeros(&self.gpu, p.shape()),
+            })
+            .collect::<Result<_>>()?;
+        clip_grad_norm(&g, self.config.grad_clip)?;
+        self.optimizer.step(&params, &g)?;
+        self.pending.push(Pending { epoch: self.epoch, step: self.global_step, lr, loss, acc });
+        self.global_step += 1;
+        self.step_in_epoch += 1;
+        Ok(())
+    }
+
+    /// Reads back the pending step metrics in one go; fails on a non-finite loss.
+    pub async fn flush_metrics(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&Tensor> = self.pending.iter().flat_map(|p| [&p.loss, &p.acc]).collect();
+        let values = read_all(&refs).await?;
+        for (i, p) in self.pending.drain(..).enumerate() {
+            let m = StepMetrics {
+                epoch: p.epoch,
+                step: p.step,
+                lr: p.lr,
+                train_loss: values[2 * i][0],
+                train_acc: values[2 * i + 1][0],
+            };
+            if !m.train_loss.is_finite() {
+                return Err(Error::NonFinite { step: m.step });
+            }
+            self.metrics.push(m);
+        }
+        Ok(())
+    }
+
+    /// Runs the rest of the current epoch, then scores the test set. `on_step` sees every
+    /// step's metrics once they are read back.
+    pub async fn run_epoch(&mut self, mut on_step: impl FnMut(&StepMetrics)) -> Result<EpochMetrics> {
+        if self.is_finished() {
+            return Err(Error::Config(format!("the run has finished its {} epochs", self.config.epochs)));
+        }
+        loop {
+            let done = self.step_in_epoch >= self.steps_per_epoch();
+            if !done {
+                self.step()?;
+            }
+            if done || self.pending.len() >= self.config.log_every.max(1) {
+                let before = self.metrics.len();
+                self.flush_metrics().await?;
+                for m in &self.metrics[before..] {
+                    on_step(m);
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        let (test_loss, test_acc) = self.evaluate().await?;
+        let this_epoch: Vec<&StepMetrics> = self.metrics.iter().filter(|m| m.epoch == self.epoch).collect();
+        let mean =
+            |f: fn(&StepMetrics) -> f32| this_epoch.iter().map(|m| f(m)).sum::<f32>() / this_epoch.len().max(1) as f32;
+        let summary = EpochMetrics {
+            epoch: self.epoch,
+            lr: self.lr(),
+            drop_prob: self.drop_prob(),
+            train_loss: mean(|m| m.train_loss),
+            train_acc: mean(|m| m.train_acc),
+            test_loss,
+            test_acc,
+        };
+        self.epochs.push(summary.clone());
+        self.epoch += 1;
+        self.step_in_epoch = 0;
+        Ok(summary)
+    }
+
+    /// Runs the remaining epochs; `on_epoch` sees each epoch's metrics (write a checkpoint
+    /// there). Returns the metrics of every epoch of the run.
+    pub async fn run(
+        &mut self,
+        mut on_step: impl FnMut(&StepMetrics),
+        mut on_epoch: impl FnMut(&mut Trainer, &EpochMetrics) -> Result<()>,
+    ) -> Result<Vec<EpochMetrics>> {
+        while !self.is_finished() {
+            let m = self.run_epoch(&mut on_step).await?;
+            on_epoch(self, &m)?;
+        }
+        Ok(self.epochs.clone())
+    }
+
+    /// Mean loss and accuracy on the test set (each image counted once, the last batch
+    /// weighted by its size): eval mode, no tape, no auxiliary head.
+    pub async fn evaluate(&self) -> Result<(f32, f32)> {
+        let config = LoaderConfig::eval(self.config.batch_size, self.normalize.clone());
+        let mut loader = Loader::with_seed(self.test_data.clone(), config, 0)?;
+        let batches = self.config.eval_batches.unwrap_or(usize::MAX).min(loader.batches_per_epoch()).max(1);
+        let mut scalars = Vec::with_capacity(2 * batches);
+        let mut sizes = Vec::with_capacity(batches);
+        for _ in 0..batches {
+            let (x, y) = loader.next_gpu(&self.gpu)?;
+            sizes.push(y.numel() as f64);
+            let (l, a) = self.gpu.no_grad(|| -> Result<_> {
+                let logits = self.net.predict(&x)?;
+                Ok((softmax::cross_entropy(&logits, &y)?, softmax::accuracy(&logits, &y)?))
+            })?;
+            scalars.push(l);
+            scalars.push(a);
+        }
+        let refs: Vec<&Tensor> = scalars.iter().collect();
+        let v = read_all(&refs).await?;
+        let total: f64 = sizes.iter().sum();
+        let weighted = |k: usize| -> f32 {
+            (sizes.iter().enumerate().map(|(b, n)| v[2 * b + k][0] as f64 * n).sum::<f64>() / total) as f32
+        };
+        Ok((weighted(0), weighted(1)))
+    }
+
+    /// Every tensor a resumed run needs, by name: parameters, BN running statistics, SGD
+    /// momentum buffers.
+    fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut named = Vec::new();
+        self.net.params("net", &mut named);
+        self.net.buffers("net", &mut named);
+        for (i, t) in self.optimizer.state().into_iter().enumerate() {
+            named.push((format!("sgd.{i}"), t.clone()));
+        }
+        named
+    }
+
+    /// A checkpoint of the whole run (pending metrics are read back first).
+    pub async fn checkpoint(&mut self) -> Result<Checkpoint> {
+        self.flush_metrics().await?;
+        let state = State {
+            config: self.config.clone(),
+            epoch: self.epoch,
+            step_in_epoch: self.step_in_epoch,
+            global_step: self.global_step,
+            sgd_steps: self.optimizer.step_count(),
+            rng: self.rng.clone(),
+            train: self.train.state(),
+            metrics: self.metrics.clone(),
+            epochs: self.epochs.clone(),
+        };
+        Checkpoint::capture(KIND, serde_json::to_value(&state)?, &self.named_tensors()).await
+    }
+
+    /// Writes a checkpoint to `path` atomically (temporary file, then rename).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn save(&mut self, path: &std::path::Path) -> Result<()> {
+        pollster::block_on(self.checkpoint())?.save(path)
+    }
+
+    /// Continues a run from a checkpoint taken with the same training and test data.
+    pub fn resume(gpu: &Gpu, checkpoint: &Checkpoint, train: &Dataset, test: &Dataset) -> Result<Trainer> {
+        if checkpoint.kind != KIND {
+            return Err(Error::Config(format!(
+                "this checkpoint is from a {} run, not a retraining run",
+                checkpoint.kind
+            )));
+        }
+        let state: State = serde_json::from_value(checkpoint.meta.clone())?;
+        let mut trainer = Trainer::new(gpu, state.config, train, test)?;
+        // The momentum buffers exist from the start; restore_into fills them with the rest.
+        checkpoint.restore_into(&trainer.named_tensors())?;
+        let buffers: Vec<Tensor> = trainer.optimizer.state().into_iter().cloned().collect();
+        trainer.optimizer.load_state(buffers, state.sgd_steps)?;
+        trainer.train.restore(state.train)?;
+        trainer.rng = state.rng;
+        trainer.epoch = state.epoch;
+        trainer.step_in_epoch = state.step_in_epoch;
+        trainer.global_step = state.global_step;
+        trainer.metrics = state.metrics;
+        trainer.epochs = state.epochs;
+        Ok(trainer)
+    }
+
+    /// Reads a checkpoint file and continues the run it holds.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(gpu: &Gpu, path: &std::path::Path, train: &Dataset, test: &Dataset) -> Result<Trainer> {
+        Trainer::resume(gpu, &Checkpoint::load(path)?, train, test)
+    }
+}
+
+/// Retrains `config.network` on `train`, scoring `test` after every epoch (blocking, native
+/// only): the whole of `train.py`. Returns the run (its network and metrics) and the metrics of
+/// every epoch.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn train(gpu: &Gpu, config: TrainConfig, train: &Dataset, test: &Dataset) -> Result<(Trainer, Vec<EpochMetrics>)> {
+    let mut trainer = Trainer::new(gpu, config, train, test)?;
+    let epochs = pollster::block_on(trainer.run(|_| {}, |_, _| Ok(())))?;
+    Ok((trainer, epochs))
+}
+
+/// Settings that cannot work with these data sets, as one clear error each.
+fn check(config: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<()> {
+    config.network.validate()?;
+    let bad = |m: String| Err(Error::Config(m));
+    if config.epochs == 0 || config.batch_size == 0 {
+        return bad("epochs and batch size must be at least 1".into());
+    }
+    if config.batch_size > train.n {
+        return bad(format!(
+            "batch size {} is bigger than the training set ({} images); use a smaller --batch-size",
+            config.batch_size, train.n
+        ));
+    }
+    if !(0.0..1.0).contains(&config.drop_path_prob) {
+        return bad(format!("drop path probability must be in [0, 1), got {}", config.drop_path_prob));
+    }
+    if (test.channels, test.height, test.width, test.num_classes)
+        != (train.channels, train.height, train.width, train.num_classes)
+    {
+        return bad(format!(
+            "the test set ({}x{}x{}, {} classes) does not match the training set ({}x{}x{}, {} classes)",
+            test.channels,
+            test.height,
+            test.width,
+            test.num_classes,
+            train.channels,
+            train.height,
+            train.width,
+            train.num_classes
+        ));
+    }
+    // Every stride-2 operation gives ceil(s/2); two reductions.
+    let side = |s: usize| s.div_ceil(2).div_ceil(2);
+    if config.network.auxiliary {
+        if train.height != train.width {
+            return bad(format!(
+                "the auxiliary head needs square images, got {}x{}; turn it off",
+                train.height, train.width
+            ));
+        }
+        auxiliary_pool(side(train.height))?;
+    }
+    Ok(())
+}
