@@ -71,6 +71,18 @@ pub fn loss(net: &Network, batch: Batch<'_>) -> Result<Tensor> {
     softmax::cross_entropy(&net.forward(batch.0, true)?, batch.1)
 }
 
+/// The validation loss an architecture step differentiates, and the accuracy of the same
+/// logits (GPU scalars, read back with the other metrics).
+pub struct ValScore {
+    pub loss: Tensor,
+    pub acc: Tensor,
+}
+
+fn val_score(net: &Network, batch: Batch<'_>) -> Result<ValScore> {
+    let logits = net.forward(batch.0, true)?;
+    Ok(ValScore { loss: softmax::cross_entropy(&logits, batch.1)?, acc: softmax::accuracy(&logits, batch.1)? })
+}
+
 fn set_requires_grad(ts: &[Tensor], on: bool) {
     for t in ts {
         t.set_requires_grad(on);
@@ -97,15 +109,15 @@ impl Architect {
     }
 
     /// One architecture step: the alpha gradient, then Adam on the alphas. Returns the
-    /// validation loss (a GPU scalar) of the alphas before the step.
-    pub fn step(&mut self, net: &Network, train: Batch<'_>, valid: Batch<'_>, w: &WeightStep<'_>) -> Result<Tensor> {
-        let (grads, val_loss) = self.alpha_gradient(net, train, valid, w)?;
+    /// validation loss and accuracy (GPU scalars) of the alphas before the step.
+    pub fn step(&mut self, net: &Network, train: Batch<'_>, valid: Batch<'_>, w: &WeightStep<'_>) -> Result<ValScore> {
+        let (grads, val) = self.alpha_gradient(net, train, valid, w)?;
         self.optimizer.step(&net.alphas(), &grads)?;
-        Ok(val_loss)
+        Ok(val)
     }
 
     /// d L_val / d alpha (first order) or the unrolled gradient (second order), for
-    /// [alphas_normal, alphas_reduce], and the validation loss at the current weights (first
+    /// [alphas_normal, alphas_reduce], and the validation score at the current weights (first
     /// order) or at the unrolled weights (second order).
     pub fn alpha_gradient(
         &mut self,
@@ -113,7 +125,7 @@ impl Architect {
         train: Batch<'_>,
         valid: Batch<'_>,
         w: &WeightStep<'_>,
-    ) -> Result<([Tensor; 2], Tensor)> {
+    ) -> Result<([Tensor; 2], ValScore)> {
         match self.config.order {
             Order::First => first_order(net, valid),
             Order::Second => self.unrolled(net, train, valid, w),
@@ -126,7 +138,7 @@ impl Architect {
         train: Batch<'_>,
         valid: Batch<'_>,
         step: &WeightStep<'_>,
-    ) -> Result<([Tensor; 2], Tensor)> {
+    ) -> Result<([Tensor; 2], ValScore)> {
         let gpu = net.alphas_normal.gpu().clone();
         let weights = net.weights();
         let alphas = net.alphas();
@@ -151,8 +163,8 @@ impl Architect {
 
         // dalpha = d_alpha L_val(w', alpha); v = d_w' L_val(w', alpha).
         set_requires_grad(&alphas, true);
-        let val_loss = loss(net, valid)?;
-        let mut g_val = gpu.backward(&val_loss)?;
+        let val = val_score(net, valid)?;
+        let mut g_val = gpu.backward(&val.loss)?;
         let dalpha = [take_or_zeros(&mut g_val, &alphas[0])?, take_or_zeros(&mut g_val, &alphas[1])?];
         let v: Vec<Tensor> = weights.iter().map(|w| take_or_zeros(&mut g_val, w)).collect::<Result<_>>()?;
         drop(g_val);
@@ -187,19 +199,19 @@ impl Architect {
             elementwise::scale_accumulate_(&dalpha[k], &plus[k], &self.scalars, 3)?;
             elementwise::scale_accumulate_(&dalpha[k], &minus[k], &self.scalars, 4)?;
         }
-        Ok((dalpha, val_loss))
+        Ok((dalpha, val))
     }
 }
 
-fn first_order(net: &Network, valid: Batch<'_>) -> Result<([Tensor; 2], Tensor)> {
+fn first_order(net: &Network, valid: Batch<'_>) -> Result<([Tensor; 2], ValScore)> {
     let gpu = net.alphas_normal.gpu().clone();
     let weights = net.weights();
     let alphas = net.alphas();
     set_requires_grad(&weights, false);
     let result = (|| {
-        let val_loss = loss(net, valid)?;
-        let mut g = gpu.backward(&val_loss)?;
-        Ok(([take_or_zeros(&mut g, &alphas[0])?, take_or_zeros(&mut g, &alphas[1])?], val_loss))
+        let val = val_score(net, valid)?;
+        let mut g = gpu.backward(&val.loss)?;
+        Ok(([take_or_zeros(&mut g, &alphas[0])?, take_or_zeros(&mut g, &alphas[1])?], val))
     })();
     set_requires_grad(&weights, true);
     result

@@ -6,6 +6,6 @@ pub mod architect;
 pub mod model;
 pub mod search;
 
-pub use architect::{Architect, ArchitectConfig, Order, WeightStep};
+pub use architect::{Architect, ArchitectConfig, Order, ValScore, WeightStep};
 pub use model::{Network, NetworkConfig};
 pub use search::{AlphaRecord, DartsSearch, EpochSummary, SearchConfig, StepMetrics};

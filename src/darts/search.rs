@@ -78,7 +78,9 @@ pub struct StepMetrics {
     pub lr: f32,
     pub train_loss: f32,
     pub train_acc: f32,
+    /// On the validation batch of the architecture step (at the unrolled weights in second order).
     pub val_loss: f32,
+    pub val_acc: f32,
 }
 
 /// softmax(alphas) of both cell types after a step: [edges][ops].
@@ -108,6 +110,7 @@ struct Pending {
     train_loss: Tensor,
     train_acc: Tensor,
     val_loss: Tensor,
+    val_acc: Tensor,
 }
 
 /// Counters and cursors saved in a checkpoint (besides the tensors).
@@ -224,7 +227,7 @@ impl DartsSearch {
             weight_decay: self.config.weight_decay,
             momentum_buffers: if self.optimizer.step_count() > 0 { buffers } else { vec![] },
         };
-        let val_loss = self.architect.step(&self.net, (&xt, &yt), (&xv, &yv), &step)?;
+        let val = self.architect.step(&self.net, (&xt, &yt), (&xv, &yv), &step)?;
 
         // The weight step: the alphas are constants here.
         for a in self.net.alphas() {
@@ -250,7 +253,15 @@ impl DartsSearch {
             a.set_requires_grad(true);
         }
         let (train_loss, train_acc) = result?;
-        self.pending.push(Pending { epoch: self.epoch, step: self.global_step, lr, train_loss, train_acc, val_loss });
+        self.pending.push(Pending {
+            epoch: self.epoch,
+            step: self.global_step,
+            lr,
+            train_loss,
+            train_acc,
+            val_loss: val.loss,
+            val_acc: val.acc,
+        });
         self.global_step += 1;
         self.step_in_epoch += 1;
         Ok(())
@@ -266,7 +277,7 @@ impl DartsSearch {
         })?;
         let mut refs: Vec<&Tensor> = vec![&wn, &wr];
         for p in &self.pending {
-            refs.extend([&p.train_loss, &p.train_acc, &p.val_loss]);
+            refs.extend([&p.train_loss, &p.train_acc, &p.val_loss, &p.val_acc]);
         }
         let values = read_all(&refs).await?;
         let ops = self.net.config.space.num_ops();
@@ -277,9 +288,10 @@ impl DartsSearch {
                 epoch: p.epoch,
                 step: p.step,
                 lr: p.lr,
-                train_loss: values[2 + 3 * i][0],
-                train_acc: values[3 + 3 * i][0],
-                val_loss: values[4 + 3 * i][0],
+                train_loss: values[2 + 4 * i][0],
+                train_acc: values[3 + 4 * i][0],
+                val_loss: values[4 + 4 * i][0],
+                val_acc: values[5 + 4 * i][0],
             };
             if !m.train_loss.is_finite() || !m.val_loss.is_finite() {
                 return Err(Error::NonFinite { step: m.step });
