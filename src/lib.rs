@@ -8,6 +8,7 @@ pub mod autograd;
 pub mod checkpoint;
 pub mod darts;
 pub mod data;
+pub mod enas;
 pub mod error;
 pub mod fixtures;
 pub mod gpu;

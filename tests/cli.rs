@@ -16,12 +16,21 @@ fn a_tiny_search_writes_its_run_directory_and_derive_reads_it() {
     let dir = std::env::temp_dir().join(format!("wgpu-nas-cli-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let d = dir.to_str().unwrap();
-    let tiny = ["--epochs", "1", "--steps-per-epoch", "2", "--eval-batches", "1", "--init-channels", "2", "--layers", "1"];
+    let tiny =
+        ["--epochs", "1", "--steps-per-epoch", "2", "--eval-batches", "1", "--init-channels", "2", "--layers", "1"];
     let mut args = vec!["search", "darts", "--batch-size", "4", "--out", d, "--quiet"];
     args.extend(tiny);
     let out = wgpu_nas(&args);
     assert!(out.status.success(), "{}", text(&out));
-    for f in ["config.json", "metrics.jsonl", "alphas.jsonl", "genotype.json", "genotype.py", "genotype.dot", "checkpoint.bin"] {
+    for f in [
+        "config.json",
+        "metrics.jsonl",
+        "alphas.jsonl",
+        "genotype.json",
+        "genotype.py",
+        "genotype.dot",
+        "checkpoint.bin",
+    ] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
     let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
@@ -67,4 +76,49 @@ fn bad_settings_are_one_clear_line_and_exit_code_2() {
     // An unknown data set is refused by the argument parser, also with exit code 2.
     let out = wgpu_nas(&["search", "darts", "--dataset", "imagenet"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn tiny_enas_searches_write_their_run_directories() {
+    for space in ["micro", "macro"] {
+        let dir = std::env::temp_dir().join(format!("wgpu-nas-cli-enas-{space}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = dir.to_str().unwrap();
+        let args = [
+            "search",
+            "enas",
+            "--space",
+            space,
+            "--layers",
+            "2",
+            "--nodes",
+            "1",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            "--controller-steps",
+            "1",
+            "--derive-samples",
+            "3",
+            "--batch-size",
+            "4",
+            "--out",
+            d,
+            "--quiet",
+        ];
+        let out = wgpu_nas(&args);
+        assert!(out.status.success(), "{space}: {}", text(&out));
+        for f in [
+            "config.json",
+            "metrics.jsonl",
+            "controller.jsonl",
+            "architecture.json",
+            "architecture.dot",
+            "checkpoint.bin",
+        ] {
+            assert!(dir.join(f).is_file(), "{space}: {f} missing");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

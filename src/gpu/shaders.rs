@@ -16,6 +16,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("lstm", include_str!("../../shaders/lstm.wgsl")),
     ("optim", include_str!("../../shaders/optim.wgsl")),
     ("architect", include_str!("../../shaders/architect.wgsl")),
+    ("sample", include_str!("../../shaders/sample.wgsl")),
     ("drop_path", include_str!("../../shaders/drop_path.wgsl")),
 ];
 

@@ -14,6 +14,7 @@ pub mod mixed_op;
 pub mod optim;
 pub mod pool;
 pub mod reduce;
+pub mod sample;
 pub mod softmax;
 
 use crate::error::{Error, Result};

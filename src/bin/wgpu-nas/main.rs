@@ -9,6 +9,8 @@ fn main() -> std::process::ExitCode {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
+mod enas;
+#[cfg(not(target_arch = "wasm32"))]
 mod search;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -19,7 +21,7 @@ mod cli {
     use clap::{Parser, Subcommand};
     use wgpu_nas::{fixtures, Gpu};
 
-    use crate::search;
+    use crate::{enas, search};
 
     #[derive(Parser)]
     #[command(
@@ -38,6 +40,9 @@ mod cli {
         /// Search for an architecture.
         #[command(subcommand)]
         Search(SearchCommand),
+        /// Time the searches' hot paths (kernels: `cargo bench --bench kernels`).
+        #[command(subcommand)]
+        Bench(BenchCommand),
         /// Run every case of every *.json fixture in DIR (PyTorch reference values) on the GPU.
         CheckFixtures {
             /// Directory of fixture files (e.g. ../shared/golden).
@@ -69,6 +74,14 @@ mod cli {
     enum SearchCommand {
         /// DARTS: differentiable search (bi-level optimisation of alphas and weights).
         Darts(search::DartsArgs),
+        /// ENAS: an LSTM controller trained by REINFORCE over a weight-sharing model.
+        Enas(enas::EnasArgs),
+    }
+
+    #[derive(Subcommand)]
+    enum BenchCommand {
+        /// Controller sample+update and shared-weight step times, ENAS macro space.
+        Enas(enas::BenchEnasArgs),
     }
 
     pub fn main() -> ExitCode {
@@ -90,6 +103,8 @@ mod cli {
         };
         match command {
             Command::Search(SearchCommand::Darts(args)) => search::darts(args),
+            Command::Search(SearchCommand::Enas(args)) => enas::search(args),
+            Command::Bench(BenchCommand::Enas(args)) => enas::bench(args),
             Command::Derive { run, rule } => search::derive(&run, rule),
             Command::Export { genotype, format } => search::export(&genotype, format),
             Command::CheckFixtures { dir, verbose } => {

@@ -102,7 +102,11 @@ pub enum Format {
 pub fn derive(run: &Path, rule: Rule) -> Result<ExitCode> {
     let checkpoint = Checkpoint::load(&run.join("checkpoint.bin"))?;
     let config: SearchConfig = serde_json::from_value(
-        checkpoint.meta.get("config").cloned().ok_or_else(|| Error::Config("the checkpoint has no search config".into()))?,
+        checkpoint
+            .meta
+            .get("config")
+            .cloned()
+            .ok_or_else(|| Error::Config("the checkpoint has no search config".into()))?,
     )?;
     let space = &config.network.space;
     let rows = |name: &str| -> Result<Vec<Vec<f32>>> {
@@ -117,7 +121,8 @@ pub fn derive(run: &Path, rule: Rule) -> Result<ExitCode> {
 /// `export --genotype FILE --format F`: reads JSON or the reference's Python text.
 pub fn export(path: &Path, format: Format) -> Result<ExitCode> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let genotype = if text.trim_start().starts_with('{') { Genotype::from_json(&text)? } else { Genotype::from_python(&text)? };
+    let genotype =
+        if text.trim_start().starts_with('{') { Genotype::from_json(&text)? } else { Genotype::from_python(&text)? };
     match format {
         Format::Json => println!("{}", genotype.to_json()),
         Format::Python => println!("{}", genotype.to_python()),
@@ -126,7 +131,7 @@ pub fn export(path: &Path, format: Format) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load(name: DatasetName, dir: Option<&Path>) -> Result<Dataset> {
+pub fn load(name: DatasetName, dir: Option<&Path>) -> Result<Dataset> {
     let dir = || {
         dir.ok_or_else(|| Error::Config(format!("--dataset {name:?} needs --data-dir DIR (no downloads at run time)")))
     };
@@ -139,15 +144,15 @@ fn load(name: DatasetName, dir: Option<&Path>) -> Result<Dataset> {
     }
 }
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+pub fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::File { path: path.display().to_string(), msg: e.to_string() }
 }
 
-fn write(path: &Path, text: &str) -> Result<()> {
+pub fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).map_err(io(path))
 }
 
-fn append_lines<T: serde::Serialize>(path: &Path, items: &[T]) -> Result<()> {
+pub fn append_lines<T: serde::Serialize>(path: &Path, items: &[T]) -> Result<()> {
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io(path))?;
     for item in items {
         writeln!(f, "{}", serde_json::to_string(item)?).map_err(io(path))?;

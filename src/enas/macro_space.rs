@@ -1,0 +1,266 @@
+//! The macro space's shared model (melodyguan/enas `general_child.py`, search with whole
+//! channels): a stem, `num_layers` layers each running one of six branches on the previous
+//! layer's output plus the sampled skip connections, FactorizedReduce of every stored output at
+//! the two pooling positions, global average pooling and a classifier. The channel count stays
+//! `channels` throughout the search (the reference doubles it only for a fixed architecture).
+//!
+//! Branches, as the reference: conv k x k: ReLU(BN(conv1x1)) -> conv kxk -> BN -> ReLU;
+//! separable: the same with a depthwise kxk and a pointwise 1x1; pools: ReLU(BN(conv1x1)) ->
+//! 3x3 pool. A layer with skips adds the skipped-from outputs to its branch and applies BN. BN is
+//! affine-free except the stem's.
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module};
+use crate::ops::{conv::Conv2d, elementwise, pool};
+use crate::rng::Rng;
+use crate::space::{MacroArch, ENAS_MACRO_OPS};
+use crate::tensor::Tensor;
+
+/// Shape of the macro shared model. The reference's search: 12 layers, 36 channels.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MacroConfig {
+    pub in_channels: usize,
+    pub num_classes: usize,
+    /// `out_filters`; even (FactorizedReduce).
+    pub channels: usize,
+    pub num_layers: usize,
+}
+
+impl MacroConfig {
+    pub fn enas(in_channels: usize, num_classes: usize) -> Self {
+        MacroConfig { in_channels, num_classes, channels: 36, num_layers: 12 }
+    }
+
+    /// Layers after which every stored output is halved: `L/3 - 1` and `2L/3 - 1` (none below 3
+    /// layers).
+    pub fn pool_layers(&self) -> Vec<usize> {
+        let d = self.num_layers / 3;
+        if d == 0 {
+            vec![]
+        } else {
+            vec![d - 1, 2 * d - 1]
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.in_channels == 0 || self.num_classes == 0 || self.num_layers == 0 {
+            return Err(Error::Config("the macro model needs input channels, classes and layers >= 1".into()));
+        }
+        if self.channels == 0 || !self.channels.is_multiple_of(2) {
+            return Err(Error::Config(format!(
+                "the macro model needs an even channel count (FactorizedReduce), got {}",
+                self.channels
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// ReLU(BN(conv1x1(x))): every branch starts with it.
+struct Input {
+    conv: Conv,
+    bn: BatchNorm,
+}
+
+impl Input {
+    fn new(gpu: &Gpu, rng: &mut Rng, c: usize) -> Result<Input> {
+        Ok(Input { conv: Conv::new(gpu, rng, c, c, 1, Conv2d::new(1, 0, 1, 1))?, bn: BatchNorm::new(gpu, c, false)? })
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        elementwise::relu(&self.bn.forward(&self.conv.forward(x)?, train)?)
+    }
+}
+
+/// One branch of a layer with its weights.
+enum Branch {
+    /// Full conv (`pointwise` None) or depthwise then pointwise, then BN and ReLU.
+    Conv {
+        input: Input,
+        conv: Conv,
+        pointwise: Option<Conv>,
+        bn: BatchNorm,
+    },
+    Pool {
+        input: Input,
+        max: bool,
+    },
+}
+
+impl Branch {
+    fn new(gpu: &Gpu, rng: &mut Rng, op: &str, c: usize) -> Result<Branch> {
+        let input = Input::new(gpu, rng, c)?;
+        let conv =
+            |rng: &mut Rng, k: usize, groups: usize| Conv::new(gpu, rng, c, c, k, Conv2d::new(1, k / 2, 1, groups));
+        Ok(match op {
+            "conv_3x3" | "conv_5x5" => {
+                let k = if op == "conv_3x3" { 3 } else { 5 };
+                Branch::Conv { input, conv: conv(rng, k, 1)?, pointwise: None, bn: BatchNorm::new(gpu, c, false)? }
+            }
+            "sep_conv_3x3" | "sep_conv_5x5" => {
+                let k = if op == "sep_conv_3x3" { 3 } else { 5 };
+                let depthwise = conv(rng, k, c)?;
+                let pointwise = Some(conv(rng, 1, 1)?);
+                Branch::Conv { input, conv: depthwise, pointwise, bn: BatchNorm::new(gpu, c, false)? }
+            }
+            "avg_pool_3x3" => Branch::Pool { input, max: false },
+            "max_pool_3x3" => Branch::Pool { input, max: true },
+            other => return Err(Error::Config(format!("unknown macro operation {other:?}"))),
+        })
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            Branch::Conv { input, conv, pointwise, bn } => {
+                let mut y = conv.forward(&input.forward(x, train)?)?;
+                if let Some(pw) = pointwise {
+                    y = pw.forward(&y)?;
+                }
+                elementwise::relu(&bn.forward(&y, train)?)
+            }
+            Branch::Pool { input, max } => {
+                let y = input.forward(x, train)?;
+                if *max {
+                    pool::max_pool2d(&y, 3, 1, 1)
+                } else {
+                    pool::avg_pool2d(&y, 3, 1, 1)
+                }
+            }
+        }
+    }
+}
+
+impl Module for Branch {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        let input = match self {
+            Branch::Conv { input, conv, pointwise, .. } => {
+                conv.params(&join(prefix, "conv"), out);
+                if let Some(pw) = pointwise {
+                    pw.params(&join(prefix, "pointwise"), out);
+                }
+                input
+            }
+            Branch::Pool { input, .. } => input,
+        };
+        input.conv.params(&join(prefix, "inp_conv"), out);
+    }
+
+    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        let input = match self {
+            Branch::Conv { input, bn, .. } => {
+                bn.buffers(&join(prefix, "bn"), out);
+                input
+            }
+            Branch::Pool { input, .. } => input,
+        };
+        input.bn.buffers(&join(prefix, "inp_bn"), out);
+    }
+}
+
+/// The macro shared model.
+pub struct MacroNetwork {
+    pub config: MacroConfig,
+    stem_conv: Conv,
+    stem_bn: BatchNorm,
+    /// `branches[layer][op]`, op in [`ENAS_MACRO_OPS`] order.
+    branches: Vec<Vec<Branch>>,
+    /// BN after the sum of a layer's branch and skips (layers 1..).
+    skip_bn: Vec<BatchNorm>,
+    /// At each pooling layer, one FactorizedReduce per stored output: (layer, modules).
+    pools: Vec<(usize, Vec<FactorizedReduce>)>,
+    classifier: Linear,
+}
+
+impl MacroNetwork {
+    pub fn new(gpu: &Gpu, rng: &mut Rng, config: MacroConfig) -> Result<MacroNetwork> {
+        config.validate()?;
+        let c = config.channels;
+        let stem_conv = Conv::new(gpu, rng, config.in_channels, c, 3, Conv2d::new(1, 1, 1, 1))?;
+        let stem_bn = BatchNorm::new(gpu, c, true)?;
+        let mut branches = Vec::with_capacity(config.num_layers);
+        let mut skip_bn = Vec::new();
+        let mut pools = Vec::new();
+        for layer in 0..config.num_layers {
+            branches.push(ENAS_MACRO_OPS.iter().map(|op| Branch::new(gpu, rng, op, c)).collect::<Result<_>>()?);
+            if layer > 0 {
+                skip_bn.push(BatchNorm::new(gpu, c, false)?);
+            }
+            if config.pool_layers().contains(&layer) {
+                let reduce =
+                    (0..=layer).map(|_| FactorizedReduce::new(gpu, rng, c, c, false)).collect::<Result<_>>()?;
+                pools.push((layer, reduce));
+            }
+        }
+        let classifier = Linear::new(gpu, rng, c, config.num_classes, true)?;
+        Ok(MacroNetwork { config, stem_conv, stem_bn, branches, skip_bn, pools, classifier })
+    }
+
+    /// x: [N, in_channels, H, W] -> logits [N, classes], running only `arch`'s branches.
+    pub fn forward(&self, x: &Tensor, arch: &MacroArch, train: bool) -> Result<Tensor> {
+        if arch.layers.len() != self.config.num_layers {
+            return Err(Error::Config(format!(
+                "the architecture has {} layers, the shared model {}",
+                arch.layers.len(),
+                self.config.num_layers
+            )));
+        }
+        arch.validate()?;
+        let x = self.stem_bn.forward(&self.stem_conv.forward(x)?, train)?;
+        // layers: every layer's output so far, at the current resolution.
+        let mut layers: Vec<Tensor> = Vec::with_capacity(arch.layers.len());
+        for (i, layer) in arch.layers.iter().enumerate() {
+            let input = layers.last().unwrap_or(&x);
+            let mut out = self.branches[i][layer.op].forward(input, train)?;
+            if i > 0 {
+                let mut terms: Vec<&Tensor> =
+                    layers.iter().zip(&layer.skips).filter(|(_, &s)| s).map(|(l, _)| l).collect();
+                terms.push(&out);
+                out = self.skip_bn[i - 1].forward(&elementwise::add_n(&terms)?, train)?;
+            }
+            layers.push(out);
+            if let Some((_, reduce)) = self.pools.iter().find(|(at, _)| *at == i) {
+                layers = layers.iter().zip(reduce).map(|(l, r)| r.forward(l, train)).collect::<Result<_>>()?;
+            }
+        }
+        let last = layers.last().expect("at least one layer");
+        let (n, c) = (last.shape()[0], last.shape()[1]);
+        let features = pool::global_avg_pool(&elementwise::relu(last)?)?.reshape(&[n, c])?;
+        self.classifier.forward(&features)
+    }
+}
+
+impl Module for MacroNetwork {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.stem_conv.params(&join(prefix, "stem.conv"), out);
+        self.stem_bn.params(&join(prefix, "stem.bn"), out);
+        for (i, layer) in self.branches.iter().enumerate() {
+            for (b, branch) in layer.iter().enumerate() {
+                branch.params(&join(prefix, &format!("layer_{i}.{}", ENAS_MACRO_OPS[b])), out);
+            }
+        }
+        for (at, reduce) in &self.pools {
+            for (j, r) in reduce.iter().enumerate() {
+                r.params(&join(prefix, &format!("pool_at_{at}.from_{j}")), out);
+            }
+        }
+        self.classifier.params(&join(prefix, "classifier"), out);
+    }
+
+    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.stem_bn.buffers(&join(prefix, "stem.bn"), out);
+        for (i, layer) in self.branches.iter().enumerate() {
+            for (b, branch) in layer.iter().enumerate() {
+                branch.buffers(&join(prefix, &format!("layer_{i}.{}", ENAS_MACRO_OPS[b])), out);
+            }
+        }
+        for (i, bn) in self.skip_bn.iter().enumerate() {
+            bn.buffers(&join(prefix, &format!("layer_{}.skip_bn", i + 1)), out);
+        }
+        for (at, reduce) in &self.pools {
+            for (j, r) in reduce.iter().enumerate() {
+                r.buffers(&join(prefix, &format!("pool_at_{at}.from_{j}")), out);
+            }
+        }
+    }
+}

@@ -1,0 +1,585 @@
+//! The ENAS search loop (melodyguan/enas `main.py` train loop): per epoch, shared-weight
+//! training on the training part (a fresh architecture from the controller per minibatch) and
+//! a round of controller training (reward = the sampled child's accuracy on one validation
+//! minibatch); then derivation of the final architecture, checkpoints, and `bench enas`.
+//!
+//! Rewards and derivation scores use batch statistics in BN (train mode, no gradient): the
+//! running statistics mix every architecture sampled so far and fit none of them.
+
+use serde::{Deserialize, Serialize};
+
+use super::controller::{Controller, ControllerConfig, Sample, UpdateStats};
+use super::macro_space::{MacroConfig, MacroNetwork};
+use super::micro::{MicroConfig, MicroNetwork};
+use super::{Arch, EnasSpace};
+use crate::checkpoint::Checkpoint;
+use crate::data::{Dataset, Loader, LoaderConfig, LoaderState, Normalize};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::Module;
+use crate::ops::optim::{clip_grad_norm, CosineWarmRestarts, Schedule, Sgd};
+use crate::ops::softmax;
+use crate::rng::Rng;
+use crate::space::{Genotype, ModelGraph};
+use crate::tensor::{read_all, Tensor};
+
+/// The shared model's shape, for either space.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ModelConfig {
+    Micro(MicroConfig),
+    Macro(MacroConfig),
+}
+
+/// Every setting of an ENAS search. [`EnasConfig::micro`] and [`EnasConfig::macro_space`]
+/// give the reference's search scripts' values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnasConfig {
+    pub model: ModelConfig,
+    pub controller: ControllerConfig,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Shared weights: SGD Nesterov, cosine with warm restarts per epoch.
+    pub lr_max: f32,
+    pub lr_min: f32,
+    pub lr_t0: f64,
+    pub lr_t_mult: f64,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub grad_clip: f32,
+    /// Share of the training set the shared weights learn on; the rest gives the rewards.
+    pub train_portion: f64,
+    /// Shared steps per epoch; `None` is a pass over the training part.
+    pub steps_per_epoch: Option<usize>,
+    /// Controller updates per epoch, each over `controller.num_aggregate` samples.
+    pub controller_steps: usize,
+    /// Shared-step metrics are read back every this many steps.
+    pub log_every: usize,
+    pub seed: u64,
+    /// Architectures sampled by [`EnasSearch::derive`].
+    pub derive_samples: usize,
+}
+
+impl EnasConfig {
+    /// `cifar10_micro_search.sh`: 6 layers, 20 channels, 5 nodes, batch 160, 150 epochs, lr
+    /// 0.05 -> 0.0005 restarting after 10, 20, ... epochs, 30 controller updates per epoch.
+    pub fn micro(in_channels: usize, num_classes: usize) -> Self {
+        EnasConfig {
+            model: ModelConfig::Micro(MicroConfig::enas(in_channels, num_classes)),
+            controller: ControllerConfig::micro(5),
+            epochs: 150,
+            batch_size: 160,
+            lr_max: 0.05,
+            lr_min: 0.0005,
+            lr_t0: 10.0,
+            lr_t_mult: 2.0,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            grad_clip: 5.0,
+            train_portion: 0.9,
+            steps_per_epoch: None,
+            controller_steps: 30,
+            log_every: 10,
+            seed: 0,
+            derive_samples: 100,
+        }
+    }
+
+    /// `cifar10_macro_search.sh`: 12 layers, 36 channels, batch 128, 310 epochs, weight decay
+    /// 2.5e-4, 50 controller updates per epoch.
+    pub fn macro_space(in_channels: usize, num_classes: usize) -> Self {
+        EnasConfig {
+            model: ModelConfig::Macro(MacroConfig::enas(in_channels, num_classes)),
+            controller: ControllerConfig::macro_space(12),
+            epochs: 310,
+            batch_size: 128,
+            weight_decay: 2.5e-4,
+            controller_steps: 50,
+            ..EnasConfig::micro(in_channels, num_classes)
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.controller.validate()?;
+        let matches = match (&self.model, self.controller.space) {
+            (ModelConfig::Micro(m), EnasSpace::Micro { num_nodes }) => m.num_nodes == num_nodes,
+            (ModelConfig::Macro(m), EnasSpace::Macro { num_layers }) => m.num_layers == num_layers,
+            _ => false,
+        };
+        if !matches {
+            return Err(Error::Config(format!(
+                "the controller samples {:?} but the shared model is {:?}",
+                self.controller.space, self.model
+            )));
+        }
+        if self.epochs == 0 || self.batch_size == 0 || self.derive_samples == 0 {
+            return Err(Error::Config("epochs, batch size and derive samples must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The shared model of either space.
+pub enum SharedModel {
+    Micro(MicroNetwork),
+    Macro(MacroNetwork),
+}
+
+impl SharedModel {
+    fn new(gpu: &Gpu, rng: &mut Rng, config: &ModelConfig) -> Result<SharedModel> {
+        Ok(match config {
+            ModelConfig::Micro(c) => SharedModel::Micro(MicroNetwork::new(gpu, rng, c.clone())?),
+            ModelConfig::Macro(c) => SharedModel::Macro(MacroNetwork::new(gpu, rng, c.clone())?),
+        })
+    }
+
+    /// x: [N, C, H, W] -> logits [N, classes] of the child `arch`.
+    pub fn forward(&self, x: &Tensor, arch: &Arch, train: bool) -> Result<Tensor> {
+        match (self, arch) {
+            (SharedModel::Micro(m), Arch::Micro(a)) => m.forward(x, a, train),
+            (SharedModel::Macro(m), Arch::Macro(a)) => m.forward(x, a, train),
+            _ => Err(Error::Config("the architecture is of the other ENAS space".into())),
+        }
+    }
+
+    fn module(&self) -> &dyn Module {
+        match self {
+            SharedModel::Micro(m) => m,
+            SharedModel::Macro(m) => m,
+        }
+    }
+}
+
+/// One shared-weight step's numbers, as read back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    pub epoch: usize,
+    pub step: u64,
+    pub lr: f32,
+    pub loss: f32,
+    pub acc: f32,
+}
+
+/// One controller update's numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControllerMetrics {
+    pub epoch: usize,
+    pub update: u64,
+    #[serde(flatten)]
+    pub stats: UpdateStats,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochSummary {
+    pub epoch: usize,
+    pub lr: f32,
+    pub train_loss: f32,
+    pub train_acc: f32,
+    /// Mean reward and entropy over the epoch's controller updates.
+    pub reward: f32,
+    pub baseline: f32,
+    pub entropy: f32,
+}
+
+/// An architecture with its validation-batch accuracy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    pub arch: Arch,
+    pub score: f32,
+}
+
+/// The final architecture: the best of the sampled ones, and the top 10.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Derived {
+    pub best: Scored,
+    pub genotype: Option<Genotype>,
+    pub graphs: Vec<ModelGraph>,
+    pub top: Vec<Scored>,
+}
+
+impl Derived {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("plain data serialises")
+    }
+
+    pub fn to_dot(&self) -> String {
+        self.best.arch.to_dot()
+    }
+}
+
+struct Pending {
+    epoch: usize,
+    step: u64,
+    lr: f32,
+    loss: Tensor,
+    acc: Tensor,
+}
+
+/// Counters and cursors saved in a checkpoint (besides the tensors).
+#[derive(Serialize, Deserialize)]
+struct State {
+    config: EnasConfig,
+    epoch: usize,
+    global_step: u64,
+    updates: u64,
+    baseline: Option<f32>,
+    rng: Rng,
+    sgd_steps: u64,
+    adam_steps: u64,
+    train: LoaderState,
+    valid: LoaderState,
+    metrics: Vec<StepMetrics>,
+    controller_metrics: Vec<ControllerMetrics>,
+    epochs: Vec<EpochSummary>,
+}
+
+pub struct EnasSearch {
+    gpu: Gpu,
+    pub config: EnasConfig,
+    pub controller: Controller,
+    pub model: SharedModel,
+    optimizer: Sgd,
+    schedule: CosineWarmRestarts,
+    train: Loader,
+    valid: Loader,
+    rng: Rng,
+    epoch: usize,
+    global_step: u64,
+    updates: u64,
+    pending: Vec<Pending>,
+    pub metrics: Vec<StepMetrics>,
+    pub controller_metrics: Vec<ControllerMetrics>,
+    pub epochs: Vec<EpochSummary>,
+}
+
+impl EnasSearch {
+    /// A new search on `data` (its training set), split by `train_portion`.
+    pub fn new(gpu: &Gpu, config: EnasConfig, data: &Dataset) -> Result<EnasSearch> {
+        let mut config = config;
+        match &mut config.model {
+            ModelConfig::Micro(m) => (m.in_channels, m.num_classes) = (data.channels, data.num_classes),
+            ModelConfig::Macro(m) => (m.in_channels, m.num_classes) = (data.channels, data.num_classes),
+        }
+        config.validate()?;
+        let mut rng = Rng::new(config.seed);
+        let controller = Controller::new(gpu, &mut rng, config.controller.clone())?;
+        let model = SharedModel::new(gpu, &mut rng, &config.model)?;
+        let (train_data, valid_data) = data.split(config.train_portion, &mut rng)?;
+        if config.batch_size > train_data.n.min(valid_data.n) {
+            return Err(Error::Config(format!(
+                "batch size {} is bigger than the training ({}) or validation ({}) part; use a smaller batch size",
+                config.batch_size, train_data.n, valid_data.n
+            )));
+        }
+        let normalize = Normalize::fit(&train_data);
+        let loader_config = LoaderConfig::new(config.batch_size, normalize).with_drop_last(true);
+        let train = Loader::new(train_data, loader_config.clone(), &mut rng)?;
+        let valid = Loader::new(valid_data, loader_config, &mut rng)?;
+        let weights = model.module().param_list();
+        let optimizer = Sgd::new(&weights, config.lr_max, config.momentum, config.weight_decay, true)?;
+        let schedule = CosineWarmRestarts::new(config.lr_max, config.lr_min, config.lr_t0, config.lr_t_mult)?;
+        Ok(EnasSearch {
+            gpu: gpu.clone(),
+            config,
+            controller,
+            model,
+            optimizer,
+            schedule,
+            train,
+            valid,
+            rng,
+            epoch: 0,
+            global_step: 0,
+            updates: 0,
+            pending: vec![],
+            metrics: vec![],
+            controller_metrics: vec![],
+            epochs: vec![],
+        })
+    }
+
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.epoch >= self.config.epochs
+    }
+
+    pub fn steps_per_epoch(&self) -> usize {
+        self.config.steps_per_epoch.unwrap_or(self.train.batches_per_epoch()).max(1)
+    }
+
+    /// The shared weights' learning rate this epoch.
+    pub fn lr(&self) -> f32 {
+        self.schedule.lr(self.epoch as f64)
+    }
+
+    /// One shared-weight step on a training batch with a freshly sampled architecture (one
+    /// readback: the architecture). Its metrics stay on the GPU until the next flush.
+    pub async fn shared_step(&mut self) -> Result<()> {
+        let lr = self.lr();
+        self.optimizer.set_lr(lr);
+        let sample = self.gpu.no_grad(|| self.controller.sample(&mut self.rng)).await?;
+        let (x, y) = self.train.next_gpu(&self.gpu)?;
+        let weights = self.model.module().param_list();
+        let logits = self.model.forward(&x, &sample.arch, true)?;
+        let loss = softmax::cross_entropy(&logits, &y)?;
+        let acc = softmax::accuracy(&logits, &y)?;
+        let mut grads = self.gpu.backward(&loss)?;
+        // Weights of operations the child did not run get no gradient: zero (SGD's weight decay
+        // and momentum still move them, as PyTorch's SGD does for a zero gradient).
+        let g: Vec<Tensor> = weights
+            .iter()
+            .map(|w| match grads.take(w) {
+                Some(g) => Ok(g),
+                None => Tensor::zeros(&self.gpu, w.shape()),
+            })
+            .collect::<Result<_>>()?;
+        clip_grad_norm(&g, self.config.grad_clip)?;
+        self.optimizer.step(&weights, &g)?;
+        self.pending.push(Pending { epoch: self.epoch, step: self.global_step, lr, loss, acc });
+        self.global_step += 1;
+        Ok(())
+    }
+
+    /// Reads back the pending shared-step metrics at once.
+    pub async fn flush_metrics(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&Tensor> = self.pending.iter().flat_map(|p| [&p.loss, &p.acc]).collect();
+        let values = read_all(&refs).await?;
+        for (i, p) in self.pending.drain(..).enumerate() {
+            let m = StepMetrics {
+                epoch: p.epoch,
+                step: p.step,
+                lr: p.lr,
+                loss: values[2 * i][0],
+                acc: values[2 * i + 1][0],
+            };
+            if !m.loss.is_finite() {
+                return Err(Error::NonFinite { step: m.step });
+            }
+            self.metrics.push(m);
+        }
+        Ok(())
+    }
+
+    /// The accuracy of `arch` on the batch (x, y), no gradient, BN batch statistics: [].
+    fn child_accuracy(&self, x: &Tensor, y: &Tensor, arch: &Arch) -> Result<Tensor> {
+        self.gpu.no_grad(|| softmax::accuracy(&self.model.forward(x, arch, true)?, y))
+    }
+
+    /// One controller update: `num_aggregate` samples, each rewarded on its own validation
+    /// minibatch; one readback per sample plus one for the rewards.
+    pub async fn controller_update(&mut self) -> Result<ControllerMetrics> {
+        let mut samples: Vec<Sample> = Vec::with_capacity(self.config.controller.num_aggregate);
+        let mut accs = Vec::with_capacity(samples.capacity());
+        for _ in 0..self.config.controller.num_aggregate {
+            let s = self.controller.sample(&mut self.rng).await?;
+            let (x, y) = self.valid.next_gpu(&self.gpu)?;
+            accs.push(self.child_accuracy(&x, &y, &s.arch)?);
+            samples.push(s);
+        }
+        let values = read_all(&accs.iter().collect::<Vec<_>>()).await?;
+        let rewards: Vec<f32> = values.iter().map(|v| v[0]).collect();
+        let stats = self.controller.update(&samples, &rewards)?;
+        let m = ControllerMetrics { epoch: self.epoch, update: self.updates, stats };
+        self.updates += 1;
+        self.controller_metrics.push(m.clone());
+        Ok(m)
+    }
+
+    /// An epoch of shared-weight training, then a round of controller training.
+    pub async fn run_epoch(&mut self, mut on_step: impl FnMut(&StepMetrics)) -> Result<EpochSummary> {
+        let lr = self.lr();
+        for step in 0..self.steps_per_epoch() {
+            self.shared_step().await?;
+            if self.pending.len() >= self.config.log_every.max(1) || step + 1 == self.steps_per_epoch() {
+                let before = self.metrics.len();
+                self.flush_metrics().await?;
+                self.metrics[before..].iter().for_each(&mut on_step);
+            }
+        }
+        let first_update = self.controller_metrics.len();
+        for _ in 0..self.config.controller_steps {
+            self.controller_update().await?;
+        }
+        let epoch_steps: Vec<&StepMetrics> = self.metrics.iter().filter(|m| m.epoch == self.epoch).collect();
+        let updates = &self.controller_metrics[first_update..];
+        let mean = |v: &mut dyn Iterator<Item = f32>, n: usize| v.sum::<f32>() / n.max(1) as f32;
+        let summary = EpochSummary {
+            epoch: self.epoch,
+            lr,
+            train_loss: mean(&mut epoch_steps.iter().map(|m| m.loss), epoch_steps.len()),
+            train_acc: mean(&mut epoch_steps.iter().map(|m| m.acc), epoch_steps.len()),
+            reward: mean(&mut updates.iter().map(|m| m.stats.reward), updates.len()),
+            baseline: self.controller.baseline.unwrap_or(0.0),
+            entropy: mean(&mut updates.iter().map(|m| m.stats.entropy), updates.len()),
+        };
+        self.epochs.push(summary.clone());
+        self.epoch += 1;
+        Ok(summary)
+    }
+
+    /// Samples `derive_samples` architectures, scores each on the same validation batch, and
+    /// keeps the best and the top 10. One readback per sample plus one for all scores.
+    pub async fn derive(&mut self) -> Result<Derived> {
+        let (x, y) = self.valid.next_gpu(&self.gpu)?;
+        let mut archs = Vec::with_capacity(self.config.derive_samples);
+        let mut scores = Vec::with_capacity(self.config.derive_samples);
+        for _ in 0..self.config.derive_samples {
+            let s = self.gpu.no_grad(|| self.controller.sample(&mut self.rng)).await?;
+            scores.push(self.child_accuracy(&x, &y, &s.arch)?);
+            archs.push(s.arch);
+        }
+        let values = read_all(&scores.iter().collect::<Vec<_>>()).await?;
+        let mut scored: Vec<Scored> =
+            archs.into_iter().zip(values).map(|(arch, v)| Scored { arch, score: v[0] }).collect();
+        // Stable: among equal scores the earlier sample wins.
+        scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+        scored.truncate(10);
+        let best = scored[0].clone();
+        Ok(Derived { genotype: best.arch.genotype(), graphs: best.arch.graphs(), best, top: scored })
+    }
+
+    /// Every tensor a resumed search needs, by name (optimizer state separately).
+    fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut named = Vec::new();
+        self.controller.params("controller", &mut named);
+        self.model.module().params("model", &mut named);
+        self.model.module().buffers("model", &mut named);
+        named
+    }
+
+    /// A checkpoint of the whole search (pending metrics are read back first).
+    pub async fn checkpoint(&mut self) -> Result<Checkpoint> {
+        self.flush_metrics().await?;
+        let state = State {
+            config: self.config.clone(),
+            epoch: self.epoch,
+            global_step: self.global_step,
+            updates: self.updates,
+            baseline: self.controller.baseline,
+            rng: self.rng.clone(),
+            sgd_steps: self.optimizer.step_count(),
+            adam_steps: self.controller.optimizer.step_count(),
+            train: self.train.state(),
+            valid: self.valid.state(),
+            metrics: self.metrics.clone(),
+            controller_metrics: self.controller_metrics.clone(),
+            epochs: self.epochs.clone(),
+        };
+        let mut named = self.named_tensors();
+        for (i, t) in self.optimizer.state().into_iter().enumerate() {
+            named.push((format!("sgd.{i}"), t.clone()));
+        }
+        for (i, t) in self.controller.optimizer.state().into_iter().enumerate() {
+            named.push((format!("adam.{i}"), t.clone()));
+        }
+        Checkpoint::capture("enas", serde_json::to_value(&state)?, &named).await
+    }
+
+    /// Continues a search from a checkpoint taken on the same data set.
+    pub fn resume(gpu: &Gpu, checkpoint: &Checkpoint, data: &Dataset) -> Result<EnasSearch> {
+        if checkpoint.kind != "enas" {
+            return Err(Error::Config(format!(
+                "this checkpoint is from a {} run, not an ENAS search",
+                checkpoint.kind
+            )));
+        }
+        let state: State = serde_json::from_value(checkpoint.meta.clone())?;
+        let mut search = EnasSearch::new(gpu, state.config, data)?;
+        checkpoint.restore_into(&search.named_tensors())?;
+        let restore_state = |prefix: &str| -> Result<Vec<Tensor>> {
+            checkpoint
+                .tensors
+                .iter()
+                .filter(|(e, _)| e.name.strip_prefix(prefix).is_some_and(|i| i.parse::<usize>().is_ok()))
+                .map(|(e, v)| Tensor::from_slice(gpu, &e.shape, v))
+                .collect()
+        };
+        search.optimizer.load_state(restore_state("sgd.")?, state.sgd_steps)?;
+        search.controller.optimizer.load_state(restore_state("adam.")?, state.adam_steps)?;
+        search.controller.baseline = state.baseline;
+        search.rng = state.rng;
+        search.train.restore(state.train)?;
+        search.valid.restore(state.valid)?;
+        search.epoch = state.epoch;
+        search.global_step = state.global_step;
+        search.updates = state.updates;
+        search.metrics = state.metrics;
+        search.controller_metrics = state.controller_metrics;
+        search.epochs = state.epochs;
+        Ok(search)
+    }
+}
+
+/// What `wgpu-nas bench enas` prints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub adapter: String,
+    pub num_layers: usize,
+    pub channels: usize,
+    pub batch_size: usize,
+    /// One controller sample with its tape, and its share of an update (averaged over
+    /// `num_aggregate` samples per update), milliseconds.
+    pub controller_ms_per_sample: f64,
+    /// One shared-weight step (sample, forward, backward, SGD), seconds.
+    pub shared_step_s: f64,
+    /// Readbacks per controller sample (1 by design).
+    pub readbacks_per_sample: f64,
+}
+
+/// Times the macro space (12 layers, 36 channels by default) on the embedded data: controller
+/// samples + updates and shared-weight steps, after one warm-up of each.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn bench_enas(gpu: &Gpu, num_layers: usize, channels: usize, batch_size: usize) -> Result<BenchReport> {
+    use std::time::Instant;
+    let data = Dataset::embedded_train()?;
+    let mut config = EnasConfig::macro_space(data.channels, data.num_classes);
+    config.model = ModelConfig::Macro(MacroConfig { channels, num_layers, ..MacroConfig::enas(1, 10) });
+    config.controller = ControllerConfig { num_aggregate: 4, ..ControllerConfig::macro_space(num_layers) };
+    config.batch_size = batch_size;
+    let mut search = EnasSearch::new(gpu, config, &data)?;
+    pollster::block_on(async {
+        let samples = search.config.controller.num_aggregate;
+        // Warm-up: pipelines and pooled buffers.
+        search.shared_step().await?;
+        search.controller_update().await?;
+        gpu.synchronize();
+
+        // The controller alone: samples with their tape and the update, child evaluation excluded.
+        let (t, reads) = (Instant::now(), gpu.readbacks());
+        let updates = 2;
+        for _ in 0..updates {
+            let mut batch = Vec::with_capacity(samples);
+            for _ in 0..samples {
+                batch.push(search.controller.sample(&mut search.rng).await?);
+            }
+            search.controller.update(&batch, &vec![0.5; samples])?;
+        }
+        gpu.synchronize();
+        let n = (updates * samples) as f64;
+        let controller_ms_per_sample = t.elapsed().as_secs_f64() * 1e3 / n;
+        let readbacks_per_sample = (gpu.readbacks() - reads) as f64 / n;
+
+        let t = Instant::now();
+        let steps = 3;
+        for _ in 0..steps {
+            search.shared_step().await?;
+        }
+        search.flush_metrics().await?;
+        gpu.synchronize();
+        let shared_step_s = t.elapsed().as_secs_f64() / steps as f64;
+        Ok(BenchReport {
+            adapter: gpu.adapter().to_string(),
+            num_layers,
+            channels,
+            batch_size,
+            controller_ms_per_sample,
+            shared_step_s,
+            readbacks_per_sample,
+        })
+    })
+}
