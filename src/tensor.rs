@@ -129,6 +129,18 @@ impl Tensor {
         Ok(())
     }
 
+    /// Copies all of `self` into `dst` starting at element `offset`, on the GPU (not recorded).
+    pub fn copy_into(&self, dst: &Tensor, offset: usize) -> Result<()> {
+        if offset + self.numel() > dst.numel() {
+            return Err(Error::shape(
+                "copy_into",
+                format!("{:?} does not fit into {:?} at element {offset}", self.shape(), dst.shape()),
+            ));
+        }
+        self.gpu().copy(self.buf(), 0, dst.buf(), offset as u64 * 4, self.bytes());
+        Ok(())
+    }
+
     /// A new tensor with the same contents (a GPU copy), not tracked by the tape.
     pub fn duplicate(&self) -> Result<Tensor> {
         let t = Self::uninit(self.gpu(), self.shape(), self.dtype())?;

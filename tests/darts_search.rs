@@ -179,3 +179,34 @@ fn a_resumed_search_continues_exactly() {
     let start = DartsSearch::new(&gpu, small_config(5), &data).unwrap();
     assert_ne!(pollster::block_on(start.alphas()).unwrap(), a);
 }
+
+/// A warm search step creates no pipeline and no bind group, allocates no GPU memory, reads
+/// nothing back, and goes to the GPU in a handful of submissions.
+#[test]
+fn a_warm_step_stays_on_the_gpu_and_reuses_every_cached_object() {
+    let gpu = Gpu::new().unwrap();
+    let data = small_fashion(200);
+    let mut config = small_config(7);
+    config.log_every = 1000;
+    let mut search = DartsSearch::new(&gpu, config, &data).unwrap();
+    for _ in 0..3 {
+        search.step().unwrap();
+    }
+    gpu.synchronize();
+    let (pipelines, bind_groups, readbacks, total) =
+        (gpu.pipelines_created(), gpu.bind_groups_created(), gpu.readbacks(), gpu.memory().total);
+    let (submissions, dispatches) = (gpu.submissions(), gpu.dispatches());
+    for _ in 0..2 {
+        search.step().unwrap();
+    }
+    gpu.synchronize();
+    let per_step = (gpu.dispatches() - dispatches) / 2;
+    let subs = gpu.submissions() - submissions;
+    eprintln!("{per_step} dispatches per step in {subs} submissions for 2 steps");
+    assert_eq!(gpu.pipelines_created(), pipelines, "no pipeline is created once warm");
+    assert_eq!(gpu.readbacks(), readbacks, "a step reads nothing back");
+    assert_eq!(gpu.memory().total, total, "a warm step allocates no GPU memory");
+    eprintln!("{} new bind groups", gpu.bind_groups_created() - bind_groups);
+    assert_eq!(gpu.bind_groups_created(), bind_groups, "a warm step creates no bind group");
+    assert!(subs <= 2 + 2 * per_step / 2048, "{subs} submissions for 2 steps of {per_step} dispatches");
+}

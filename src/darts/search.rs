@@ -103,15 +103,15 @@ pub struct EpochSummary {
     pub genotype: Genotype,
 }
 
+/// A step whose metrics wait on the GPU, in row `pending index` of the metrics ring.
 struct Pending {
     epoch: usize,
     step: u64,
     lr: f32,
-    train_loss: Tensor,
-    train_acc: Tensor,
-    val_loss: Tensor,
-    val_acc: Tensor,
 }
+
+/// Metrics per step in the ring: train loss, train accuracy, validation loss and accuracy.
+const METRICS: usize = 4;
 
 /// Counters and cursors saved in a checkpoint (besides the tensors).
 #[derive(Serialize, Deserialize)]
@@ -144,6 +144,9 @@ pub struct DartsSearch {
     step_in_epoch: usize,
     global_step: u64,
     pending: Vec<Pending>,
+    /// [rows, METRICS]: each step copies its scalars here, so waiting metrics hold no buffers
+    /// of their own and a warm step allocates nothing.
+    metrics_ring: Tensor,
     pub metrics: Vec<StepMetrics>,
     pub alpha_history: Vec<AlphaRecord>,
     pub epochs: Vec<EpochSummary>,
@@ -169,6 +172,7 @@ impl DartsSearch {
         let architect = Architect::new(&net, config.architect.clone())?;
         let optimizer = Sgd::new(&net.weights(), config.lr, config.momentum, config.weight_decay, false)?;
         let schedule = CosineAnnealing::new(config.lr, config.lr_min, config.epochs as f64)?;
+        let metrics_ring = Tensor::zeros(gpu, &[config.log_every.max(1), METRICS])?;
         Ok(DartsSearch {
             gpu: gpu.clone(),
             config,
@@ -184,6 +188,7 @@ impl DartsSearch {
             step_in_epoch: 0,
             global_step: 0,
             pending: vec![],
+            metrics_ring,
             metrics: vec![],
             alpha_history: vec![],
             epochs: vec![],
@@ -253,15 +258,17 @@ impl DartsSearch {
             a.set_requires_grad(true);
         }
         let (train_loss, train_acc) = result?;
-        self.pending.push(Pending {
-            epoch: self.epoch,
-            step: self.global_step,
-            lr,
-            train_loss,
-            train_acc,
-            val_loss: val.loss,
-            val_acc: val.acc,
-        });
+        let row = self.pending.len();
+        if row >= self.metrics_ring.shape()[0] {
+            // More steps than `log_every` without a flush: a bigger ring (rare; allocates).
+            let bigger = Tensor::zeros(&self.gpu, &[2 * row, METRICS])?;
+            self.metrics_ring.copy_into(&bigger, 0)?;
+            self.metrics_ring = bigger;
+        }
+        for (k, t) in [&train_loss, &train_acc, &val.loss, &val.acc].into_iter().enumerate() {
+            t.copy_into(&self.metrics_ring, row * METRICS + k)?;
+        }
+        self.pending.push(Pending { epoch: self.epoch, step: self.global_step, lr });
         self.global_step += 1;
         self.step_in_epoch += 1;
         Ok(())
@@ -275,11 +282,8 @@ impl DartsSearch {
         let (wn, wr) = self.gpu.no_grad(|| -> Result<_> {
             Ok((softmax::softmax(&self.net.alphas_normal)?, softmax::softmax(&self.net.alphas_reduce)?))
         })?;
-        let mut refs: Vec<&Tensor> = vec![&wn, &wr];
-        for p in &self.pending {
-            refs.extend([&p.train_loss, &p.train_acc, &p.val_loss, &p.val_acc]);
-        }
-        let values = read_all(&refs).await?;
+        let values = read_all(&[&wn, &wr, &self.metrics_ring]).await?;
+        let ring = &values[2];
         let ops = self.net.config.space.num_ops();
         let rows = |v: &[f32]| v.chunks(ops).map(<[f32]>::to_vec).collect::<Vec<_>>();
         let last_step = self.pending.last().map(|p| p.step).unwrap_or(0);
@@ -288,10 +292,10 @@ impl DartsSearch {
                 epoch: p.epoch,
                 step: p.step,
                 lr: p.lr,
-                train_loss: values[2 + 4 * i][0],
-                train_acc: values[3 + 4 * i][0],
-                val_loss: values[4 + 4 * i][0],
-                val_acc: values[5 + 4 * i][0],
+                train_loss: ring[METRICS * i],
+                train_acc: ring[METRICS * i + 1],
+                val_loss: ring[METRICS * i + 2],
+                val_acc: ring[METRICS * i + 3],
             };
             if !m.train_loss.is_finite() || !m.val_loss.is_finite() {
                 return Err(Error::NonFinite { step: m.step });

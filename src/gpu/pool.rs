@@ -4,8 +4,12 @@
 //!
 //! Reuse is safe without waiting for the GPU: every write to a pooled buffer is recorded in
 //! stream order (dispatch, copy or clear), never through `Queue::write_buffer`.
+//!
+//! A request gets the free buffer of its size with the lowest id, whatever order buffers were
+//! released in: a step that starts with the same free buffers allocates the same buffers in the
+//! same order every time, so its bind groups repeat and stay cached.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -13,7 +17,8 @@ use super::{Gpu, GpuBuffer};
 
 #[derive(Default)]
 pub(super) struct BufferPool {
-    free: HashMap<u64, Vec<GpuBuffer>>,
+    /// Free buffers by size, then by id.
+    free: HashMap<u64, BTreeMap<u64, GpuBuffer>>,
     in_use: u64,
     peak: u64,
     total: u64,
@@ -41,7 +46,7 @@ impl BufferPool {
         let size = round(bytes);
         self.in_use += size;
         self.peak = self.peak.max(self.in_use);
-        if let Some(buf) = self.free.get_mut(&size).and_then(Vec::pop) {
+        if let Some((_, buf)) = self.free.get_mut(&size).and_then(BTreeMap::pop_first) {
             return buf;
         }
         self.total += size;
@@ -56,7 +61,7 @@ impl BufferPool {
 
     pub fn release(&mut self, buf: GpuBuffer) {
         self.in_use -= buf.bytes;
-        self.free.entry(buf.bytes).or_default().push(buf);
+        self.free.entry(buf.bytes).or_default().insert(buf.id, buf);
     }
 
     pub fn stats(&self) -> MemoryStats {
