@@ -122,3 +122,148 @@ fn tiny_enas_searches_write_their_run_directories() {
         std::fs::remove_dir_all(&dir).ok();
     }
 }
+
+/// A PNG file's first eight bytes.
+const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+fn assert_png(path: &std::path::Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..8.min(bytes.len())], PNG_MAGIC, "{} is not a PNG", path.display());
+    // A blank 1000x600 white image compresses to a few KiB; axes, text and lines make more.
+    assert!(bytes.len() > 20_000, "{}: only {} bytes", path.display(), bytes.len());
+}
+
+#[test]
+fn tiny_searches_draw_their_plots() {
+    let dir = std::env::temp_dir().join(format!("wgpu-nas-cli-plots-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let args = [
+        "search",
+        "darts",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "4",
+        "--eval-batches",
+        "1",
+        "--init-channels",
+        "2",
+        "--layers",
+        "1",
+        "--batch-size",
+        "4",
+        "--out",
+        d,
+        "--quiet",
+    ];
+    let out = wgpu_nas(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    for f in ["alphas_normal.png", "alphas_reduce.png", "loss.png", "accuracy.png"] {
+        assert_png(&dir.join(f));
+    }
+    // 4 steps per epoch: alphas are read back every step, so the plots have 4 points per line.
+    let alphas = std::fs::read_to_string(dir.join("alphas.jsonl")).unwrap();
+    assert_eq!(alphas.lines().count(), 4, "{alphas}");
+    std::fs::remove_dir_all(&dir).ok();
+
+    let args = [
+        "search",
+        "enas",
+        "--layers",
+        "2",
+        "--nodes",
+        "1",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "--controller-steps",
+        "2",
+        "--derive-samples",
+        "2",
+        "--batch-size",
+        "4",
+        "--out",
+        d,
+        "--quiet",
+    ];
+    let out = wgpu_nas(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    for f in ["reward.png", "loss.png", "accuracy.png"] {
+        assert_png(&dir.join(f));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn train_retrains_a_genotype_and_writes_its_run_directory() {
+    let dir = std::env::temp_dir().join(format!("wgpu-nas-cli-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Two nodes of cheap operations, in the reference's Python form.
+    let genotype = dir.join("genotype.py");
+    std::fs::write(
+        &genotype,
+        "Genotype(normal=[('skip_connect', 0), ('max_pool_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 2)], \
+         normal_concat=[2, 3], reduce=[('max_pool_3x3', 0), ('avg_pool_3x3', 1), ('skip_connect', 2), \
+         ('max_pool_3x3', 1)], reduce_concat=[2, 3])\n",
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let r = run.to_str().unwrap();
+    let g = genotype.to_str().unwrap();
+    let args = [
+        "train",
+        "--genotype",
+        g,
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "2",
+        "--eval-batches",
+        "1",
+        "--init-channels",
+        "4",
+        "--layers",
+        "3",
+        "--batch-size",
+        "8",
+        "--out",
+        r,
+        "--json",
+    ];
+    let out = wgpu_nas(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v.get("result").cloned())
+        .unwrap_or_else(|| panic!("no result line: {stdout}"));
+    let acc = result["test_acc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc), "{result}");
+    assert!(result["param_size_mb"].as_f64().unwrap() > 0.0, "{result}");
+    let epochs = stdout.lines().filter(|l| l.starts_with("{\"epoch\"")).count();
+    assert_eq!(epochs, 2, "one epoch line (with its test accuracy) per epoch: {stdout}");
+    for f in ["config.json", "metrics.jsonl", "epochs.jsonl", "checkpoint.bin"] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    for f in ["loss.png", "accuracy.png"] {
+        assert_png(&run.join(f));
+    }
+    let config = std::fs::read_to_string(run.join("config.json")).unwrap();
+    assert!(config.contains("\"adapter\"") && config.contains("sep_conv_3x3"), "{config}");
+
+    // Resuming the finished run trains nothing more and reports the same accuracy as text.
+    let out = wgpu_nas(&["train", "--resume", r, "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("test accuracy {:.2}%", 100.0 * acc)), "{stdout}");
+
+    // A missing genotype file is one clear line and exit code 2.
+    let out = wgpu_nas(&["train", "--genotype", "/nonexistent.py"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.py"), "{}", text(&out));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -12,6 +12,8 @@ use wgpu_nas::enas::micro::MicroConfig;
 use wgpu_nas::enas::search::{bench_enas, EnasConfig, EnasSearch, ModelConfig};
 use wgpu_nas::{Gpu, Result};
 
+use crate::plot;
+use crate::progress::Progress;
 use crate::search::{append_lines, io, load, write, DatasetName};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -120,9 +122,11 @@ pub fn search(args: EnasArgs) -> Result<ExitCode> {
             (search, dir)
         }
     };
+    let total = (search.config.epochs * search.steps_per_epoch()) as u64;
+    let progress = Progress::new(total, search.metrics.len() as u64, !args.quiet && !args.json);
     let say = |s: String| {
         if !args.quiet && !args.json {
-            println!("{s}");
+            progress.println(&s);
         }
     };
     say(format!("adapter: {}", gpu.adapter()));
@@ -135,11 +139,16 @@ pub fn search(args: EnasArgs) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::json!({ "step": m }));
             }
+            progress.update(m.step + 1, format!("epoch {}  loss {:.3}  acc {:.1}%", m.epoch, m.loss, 100.0 * m.acc));
         }))
-        .inspect_err(|_| eprintln!("the search stopped; the last checkpoint in {} is kept", dir.display()))?;
+        .inspect_err(|_| {
+            progress.finish();
+            eprintln!("the search stopped; the last checkpoint in {} is kept", dir.display())
+        })?;
         append_lines(&dir.join("metrics.jsonl"), &search.metrics[steps_before..])?;
         append_lines(&dir.join("controller.jsonl"), &search.controller_metrics[updates_before..])?;
         pollster::block_on(search.checkpoint())?.save(&dir.join("checkpoint.bin"))?;
+        plot::enas(&dir, &search)?;
         if args.json {
             println!("{}", serde_json::json!({ "epoch": summary }));
         }
@@ -155,6 +164,7 @@ pub fn search(args: EnasArgs) -> Result<ExitCode> {
             started.elapsed().as_secs_f64()
         ));
     }
+    progress.finish();
     let derived = pollster::block_on(search.derive())?;
     write(&dir.join("architecture.json"), &derived.to_json())?;
     write(&dir.join("architecture.dot"), &derived.to_dot())?;
@@ -170,7 +180,7 @@ pub fn search(args: EnasArgs) -> Result<ExitCode> {
         }
         println!(
             "best of {} sampled architectures scores {:.3}; results in {}: architecture.json (with the top 10), \
-             architecture.dot, metrics.jsonl, controller.jsonl, checkpoint.bin",
+             architecture.dot, metrics.jsonl, controller.jsonl, checkpoint.bin, reward.png, loss.png, accuracy.png",
             search.config.derive_samples,
             derived.best.score,
             dir.display()

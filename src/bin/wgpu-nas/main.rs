@@ -11,7 +11,13 @@ fn main() -> std::process::ExitCode {
 #[cfg(not(target_arch = "wasm32"))]
 mod enas;
 #[cfg(not(target_arch = "wasm32"))]
+mod plot;
+#[cfg(not(target_arch = "wasm32"))]
+mod progress;
+#[cfg(not(target_arch = "wasm32"))]
 mod search;
+#[cfg(not(target_arch = "wasm32"))]
+mod train;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
@@ -21,7 +27,7 @@ mod cli {
     use clap::{Parser, Subcommand};
     use wgpu_nas::{fixtures, Gpu};
 
-    use crate::{enas, search};
+    use crate::{enas, search, train};
 
     #[derive(Parser)]
     #[command(
@@ -40,6 +46,8 @@ mod cli {
         /// Search for an architecture.
         #[command(subcommand)]
         Search(SearchCommand),
+        /// Retrain a found architecture (genotype.json or genotype.py) from scratch.
+        Train(train::TrainArgs),
         /// Time the searches' hot paths (kernels: `cargo bench --bench kernels`).
         #[command(subcommand)]
         Bench(BenchCommand),
@@ -104,6 +112,7 @@ mod cli {
         match command {
             Command::Search(SearchCommand::Darts(args)) => search::darts(args),
             Command::Search(SearchCommand::Enas(args)) => enas::search(args),
+            Command::Train(args) => train::train(args),
             Command::Bench(BenchCommand::Enas(args)) => enas::bench(args),
             Command::Derive { run, rule } => search::derive(&run, rule),
             Command::Export { genotype, format } => search::export(&genotype, format),

@@ -12,6 +12,9 @@ use wgpu_nas::data::{Cifar100Labels, Dataset, Split};
 use wgpu_nas::space::{DeriveRule, Genotype, ModelGraph, SearchSpace};
 use wgpu_nas::{Error, Gpu, Result};
 
+use crate::plot;
+use crate::progress::Progress;
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum DatasetName {
     /// The Fashion-MNIST subset compiled into the binary (6000 training images, 28x28 grey).
@@ -48,6 +51,7 @@ pub struct DartsArgs {
     #[arg(long, value_delimiter = ',')]
     ops: Option<Vec<String>>,
     /// Steps per epoch; 0 = a full pass over the weights' half of the training set (the paper).
+    /// Metrics and alphas are recorded every min(10, steps/4) steps (at least every step).
     #[arg(long, default_value_t = 8)]
     steps_per_epoch: usize,
     /// Validation batches scored per epoch; 0 = the whole validation half.
@@ -120,9 +124,7 @@ pub fn derive(run: &Path, rule: Rule) -> Result<ExitCode> {
 
 /// `export --genotype FILE --format F`: reads JSON or the reference's Python text.
 pub fn export(path: &Path, format: Format) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let genotype =
-        if text.trim_start().starts_with('{') { Genotype::from_json(&text)? } else { Genotype::from_python(&text)? };
+    let genotype = read_genotype(path)?;
     match format {
         Format::Json => println!("{}", genotype.to_json()),
         Format::Python => println!("{}", genotype.to_python()),
@@ -131,16 +133,32 @@ pub fn export(path: &Path, format: Format) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Reads a genotype file: JSON (`genotype.json`) or the reference's Python text (`genotype.py`).
+pub fn read_genotype(path: &Path) -> Result<Genotype> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    if text.trim_start().starts_with('{') {
+        Genotype::from_json(&text)
+    } else {
+        Genotype::from_python(&text)
+    }
+}
+
 pub fn load(name: DatasetName, dir: Option<&Path>) -> Result<Dataset> {
+    load_split(name, dir, Split::Train)
+}
+
+/// The training or test split of a data set (the embedded set has both compiled in).
+pub fn load_split(name: DatasetName, dir: Option<&Path>, split: Split) -> Result<Dataset> {
     let dir = || {
         dir.ok_or_else(|| Error::Config(format!("--dataset {name:?} needs --data-dir DIR (no downloads at run time)")))
     };
     match name {
-        DatasetName::Embedded => Dataset::embedded_train(),
-        DatasetName::Cifar10 => Dataset::cifar10(dir()?, Split::Train),
-        DatasetName::Cifar100 => Dataset::cifar100(dir()?, Split::Train, Cifar100Labels::Fine),
-        DatasetName::FashionMnist => Dataset::fashion_mnist(dir()?, Split::Train),
-        DatasetName::Mnist => Dataset::mnist(dir()?, Split::Train),
+        DatasetName::Embedded if split == Split::Train => Dataset::embedded_train(),
+        DatasetName::Embedded => Dataset::embedded_test(),
+        DatasetName::Cifar10 => Dataset::cifar10(dir()?, split),
+        DatasetName::Cifar100 => Dataset::cifar100(dir()?, split, Cifar100Labels::Fine),
+        DatasetName::FashionMnist => Dataset::fashion_mnist(dir()?, split),
+        DatasetName::Mnist => Dataset::mnist(dir()?, split),
     }
 }
 
@@ -182,6 +200,11 @@ pub fn darts(args: DartsArgs) -> Result<ExitCode> {
                 config.network.space = SearchSpace::with_ops(&ops)?;
             }
             config.steps_per_epoch = (args.steps_per_epoch > 0).then_some(args.steps_per_epoch);
+            // Metrics and alphas are read back every `log_every` steps (10 by default); a short
+            // run would record too few points to plot, so read back 4 times an epoch at least.
+            if args.steps_per_epoch > 0 {
+                config.log_every = (args.steps_per_epoch / 4).clamp(1, config.log_every.max(1));
+            }
             config.eval_batches = (args.eval_batches > 0).then_some(args.eval_batches);
             config.seed = args.seed;
             config.rule = args.rule.into();
@@ -204,9 +227,11 @@ pub fn darts(args: DartsArgs) -> Result<ExitCode> {
             (search, dir)
         }
     };
+    let total = (search.config.epochs * search.steps_per_epoch()) as u64;
+    let progress = Progress::new(total, search.global_step(), !args.quiet && !args.json);
     let say = |s: String| {
         if !args.quiet && !args.json {
-            println!("{s}");
+            progress.println(&s);
         }
     };
     say(format!("adapter: {}", gpu.adapter()));
@@ -230,8 +255,19 @@ pub fn darts(args: DartsArgs) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::json!({ "step": m }));
             }
+            progress.update(
+                m.step + 1,
+                format!(
+                    "epoch {}  loss {:.3}  acc {:.1}%  val acc {:.1}%",
+                    m.epoch,
+                    m.train_loss,
+                    100.0 * m.train_acc,
+                    100.0 * m.val_acc
+                ),
+            );
         }))
         .inspect_err(|_| {
+            progress.finish();
             eprintln!("the search stopped; the last checkpoint in {} is kept", dir.display());
         })?;
         append_lines(&dir.join("metrics.jsonl"), &search.metrics[metrics_before..])?;
@@ -241,6 +277,7 @@ pub fn darts(args: DartsArgs) -> Result<ExitCode> {
         write(&dir.join("genotype.json"), &g.to_json())?;
         write(&dir.join("genotype.py"), &format!("{}\n", g.to_python()))?;
         write(&dir.join("genotype.dot"), &g.to_dot())?;
+        plot::darts(&dir, &search)?;
         if args.json {
             println!("{}", serde_json::json!({ "epoch": summary }));
         }
@@ -255,6 +292,7 @@ pub fn darts(args: DartsArgs) -> Result<ExitCode> {
             started.elapsed().as_secs_f64()
         ));
     }
+    progress.finish();
     let genotype = pollster::block_on(search.genotype())?;
     let (normal, reduce) = ModelGraph::from_genotype(&genotype);
     let ops = search.net.config.space.primitives();
@@ -267,8 +305,8 @@ pub fn darts(args: DartsArgs) -> Result<ExitCode> {
     } else {
         println!("{}", genotype.to_python());
         println!(
-            "results in {}: genotype.json, genotype.py, genotype.dot, metrics.jsonl, alphas.jsonl, checkpoint.bin \
-             ({:.0} s, peak GPU memory {:.1} MiB)",
+            "results in {}: genotype.json, genotype.py, genotype.dot, metrics.jsonl, alphas.jsonl, checkpoint.bin, \
+             alphas_normal.png, alphas_reduce.png, loss.png, accuracy.png ({:.0} s, peak GPU memory {:.1} MiB)",
             dir.display(),
             started.elapsed().as_secs_f64(),
             m.peak as f64 / 1048576.0

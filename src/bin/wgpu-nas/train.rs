@@ -1,0 +1,213 @@
+//! `wgpu-nas train --genotype FILE`: retrains a found architecture from scratch (the reference's
+//! `train.py`) and writes its run directory.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use wgpu_nas::data::{Augment, Split};
+use wgpu_nas::train::{TrainConfig, Trainer};
+use wgpu_nas::{Error, Gpu, Result};
+
+use crate::plot;
+use crate::progress::Progress;
+use crate::search::{append_lines, io, load_split, read_genotype, write, DatasetName};
+
+/// The defaults make a run a CPU finishes in a minute or two; the paper's values (CIFAR-10,
+/// `train.py`) are given with each option.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The architecture: genotype.json or genotype.py of a search run (or the reference's text).
+    /// Not needed with --resume (the checkpoint holds the genotype).
+    #[arg(long, required_unless_present = "resume")]
+    genotype: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DatasetName::Embedded)]
+    dataset: DatasetName,
+    /// Directory of the data set's files (CIFAR binaries, IDX files).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Epochs (600 in the paper).
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// Batch size (96 in the paper).
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Initial channels C (36 in the paper). Even.
+    #[arg(long, default_value_t = 8)]
+    init_channels: usize,
+    /// Cells (20 in the paper); reduction cells at layers/3 and 2*layers/3.
+    #[arg(long, default_value_t = 3)]
+    layers: usize,
+    /// The auxiliary head after cell 2*layers/3, loss weight 0.4 (on in the paper).
+    #[arg(long, overrides_with = "no_auxiliary")]
+    auxiliary: bool,
+    /// No auxiliary head (the default here: tiny networks gain nothing from it).
+    #[arg(long, overrides_with = "auxiliary")]
+    no_auxiliary: bool,
+    /// Cutout side in pixels, 0 = off (16 in the paper, for 32x32 images).
+    #[arg(long, default_value_t = 0)]
+    cutout: usize,
+    /// Drop path probability reached in the last epoch (0.2 in the paper).
+    #[arg(long, default_value_t = 0.0)]
+    drop_path: f32,
+    /// Steps per epoch; 0 = a full pass over the training set (the paper).
+    #[arg(long, default_value_t = 30)]
+    steps_per_epoch: usize,
+    /// Test batches scored per epoch; 0 = the whole test set (the paper).
+    #[arg(long, default_value_t = 10)]
+    eval_batches: usize,
+    /// Initial learning rate, cosine down to 0 (0.025 in the paper).
+    #[arg(long, default_value_t = 0.025)]
+    learning_rate: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Run directory (default: runs/train-<seed>-<time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this directory from its checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Print only the final result.
+    #[arg(long)]
+    quiet: bool,
+    /// Print one JSON object per line (steps, epochs, result) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn train(args: TrainArgs) -> Result<ExitCode> {
+    let gpu = Gpu::new()?;
+    let train = load_split(args.dataset, args.data_dir.as_deref(), Split::Train)?;
+    let test = load_split(args.dataset, args.data_dir.as_deref(), Split::Test)?;
+    let (mut trainer, dir) = match &args.resume {
+        Some(dir) => (Trainer::load(&gpu, &dir.join("checkpoint.bin"), &train, &test)?, dir.clone()),
+        None => {
+            // clap already requires --genotype when there is no --resume.
+            let path =
+                args.genotype.as_deref().ok_or_else(|| Error::Config("a new run needs --genotype FILE".into()))?;
+            let genotype = read_genotype(path)?;
+            let mut config = TrainConfig::darts(train.channels, train.num_classes, genotype);
+            config.epochs = args.epochs;
+            config.batch_size = args.batch_size;
+            config.lr = args.learning_rate;
+            config.network.channels = args.init_channels;
+            config.network.layers = args.layers;
+            config.network.auxiliary = args.auxiliary && !args.no_auxiliary;
+            config.drop_path_prob = args.drop_path;
+            config.augment = Augment::darts_train(args.cutout);
+            config.steps_per_epoch = (args.steps_per_epoch > 0).then_some(args.steps_per_epoch);
+            config.eval_batches = (args.eval_batches > 0).then_some(args.eval_batches);
+            // Read back 4 times an epoch at least, so that short runs still draw a curve.
+            config.log_every = (config.steps_per_epoch.unwrap_or(usize::MAX) / 4).clamp(1, config.log_every);
+            config.seed = args.seed;
+            let dir = args.out.clone().unwrap_or_else(|| {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                PathBuf::from(format!("runs/train-{}-{t}", args.seed))
+            });
+            let trainer = Trainer::new(&gpu, config, &train, &test)?;
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            let meta = serde_json::json!({
+                "train": trainer.config,
+                "genotype_file": args.genotype,
+                "dataset": train.name,
+                "param_size_mb": trainer.param_size_mb(),
+                "adapter": gpu.adapter(),
+                "version": env!("CARGO_PKG_VERSION"),
+            });
+            write(&dir.join("config.json"), &serde_json::to_string_pretty(&meta)?)?;
+            (trainer, dir)
+        }
+    };
+    let total = (trainer.config.epochs * trainer.steps_per_epoch()) as u64;
+    let progress = Progress::new(total, trainer.global_step(), !args.quiet && !args.json);
+    let say = |s: String| {
+        if !args.quiet && !args.json {
+            progress.println(&s);
+        }
+    };
+    let cfg = &trainer.config;
+    say(format!("adapter: {}", gpu.adapter()));
+    say(format!(
+        "retraining on {} ({} training, {} test images): C={}, {} cells, auxiliary {}, batch {}, {} epochs x {} steps; \
+         {:.3} MB of parameters (auxiliary head excluded); run directory {}",
+        train.name,
+        train.n,
+        test.n,
+        cfg.network.channels,
+        cfg.network.layers,
+        if cfg.network.auxiliary { "on" } else { "off" },
+        cfg.batch_size,
+        cfg.epochs,
+        trainer.steps_per_epoch(),
+        trainer.param_size_mb(),
+        dir.display()
+    ));
+    let started = Instant::now();
+    while !trainer.is_finished() {
+        let (metrics_before, epochs_before) = (trainer.metrics.len(), trainer.epochs.len());
+        let json = args.json;
+        let summary = pollster::block_on(trainer.run_epoch(|m| {
+            if json {
+                println!("{}", serde_json::json!({ "step": m }));
+            }
+            progress.update(
+                m.step + 1,
+                format!("epoch {}  loss {:.3}  acc {:.1}%", m.epoch, m.train_loss, 100.0 * m.train_acc),
+            );
+        }))
+        .inspect_err(|_| {
+            progress.finish();
+            eprintln!("training stopped; the last checkpoint in {} is kept", dir.display());
+        })?;
+        append_lines(&dir.join("metrics.jsonl"), &trainer.metrics[metrics_before..])?;
+        append_lines(&dir.join("epochs.jsonl"), &trainer.epochs[epochs_before..])?;
+        trainer.save(&dir.join("checkpoint.bin"))?;
+        plot::train(&dir, &trainer)?;
+        if json {
+            println!("{}", serde_json::json!({ "epoch": summary }));
+        }
+        say(format!(
+            "epoch {:>3}  lr {:.4}  drop path {:.3}  train loss {:.3} acc {:.1}%  test loss {:.3} acc {:.1}%  ({:.0} s)",
+            summary.epoch,
+            summary.lr,
+            summary.drop_prob,
+            summary.train_loss,
+            100.0 * summary.train_acc,
+            summary.test_loss,
+            100.0 * summary.test_acc,
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    progress.finish();
+    let last = trainer.epochs.last().cloned();
+    let test_acc = last.as_ref().map(|e| e.test_acc).unwrap_or(f32::NAN);
+    let peak = gpu.memory().peak;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "result": {
+                "test_acc": test_acc,
+                "param_size_mb": trainer.param_size_mb(),
+                "dir": dir,
+                "peak_gpu_bytes": peak,
+            }})
+        );
+    } else {
+        println!(
+            "test accuracy {:.2}% after {} epoch{}; {:.3} MB of parameters; results in {}: config.json, metrics.jsonl, \
+             epochs.jsonl, checkpoint.bin, loss.png, accuracy.png ({:.0} s, peak GPU memory {:.1} MiB)",
+            100.0 * test_acc,
+            trainer.epochs.len(),
+            if trainer.epochs.len() == 1 { "" } else { "s" },
+            trainer.param_size_mb(),
+            dir.display(),
+            started.elapsed().as_secs_f64(),
+            peak as f64 / 1048576.0
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
