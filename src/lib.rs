@@ -12,6 +12,7 @@ pub mod enas;
 pub mod error;
 pub mod fixtures;
 pub mod gpu;
+pub mod metrics;
 pub mod nn;
 pub mod ops;
 pub mod rng;

@@ -52,6 +52,17 @@ impl Grads {
         self.map.remove(&t.id())
     }
 
+    /// The gradients of `ts` in order, zeros for a tensor that got none (a weight of an
+    /// operation the step did not run, alphas of a cell type the network lacks).
+    pub fn take_all(&mut self, ts: &[Tensor]) -> Result<Vec<Tensor>> {
+        ts.iter()
+            .map(|t| match self.take(t) {
+                Some(g) => Ok(g),
+                None => Tensor::zeros(t.gpu(), t.shape()),
+            })
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

@@ -165,8 +165,9 @@ impl Architect {
         set_requires_grad(&alphas, true);
         let val = val_score(net, valid)?;
         let mut g_val = gpu.backward(&val.loss)?;
-        let dalpha = [take_or_zeros(&mut g_val, &alphas[0])?, take_or_zeros(&mut g_val, &alphas[1])?];
-        let v: Vec<Tensor> = weights.iter().map(|w| take_or_zeros(&mut g_val, w)).collect::<Result<_>>()?;
+        let [dn, dr]: [Tensor; 2] = g_val.take_all(&alphas)?.try_into().expect("two alpha matrices");
+        let dalpha = [dn, dr];
+        let v = g_val.take_all(&weights)?;
         drop(g_val);
         for (w, b) in weights.iter().zip(&self.backup) {
             w.copy_from(b)?;
@@ -184,7 +185,7 @@ impl Architect {
                 elementwise::scale_accumulate_(w, vi, &self.scalars, k)?;
             }
             let mut g = gpu.backward(&loss(net, train)?)?;
-            Ok([take_or_zeros(&mut g, &alphas[0])?, take_or_zeros(&mut g, &alphas[1])?])
+            Ok(g.take_all(&alphas)?.try_into().expect("two alpha matrices"))
         };
         let plus = side(1); // w + Rv
         let minus = plus.and_then(|p| side(2).map(|m| (p, m))); // w + Rv - 2Rv = w - Rv
@@ -211,17 +212,8 @@ fn first_order(net: &Network, valid: Batch<'_>) -> Result<([Tensor; 2], ValScore
     let result = (|| {
         let val = val_score(net, valid)?;
         let mut g = gpu.backward(&val.loss)?;
-        Ok(([take_or_zeros(&mut g, &alphas[0])?, take_or_zeros(&mut g, &alphas[1])?], val))
+        Ok((g.take_all(&alphas)?.try_into().expect("two alpha matrices"), val))
     })();
     set_requires_grad(&weights, true);
     result
-}
-
-/// A tensor's gradient, or zeros when it did not take part (e.g. a reduction cell's alphas in a
-/// network without reduction cells).
-fn take_or_zeros(g: &mut crate::autograd::Grads, t: &Tensor) -> Result<Tensor> {
-    match g.take(t) {
-        Some(x) => Ok(x),
-        None => Tensor::zeros(t.gpu(), t.shape()),
-    }
 }

@@ -12,6 +12,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{Augment, Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::metrics::MetricsRing;
 use crate::nn::Module;
 use crate::ops::optim::{clip_grad_norm, CosineAnnealing, Schedule, Sgd};
 use crate::ops::softmax;
@@ -144,9 +145,8 @@ pub struct DartsSearch {
     step_in_epoch: usize,
     global_step: u64,
     pending: Vec<Pending>,
-    /// [rows, METRICS]: each step copies its scalars here, so waiting metrics hold no buffers
-    /// of their own and a warm step allocates nothing.
-    metrics_ring: Tensor,
+    /// Each step's METRICS scalars, waiting on the GPU for the next flush.
+    metrics_ring: MetricsRing,
     pub metrics: Vec<StepMetrics>,
     pub alpha_history: Vec<AlphaRecord>,
     pub epochs: Vec<EpochSummary>,
@@ -172,7 +172,7 @@ impl DartsSearch {
         let architect = Architect::new(&net, config.architect.clone())?;
         let optimizer = Sgd::new(&net.weights(), config.lr, config.momentum, config.weight_decay, false)?;
         let schedule = CosineAnnealing::new(config.lr, config.lr_min, config.epochs as f64)?;
-        let metrics_ring = Tensor::zeros(gpu, &[config.log_every.max(1), METRICS])?;
+        let metrics_ring = MetricsRing::new(gpu, config.log_every, METRICS)?;
         Ok(DartsSearch {
             gpu: gpu.clone(),
             config,
@@ -243,13 +243,7 @@ impl DartsSearch {
             let train_loss = softmax::cross_entropy(&logits, &yt)?;
             let train_acc = softmax::accuracy(&logits, &yt)?;
             let mut grads = self.gpu.backward(&train_loss)?;
-            let g: Vec<Tensor> = weights
-                .iter()
-                .map(|w| match grads.take(w) {
-                    Some(g) => Ok(g),
-                    None => Tensor::zeros(&self.gpu, w.shape()),
-                })
-                .collect::<Result<_>>()?;
+            let g = grads.take_all(&weights)?;
             clip_grad_norm(&g, self.config.grad_clip)?;
             self.optimizer.step(&weights, &g)?;
             Ok((train_loss, train_acc))
@@ -258,16 +252,7 @@ impl DartsSearch {
             a.set_requires_grad(true);
         }
         let (train_loss, train_acc) = result?;
-        let row = self.pending.len();
-        if row >= self.metrics_ring.shape()[0] {
-            // More steps than `log_every` without a flush: a bigger ring (rare; allocates).
-            let bigger = Tensor::zeros(&self.gpu, &[2 * row, METRICS])?;
-            self.metrics_ring.copy_into(&bigger, 0)?;
-            self.metrics_ring = bigger;
-        }
-        for (k, t) in [&train_loss, &train_acc, &val.loss, &val.acc].into_iter().enumerate() {
-            t.copy_into(&self.metrics_ring, row * METRICS + k)?;
-        }
+        self.metrics_ring.push(&[&train_loss, &train_acc, &val.loss, &val.acc])?;
         self.pending.push(Pending { epoch: self.epoch, step: self.global_step, lr });
         self.global_step += 1;
         self.step_in_epoch += 1;
@@ -282,20 +267,19 @@ impl DartsSearch {
         let (wn, wr) = self.gpu.no_grad(|| -> Result<_> {
             Ok((softmax::softmax(&self.net.alphas_normal)?, softmax::softmax(&self.net.alphas_reduce)?))
         })?;
-        let values = read_all(&[&wn, &wr, &self.metrics_ring]).await?;
-        let ring = &values[2];
+        let (values, steps) = self.metrics_ring.read_with(&[&wn, &wr]).await?;
         let ops = self.net.config.space.num_ops();
         let rows = |v: &[f32]| v.chunks(ops).map(<[f32]>::to_vec).collect::<Vec<_>>();
         let last_step = self.pending.last().map(|p| p.step).unwrap_or(0);
-        for (i, p) in self.pending.drain(..).enumerate() {
+        for (p, r) in self.pending.drain(..).zip(steps) {
             let m = StepMetrics {
                 epoch: p.epoch,
                 step: p.step,
                 lr: p.lr,
-                train_loss: ring[METRICS * i],
-                train_acc: ring[METRICS * i + 1],
-                val_loss: ring[METRICS * i + 2],
-                val_acc: ring[METRICS * i + 3],
+                train_loss: r[0],
+                train_acc: r[1],
+                val_loss: r[2],
+                val_acc: r[3],
             };
             if !m.train_loss.is_finite() || !m.val_loss.is_finite() {
                 return Err(Error::NonFinite { step: m.step });

@@ -16,6 +16,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::metrics::MetricsRing;
 use crate::nn::Module;
 use crate::ops::optim::{clip_grad_norm, CosineWarmRestarts, Schedule, Sgd};
 use crate::ops::softmax;
@@ -206,12 +207,11 @@ impl Derived {
     }
 }
 
+/// A step whose loss and accuracy wait on the GPU in the metrics ring.
 struct Pending {
     epoch: usize,
     step: u64,
     lr: f32,
-    loss: Tensor,
-    acc: Tensor,
 }
 
 /// Counters and cursors saved in a checkpoint (besides the tensors).
@@ -246,6 +246,8 @@ pub struct EnasSearch {
     global_step: u64,
     updates: u64,
     pending: Vec<Pending>,
+    /// Each step's loss and accuracy, waiting on the GPU for the next flush.
+    metrics_ring: MetricsRing,
     pub metrics: Vec<StepMetrics>,
     pub controller_metrics: Vec<ControllerMetrics>,
     pub epochs: Vec<EpochSummary>,
@@ -277,6 +279,7 @@ impl EnasSearch {
         let weights = model.module().param_list();
         let optimizer = Sgd::new(&weights, config.lr_max, config.momentum, config.weight_decay, true)?;
         let schedule = CosineWarmRestarts::new(config.lr_max, config.lr_min, config.lr_t0, config.lr_t_mult)?;
+        let metrics_ring = MetricsRing::new(gpu, config.log_every, 2)?;
         Ok(EnasSearch {
             gpu: gpu.clone(),
             config,
@@ -291,6 +294,7 @@ impl EnasSearch {
             global_step: 0,
             updates: 0,
             pending: vec![],
+            metrics_ring,
             metrics: vec![],
             controller_metrics: vec![],
             epochs: vec![],
@@ -328,16 +332,11 @@ impl EnasSearch {
         let mut grads = self.gpu.backward(&loss)?;
         // Weights of operations the child did not run get no gradient: zero (SGD's weight decay
         // and momentum still move them, as PyTorch's SGD does for a zero gradient).
-        let g: Vec<Tensor> = weights
-            .iter()
-            .map(|w| match grads.take(w) {
-                Some(g) => Ok(g),
-                None => Tensor::zeros(&self.gpu, w.shape()),
-            })
-            .collect::<Result<_>>()?;
+        let g = grads.take_all(&weights)?;
         clip_grad_norm(&g, self.config.grad_clip)?;
         self.optimizer.step(&weights, &g)?;
-        self.pending.push(Pending { epoch: self.epoch, step: self.global_step, lr, loss, acc });
+        self.metrics_ring.push(&[&loss, &acc])?;
+        self.pending.push(Pending { epoch: self.epoch, step: self.global_step, lr });
         self.global_step += 1;
         Ok(())
     }
@@ -347,16 +346,9 @@ impl EnasSearch {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let refs: Vec<&Tensor> = self.pending.iter().flat_map(|p| [&p.loss, &p.acc]).collect();
-        let values = read_all(&refs).await?;
-        for (i, p) in self.pending.drain(..).enumerate() {
-            let m = StepMetrics {
-                epoch: p.epoch,
-                step: p.step,
-                lr: p.lr,
-                loss: values[2 * i][0],
-                acc: values[2 * i + 1][0],
-            };
+        let (_, steps) = self.metrics_ring.read_with(&[]).await?;
+        for (p, r) in self.pending.drain(..).zip(steps) {
+            let m = StepMetrics { epoch: p.epoch, step: p.step, lr: p.lr, loss: r[0], acc: r[1] };
             if !m.loss.is_finite() {
                 return Err(Error::NonFinite { step: m.step });
             }

@@ -11,6 +11,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{Augment, Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::metrics::MetricsRing;
 use crate::nn::Module;
 use crate::ops::optim::{clip_grad_norm, CosineAnnealing, Schedule, Sgd};
 use crate::ops::{elementwise, softmax};
@@ -96,12 +97,11 @@ pub struct EpochMetrics {
     pub test_acc: f32,
 }
 
+/// A step whose loss and accuracy wait on the GPU in the metrics ring.
 struct Pending {
     epoch: usize,
     step: u64,
     lr: f32,
-    loss: Tensor,
-    acc: Tensor,
 }
 
 /// Counters and cursors saved in a checkpoint (besides the tensors).
@@ -136,6 +136,8 @@ pub struct Trainer {
     step_in_epoch: usize,
     global_step: u64,
     pending: Vec<Pending>,
+    /// Each step's loss and accuracy, waiting on the GPU for the next flush.
+    metrics_ring: MetricsRing,
     pub metrics: Vec<StepMetrics>,
     pub epochs: Vec<EpochMetrics>,
 }
@@ -159,6 +161,7 @@ impl Trainer {
         let optimizer = Sgd::new(&net.param_list(), config.lr, config.momentum, config.weight_decay, false)?;
         let schedule = CosineAnnealing::new(config.lr, config.lr_min, config.epochs as f64)?;
         let aux_weight = Tensor::from_slice(gpu, &[1], &[config.auxiliary_weight])?;
+        let metrics_ring = MetricsRing::new(gpu, config.log_every, 2)?;
         Ok(Trainer {
             gpu: gpu.clone(),
             config,
@@ -174,6 +177,7 @@ impl Trainer {
             step_in_epoch: 0,
             global_step: 0,
             pending: vec![],
+            metrics_ring,
             metrics: vec![],
             epochs: vec![],
         })
@@ -226,16 +230,11 @@ impl Trainer {
         }
         let acc = softmax::accuracy(&logits, &y)?;
         let mut grads = self.gpu.backward(&loss)?;
-        let g: Vec<Tensor> = params
-            .iter()
-            .map(|p| match grads.take(p) {
-                Some(g) => Ok(g),
-                None => Tensor::zeros(&self.gpu, p.shape()),
-            })
-            .collect::<Result<_>>()?;
+        let g = grads.take_all(&params)?;
         clip_grad_norm(&g, self.config.grad_clip)?;
         self.optimizer.step(&params, &g)?;
-        self.pending.push(Pending { epoch: self.epoch, step: self.global_step, lr, loss, acc });
+        self.metrics_ring.push(&[&loss, &acc])?;
+        self.pending.push(Pending { epoch: self.epoch, step: self.global_step, lr });
         self.global_step += 1;
         self.step_in_epoch += 1;
         Ok(())
@@ -246,16 +245,9 @@ impl Trainer {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let refs: Vec<&Tensor> = self.pending.iter().flat_map(|p| [&p.loss, &p.acc]).collect();
-        let values = read_all(&refs).await?;
-        for (i, p) in self.pending.drain(..).enumerate() {
-            let m = StepMetrics {
-                epoch: p.epoch,
-                step: p.step,
-                lr: p.lr,
-                train_loss: values[2 * i][0],
-                train_acc: values[2 * i + 1][0],
-            };
+        let (_, steps) = self.metrics_ring.read_with(&[]).await?;
+        for (p, r) in self.pending.drain(..).zip(steps) {
+            let m = StepMetrics { epoch: p.epoch, step: p.step, lr: p.lr, train_loss: r[0], train_acc: r[1] };
             if !m.train_loss.is_finite() {
                 return Err(Error::NonFinite { step: m.step });
             }
