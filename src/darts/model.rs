@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, MixedOp, Module, ReluConvBn};
+use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, MixedOp, Module, Preprocess, ReluConvBn};
 use crate::ops::{conv::Conv2d, elementwise, layout, pool, softmax};
 use crate::rng::Rng;
 use crate::space::SearchSpace;
@@ -78,27 +78,6 @@ impl NetworkConfig {
             .iter()
             .map(|p| *crate::nn::PRIMITIVES.iter().find(|q| **q == p.as_str()).expect("validated"))
             .collect()
-    }
-}
-
-enum Preprocess {
-    ReluConvBn(ReluConvBn),
-    FactorizedReduce(FactorizedReduce),
-}
-
-impl Preprocess {
-    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        match self {
-            Preprocess::ReluConvBn(p) => p.forward(x, train),
-            Preprocess::FactorizedReduce(p) => p.forward(x, train),
-        }
-    }
-
-    fn module(&self) -> &dyn Module {
-        match self {
-            Preprocess::ReluConvBn(p) => p,
-            Preprocess::FactorizedReduce(p) => p,
-        }
     }
 }
 

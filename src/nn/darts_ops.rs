@@ -96,6 +96,29 @@ impl Module for FactorizedReduce {
     }
 }
 
+/// How a cell's first input is brought to the cell's channel count (and resolution): a 1x1
+/// ReLUConvBN, or FactorizedReduce when the previous cell halved the resolution.
+pub enum Preprocess {
+    ReluConvBn(ReluConvBn),
+    FactorizedReduce(FactorizedReduce),
+}
+
+impl Preprocess {
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            Preprocess::ReluConvBn(p) => p.forward(x, train),
+            Preprocess::FactorizedReduce(p) => p.forward(x, train),
+        }
+    }
+
+    pub fn module(&self) -> &dyn Module {
+        match self {
+            Preprocess::ReluConvBn(p) => p,
+            Preprocess::FactorizedReduce(p) => p,
+        }
+    }
+}
+
 /// Depthwise-separable conv, twice: (ReLU, depthwise kxk, pointwise 1x1, BN) x 2, the stride on
 /// the first depthwise only.
 pub struct SepConv {

@@ -4,7 +4,9 @@
 
 pub mod darts_ops;
 
-pub use darts_ops::{DilConv, FactorizedReduce, MixedOp, PoolBn, Primitive, ReluConvBn, SepConv, PRIMITIVES};
+pub use darts_ops::{
+    DilConv, FactorizedReduce, MixedOp, PoolBn, Preprocess, Primitive, ReluConvBn, SepConv, PRIMITIVES,
+};
 
 use crate::error::Result;
 use crate::gpu::Gpu;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module, Primitive, ReluConvBn};
+use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module, Preprocess, Primitive, ReluConvBn};
 use crate::ops::{conv::Conv2d, drop_path::drop_path, elementwise, layout, linear, pool};
 use crate::rng::Rng;
 use crate::space::{Genotype, DARTS_PRIMITIVES, IDENTITY, NONE};
@@ -145,27 +145,6 @@ impl Module for AuxiliaryHeadCifar {
     fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
         self.bn1.buffers(&join(prefix, "bn1"), out);
         self.bn2.buffers(&join(prefix, "bn2"), out);
-    }
-}
-
-enum Preprocess {
-    ReluConvBn(ReluConvBn),
-    FactorizedReduce(FactorizedReduce),
-}
-
-impl Preprocess {
-    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        match self {
-            Preprocess::ReluConvBn(p) => p.forward(x, train),
-            Preprocess::FactorizedReduce(p) => p.forward(x, train),
-        }
-    }
-
-    fn module(&self) -> &dyn Module {
-        match self {
-            Preprocess::ReluConvBn(p) => p,
-            Preprocess::FactorizedReduce(p) => p,
-        }
     }
 }
 
