@@ -8,6 +8,7 @@ pub mod autograd;
 pub mod checkpoint;
 pub mod darts;
 pub mod data;
+pub mod demo;
 pub mod enas;
 pub mod error;
 pub mod fixtures;
@@ -19,6 +20,8 @@ pub mod rng;
 pub mod space;
 pub mod tensor;
 pub mod train;
+#[cfg(target_arch = "wasm32")]
+mod web;
 
 pub use error::{Error, Result};
 pub use gpu::Gpu;

@@ -543,3 +543,22 @@ fn embedded_set_is_the_documented_subset_of_fashion_mnist() {
         assert!(embedded.images == expect.images, "{split:?} images differ from the source");
     }
 }
+
+#[test]
+fn downsample_averages_blocks_and_balanced_takes_each_class_in_order() {
+    // One 1x4x4 image with values 0..16: 2x2 blocks average (rounded half up).
+    let data = Dataset::new("ramp", (0..16).collect(), vec![1], 1, 4, 4, 2, vec!["a".into(), "b".into()]).unwrap();
+    let small = data.downsample(2).unwrap();
+    assert_eq!((small.height, small.width), (2, 2));
+    assert_eq!(small.images, [3, 5, 11, 13]); // (0+1+4+5)/4 = 2.5 -> 3, ...
+    assert_eq!(data.downsample(4).unwrap().images, [8]); // 120/16 = 7.5 -> 8
+    let err = data.downsample(3).unwrap_err().to_string();
+    assert!(err.contains("multiples"), "{err}");
+
+    let full = Dataset::embedded_train().unwrap();
+    let five = full.balanced(5).unwrap();
+    assert_eq!(five.class_counts(), vec![5; 10]);
+    let first_of_class_0 = (0..full.n).find(|&i| full.labels[i] == 0).unwrap();
+    let at = five.labels.iter().position(|&l| l == 0).unwrap();
+    assert_eq!(five.image(at), full.image(first_of_class_0));
+}

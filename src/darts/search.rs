@@ -293,22 +293,30 @@ impl DartsSearch {
     /// Runs the rest of the current epoch; then scores the supernet on the validation half and
     /// derives the genotype. `on_step` sees every step's metrics once they are read back.
     pub async fn run_epoch(&mut self, mut on_step: impl FnMut(&StepMetrics)) -> Result<EpochSummary> {
-        loop {
-            let done = self.step_in_epoch >= self.steps_per_epoch();
-            if !done {
-                self.step()?;
-            }
-            if done || self.pending.len() >= self.config.log_every.max(1) {
+        while self.step_in_epoch < self.steps_per_epoch() {
+            self.step()?;
+            if self.pending.len() >= self.config.log_every.max(1) {
                 let before = self.metrics.len();
                 self.flush_metrics().await?;
-                for m in &self.metrics[before..] {
-                    on_step(m);
-                }
-            }
-            if done {
-                break;
+                self.metrics[before..].iter().for_each(&mut on_step);
             }
         }
+        let before = self.metrics.len();
+        self.flush_metrics().await?;
+        self.metrics[before..].iter().for_each(&mut on_step);
+        self.finish_epoch().await
+    }
+
+    /// Steps taken in the current epoch; it is due to finish at [`DartsSearch::steps_per_epoch`].
+    pub fn step_in_epoch(&self) -> usize {
+        self.step_in_epoch
+    }
+
+    /// Closes the current epoch whatever its step count (for callers that drive [`DartsSearch::step`]
+    /// themselves): reads back pending metrics, scores the supernet on the validation half,
+    /// derives the genotype, and moves to the next epoch's learning rate.
+    pub async fn finish_epoch(&mut self) -> Result<EpochSummary> {
+        self.flush_metrics().await?;
         let (val_loss, val_acc) = self.evaluate().await?;
         let genotype = self.genotype().await?;
         let this_epoch: Vec<&StepMetrics> = self.metrics.iter().filter(|m| m.epoch == self.epoch).collect();

@@ -150,6 +150,48 @@ impl Dataset {
         })
     }
 
+    /// The first `per_class` images of each class, in file order (fewer where a class has
+    /// fewer): a balanced sample for short runs.
+    pub fn balanced(&self, per_class: usize) -> Result<Dataset> {
+        let mut taken = vec![0; self.num_classes];
+        let indices: Vec<usize> = (0..self.n)
+            .filter(|&i| {
+                let c = self.labels[i] as usize;
+                taken[c] += 1;
+                taken[c] <= per_class
+            })
+            .collect();
+        self.subset(&indices, format!("{}-{per_class}-per-class", self.name))
+    }
+
+    /// Every image averaged down by `factor` in both directions (each output pixel the rounded
+    /// mean of a `factor` x `factor` block): 28x28 Fashion-MNIST becomes 14x14 or 7x7, for
+    /// searches sized for a CPU or a browser. The sides must be multiples of `factor`.
+    pub fn downsample(&self, factor: usize) -> Result<Dataset> {
+        if factor == 0 || !self.height.is_multiple_of(factor) || !self.width.is_multiple_of(factor) {
+            return Err(Error::Config(format!(
+                "cannot average {}x{} images down by {factor}: the sides must be multiples of it",
+                self.height, self.width
+            )));
+        }
+        let (h, w) = (self.height / factor, self.width / factor);
+        let area = (factor * factor) as u32;
+        let mut images = Vec::with_capacity(self.n * self.channels * h * w);
+        for plane in self.images.chunks(self.height * self.width) {
+            for y in 0..h {
+                for x in 0..w {
+                    let sum: u32 = (0..factor)
+                        .flat_map(|dy| (0..factor).map(move |dx| (y * factor + dy) * self.width + x * factor + dx))
+                        .map(|i| plane[i] as u32)
+                        .sum();
+                    images.push(((sum + area / 2) / area) as u8);
+                }
+            }
+        }
+        let name = format!("{}-{h}x{w}", self.name);
+        Dataset::new(name, images, self.labels.clone(), self.channels, h, w, self.num_classes, self.class_names.clone())
+    }
+
     /// Splits into (train, validation) for the bi-level search: a seeded permutation of all
     /// images, whose first `floor(portion * n)` go to train and the rest to validation.
     ///

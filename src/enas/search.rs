@@ -142,7 +142,8 @@ impl SharedModel {
         }
     }
 
-    fn module(&self) -> &dyn Module {
+    /// The model as a [`Module`]: its parameters and buffers.
+    pub fn module(&self) -> &dyn Module {
         match self {
             SharedModel::Micro(m) => m,
             SharedModel::Macro(m) => m,
@@ -251,6 +252,9 @@ pub struct EnasSearch {
     pub metrics: Vec<StepMetrics>,
     pub controller_metrics: Vec<ControllerMetrics>,
     pub epochs: Vec<EpochSummary>,
+    /// The architectures the latest controller update sampled, with their rewards' accuracies
+    /// (for display; not part of a checkpoint).
+    pub last_samples: Vec<Scored>,
 }
 
 impl EnasSearch {
@@ -298,6 +302,7 @@ impl EnasSearch {
             metrics: vec![],
             controller_metrics: vec![],
             epochs: vec![],
+            last_samples: vec![],
         })
     }
 
@@ -376,6 +381,8 @@ impl EnasSearch {
         let values = read_all(&accs.iter().collect::<Vec<_>>()).await?;
         let rewards: Vec<f32> = values.iter().map(|v| v[0]).collect();
         let stats = self.controller.update(&samples, &rewards)?;
+        self.last_samples =
+            samples.into_iter().zip(&rewards).map(|(s, &score)| Scored { arch: s.arch, score }).collect();
         let m = ControllerMetrics { epoch: self.epoch, update: self.updates, stats };
         self.updates += 1;
         self.controller_metrics.push(m.clone());
