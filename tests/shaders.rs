@@ -1,5 +1,6 @@
-//! Every WGSL file parses and validates with naga (no GPU needed), with the portable budget
-//! of the web: at most 256 invocations per workgroup.
+//! Every WGSL file parses and validates with naga (no GPU needed), within the portable budget
+//! of the web: at most 256 invocations per workgroup, at most 10 storage buffers used by an
+//! entry point, bind groups below 4, and no f16 (naga's empty capabilities reject it).
 
 use wgpu_nas::gpu::SHADERS;
 
@@ -26,11 +27,27 @@ fn every_shader_parses_and_validates() {
         };
         let mut validator =
             naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty());
-        if let Err(e) = validator.validate(&module) {
-            failures.push(e.emit_to_string_with_path(src, &format!("shaders/{stem}.wgsl")));
-            continue;
-        }
-        for ep in &module.entry_points {
+        let info = match validator.validate(&module) {
+            Ok(info) => info,
+            Err(e) => {
+                failures.push(e.emit_to_string_with_path(src, &format!("shaders/{stem}.wgsl")));
+                continue;
+            }
+        };
+        for (i, ep) in module.entry_points.iter().enumerate() {
+            // Auto layouts hold the globals an entry point uses; count its storage buffers.
+            let uses = info.get_entry_point(i);
+            let storage = module
+                .global_variables
+                .iter()
+                .filter(|(h, g)| !uses[*h].is_empty() && matches!(g.space, naga::AddressSpace::Storage { .. }))
+                .count();
+            assert!(storage <= 10, "{stem}.wgsl {}: {storage} storage buffers (web limit 10)", ep.name);
+            for (_, g) in module.global_variables.iter() {
+                if let Some(binding) = &g.binding {
+                    assert!(binding.group < 4, "{stem}.wgsl: bind group {} (web limit 4)", binding.group);
+                }
+            }
             let [x, y, z] = ep.workgroup_size;
             assert!(
                 x * y * z <= 256,
