@@ -267,3 +267,50 @@ fn train_retrains_a_genotype_and_writes_its_run_directory() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.py"), "{}", text(&out));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn train_retrains_an_enas_macro_architecture_from_fixed_arc_text() {
+    let dir = std::env::temp_dir().join(format!("wgpu-nas-cli-train-macro-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Three layers in the reference's fixed_arc layout: conv_3x3; max_pool_3x3 with a skip from
+    // layer 0; sep_conv_3x3 with a skip from layer 1.
+    let arc = dir.join("fixed_arc.txt");
+    std::fs::write(&arc, "0\n5 1\n1 0 1\n").unwrap();
+    let run = dir.join("run");
+    let r = run.to_str().unwrap();
+    let a = arc.to_str().unwrap();
+    let tiny = ["--epochs", "1", "--steps-per-epoch", "2", "--eval-batches", "1", "--batch-size", "4"];
+    let mut args = vec!["train", "--architecture", a, "--init-channels", "4", "--out", r, "--quiet"];
+    args.extend(tiny);
+    let out = wgpu_nas(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    for f in ["config.json", "metrics.jsonl", "epochs.jsonl", "checkpoint.bin", "loss.png", "accuracy.png"] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let network = &config["train"]["network"];
+    assert_eq!(network["architecture"]["Macro"]["layers"][2]["op"], 1, "{network}");
+    assert_eq!((network["layers"].as_u64(), network["channels"].as_u64()), (Some(3), Some(4)), "{network}");
+
+    // A count that is no L(L+1)/2, a file that is no architecture, and two architectures at once
+    // are one clear line and exit code 2.
+    std::fs::write(&arc, "0 5 1 1").unwrap();
+    let genotype = dir.join("genotype.json");
+    std::fs::write(&genotype, "{\"normal\": []}").unwrap();
+    let g = genotype.to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (&["train", "--architecture", a], "L(L+1)/2"),
+        (&["train", "--architecture", g], "not an ENAS architecture"),
+        (&["train", "--architecture", a, "--genotype", g], "cannot be used with"),
+    ];
+    for (args, needle) in cases {
+        let out = wgpu_nas(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

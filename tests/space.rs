@@ -598,3 +598,37 @@ fn enas_macro_encoding_round_trips_and_converts() {
     let msg = config_message(MacroArch::from_flat(&bad, 4));
     assert!(msg.contains("layer 2: operation 6 is not one of 0..6"), "{msg}");
 }
+
+#[test]
+fn enas_macro_reference_text_round_trips_and_checks_its_count() {
+    // The reference's fixed_arc layout: one line per layer, its operation then its skip bits.
+    let arch = MacroArch {
+        layers: vec![
+            MacroLayer { op: 2, skips: vec![] },
+            MacroLayer { op: 4, skips: vec![true] },
+            MacroLayer { op: 1, skips: vec![false, true] },
+            MacroLayer { op: 5, skips: vec![true, true, false] },
+        ],
+    };
+    let text = "2\n4 1\n1 0 1\n5 1 1 0\n";
+    assert_eq!(MacroArch::from_reference_text(text).unwrap(), arch);
+    let flat = arch.to_flat();
+    let joined = flat.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" ");
+    assert_eq!(MacroArch::from_reference_text(&joined).unwrap(), arch);
+    // The reference's final run has 24 layers: 24 * 25 / 2 = 300 integers.
+    let twenty_four = MacroArch::from_reference_text(&["0"; 300].join(" ")).unwrap();
+    assert_eq!(twenty_four.layers.len(), 24);
+
+    for (text, needle) in [
+        ("", "got 0"),
+        ("2 4 1 1", "L(L+1)/2 integers"),
+        (&joined[..joined.len() - 2], "got 9"),
+        ("2 6 1", "layer 1: operation 6 is not one of 0..6"),
+        ("2 4 2", "layer 1: skip bit to layer 0 is 2, not 0 or 1"),
+        ("2 x 1", "\"x\" is not a non-negative integer"),
+        ("2 -4 1", "\"-4\" is not a non-negative integer"),
+    ] {
+        let msg = config_message(MacroArch::from_reference_text(text));
+        assert!(msg.contains(needle), "{text:?}: {msg}");
+    }
+}

@@ -2,31 +2,23 @@
 //! a tiny network learning the embedded Fashion-MNIST set, checkpoint/resume, ENAS micro
 //! architectures, and the configuration errors.
 
+#[path = "support/train.rs"]
+mod retrain;
 mod support;
 
 use std::time::Instant;
 
+use retrain::{assert_resume_continues_exactly, balanced, halved};
 use support::gpu;
 use wgpu_nas::checkpoint::Checkpoint;
 use wgpu_nas::data::{Augment, Dataset};
 use wgpu_nas::nn::Module;
 use wgpu_nas::rng::Rng;
 use wgpu_nas::space::{darts_v2, Genotype, MicroArch, MicroNode};
-use wgpu_nas::train::{auxiliary_pool, Cell, ModelConfig, NetworkCifar, TrainConfig, Trainer};
+use wgpu_nas::train::{
+    auxiliary_pool, Architecture, Cell, EvalNetwork, ModelConfig, NetworkCifar, TrainConfig, Trainer,
+};
 use wgpu_nas::Tensor;
-
-/// The first `per_class` images of each class, in file order.
-fn balanced(data: &Dataset, per_class: usize) -> Dataset {
-    let mut taken = vec![0; data.num_classes];
-    let indices: Vec<usize> = (0..data.n)
-        .filter(|&i| {
-            let c = data.labels[i] as usize;
-            taken[c] += 1;
-            taken[c] <= per_class
-        })
-        .collect();
-    data.subset(&indices, format!("{}-{per_class}-per-class", data.name)).unwrap()
-}
 
 fn numel(named: &[(String, Tensor)]) -> usize {
     named.iter().map(|(_, t)| t.numel()).sum()
@@ -119,26 +111,6 @@ fn tiny_config(epochs: usize) -> TrainConfig {
     config
 }
 
-/// Every image shrunk 2x2 -> 1 by averaging (28x28 -> 14x14): a quarter of the work per step
-/// on a software GPU.
-fn halved(d: &Dataset) -> Dataset {
-    let (h, w) = (d.height / 2, d.width / 2);
-    let mut images = Vec::with_capacity(d.n * d.channels * h * w);
-    for i in 0..d.n {
-        let src = d.image(i);
-        for plane in src.chunks(d.height * d.width) {
-            for y in 0..h {
-                for x in 0..w {
-                    let at = |dy: usize, dx: usize| plane[(2 * y + dy) * d.width + 2 * x + dx] as u32;
-                    images.push(((at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1) + 2) / 4) as u8);
-                }
-            }
-        }
-    }
-    let name = format!("{}-14x14", d.name);
-    Dataset::new(name, images, d.labels.clone(), d.channels, h, w, d.num_classes, d.class_names.clone()).unwrap()
-}
-
 /// The CI-sized learning check. Measured on lavapipe (2 cores, shared with other builds): 27 s
 /// for 155 steps and 5 test passes alone, about 50 s beside the other tests of this file. The auxiliary
 /// head is off here only for time (its conv 1x1 weight gradient over a 2x2 map is the engine's
@@ -177,14 +149,8 @@ fn a_tiny_network_learns_the_embedded_set_well_above_chance() {
     assert!(last.train_loss < epochs[0].train_loss);
 }
 
-fn all_state(trainer: &mut Trainer) -> Vec<(String, Vec<f32>)> {
-    let c = pollster::block_on(trainer.checkpoint()).unwrap();
-    c.tensors.into_iter().map(|(e, v)| (e.name, v)).collect()
-}
-
 #[test]
 fn resuming_a_checkpoint_continues_exactly() {
-    let gpu = gpu();
     let (train, test) = Dataset::embedded().unwrap();
     let (train, test) = (balanced(&train, 4), balanced(&test, 1)); // 40 and 10 images
     let mut config = tiny_config(2);
@@ -192,35 +158,8 @@ fn resuming_a_checkpoint_continues_exactly() {
     config.steps_per_epoch = Some(2);
     config.eval_batches = Some(1);
     config.log_every = 1;
-
-    // Straight through: epoch 0 (drop path 0), epoch 1 (drop path 0.1): 4 steps.
-    let mut straight = Trainer::new(&gpu, config.clone(), &train, &test).unwrap();
-    pollster::block_on(straight.run(|_| {}, |_, _| Ok(()))).unwrap();
-
-    // Epoch 0 and one step of epoch 1, a checkpoint through a file, a new run from it.
-    let dir = std::env::temp_dir().join(format!("wgpu-nas-train-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("checkpoint.bin");
-    let mut first = Trainer::new(&gpu, config, &train, &test).unwrap();
-    pollster::block_on(first.run_epoch(|_| {})).unwrap();
-    first.step().unwrap();
-    first.save(&path).unwrap();
-    assert!(!path.with_extension("tmp").exists(), "written through a temporary file, then renamed");
-    drop(first);
-    let mut resumed = Trainer::load(&gpu, &path, &train, &test).unwrap();
-    assert_eq!((resumed.epoch(), resumed.global_step()), (1, 3));
-    pollster::block_on(resumed.run(|_| {}, |_, _| Ok(()))).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-
-    assert_eq!(resumed.metrics, straight.metrics);
-    assert_eq!(resumed.epochs, straight.epochs);
-    let (a, b) = (all_state(&mut straight), all_state(&mut resumed));
-    assert_eq!(a.len(), b.len());
-    assert!(a.iter().any(|(n, _)| n.contains("running_mean")) && a.iter().any(|(n, _)| n.starts_with("sgd.")));
-    for ((na, va), (nb, vb)) in a.iter().zip(&b) {
-        assert_eq!(na, nb);
-        assert!(va == vb, "{na} differs after resuming");
-    }
+    // Epoch 0 (drop path 0), epoch 1 (drop path 0.1): 4 steps, resumed after the third.
+    assert_resume_continues_exactly(&gpu(), config, &train, &test, "train");
 }
 
 #[test]
@@ -245,7 +184,8 @@ fn an_enas_micro_architecture_retrains_through_the_same_network() {
     config.batch_size = 5;
     config.steps_per_epoch = Some(1);
     let mut trainer = Trainer::new(&gpu, config, &train, &test).unwrap();
-    assert_eq!(trainer.net.cells.iter().map(|c| c.multiplier()).collect::<Vec<_>>(), [1, 2, 2]);
+    let EvalNetwork::Cells(net) = &trainer.net else { panic!("a micro architecture retrains as cells") };
+    assert_eq!(net.cells.iter().map(|c| c.multiplier()).collect::<Vec<_>>(), [1, 2, 2]);
     let epoch = pollster::block_on(trainer.run_epoch(|_| {})).unwrap();
     assert!(epoch.train_loss.is_finite() && epoch.test_loss.is_finite());
     let logits = trainer.net.predict(&Tensor::zeros(&gpu, &[2, 1, 28, 28]).unwrap()).unwrap();
@@ -271,7 +211,9 @@ fn impossible_settings_are_clear_errors() {
     big.batch_size = 11;
     assert!(err(big).contains("batch size"));
     let mut with_none = tiny_config(1);
-    with_none.network.genotype.normal[0].0 = "none".into();
+    let mut genotype = darts_v2();
+    genotype.normal[0].0 = "none".into();
+    with_none.network.architecture = Architecture::Cells(genotype);
     assert!(err(with_none).contains("unknown operation"));
     let mut certain_drop = tiny_config(1);
     certain_drop.drop_path_prob = 1.0;

@@ -32,15 +32,9 @@ impl MacroConfig {
         MacroConfig { in_channels, num_classes, channels: 36, num_layers: 12 }
     }
 
-    /// Layers after which every stored output is halved: `L/3 - 1` and `2L/3 - 1` (none below 3
-    /// layers).
+    /// Layers after which every stored output is halved (see [`pool_layers`]).
     pub fn pool_layers(&self) -> Vec<usize> {
-        let d = self.num_layers / 3;
-        if d == 0 {
-            vec![]
-        } else {
-            vec![d - 1, 2 * d - 1]
-        }
+        pool_layers(self.num_layers)
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -54,6 +48,17 @@ impl MacroConfig {
             )));
         }
         Ok(())
+    }
+}
+
+/// The layers of a macro network of `num_layers` layers after which every stored output is
+/// halved (`general_child.py`'s `pool_layers`): `L/3 - 1` and `2L/3 - 1`, none below 3 layers.
+pub fn pool_layers(num_layers: usize) -> Vec<usize> {
+    let d = num_layers / 3;
+    if d == 0 {
+        vec![]
+    } else {
+        vec![d - 1, 2 * d - 1]
     }
 }
 
@@ -73,88 +78,99 @@ impl Input {
     }
 }
 
-/// One branch of a layer with its weights.
-enum Branch {
-    /// Full conv (`pointwise` None) or depthwise then pointwise, then BN and ReLU.
-    Conv {
-        input: Input,
-        conv: Conv,
-        pointwise: Option<Conv>,
-        bn: BatchNorm,
-    },
-    Pool {
-        input: Input,
-        max: bool,
-    },
+/// The operation of one of [`ENAS_MACRO_OPS`], between a branch's 1x1 input conv and its BN:
+/// a k x k conv, depthwise then pointwise 1x1 for the separable ones (`out_conv_k`), or a 3x3
+/// pool; C -> C channels, stride 1, same size. The shared model and the retraining network
+/// ([`crate::train::macro_model`]) wrap it differently.
+pub enum BranchOp {
+    Conv { conv: Conv, pointwise: Option<Conv> },
+    Pool { max: bool },
+}
+
+impl BranchOp {
+    pub fn new(gpu: &Gpu, rng: &mut Rng, op: &str, c: usize) -> Result<BranchOp> {
+        let (k, separable) = match op {
+            "conv_3x3" => (3, false),
+            "sep_conv_3x3" => (3, true),
+            "conv_5x5" => (5, false),
+            "sep_conv_5x5" => (5, true),
+            "avg_pool_3x3" => return Ok(BranchOp::Pool { max: false }),
+            "max_pool_3x3" => return Ok(BranchOp::Pool { max: true }),
+            other => return Err(Error::Config(format!("unknown macro operation {other:?}"))),
+        };
+        let groups = if separable { c } else { 1 };
+        let conv = Conv::new(gpu, rng, c, c, k, Conv2d::new(1, k / 2, 1, groups))?;
+        let pointwise = if separable { Some(Conv::new(gpu, rng, c, c, 1, Conv2d::new(1, 0, 1, 1))?) } else { None };
+        Ok(BranchOp::Conv { conv, pointwise })
+    }
+
+    /// x: [N, C, H, W] -> [N, C, H, W].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            BranchOp::Conv { conv, pointwise } => {
+                let y = conv.forward(x)?;
+                match pointwise {
+                    Some(pw) => pw.forward(&y),
+                    None => Ok(y),
+                }
+            }
+            BranchOp::Pool { max: true } => pool::max_pool2d(x, 3, 1, 1),
+            BranchOp::Pool { max: false } => pool::avg_pool2d(x, 3, 1, 1),
+        }
+    }
+
+    /// Convolutions are followed by a BN, pools by none.
+    pub fn is_conv(&self) -> bool {
+        matches!(self, BranchOp::Conv { .. })
+    }
+}
+
+impl Module for BranchOp {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        if let BranchOp::Conv { conv, pointwise } = self {
+            conv.params(&join(prefix, "conv"), out);
+            if let Some(pw) = pointwise {
+                pw.params(&join(prefix, "pointwise"), out);
+            }
+        }
+    }
+}
+
+/// One branch of a layer with its weights: input, operation, and for convs BN and ReLU.
+struct Branch {
+    input: Input,
+    op: BranchOp,
+    bn: Option<BatchNorm>,
 }
 
 impl Branch {
     fn new(gpu: &Gpu, rng: &mut Rng, op: &str, c: usize) -> Result<Branch> {
         let input = Input::new(gpu, rng, c)?;
-        let conv =
-            |rng: &mut Rng, k: usize, groups: usize| Conv::new(gpu, rng, c, c, k, Conv2d::new(1, k / 2, 1, groups));
-        Ok(match op {
-            "conv_3x3" | "conv_5x5" => {
-                let k = if op == "conv_3x3" { 3 } else { 5 };
-                Branch::Conv { input, conv: conv(rng, k, 1)?, pointwise: None, bn: BatchNorm::new(gpu, c, false)? }
-            }
-            "sep_conv_3x3" | "sep_conv_5x5" => {
-                let k = if op == "sep_conv_3x3" { 3 } else { 5 };
-                let depthwise = conv(rng, k, c)?;
-                let pointwise = Some(conv(rng, 1, 1)?);
-                Branch::Conv { input, conv: depthwise, pointwise, bn: BatchNorm::new(gpu, c, false)? }
-            }
-            "avg_pool_3x3" => Branch::Pool { input, max: false },
-            "max_pool_3x3" => Branch::Pool { input, max: true },
-            other => return Err(Error::Config(format!("unknown macro operation {other:?}"))),
-        })
+        let op = BranchOp::new(gpu, rng, op, c)?;
+        let bn = if op.is_conv() { Some(BatchNorm::new(gpu, c, false)?) } else { None };
+        Ok(Branch { input, op, bn })
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        match self {
-            Branch::Conv { input, conv, pointwise, bn } => {
-                let mut y = conv.forward(&input.forward(x, train)?)?;
-                if let Some(pw) = pointwise {
-                    y = pw.forward(&y)?;
-                }
-                elementwise::relu(&bn.forward(&y, train)?)
-            }
-            Branch::Pool { input, max } => {
-                let y = input.forward(x, train)?;
-                if *max {
-                    pool::max_pool2d(&y, 3, 1, 1)
-                } else {
-                    pool::avg_pool2d(&y, 3, 1, 1)
-                }
-            }
+        let y = self.op.forward(&self.input.forward(x, train)?)?;
+        match &self.bn {
+            Some(bn) => elementwise::relu(&bn.forward(&y, train)?),
+            None => Ok(y),
         }
     }
 }
 
 impl Module for Branch {
     fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        let input = match self {
-            Branch::Conv { input, conv, pointwise, .. } => {
-                conv.params(&join(prefix, "conv"), out);
-                if let Some(pw) = pointwise {
-                    pw.params(&join(prefix, "pointwise"), out);
-                }
-                input
-            }
-            Branch::Pool { input, .. } => input,
-        };
-        input.conv.params(&join(prefix, "inp_conv"), out);
+        self.op.params(prefix, out);
+        self.input.conv.params(&join(prefix, "inp_conv"), out);
     }
 
     fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        let input = match self {
-            Branch::Conv { input, bn, .. } => {
-                bn.buffers(&join(prefix, "bn"), out);
-                input
-            }
-            Branch::Pool { input, .. } => input,
-        };
-        input.bn.buffers(&join(prefix, "inp_bn"), out);
+        if let Some(bn) = &self.bn {
+            bn.buffers(&join(prefix, "bn"), out);
+        }
+        self.input.bn.buffers(&join(prefix, "inp_bn"), out);
     }
 }
 

@@ -162,6 +162,35 @@ impl MacroArch {
         Ok(arch)
     }
 
+    /// Reads the reference's `--child_fixed_arc` text (`cifar10_macro_final.sh`): the
+    /// [`MacroArch::to_flat`] decisions as whitespace-separated integers. The number of layers
+    /// `L` follows from the count, `L(L+1)/2` (1, 3, 6, 10, ...).
+    ///
+    /// The reference's child reads skip bit `j` of a layer as its `prev_layers[j]`, whose entry
+    /// 0 is the stem, so there bit `j` joins layer `j - 1` (the stem for `j = 0`), while its
+    /// controller's attention anchor `j` is layer `j`. We read bit `j` as layer `j` everywhere
+    /// (search, retraining, graphs), as the controller and the paper do: a reference fixed_arc
+    /// retrains here with each skip starting one layer later than in the reference's run.
+    pub fn from_reference_text(text: &str) -> Result<MacroArch> {
+        let flat = text
+            .split_whitespace()
+            .map(|token| {
+                token
+                    .parse::<usize>()
+                    .map_err(|_| Error::Config(format!("macro fixed_arc: {token:?} is not a non-negative integer")))
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        let num_layers = (1..).find(|l| l * (l + 1) / 2 >= flat.len()).expect("the triangular numbers are unbounded");
+        if num_layers * (num_layers + 1) / 2 != flat.len() {
+            return Err(Error::Config(format!(
+                "a macro fixed_arc of L layers has L(L+1)/2 integers (an operation and a skip bit per earlier \
+                 layer for each layer: 1, 3, 6, 10, ...), got {}",
+                flat.len()
+            )));
+        }
+        MacroArch::from_flat(&flat, num_layers)
+    }
+
     /// At least one layer; layer `i` has `i` skip bits and an operation in [`ENAS_MACRO_OPS`].
     pub fn validate(&self) -> Result<()> {
         if self.layers.is_empty() {

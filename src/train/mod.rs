@@ -5,11 +5,20 @@
 //!
 //! ENAS micro architectures retrain through the same network: [`crate::space::MicroArch::to_genotype`]
 //! gives a genotype whose `identity` is `skip_connect` and whose concat lists the loose ends.
+//! ENAS macro architectures retrain as [`FixedMacroNetwork`] (melodyguan/enas `general_child.py`
+//! with a fixed architecture: only the chosen operations, channels doubling at the two pooling
+//! layers, concatenated skips); [`ModelConfig::architecture`] says which network
+//! ([`EvalNetwork`]) a run trains, [`TrainConfig::enas_macro`] gives the reference's settings.
 
+pub mod macro_model;
 pub mod model;
 pub mod trainer;
 
-pub use model::{auxiliary_pool, AuxiliaryHeadCifar, Cell, ModelConfig, NetworkCifar};
+pub use macro_model::{FixedLayer, FixedMacroNetwork};
+pub use model::{
+    auxiliary_pool, count_parameters_in_mb, Architecture, AuxiliaryHeadCifar, Cell, EvalNetwork, ModelConfig,
+    NetworkCifar,
+};
 pub use trainer::{EpochMetrics, StepMetrics, TrainConfig, Trainer};
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,38 +1,105 @@
 //! The evaluation network of a fixed genotype (quark0/darts `model.py`): `NetworkCIFAR`, its
 //! `Cell` compiled from the genotype, and `AuxiliaryHeadCIFAR`. Unlike the search network every
 //! edge holds one operation, every BN is affine, pools carry no BN, and in training each
-//! non-identity operation's output goes through drop path.
+//! non-identity operation's output goes through drop path. [`EvalNetwork`] is this network or
+//! the ENAS macro one ([`FixedMacroNetwork`]), as the [`Architecture`] asks.
 
 use serde::{Deserialize, Serialize};
 
+use super::macro_model::FixedMacroNetwork;
+use crate::enas::macro_space::pool_layers;
+use crate::enas::Arch;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module, Preprocess, Primitive, ReluConvBn};
 use crate::ops::{conv::Conv2d, drop_path::drop_path, elementwise, layout, linear, pool};
 use crate::rng::Rng;
-use crate::space::{Genotype, DARTS_PRIMITIVES, IDENTITY, NONE};
+use crate::space::{Genotype, MacroArch, DARTS_PRIMITIVES, IDENTITY, NONE};
 use crate::tensor::Tensor;
 
+/// What an evaluation network is built from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Architecture {
+    /// A DARTS genotype, or an ENAS micro architecture as its genotype: [`NetworkCifar`].
+    Cells(Genotype),
+    /// An ENAS macro architecture: [`FixedMacroNetwork`].
+    Macro(MacroArch),
+}
+
+impl Architecture {
+    /// Reads an ENAS architecture: the `architecture.json` that `wgpu-nas search enas` writes
+    /// (a serialized [`crate::enas::search::Derived`]: its best architecture), a serialized
+    /// [`Arch`] or [`MacroArch`], or the reference's fixed_arc text
+    /// ([`MacroArch::from_reference_text`]). A micro architecture retrains as cells (its
+    /// genotype), a macro one as the macro network.
+    pub fn from_enas_text(text: &str) -> Result<Architecture> {
+        let arch = if text.trim_start().starts_with('{') {
+            let value: serde_json::Value = serde_json::from_str(text)?;
+            let value = value.pointer("/best/arch").cloned().unwrap_or(value);
+            serde_json::from_value::<Arch>(value.clone())
+                .or_else(|_| serde_json::from_value::<MacroArch>(value).map(Arch::Macro))
+                .map_err(|_| {
+                    Error::Config(
+                        "not an ENAS architecture: expected the architecture.json of `search enas`, an Arch \
+                         ({\"Micro\": ...} or {\"Macro\": ...}), a MacroArch ({\"layers\": [...]}) or the \
+                         reference's fixed_arc integers"
+                            .into(),
+                    )
+                })?
+        } else {
+            Arch::Macro(MacroArch::from_reference_text(text)?)
+        };
+        match arch {
+            Arch::Micro(a) => {
+                a.validate()?;
+                Ok(Architecture::Cells(a.to_genotype()))
+            }
+            Arch::Macro(a) => {
+                a.validate()?;
+                Ok(Architecture::Macro(a))
+            }
+        }
+    }
+}
+
 /// Shape of an evaluation network. `ModelConfig::darts` gives the paper's (C=36, 20 cells,
-/// auxiliary head).
+/// auxiliary head), `ModelConfig::enas_macro` the ENAS reference's macro retraining.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     /// Channels of the input images (3 for CIFAR, 1 for Fashion-MNIST).
     pub in_channels: usize,
     pub num_classes: usize,
-    /// Initial channels C.
+    /// Initial channels C (the macro network's `out_filters`).
     pub channels: usize,
-    /// Number of cells; reduction cells at layers/3 and 2*layers/3.
+    /// Number of cells, reduction cells at layers/3 and 2*layers/3; for a macro architecture
+    /// its number of layers.
     pub layers: usize,
-    /// The auxiliary classifier after cell 2*layers/3 (training only).
+    /// The auxiliary classifier after cell 2*layers/3, or after the macro network's second
+    /// pooling layer (training only).
     pub auxiliary: bool,
-    pub genotype: Genotype,
+    pub architecture: Architecture,
 }
 
 impl ModelConfig {
     /// The paper's CIFAR-10 evaluation network: C=36, 20 cells, auxiliary head.
     pub fn darts(in_channels: usize, num_classes: usize, genotype: Genotype) -> Self {
-        ModelConfig { in_channels, num_classes, channels: 36, layers: 20, auxiliary: true, genotype }
+        let architecture = Architecture::Cells(genotype);
+        ModelConfig { in_channels, num_classes, channels: 36, layers: 20, auxiliary: true, architecture }
+    }
+
+    /// The ENAS reference's macro retraining (`cifar10_macro_final.sh`): `out_filters` 96, one
+    /// layer per layer of the architecture (24 there), no auxiliary head (`general_child.py`
+    /// has none).
+    pub fn enas_macro(in_channels: usize, num_classes: usize, arch: MacroArch) -> Self {
+        let layers = arch.layers.len();
+        ModelConfig {
+            in_channels,
+            num_classes,
+            channels: 96,
+            layers,
+            auxiliary: false,
+            architecture: Architecture::Macro(arch),
+        }
     }
 
     /// The cells that halve the resolution and double the channels.
@@ -52,21 +119,120 @@ impl ModelConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.layers < 3 || self.channels == 0 || self.in_channels == 0 || self.num_classes == 0 {
+        if self.channels == 0 || self.in_channels == 0 || self.num_classes == 0 {
             return Err(Error::Config(format!(
-                "the evaluation network needs at least 3 cells (two of them reduce) and at least one channel, \
-                 input channel and class; got {} cells, C={}",
-                self.layers, self.channels
+                "the evaluation network needs at least one channel, input channel and class; got C={}, {} input \
+                 channels, {} classes",
+                self.channels, self.in_channels, self.num_classes
             )));
         }
         if !self.channels.is_multiple_of(2) {
             return Err(Error::Config(format!(
-                "FactorizedReduce after a reduction cell needs an even channel count, got C={}; use an even \
-                 --init-channels",
+                "FactorizedReduce after a reduction cell (or a macro pooling layer) needs an even channel count, \
+                 got C={}; use an even --init-channels",
                 self.channels
             )));
         }
-        self.genotype.validate(&Self::known_ops())
+        match &self.architecture {
+            Architecture::Cells(genotype) => {
+                if self.layers < 3 {
+                    return Err(Error::Config(format!(
+                        "the evaluation network needs at least 3 cells (two of them reduce), got {}",
+                        self.layers
+                    )));
+                }
+                genotype.validate(&Self::known_ops())
+            }
+            Architecture::Macro(arch) => {
+                arch.validate()?;
+                if self.layers != arch.layers.len() {
+                    return Err(Error::Config(format!(
+                        "the macro architecture has {} layers but the network is configured for {}; set layers to \
+                         the architecture's length",
+                        arch.layers.len(),
+                        self.layers
+                    )));
+                }
+                if self.auxiliary && pool_layers(self.layers).is_empty() {
+                    return Err(Error::Config(format!(
+                        "the auxiliary head reads after the second pooling layer, and a macro network of {} layers \
+                         has none (it needs at least 3); turn the auxiliary head off",
+                        self.layers
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `utils.count_parameters_in_MB`: trainable values outside the auxiliary head, / 1e6.
+pub fn count_parameters_in_mb(net: &impl Module) -> f64 {
+    let mut named = Vec::new();
+    net.params("", &mut named);
+    let n: usize = named.iter().filter(|(name, _)| !name.contains("auxiliary")).map(|(_, t)| t.numel()).sum();
+    n as f64 / 1e6
+}
+
+/// The network a retraining run trains: cells ([`NetworkCifar`]) or an ENAS macro network
+/// ([`FixedMacroNetwork`]).
+pub enum EvalNetwork {
+    Cells(NetworkCifar),
+    Macro(FixedMacroNetwork),
+}
+
+impl EvalNetwork {
+    /// Builds the network `config.architecture` asks for, its weights drawn from `rng`.
+    pub fn new(gpu: &Gpu, rng: &mut Rng, config: ModelConfig) -> Result<EvalNetwork> {
+        Ok(match config.architecture {
+            Architecture::Cells(_) => EvalNetwork::Cells(NetworkCifar::new(gpu, rng, config)?),
+            Architecture::Macro(_) => EvalNetwork::Macro(FixedMacroNetwork::new(gpu, rng, config)?),
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        match self {
+            EvalNetwork::Cells(net) => &net.config,
+            EvalNetwork::Macro(net) => &net.config,
+        }
+    }
+
+    /// x: [N, in_channels, H, W] -> (logits [N, classes], auxiliary logits [N, classes] in
+    /// training with the head). Drop path (probability `drop_prob`, masks from `rng`) applies
+    /// to cells only: the macro network has none.
+    pub fn forward(&self, x: &Tensor, train: bool, drop_prob: f32, rng: &mut Rng) -> Result<(Tensor, Option<Tensor>)> {
+        match self {
+            EvalNetwork::Cells(net) => net.forward(x, train, drop_prob, rng),
+            EvalNetwork::Macro(net) => net.forward(x, train),
+        }
+    }
+
+    /// Evaluation: BN running statistics, no drop path, no auxiliary head. x: [N, in, H, W] ->
+    /// logits [N, classes].
+    pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            EvalNetwork::Cells(net) => net.predict(x),
+            EvalNetwork::Macro(net) => Ok(net.forward(x, false)?.0),
+        }
+    }
+
+    pub fn count_parameters_in_mb(&self) -> f64 {
+        count_parameters_in_mb(self)
+    }
+}
+
+impl Module for EvalNetwork {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        match self {
+            EvalNetwork::Cells(net) => net.params(prefix, out),
+            EvalNetwork::Macro(net) => net.params(prefix, out),
+        }
+    }
+    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        match self {
+            EvalNetwork::Cells(net) => net.buffers(prefix, out),
+            EvalNetwork::Macro(net) => net.buffers(prefix, out),
+        }
     }
 }
 
@@ -257,6 +423,13 @@ impl NetworkCifar {
     /// Builds the network with PyTorch's default initialisation, drawn from `rng`.
     pub fn new(gpu: &Gpu, rng: &mut Rng, config: ModelConfig) -> Result<NetworkCifar> {
         config.validate()?;
+        let Architecture::Cells(genotype) = &config.architecture else {
+            return Err(Error::Config(
+                "NetworkCifar is built from a genotype; build a macro architecture with \
+                 FixedMacroNetwork (EvalNetwork::new picks)"
+                    .into(),
+            ));
+        };
         let c_stem = STEM_MULTIPLIER * config.channels;
         let stem_conv = Conv::new(gpu, rng, config.in_channels, c_stem, 3, Conv2d::new(1, 1, 1, 1))?;
         let stem_bn = BatchNorm::new(gpu, c_stem, true)?;
@@ -270,7 +443,7 @@ impl NetworkCifar {
             if reduction {
                 c_curr *= 2;
             }
-            let cell = Cell::new(gpu, rng, &config.genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)?;
+            let cell = Cell::new(gpu, rng, genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)?;
             reduction_prev = reduction;
             (c_prev_prev, c_prev) = (c_prev, cell.multiplier() * c_curr);
             cells.push(cell);
@@ -314,10 +487,7 @@ impl NetworkCifar {
 
     /// `utils.count_parameters_in_MB`: trainable values outside the auxiliary head, / 1e6.
     pub fn count_parameters_in_mb(&self) -> f64 {
-        let mut named = Vec::new();
-        self.params("", &mut named);
-        let n: usize = named.iter().filter(|(name, _)| !name.contains("auxiliary")).map(|(_, t)| t.numel()).sum();
-        n as f64 / 1e6
+        count_parameters_in_mb(self)
     }
 }
 

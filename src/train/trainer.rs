@@ -2,11 +2,12 @@
 //! learning rate per epoch from `lr` to `lr_min`, gradient clipping, the auxiliary loss, drop
 //! path rising linearly per epoch, crop/flip/cutout augmentation, and the test accuracy after
 //! every epoch. Metrics are read back every `log_every` steps, never inside a step; a
-//! checkpoint holds everything a resumed run needs to continue exactly.
+//! checkpoint holds everything a resumed run needs to continue exactly. The same loop trains
+//! an ENAS macro network ([`TrainConfig::enas_macro`]).
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{auxiliary_pool, ModelConfig, NetworkCifar};
+use super::model::{auxiliary_pool, Architecture, EvalNetwork, ModelConfig};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Augment, Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
@@ -16,7 +17,7 @@ use crate::nn::Module;
 use crate::ops::optim::{clip_grad_norm, CosineAnnealing, Schedule, Sgd};
 use crate::ops::{elementwise, softmax};
 use crate::rng::Rng;
-use crate::space::Genotype;
+use crate::space::{Genotype, MacroArch};
 use crate::tensor::{read_all, Tensor};
 
 /// The checkpoint kind this loop writes and accepts.
@@ -65,6 +66,34 @@ impl TrainConfig {
             auxiliary_weight: 0.4,
             drop_path_prob: 0.2,
             augment: Augment::darts_train(16),
+            steps_per_epoch: None,
+            eval_batches: None,
+            log_every: 50,
+            seed: 0,
+        }
+    }
+
+    /// The ENAS reference's macro retraining (`cifar10_macro_final.sh`): out_filters 96, no
+    /// auxiliary head, no drop path, 310 epochs, batch 100, lr 0.05 cosine to 0.001, momentum
+    /// 0.9, weight decay 4e-4 (the reference adds `l2_reg * sum(w^2)` with `l2_reg` 2e-4 to the
+    /// loss, which is weight decay 2 * 2e-4), crop (padding 4) and flip without cutout. Where we
+    /// differ: one cosine period instead of the reference's warm restarts (`lr_T_0` 10,
+    /// `lr_T_mul` 2, periods of 10, 20, ..., 160 epochs), plain momentum instead of Nesterov,
+    /// and the gradient's global norm clipped at 5 (the reference's `child_grad_bound` 5 with
+    /// `clip_mode="norm"` appends the unclipped gradients, so it does not clip).
+    pub fn enas_macro(in_channels: usize, num_classes: usize, arch: MacroArch) -> Self {
+        TrainConfig {
+            network: ModelConfig::enas_macro(in_channels, num_classes, arch),
+            epochs: 310,
+            batch_size: 100,
+            lr: 0.05,
+            lr_min: 0.001,
+            momentum: 0.9,
+            weight_decay: 4e-4,
+            grad_clip: 5.0,
+            auxiliary_weight: 0.4,
+            drop_path_prob: 0.0,
+            augment: Augment::darts_train(0),
             steps_per_epoch: None,
             eval_batches: None,
             log_every: 50,
@@ -122,7 +151,7 @@ struct State {
 pub struct Trainer {
     gpu: Gpu,
     pub config: TrainConfig,
-    pub net: NetworkCifar,
+    pub net: EvalNetwork,
     optimizer: Sgd,
     schedule: CosineAnnealing,
     /// Draws the drop-path masks (weight init and the loader's seed came from it first).
@@ -151,7 +180,7 @@ impl Trainer {
         config.network.num_classes = train.num_classes;
         check(&config, train, test)?;
         let mut rng = Rng::new(config.seed);
-        let net = NetworkCifar::new(gpu, &mut rng, config.network.clone())?;
+        let net = EvalNetwork::new(gpu, &mut rng, config.network.clone())?;
         let normalize = Normalize::fit(train);
         // Full batches only (the reference keeps a smaller last one): fixed shapes for the GPU,
         // and no BN step on a handful of images.
@@ -430,6 +459,13 @@ fn check(config: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<()> {
     if !(0.0..1.0).contains(&config.drop_path_prob) {
         return bad(format!("drop path probability must be in [0, 1), got {}", config.drop_path_prob));
     }
+    if matches!(config.network.architecture, Architecture::Macro(_)) && config.drop_path_prob > 0.0 {
+        return bad(format!(
+            "an ENAS macro network has no drop path (the reference's has none), got drop path probability {}; \
+             use --drop-path 0",
+            config.drop_path_prob
+        ));
+    }
     if (test.channels, test.height, test.width, test.num_classes)
         != (train.channels, train.height, train.width, train.num_classes)
     {
@@ -445,7 +481,7 @@ fn check(config: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<()> {
             train.num_classes
         ));
     }
-    // Every stride-2 operation gives ceil(s/2); two reductions.
+    // Every stride-2 operation gives ceil(s/2); two reductions (cells or macro pooling layers).
     let side = |s: usize| s.div_ceil(2).div_ceil(2);
     if config.network.auxiliary {
         if train.height != train.width {

@@ -1,5 +1,6 @@
-//! `wgpu-nas train --genotype FILE`: retrains a found architecture from scratch (the reference's
-//! `train.py`) and writes its run directory.
+//! `wgpu-nas train --genotype FILE` or `--architecture FILE`: retrains a found architecture from
+//! scratch (the reference's `train.py`, or `general_child.py` with `fixed_arc` for an ENAS macro
+//! architecture) and writes its run directory.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +8,7 @@ use std::time::Instant;
 
 use clap::Args;
 use wgpu_nas::data::{Augment, Split};
-use wgpu_nas::train::{TrainConfig, Trainer};
+use wgpu_nas::train::{Architecture, TrainConfig, Trainer};
 use wgpu_nas::{Error, Gpu, Result};
 
 use crate::plot;
@@ -19,9 +20,17 @@ use crate::search::{append_lines, io, load_split, read_genotype, write, DatasetN
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// The architecture: genotype.json or genotype.py of a search run (or the reference's text).
-    /// Not needed with --resume (the checkpoint holds the genotype).
-    #[arg(long, required_unless_present = "resume")]
+    /// Not needed with --resume (the checkpoint holds the architecture).
+    #[arg(long, required_unless_present_any = ["resume", "architecture"], conflicts_with = "architecture")]
     genotype: Option<PathBuf>,
+    /// An ENAS architecture instead of --genotype: the architecture.json of `search enas` (its
+    /// best architecture), a serialized Arch or MacroArch, or the reference's fixed_arc text
+    /// (whitespace-separated integers, L(L+1)/2 of them for L layers). A micro architecture
+    /// retrains as cells; a macro one as the macro network (general_child.py), whose layers the
+    /// architecture fixes (--layers is ignored) and whose out_filters is --init-channels (96 in
+    /// the reference, 24 layers, no auxiliary head, no drop path).
+    #[arg(long)]
+    architecture: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = DatasetName::Embedded)]
     dataset: DatasetName,
     /// Directory of the data set's files (CIFAR binaries, IDX files).
@@ -36,7 +45,8 @@ pub struct TrainArgs {
     /// Initial channels C (36 in the paper). Even.
     #[arg(long, default_value_t = 8)]
     init_channels: usize,
-    /// Cells (20 in the paper); reduction cells at layers/3 and 2*layers/3.
+    /// Cells (20 in the paper); reduction cells at layers/3 and 2*layers/3. Ignored for an ENAS
+    /// macro architecture.
     #[arg(long, default_value_t = 3)]
     layers: usize,
     /// The auxiliary head after cell 2*layers/3, loss weight 0.4 (on in the paper).
@@ -83,16 +93,18 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let (mut trainer, dir) = match &args.resume {
         Some(dir) => (Trainer::load(&gpu, &dir.join("checkpoint.bin"), &train, &test)?, dir.clone()),
         None => {
-            // clap already requires --genotype when there is no --resume.
-            let path =
-                args.genotype.as_deref().ok_or_else(|| Error::Config("a new run needs --genotype FILE".into()))?;
-            let genotype = read_genotype(path)?;
-            let mut config = TrainConfig::darts(train.channels, train.num_classes, genotype);
+            let mut config = match read_architecture(&args)? {
+                Architecture::Cells(genotype) => {
+                    let mut config = TrainConfig::darts(train.channels, train.num_classes, genotype);
+                    config.network.layers = args.layers;
+                    config
+                }
+                Architecture::Macro(arch) => TrainConfig::enas_macro(train.channels, train.num_classes, arch),
+            };
             config.epochs = args.epochs;
             config.batch_size = args.batch_size;
             config.lr = args.learning_rate;
             config.network.channels = args.init_channels;
-            config.network.layers = args.layers;
             config.network.auxiliary = args.auxiliary && !args.no_auxiliary;
             config.drop_path_prob = args.drop_path;
             config.augment = Augment::darts_train(args.cutout);
@@ -113,6 +125,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             let meta = serde_json::json!({
                 "train": trainer.config,
                 "genotype_file": args.genotype,
+                "architecture_file": args.architecture,
                 "dataset": train.name,
                 "param_size_mb": trainer.param_size_mb(),
                 "adapter": gpu.adapter(),
@@ -132,13 +145,17 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let cfg = &trainer.config;
     say(format!("adapter: {}", gpu.adapter()));
     say(format!(
-        "retraining on {} ({} training, {} test images): C={}, {} cells, auxiliary {}, batch {}, {} epochs x {} steps; \
+        "retraining on {} ({} training, {} test images): C={}, {} {}, auxiliary {}, batch {}, {} epochs x {} steps; \
          {:.3} MB of parameters (auxiliary head excluded); run directory {}",
         train.name,
         train.n,
         test.n,
         cfg.network.channels,
         cfg.network.layers,
+        match cfg.network.architecture {
+            Architecture::Cells(_) => "cells",
+            Architecture::Macro(_) => "macro layers",
+        },
         if cfg.network.auxiliary { "on" } else { "off" },
         cfg.batch_size,
         cfg.epochs,
@@ -210,4 +227,18 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The architecture of a new run: --genotype's (cells) or --architecture's (ENAS).
+fn read_architecture(args: &TrainArgs) -> Result<Architecture> {
+    // clap already requires exactly one of them when there is no --resume.
+    match (&args.genotype, &args.architecture) {
+        (Some(path), _) => Ok(Architecture::Cells(read_genotype(path)?)),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(io(path))?;
+            Architecture::from_enas_text(&text)
+                .map_err(|e| Error::File { path: path.display().to_string(), msg: e.to_string() })
+        }
+        (None, None) => Err(Error::Config("a new run needs --genotype FILE or --architecture FILE".into())),
+    }
 }
