@@ -72,3 +72,23 @@ fn oversized_tensors_are_an_error_not_a_crash() {
     let err = Tensor::zeros(&gpu, &[elems]).unwrap_err().to_string();
     assert!(err.contains("exceeds the adapter's storage-binding limit"), "{err}");
 }
+
+#[test]
+fn a_gpu_validation_error_fails_the_next_readback_instead_of_passing_silently() {
+    let gpu = Gpu::new().unwrap();
+    let x = Tensor::from_slice(&gpu, &[2], &[1.0, 2.0]).unwrap();
+    assert_eq!(x.to_vec().unwrap(), [1.0, 2.0]);
+    // An invalid buffer (mappable for reading and writing at once) is a validation error that
+    // wgpu reports asynchronously, through the device's uncaptured-error handler.
+    let _bad = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+        label: Some("invalid on purpose"),
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::MAP_WRITE,
+        mapped_at_creation: false,
+    });
+    let err = x.to_vec().unwrap_err();
+    assert!(matches!(err, wgpu_nas::Error::Gpu(_)), "{err}");
+    assert!(err.to_string().contains("the GPU reported an error"), "{err}");
+    // Reported once: the device still works afterwards.
+    assert_eq!(x.to_vec().unwrap(), [1.0, 2.0]);
+}

@@ -74,7 +74,25 @@ impl Gpu {
             })
             .await
             .map_err(|source| crate::Error::RequestDevice { adapter: summary.name.clone(), source })?;
-        Ok(Self::build(device, queue, summary))
+        let gpu = Self::build(device, queue, summary);
+        gpu.watch_faults();
+        Ok(gpu)
+    }
+
+    /// Routes wgpu's uncaptured errors (validation, out of memory, a shader the driver rejects)
+    /// and device loss into `fault`, the first one kept, so that the next readback fails with it
+    /// instead of a panic natively or zeros and a console warning on the web.
+    fn watch_faults(&self) {
+        let fault = self.0.fault.clone();
+        self.0.device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            fault.lock().unwrap().get_or_insert(crate::Error::Gpu(e.to_string()));
+        }));
+        let fault = self.0.fault.clone();
+        self.0.device.set_device_lost_callback(move |reason, msg| {
+            if reason != wgpu::DeviceLostReason::Destroyed {
+                fault.lock().unwrap().get_or_insert(crate::Error::DeviceLost(msg));
+            }
+        });
     }
 
     /// Blocking [`Gpu::new_async`], for native callers.
