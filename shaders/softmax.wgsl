@@ -16,6 +16,9 @@ struct Params {
 override LOG: u32 = 0u;
 
 const WG: u32 = 64u;
+// The lowest finite f32, where a running maximum starts. This literal rounds to -f32::MAX; the
+// usual -3.4028235e38 lies just past it, and Chrome's WGSL compiler (Tint) rejects it.
+const LOWEST: f32 = -3.4028234e38;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -75,7 +78,7 @@ fn softmax_forward(
     let r = row_of(wid, nwg);
     if (r >= p.rows) { return; }
     let base = r * p.k;
-    var m = -3.4028235e38;
+    var m = LOWEST;
     for (var j = lid; j < p.k; j = j + WG) {
         m = max(m, sf_x[base + j]);
     }
@@ -152,7 +155,7 @@ fn cross_entropy_rows(
     let r = row_of(wid, nwg);
     if (r >= p.rows) { return; }
     let base = r * p.k;
-    var m = -3.4028235e38;
+    var m = LOWEST;
     for (var j = lid; j < p.k; j = j + WG) {
         m = max(m, ce_x[base + j]);
     }
@@ -212,7 +215,7 @@ fn entropy_rows(
     let r = row_of(wid, nwg);
     if (r >= p.rows) { return; }
     let base = r * p.k;
-    var m = -3.4028235e38;
+    var m = LOWEST;
     for (var j = lid; j < p.k; j = j + WG) {
         m = max(m, en_x[base + j]);
     }
@@ -269,7 +272,7 @@ fn correct_rows(
     if (r >= p.rows) { return; }
     let base = r * p.k;
     // Each thread's candidates come in increasing j, so a strict > keeps the lowest index.
-    var best = -3.4028235e38;
+    var best = LOWEST;
     var best_j = 0xffffffffu;
     for (var j = lid; j < p.k; j = j + WG) {
         let v = ac_x[base + j];
