@@ -9,6 +9,8 @@ fn main() -> std::process::ExitCode {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
+mod bench;
+#[cfg(not(target_arch = "wasm32"))]
 mod enas;
 #[cfg(not(target_arch = "wasm32"))]
 mod plot;
@@ -27,7 +29,7 @@ mod cli {
     use clap::{Parser, Subcommand};
     use wgpu_nas::{fixtures, Gpu};
 
-    use crate::{enas, search, train};
+    use crate::{bench, enas, search, train};
 
     #[derive(Parser)]
     #[command(
@@ -90,6 +92,8 @@ mod cli {
     enum BenchCommand {
         /// Controller sample+update and shared-weight step times, ENAS macro space.
         Enas(enas::BenchEnasArgs),
+        /// The browser demo's search natively (same settings as the page): steps per second.
+        Demo(bench::BenchDemoArgs),
     }
 
     pub fn main() -> ExitCode {
@@ -114,6 +118,7 @@ mod cli {
             Command::Search(SearchCommand::Enas(args)) => enas::search(args),
             Command::Train(args) => train::train(args),
             Command::Bench(BenchCommand::Enas(args)) => enas::bench(args),
+            Command::Bench(BenchCommand::Demo(args)) => bench::demo(args),
             Command::Derive { run, rule } => search::derive(&run, rule),
             Command::Export { genotype, format } => search::export(&genotype, format),
             Command::CheckFixtures { dir, verbose } => {
