@@ -302,3 +302,25 @@ fn an_enas_search_runs_in_the_browser() {
     assert_eq!(dom["error_shown"], false, "the error box is shown");
     eprintln!("screenshot: {}", screenshot_path("-enas").display());
 }
+
+#[test]
+fn without_webgpu_the_page_says_what_to_enable() {
+    if !browser_tests_enabled("without_webgpu_the_page_says_what_to_enable") {
+        return;
+    }
+    let _one_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let url = format!("{}index.html?autostart=1", serve(web_dir()));
+    // Linux Chromium without --enable-unsafe-webgpu: navigator.gpu exists, no adapter.
+    let mut browser = Browser::launch_with(VIEWPORT.0, VIEWPORT.1, Duration::from_secs(60), false);
+    browser.navigate(&url);
+    let status = browser.wait_for_status(&["error", "done"], Duration::from_secs(30));
+    assert_eq!(status, "error", "{url}: the page should stop at once without WebGPU");
+    let banner = browser.eval(
+        "(() => { const b = document.getElementById('webgpu-missing'); return { shown: !b.hidden, text: b.innerText }; })()",
+    );
+    assert_eq!(banner["shown"], true, "the no-WebGPU message is hidden");
+    let text = banner["text"].as_str().unwrap();
+    for hint in ["WebGPU is not available", "enable-unsafe-webgpu", "Firefox", "Safari"] {
+        assert!(text.contains(hint), "the message lacks {hint:?}: {text}");
+    }
+}

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Instant;
 
-use retrain::{assert_resume_continues_exactly, balanced, halved};
+use retrain::assert_resume_continues_exactly;
 use support::gpu;
 use wgpu_nas::checkpoint::Checkpoint;
 use wgpu_nas::data::{Augment, Dataset};
@@ -119,7 +119,8 @@ fn tiny_config(epochs: usize) -> TrainConfig {
 fn a_tiny_network_learns_the_embedded_set_well_above_chance() {
     let gpu = gpu();
     let (train, test) = Dataset::embedded().unwrap();
-    let (train, test) = (halved(&balanced(&train, 50)), halved(&balanced(&test, 10))); // 500 and 100 images
+    let (train, test) =
+        (train.balanced(50).unwrap().downsample(2).unwrap(), test.balanced(10).unwrap().downsample(2).unwrap()); // 500 and 100 images
     let mut config = tiny_config(5);
     config.network.channels = 4;
     config.network.auxiliary = false;
@@ -152,7 +153,7 @@ fn a_tiny_network_learns_the_embedded_set_well_above_chance() {
 #[test]
 fn resuming_a_checkpoint_continues_exactly() {
     let (train, test) = Dataset::embedded().unwrap();
-    let (train, test) = (balanced(&train, 4), balanced(&test, 1)); // 40 and 10 images
+    let (train, test) = (train.balanced(4).unwrap(), test.balanced(1).unwrap()); // 40 and 10 images
     let mut config = tiny_config(2);
     config.batch_size = 8;
     config.steps_per_epoch = Some(2);
@@ -176,7 +177,7 @@ fn an_enas_micro_architecture_retrains_through_the_same_network() {
     assert_eq!(genotype.normal_concat, [3]);
     assert_eq!(genotype.reduce_concat, [2, 3]);
     let (train, test) = Dataset::embedded().unwrap();
-    let (train, test) = (balanced(&train, 1), balanced(&test, 1));
+    let (train, test) = (train.balanced(1).unwrap(), test.balanced(1).unwrap());
     let mut config = TrainConfig::darts(1, 10, genotype);
     config.network.channels = 4;
     config.network.layers = 3;
@@ -196,7 +197,7 @@ fn an_enas_micro_architecture_retrains_through_the_same_network() {
 fn impossible_settings_are_clear_errors() {
     let gpu = gpu();
     let (train, test) = Dataset::embedded().unwrap();
-    let (train, test) = (balanced(&train, 1), balanced(&test, 1));
+    let (train, test) = (train.balanced(1).unwrap(), test.balanced(1).unwrap());
     let err = |config: TrainConfig| match Trainer::new(&gpu, config, &train, &test) {
         Ok(_) => panic!("accepted an impossible configuration"),
         Err(e) => e.to_string(),

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Instant;
 
-use retrain::{assert_resume_continues_exactly, balanced, halved};
+use retrain::assert_resume_continues_exactly;
 use support::gpu;
 use wgpu_nas::data::{Augment, Dataset};
 use wgpu_nas::nn::Module;
@@ -115,7 +115,8 @@ fn tiny_config(epochs: usize) -> TrainConfig {
 fn a_tiny_macro_network_learns_the_embedded_set_well_above_chance() {
     let gpu = gpu();
     let (train, test) = Dataset::embedded().unwrap();
-    let (train, test) = (halved(&balanced(&train, 50)), halved(&balanced(&test, 10))); // 500 and 100 images
+    let (train, test) =
+        (train.balanced(50).unwrap().downsample(2).unwrap(), test.balanced(10).unwrap().downsample(2).unwrap()); // 500 and 100 images
     let mut config = tiny_config(3);
     config.lr = 0.1;
     let started = Instant::now();
@@ -141,7 +142,8 @@ fn a_tiny_macro_network_learns_the_embedded_set_well_above_chance() {
 #[test]
 fn resuming_a_macro_run_continues_exactly() {
     let (train, test) = Dataset::embedded().unwrap();
-    let (train, test) = (halved(&balanced(&train, 4)), halved(&balanced(&test, 1))); // 40 and 10 images
+    let (train, test) =
+        (train.balanced(4).unwrap().downsample(2).unwrap(), test.balanced(1).unwrap().downsample(2).unwrap()); // 40 and 10 images
     let mut config = tiny_config(2);
     config.batch_size = 8;
     config.steps_per_epoch = Some(2);
@@ -175,7 +177,7 @@ fn enas_architecture_files_read_back() {
 fn macro_settings_that_cannot_work_are_clear_errors() {
     let gpu = gpu();
     let (train, test) = Dataset::embedded().unwrap();
-    let (train, test) = (balanced(&train, 1), balanced(&test, 1));
+    let (train, test) = (train.balanced(1).unwrap(), test.balanced(1).unwrap());
     let err = |config: TrainConfig| match Trainer::new(&gpu, config, &train, &test) {
         Ok(_) => panic!("accepted an impossible configuration"),
         Err(e) => e.to_string(),

@@ -122,6 +122,12 @@ impl Browser {
     /// Starts Chromium with WebGPU enabled and opens a blank page of `width` x `height` CSS
     /// pixels. A watchdog kills the browser after `limit`, so a hung page cannot block the test.
     pub fn launch(width: u32, height: u32, limit: Duration) -> Browser {
+        Browser::launch_with(width, height, limit, true)
+    }
+
+    /// [`Browser::launch`], with WebGPU on or off (off: Linux Chromium's default, where
+    /// `requestAdapter()` gives null).
+    pub fn launch_with(width: u32, height: u32, limit: Duration, webgpu: bool) -> Browser {
         let profile = TempDir::new("wgpu-nas-chromium");
         let (command_reader, commands) = std::io::pipe().expect("pipe");
         let (replies, reply_writer) = std::io::pipe().expect("pipe");
@@ -136,9 +142,9 @@ impl Browser {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            "--enable-unsafe-webgpu",
             "--remote-debugging-pipe",
         ])
+        .args(webgpu.then_some("--enable-unsafe-webgpu"))
         .arg(format!("--user-data-dir={}", profile.0.display()))
         .arg("about:blank")
         .stdin(Stdio::null())

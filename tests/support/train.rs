@@ -1,43 +1,10 @@
-//! Helpers of the retraining tests: small subsets of the embedded set, and the check that a
-//! run resumed from a checkpoint continues exactly.
+//! Helpers of the retraining tests: the check that a run resumed from a checkpoint continues
+//! exactly.
 #![allow(dead_code)]
 
 use wgpu_nas::data::Dataset;
 use wgpu_nas::train::{TrainConfig, Trainer};
 use wgpu_nas::Gpu;
-
-/// The first `per_class` images of each class, in file order.
-pub fn balanced(data: &Dataset, per_class: usize) -> Dataset {
-    let mut taken = vec![0; data.num_classes];
-    let indices: Vec<usize> = (0..data.n)
-        .filter(|&i| {
-            let c = data.labels[i] as usize;
-            taken[c] += 1;
-            taken[c] <= per_class
-        })
-        .collect();
-    data.subset(&indices, format!("{}-{per_class}-per-class", data.name)).unwrap()
-}
-
-/// Every image shrunk 2x2 -> 1 by averaging (28x28 -> 14x14): a quarter of the work per step
-/// on a software GPU.
-pub fn halved(d: &Dataset) -> Dataset {
-    let (h, w) = (d.height / 2, d.width / 2);
-    let mut images = Vec::with_capacity(d.n * d.channels * h * w);
-    for i in 0..d.n {
-        let src = d.image(i);
-        for plane in src.chunks(d.height * d.width) {
-            for y in 0..h {
-                for x in 0..w {
-                    let at = |dy: usize, dx: usize| plane[(2 * y + dy) * d.width + 2 * x + dx] as u32;
-                    images.push(((at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1) + 2) / 4) as u8);
-                }
-            }
-        }
-    }
-    let name = format!("{}-14x14", d.name);
-    Dataset::new(name, images, d.labels.clone(), d.channels, h, w, d.num_classes, d.class_names.clone()).unwrap()
-}
 
 /// Every tensor of a run's checkpoint, by name.
 pub fn all_state(trainer: &mut Trainer) -> Vec<(String, Vec<f32>)> {
