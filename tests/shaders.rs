@@ -2,7 +2,7 @@
 //! of the web: at most 256 invocations per workgroup, at most 10 storage buffers used by an
 //! entry point, bind groups below 4, and no f16 (naga's empty capabilities reject it).
 
-use wgpu_nas::gpu::SHADERS;
+use wgpu_nas::gpu::{MAX_STORAGE_BUFFERS_USED, SHADERS};
 
 #[test]
 fn every_shader_parses_and_validates() {
@@ -42,7 +42,11 @@ fn every_shader_parses_and_validates() {
                 .iter()
                 .filter(|(h, g)| !uses[*h].is_empty() && matches!(g.space, naga::AddressSpace::Storage { .. }))
                 .count();
-            assert!(storage <= 10, "{stem}.wgsl {}: {storage} storage buffers (web limit 10)", ep.name);
+            assert!(
+                storage <= MAX_STORAGE_BUFFERS_USED as usize,
+                "{stem}.wgsl {}: {storage} storage buffers (web limit {MAX_STORAGE_BUFFERS_USED})",
+                ep.name
+            );
             for (_, g) in module.global_variables.iter() {
                 if let Some(binding) = &g.binding {
                     assert!(binding.group < 4, "{stem}.wgsl: bind group {} (web limit 4)", binding.group);

@@ -59,12 +59,24 @@ pub(crate) struct GpuBuffer {
     pub bytes: u64,
 }
 
+/// Storage buffers one kernel binds at most (the DARTS mixed op's weighted sum of up to 8
+/// candidate outputs); the web's portable budget, above WebGPU's default of 8, so devices are
+/// created with the adapter's own limits. `tests/shaders.rs` checks every kernel against it.
+pub const MAX_STORAGE_BUFFERS_USED: u32 = 10;
+
 impl Gpu {
     /// Picks an adapter (hardware first; `WGPU_BACKEND` and `WGPU_ADAPTER_NAME` honoured) and
     /// creates a device on it.
     pub async fn new_async() -> Result<Gpu> {
         let (adapter, summary) = adapter::select().await?;
         let limits = adapter.limits();
+        if limits.max_storage_buffers_per_shader_stage < MAX_STORAGE_BUFFERS_USED {
+            return Err(crate::Error::Config(format!(
+                "adapter {summary} binds at most {} storage buffers per shader stage; wgpu-nas's kernels need \
+                 {MAX_STORAGE_BUFFERS_USED}. Use another adapter (WGPU_ADAPTER_NAME, or a newer browser)",
+                limits.max_storage_buffers_per_shader_stage
+            )));
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgpu-nas"),
@@ -102,7 +114,10 @@ impl Gpu {
     }
 
     /// Uses a device the caller already owns (a game engine's, a visualiser's). The caller keeps
-    /// its own clones of `device` and `queue`; our work goes into the same queue.
+    /// its own clones of `device` and `queue`; our work goes into the same queue. Create it with
+    /// at least [`MAX_STORAGE_BUFFERS_USED`] storage buffers per shader stage (WebGPU's default
+    /// limits give 8; `adapter.limits()` gives what the adapter has), and keep your own
+    /// uncaptured-error handler: wgpu-nas installs none on a caller's device.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
         let summary = AdapterSummary::from_device();
         Self::build(device, queue, summary)
