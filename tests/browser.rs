@@ -324,3 +324,53 @@ fn without_webgpu_the_page_says_what_to_enable() {
         assert!(text.contains(hint), "the message lacks {hint:?}: {text}");
     }
 }
+
+/// The steps done, from the counter "3 / 50"; None before the page shows one.
+fn steps_done(browser: &mut Browser) -> Option<u64> {
+    browser.text("stat-step")?.split(' ').next()?.parse().ok()
+}
+
+/// Pause stops after the step in flight and Resume goes on; Reset during a step discards the
+/// search once that step returns, and the page is ready for a new one.
+#[test]
+fn pause_resume_and_reset_mid_run() {
+    if !browser_tests_enabled("pause_resume_and_reset_mid_run") {
+        return;
+    }
+    let _one_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let url = format!("{}index.html?autostart=1&{}", serve(web_dir()), DARTS_QUERY.replace("steps=3", "steps=50"));
+    let mut browser = Browser::launch(VIEWPORT.0, VIEWPORT.1, PAGE_TIMEOUT + Duration::from_secs(30));
+    browser.navigate(&url);
+    let wait_for_step = |browser: &mut Browser, above: u64| {
+        let start = Instant::now();
+        while steps_done(browser).is_none_or(|s| s <= above) {
+            assert!(
+                start.elapsed() < PAGE_TIMEOUT,
+                "{url}: no step after {above}; status {:?}",
+                browser.text("status")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let click = |browser: &mut Browser, id: &str| browser.eval(&format!("document.getElementById('{id}').click()"));
+
+    wait_for_step(&mut browser, 0);
+    click(&mut browser, "pause");
+    assert_eq!(browser.wait_for_status(&["paused", "error"], PAGE_TIMEOUT), "paused");
+    assert_eq!(browser.text("start").as_deref(), Some("Resume"));
+    let paused_at = steps_done(&mut browser).unwrap();
+    click(&mut browser, "start");
+    wait_for_step(&mut browser, paused_at);
+    click(&mut browser, "reset");
+    assert_eq!(browser.wait_for_status(&["idle", "error"], PAGE_TIMEOUT), "idle", "Reset during a step");
+    let page = browser.eval(
+        "(() => ({ start: !document.getElementById('start').disabled, unlocked: !document.querySelector('#settings input').disabled, \
+         charts: document.querySelectorAll('#alphas-normal figure, #curves figure').length, step: document.getElementById('stat-step').textContent }))()",
+    );
+    assert_eq!(
+        page,
+        serde_json::json!({"start": true, "unlocked": true, "charts": 0, "step": "–"}),
+        "the page after Reset"
+    );
+    assert!(browser.page_errors.is_empty(), "errors in the page's console: {:?}", browser.page_errors);
+}

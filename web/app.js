@@ -17,29 +17,57 @@ let current = null; // {info, target, snapshots, calls: [{steps, seconds}] of ru
 let stopRequest = null; // 'pause' | 'reset' while the loop should stop after its current call
 let adapterName = ''; // as the browser names it
 
+/** What to do next, by status: the line under the buttons. */
+const HINTS = {
+  idle: 'Pick the settings and press Start.',
+  loading: 'Building the search on the GPU…',
+  running: 'Pause keeps the search; Reset discards it.',
+  paused: 'Resume continues where it stopped; Reset discards the search.',
+  done: 'Finished: download the genotype, or Reset to change the settings and search again.',
+  error: 'Reset to change the settings and start again.',
+};
+/** The hint while the loop waits for the call to run() in flight (ENAS: a whole epoch). */
+const STOPPING = { pause: 'Pausing when the step in progress ends…', reset: 'Resetting when the step in progress ends…' };
+
 function setStatus(status) {
   const el = $('status');
   el.textContent = status;
   el.className = `status ${status}`;
-  const has = Boolean(current?.snapshots.at(-1)?.genotype);
+  $('hint').textContent = stopRequest ? STOPPING[stopRequest] : HINTS[status];
+  updateButtons(status);
+}
+
+function updateButtons(status) {
+  const has = Boolean(lastSnapshot()?.genotype);
   $('start').disabled = !['idle', 'paused'].includes(status);
   $('start').textContent = status === 'paused' ? 'Resume' : 'Start';
-  $('pause').disabled = status !== 'running';
-  $('reset').disabled = !['running', 'paused', 'done', 'error'].includes(status);
+  $('pause').disabled = status !== 'running' || stopRequest !== null;
+  $('reset').disabled = !['running', 'paused', 'done', 'error'].includes(status) || stopRequest === 'reset';
   $('dl-json').disabled = !has;
   $('dl-python').disabled = !has;
-  $('dl-alphas').disabled = !has || current.info.algorithm !== 'darts';
+  // WebSearch.alpha_history() refuses while run() is in flight.
+  $('dl-alphas').disabled = !has || current.info.algorithm !== 'darts' || status === 'running';
 }
 
 function status() {
   return $('status').textContent;
 }
 
-/** Shows the error (`show: false` when another banner explains it already) and stops. */
-function fail(error, { show = true } = {}) {
-  const message = error instanceof Error ? error.message : String(error);
+function showError(error) {
   console.error(error);
-  $('error').textContent = message;
+  $('error').textContent = error instanceof Error ? error.message : String(error);
+  $('error').hidden = false;
+}
+
+function hideError() {
+  $('error').hidden = true;
+  $('error').textContent = '';
+}
+
+/** Stops on an error, shown unless another banner explains it already (`show: false`). */
+function fail(error, { show = true } = {}) {
+  stopRequest = null;
+  showError(error);
   $('error').hidden = !show;
   setStatus('error');
 }
@@ -86,15 +114,11 @@ async function loadWasm() {
 
 async function start() {
   if (status() === 'paused') return loop();
-  let settings;
+  hideError();
   try {
-    settings = controls.read();
-  } catch (e) {
-    return fail(e);
-  }
-  controls.lock(true);
-  setStatus('loading');
-  try {
+    const settings = controls.read();
+    controls.lock(true);
+    setStatus('loading');
     const { WebSearch } = await loadWasm();
     search = await WebSearch.create(JSON.stringify(settings.config));
     const info = JSON.parse(search.info());
@@ -102,7 +126,10 @@ async function start() {
     // Step 0: the initial alphas and the cell they derive, before any training.
     record(JSON.parse(await search.run(0)));
   } catch (e) {
-    return fail(e);
+    // No search to pause or reset (a setting it refused, no wasm, no device): back to the
+    // unlocked form with the reason, so that Start can be pressed again.
+    discard();
+    return showError(e);
   }
   await loop();
 }
@@ -144,7 +171,7 @@ async function loop() {
     }
     await nextFrame();
   }
-  if (stopRequest === 'reset') return reset();
+  if (stopRequest === 'reset') return discard();
   if (stopRequest === 'pause') {
     stopRequest = null;
     return setStatus('paused');
@@ -160,6 +187,10 @@ function speed() {
   return { overall: calls.length ? sum('steps') / sum('seconds') : 0, last: last ? last.steps / last.seconds : 0 };
 }
 
+function lastSnapshot() {
+  return current?.snapshots.at(-1);
+}
+
 function record(snapshot) {
   current.snapshots.push(snapshot);
   current.dashboard.add(snapshot);
@@ -173,7 +204,7 @@ function record(snapshot) {
   else $('stat-speed').textContent = `${current.calls.at(-1).seconds.toFixed(1)} s per epoch (${overall.toFixed(2)} steps/s)`;
   const gpu = snapshot.gpu;
   $('stat-gpu').textContent = `${gpu.dispatches.toLocaleString()} dispatches, ${gpu.submissions.toLocaleString()} submissions, ${gpu.readbacks.toLocaleString()} readbacks`;
-  setStatus(status());
+  updateButtons(status());
 }
 
 function alphaHistory() {
@@ -194,11 +225,18 @@ function finish() {
   setStatus('done');
 }
 
+/** Reset: at once, or, while run() is in flight, by the loop once the call returns. */
 function reset() {
   if (status() === 'running') {
     stopRequest = 'reset';
+    setStatus('running');
     return;
   }
+  discard();
+}
+
+/** Frees the search, empties the views and unlocks the settings. */
+function discard() {
   stopRequest = null;
   try {
     search?.free();
@@ -209,8 +247,7 @@ function reset() {
   current = null;
   clearViews();
   $('result').textContent = '';
-  $('error').hidden = true;
-  $('error').textContent = '';
+  hideError();
   controls.lock(false);
   setStatus('idle');
 }
@@ -224,12 +261,12 @@ function download(name, text, type) {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-function lastSnapshot() {
-  return current.snapshots.at(-1);
-}
 
 $('start').addEventListener('click', start);
-$('pause').addEventListener('click', () => (stopRequest = 'pause'));
+$('pause').addEventListener('click', () => {
+  stopRequest ??= 'pause';
+  setStatus(status());
+});
 $('reset').addEventListener('click', reset);
 $('dl-json').addEventListener('click', () =>
   download('genotype.json', JSON.stringify(lastSnapshot().genotype, null, 2), 'application/json'),
@@ -249,6 +286,9 @@ if (problem) {
   $('webgpu-reason').textContent = problem;
   $('webgpu-missing').hidden = false;
   fail(new Error(`WebGPU is not available: ${problem}`), { show: false });
+  // Nothing to reset: the page cannot search in this browser.
+  $('reset').disabled = true;
+  $('hint').textContent = 'WebGPU is missing: see the message above.';
 } else if (params.get('autostart') === '1') {
   start();
 }

@@ -104,6 +104,16 @@ function arrowHead([x, y], color) {
   return svg('path', { d: `M${x},${y} l-7,-3.5 v7 z`, fill: color });
 }
 
+/** The cell in words, for screen readers: "node 0 = sep_conv_3x3(c_{k-1}) + …; output = concat(0, 1)". */
+function describe(entries, concat) {
+  const nodes = [];
+  for (let k = 0; k < entries.length; k += 2) {
+    const inputs = entries.slice(k, k + 2).map(([op, input]) => `${op}(${stateName(input)})`);
+    nodes.push(`node ${k / 2} = ${inputs.join(' + ')}`);
+  }
+  return `${nodes.join('; ')}; output = concat(${concat.map(stateName).join(', ')})`;
+}
+
 /**
  * The diagram of one cell. `entries`: [[op, input state], ...], two per intermediate node;
  * `concat`: the states the output concatenates. `labels: false` leaves the operation names off
@@ -119,6 +129,8 @@ export function cellDiagram(entries, concat, { labels = true, width = null } = {
   const root = svg('svg', {
     class: 'cell-diagram',
     viewBox: `0 0 ${viewWidth} ${height}`,
+    role: 'img',
+    'aria-label': describe(entries, concat),
   });
   // Drawn no larger than its natural size: labels stay at their font size on wide screens.
   if (width) root.setAttribute('width', width);

@@ -1,6 +1,6 @@
 // Line charts in SVG: one class for the loss/accuracy/reward curves and the alpha small multiples.
 
-import { html, svg } from './svg.js';
+import { html, legendItem, svg } from './svg.js';
 
 /** Lower and upper bound of every y in `series`, padded so that a flat line sits mid-chart. */
 export function yExtent(series) {
@@ -85,9 +85,7 @@ export class LineChart {
         parts.push(svg('text', { class: 'tick', x: px(x), y: top + h + 12, 'text-anchor': anchor, text: label }));
       }
       parts.push(svg('text', { class: 'axis-label', x: left + w / 2, y: top + h + 25, 'text-anchor': 'middle', text: this.xLabel }));
-      this.legend.replaceChildren(
-        ...series.map((s) => html('span', { class: 'legend-item' }, [html('i', { style: `background:${s.color}` }), s.name])),
-      );
+      this.legend.replaceChildren(...series.map((s) => legendItem(s.name, s.color)));
     }
     for (const s of series) {
       const points = s.points.filter(([, y]) => Number.isFinite(y));

@@ -20,7 +20,15 @@ export class Controls {
         const ops = new Set(value.split(','));
         for (const box of this.form.querySelectorAll('input[name=ops]')) box.checked = ops.has(box.value);
       } else if (this.form.elements[key]) {
-        this.form.elements[key].value = value;
+        const field = this.form.elements[key];
+        const before = field.value;
+        field.value = value;
+        // A value the field cannot hold (an unknown algorithm, image size, or not a number)
+        // would leave it empty: keep the default instead.
+        if (field.value !== value) {
+          console.warn(`URL parameter ${key}=${value} ignored`);
+          field.value = before;
+        }
       }
     }
     this.showAlgorithmFields();

@@ -1,5 +1,7 @@
 // One colour per operation, shared by the alpha charts, the legend and the cell diagrams.
 
+import { legendItem } from './svg.js';
+
 const OP_COLORS = {
   none: '#9aa0a6',
   max_pool_3x3: '#e15759',
@@ -23,14 +25,5 @@ export function opColor(name) {
 
 /** Fills `container` with one swatch and name per operation. */
 export function renderLegend(container, ops) {
-  container.replaceChildren(
-    ...ops.map((op) => {
-      const item = document.createElement('span');
-      item.className = 'legend-item';
-      const swatch = document.createElement('i');
-      swatch.style.background = opColor(op);
-      item.append(swatch, op);
-      return item;
-    }),
-  );
+  container.replaceChildren(...ops.map((op) => legendItem(op, opColor(op))));
 }

@@ -2,24 +2,27 @@
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
-/** An SVG element with attributes (`text` sets its text content) and children. */
-export function svg(tag, attrs = {}, children = []) {
-  const node = document.createElementNS(SVG_NS, tag);
+/** Sets `attrs` on `node` (`text` sets its text content; null and undefined are left off) and appends `children`. */
+function fill(node, attrs, children) {
   for (const [key, value] of Object.entries(attrs)) {
     if (key === 'text') node.textContent = value;
     else if (value !== undefined && value !== null) node.setAttribute(key, value);
   }
-  for (const child of children) node.append(child);
+  node.append(...children);
   return node;
 }
 
-/** An HTML element with attributes (`text` sets its text content, `class` its class) and children. */
+/** An SVG element with attributes and children. */
+export function svg(tag, attrs = {}, children = []) {
+  return fill(document.createElementNS(SVG_NS, tag), attrs, children);
+}
+
+/** An HTML element with attributes and children. */
 export function html(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === 'text') node.textContent = value;
-    else if (value !== undefined && value !== null) node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child);
-  return node;
+  return fill(document.createElement(tag), attrs, children);
+}
+
+/** A legend entry: a swatch of `color` and `name`. */
+export function legendItem(name, color) {
+  return html('span', { class: 'legend-item' }, [html('i', { style: `background:${color}` }), name]);
 }

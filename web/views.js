@@ -26,7 +26,11 @@ export class Dashboard {
     const derived = this.darts
       ? 'Derived cell now (the two strongest edges of each node)'
       : 'Best architecture of the latest controller update';
-    for (const cell of ['normal', 'reduce']) $(`derived-${cell}-title`).textContent = derived;
+    for (const cell of ['normal', 'reduce']) {
+      $(`derived-${cell}-title`).textContent = derived;
+      // ENAS has no cell to show before its first controller update, at the end of epoch 1.
+      if (!this.darts) $(`cell-${cell}`).textContent = 'appears after the first epoch';
+    }
     renderLegend($('legend'), info.ops);
     const curves = $('curves');
     curves.replaceChildren();
@@ -91,7 +95,8 @@ export class Dashboard {
     $('enas-recent').replaceChildren(
       ...recent.map(({ genotype: g, reward }) =>
         html('figure', { class: 'sampled' }, [
-          html('figcaption', { text: `reward ${reward.toFixed(3)}` }),
+          // serde_json writes a NaN reward as null.
+          html('figcaption', { text: `reward ${reward?.toFixed(3) ?? 'not a number'}` }),
           cellDiagram(g.normal, g.normal_concat, { labels: false, width: 210 }),
           cellDiagram(g.reduce, g.reduce_concat, { labels: false, width: 210 }),
         ]),
@@ -103,9 +108,10 @@ export class Dashboard {
 /** Empties every view (Reset). */
 export function clearViews() {
   for (const id of ['curves', 'enas-charts', 'enas-recent', 'alphas-normal', 'alphas-reduce', 'legend']) $(id).replaceChildren();
-  for (const id of ['cell-normal', 'cell-reduce']) {
-    $(id).textContent = 'appears with the first step';
-    $(id).classList.add('placeholder');
+  for (const cell of ['normal', 'reduce']) {
+    $(`cell-${cell}`).textContent = 'appears with the first step';
+    $(`cell-${cell}`).classList.add('placeholder');
+    $(`derived-${cell}-title`).textContent = 'Derived cell now';
   }
   for (const id of ['stat-step', 'stat-epoch', 'stat-speed', 'stat-adapter', 'stat-net', 'stat-data', 'stat-gpu']) $(id).textContent = '–';
 }
