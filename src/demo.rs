@@ -86,6 +86,13 @@ impl DemoConfig {
 
     /// The embedded training set, subsampled and averaged down as configured.
     pub fn data(&self) -> Result<Dataset> {
+        // The network configs check this too, but their message names the command line's flag.
+        if self.channels == 0 || !self.channels.is_multiple_of(2) {
+            return Err(Error::Config(format!(
+                "channels must be even (each reduction halves them in FactorizedReduce), got {}",
+                self.channels
+            )));
+        }
         if ![28, 14, 7].contains(&self.image_size) {
             return Err(Error::Config(format!("image size must be 28, 14 or 7, got {}", self.image_size)));
         }

@@ -79,6 +79,8 @@ fn bad_settings_are_clear_errors() {
     let config = DemoConfig::from_json(r#"{"image_size": 10}"#).unwrap();
     let err = Demo::new(&gpu, config).err().unwrap().to_string();
     assert!(err.contains("image size must be 28, 14 or 7"), "{err}");
+    let err = Demo::new(&gpu, DemoConfig { channels: 3, ..tiny(Algorithm::Enas) }).err().unwrap().to_string();
+    assert!(err.contains("channels must be even"), "{err}");
     let config = DemoConfig { ops: vec!["conv_9x9".into()], ..tiny(Algorithm::Darts) };
     assert!(Demo::new(&gpu, config).is_err());
 }

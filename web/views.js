@@ -44,7 +44,7 @@ export class Dashboard {
     } else {
       $('enas-charts').replaceChildren();
       this.reward = new LineChart($('enas-charts'), { title: 'Reward per controller update', xLabel: 'update' });
-      this.entropy = new LineChart($('enas-charts'), { title: 'Controller entropy', xLabel: 'update' });
+      this.entropy = new LineChart($('enas-charts'), { title: 'Controller entropy (summed over its decisions)', xLabel: 'update' });
     }
     const a = info.adapter;
     const software = a.device_type === 'Cpu' ? '; a CPU fallback, expect seconds per step (7×7 images and 2 channels help)' : '';
