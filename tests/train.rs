@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Instant;
 
-use retrain::assert_resume_continues_exactly;
+use retrain::{assert_resume_continues_exactly, config_error};
 use support::gpu;
 use wgpu_nas::checkpoint::Checkpoint;
 use wgpu_nas::data::{Augment, Dataset};
@@ -196,12 +196,7 @@ fn an_enas_micro_architecture_retrains_through_the_same_network() {
 #[test]
 fn impossible_settings_are_clear_errors() {
     let gpu = gpu();
-    let (train, test) = Dataset::embedded().unwrap();
-    let (train, test) = (train.balanced(1).unwrap(), test.balanced(1).unwrap());
-    let err = |config: TrainConfig| match Trainer::new(&gpu, config, &train, &test) {
-        Ok(_) => panic!("accepted an impossible configuration"),
-        Err(e) => e.to_string(),
-    };
+    let err = |config: TrainConfig| config_error(&gpu, config);
     let mut odd = tiny_config(1);
     odd.network.channels = 7;
     assert!(err(odd).contains("even"));
@@ -221,6 +216,7 @@ fn impossible_settings_are_clear_errors() {
     assert!(err(certain_drop).contains("drop path"));
 
     let search = Checkpoint { kind: "darts".into(), meta: serde_json::json!({}), tensors: vec![] };
+    let (train, test) = Dataset::embedded().unwrap();
     match Trainer::resume(&gpu, &search, &train, &test) {
         Ok(_) => panic!("resumed a search checkpoint as a retraining run"),
         Err(e) => assert!(e.to_string().contains("not a retraining run")),

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Instant;
 
-use retrain::assert_resume_continues_exactly;
+use retrain::{assert_resume_continues_exactly, config_error};
 use support::gpu;
 use wgpu_nas::data::{Augment, Dataset};
 use wgpu_nas::nn::Module;
@@ -176,12 +176,7 @@ fn enas_architecture_files_read_back() {
 #[test]
 fn macro_settings_that_cannot_work_are_clear_errors() {
     let gpu = gpu();
-    let (train, test) = Dataset::embedded().unwrap();
-    let (train, test) = (train.balanced(1).unwrap(), test.balanced(1).unwrap());
-    let err = |config: TrainConfig| match Trainer::new(&gpu, config, &train, &test) {
-        Ok(_) => panic!("accepted an impossible configuration"),
-        Err(e) => e.to_string(),
-    };
+    let err = |config: TrainConfig| config_error(&gpu, config);
     let mut wrong_layers = tiny_config(1);
     wrong_layers.network.layers = 4;
     assert!(err(wrong_layers).contains("the macro architecture has 3 layers"));

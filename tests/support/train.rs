@@ -1,5 +1,5 @@
-//! Helpers of the retraining tests: the check that a run resumed from a checkpoint continues
-//! exactly.
+//! Helpers of the retraining tests: the error of an impossible configuration, and the check that
+//! a run resumed from a checkpoint continues exactly.
 #![allow(dead_code)]
 
 use wgpu_nas::data::Dataset;
@@ -10,6 +10,16 @@ use wgpu_nas::Gpu;
 pub fn all_state(trainer: &mut Trainer) -> Vec<(String, Vec<f32>)> {
     let c = pollster::block_on(trainer.checkpoint()).unwrap();
     c.tensors.into_iter().map(|(e, v)| (e.name, v)).collect()
+}
+
+/// The error `Trainer::new` gives for `config` on one image per class (panics if it accepts it).
+pub fn config_error(gpu: &Gpu, config: TrainConfig) -> String {
+    let (train, test) = Dataset::embedded().unwrap();
+    let (train, test) = (train.balanced(1).unwrap(), test.balanced(1).unwrap());
+    match Trainer::new(gpu, config, &train, &test) {
+        Ok(_) => panic!("accepted an impossible configuration"),
+        Err(e) => e.to_string(),
+    }
 }
 
 /// Runs `config` (two epochs or more) straight through, and again as epoch 0 and one step of
