@@ -331,9 +331,9 @@ impl Demo {
         }
     }
 
-    /// Runs `n` more steps (DARTS: bi-level steps, closing epochs as they fill; ENAS: whole
-    /// epochs of shared-weight steps and controller updates), reads back, and reports what
-    /// changed. `run(0)` reports the state as it is.
+    /// Runs `n` more steps (DARTS: bi-level steps; ENAS: shared-weight steps, then, once the
+    /// epoch has its steps, controller updates; both close epochs as they fill), reads back, and
+    /// reports what changed. `run(0)` reports the state as it is.
     pub async fn run(&mut self, n: usize) -> Result<Snapshot> {
         match &mut self.search {
             Search::Darts(s) => {
@@ -353,8 +353,9 @@ impl Demo {
                     if s.is_finished() {
                         break;
                     }
-                    s.run_epoch(|_| {}).await?;
+                    s.advance().await?;
                 }
+                s.flush_metrics().await?;
             }
         }
         self.snapshot().await

@@ -46,7 +46,8 @@ impl WebSearch {
         self.info.clone()
     }
 
-    /// Runs `n` more steps (ENAS: epochs) and resolves to the `Snapshot` JSON of what changed.
+    /// Runs `n` more steps (ENAS: shared-weight steps or controller updates, see `Demo::run`)
+    /// and resolves to the `Snapshot` JSON of what changed.
     pub fn run(&self, n: u32) -> js_sys::Promise {
         let demo = self.demo.clone();
         wasm_bindgen_futures::future_to_promise(async move {

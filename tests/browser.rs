@@ -290,6 +290,8 @@ fn an_enas_search_runs_in_the_browser() {
     eprintln!("page: 1 ENAS epoch in {:.1} s; {}", run.seconds, dom["speed"].as_str().unwrap());
     let snapshots = result["snapshots"].as_array().unwrap();
     assert_eq!(snapshots.last().unwrap()["epoch"], 1, "epochs finished");
+    // run(0), then one call per shared-weight step and per controller update (2 per epoch).
+    assert_eq!(snapshots.len(), 4, "the page did not redraw within the epoch");
     let updates: usize = snapshots.iter().map(|s| s["enas"]["updates"].as_array().unwrap().len()).sum();
     assert!(updates > 0, "no controller update reached the page");
     assert!(dom["reward_points"].as_u64().unwrap() > 0, "the reward chart is empty");

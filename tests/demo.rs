@@ -61,10 +61,14 @@ fn enas_demo_reports_rewards_and_sampled_cells() {
     assert_eq!(demo.info().ops, ENAS_MICRO_OPS);
     let before = pollster::block_on(demo.run(0)).unwrap();
     assert!(before.genotype.is_none() && before.alphas.is_none());
+    // An epoch: 2 shared-weight steps, then 2 controller updates, one per unit of run().
+    let during = pollster::block_on(demo.run(3)).unwrap();
+    assert_eq!((during.step, during.epoch), (2, 0));
+    assert_eq!(during.enas.unwrap().updates.len(), 1);
     let after = pollster::block_on(demo.run(1)).unwrap();
     assert_eq!((after.step, after.epoch), (2, 1));
     let enas = after.enas.unwrap();
-    assert_eq!(enas.updates.len(), 2);
+    assert_eq!(enas.updates.len(), 1);
     assert_eq!(enas.recent.len(), 4);
     assert!(enas.recent.windows(2).all(|w| w[0].reward >= w[1].reward), "best first");
     assert_eq!(after.genotype.as_ref(), Some(&enas.recent[0].genotype));

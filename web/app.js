@@ -26,7 +26,7 @@ const HINTS = {
   done: 'Finished: download the genotype, or Reset to change the settings and search again.',
   error: 'Reset to change the settings and start again.',
 };
-/** The hint while the loop waits for the call to run() in flight (ENAS: a whole epoch). */
+/** The hint while the loop waits for the call to run() in flight. */
 const STOPPING = { pause: 'Pausing when the step in progress ends…', reset: 'Resetting when the step in progress ends…' };
 
 function setStatus(status) {
@@ -134,7 +134,8 @@ async function start() {
   await loop();
 }
 
-/** What is left to run after `snapshot`: DARTS counts steps, ENAS (whose run(n) runs n epochs) epochs. */
+/** What is left to run after `snapshot`: DARTS counts steps, ENAS (whose run(n) runs n shared-weight steps or
+ * controller updates) epochs. */
 function remaining(snapshot) {
   const { target } = current;
   return target.steps !== undefined ? target.steps - snapshot.step : target.epochs - snapshot.epoch;
@@ -187,6 +188,13 @@ function speed() {
   return { overall: calls.length ? sum('steps') / sum('seconds') : 0, last: last ? last.steps / last.seconds : 0 };
 }
 
+/** ENAS: seconds per epoch so far (an epoch holds shared-weight steps and controller updates). */
+function enasSpeed(snapshot, stepsPerSecond) {
+  const seconds = current.calls.reduce((total, call) => total + call.seconds, 0);
+  const perEpoch = snapshot.epoch ? `${(seconds / snapshot.epoch).toFixed(1)} s per epoch` : `${seconds.toFixed(0)} s into epoch 1`;
+  return `${perEpoch} (${stepsPerSecond.toFixed(2)} shared-weight steps/s)`;
+}
+
 function lastSnapshot() {
   return current?.snapshots.at(-1);
 }
@@ -201,7 +209,7 @@ function record(snapshot) {
   const { overall, last } = speed();
   if (current.calls.length === 0) $('stat-speed').textContent = '–';
   else if (info.algorithm === 'darts') $('stat-speed').textContent = `${overall.toFixed(2)} steps/s (last call: ${last.toFixed(2)})`;
-  else $('stat-speed').textContent = `${current.calls.at(-1).seconds.toFixed(1)} s per epoch (${overall.toFixed(2)} steps/s)`;
+  else $('stat-speed').textContent = enasSpeed(snapshot, overall);
   const gpu = snapshot.gpu;
   $('stat-gpu').textContent = `${gpu.dispatches.toLocaleString()} dispatches, ${gpu.submissions.toLocaleString()} submissions, ${gpu.readbacks.toLocaleString()} readbacks`;
   updateButtons(status());

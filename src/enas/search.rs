@@ -391,25 +391,54 @@ impl EnasSearch {
 
     /// An epoch of shared-weight training, then a round of controller training.
     pub async fn run_epoch(&mut self, mut on_step: impl FnMut(&StepMetrics)) -> Result<EpochSummary> {
-        let lr = self.lr();
-        for step in 0..self.steps_per_epoch() {
-            self.shared_step().await?;
-            if self.pending.len() >= self.config.log_every.max(1) || step + 1 == self.steps_per_epoch() {
-                let before = self.metrics.len();
-                self.flush_metrics().await?;
-                self.metrics[before..].iter().for_each(&mut on_step);
+        loop {
+            let before = self.metrics.len();
+            let closed = self.advance().await?;
+            self.metrics[before..].iter().for_each(&mut on_step);
+            if let Some(summary) = closed {
+                return Ok(summary);
             }
         }
-        let first_update = self.controller_metrics.len();
-        for _ in 0..self.config.controller_steps {
+    }
+
+    /// Shared-weight steps and controller updates done in the current epoch.
+    fn epoch_progress(&self) -> (usize, usize) {
+        let steps = self.metrics.iter().rev().take_while(|m| m.epoch == self.epoch).count() + self.pending.len();
+        let updates = self.controller_metrics.iter().rev().take_while(|m| m.epoch == self.epoch).count();
+        (steps, updates)
+    }
+
+    /// The next piece of the current epoch, in [`EnasSearch::run_epoch`]'s order: a shared-weight
+    /// step while the epoch has some left (metrics read back every `log_every` steps and after
+    /// the last), then one controller update. After the epoch's last update it closes the epoch
+    /// and returns its summary. For callers that show progress within an epoch (the browser demo).
+    pub async fn advance(&mut self) -> Result<Option<EpochSummary>> {
+        let (steps, updates) = self.epoch_progress();
+        let steps_per_epoch = self.steps_per_epoch();
+        if steps < steps_per_epoch {
+            self.shared_step().await?;
+            if self.pending.len() >= self.config.log_every.max(1) || steps + 1 == steps_per_epoch {
+                self.flush_metrics().await?;
+            }
+        } else if updates < self.config.controller_steps {
             self.controller_update().await?;
         }
+        let (steps, updates) = self.epoch_progress();
+        if steps < steps_per_epoch || updates < self.config.controller_steps {
+            return Ok(None);
+        }
+        Ok(Some(self.finish_epoch()))
+    }
+
+    /// The epoch's summary (means of its steps and controller updates); moves to the next epoch.
+    fn finish_epoch(&mut self) -> EpochSummary {
         let epoch_steps: Vec<&StepMetrics> = self.metrics.iter().filter(|m| m.epoch == self.epoch).collect();
-        let updates = &self.controller_metrics[first_update..];
+        let updates: Vec<&ControllerMetrics> =
+            self.controller_metrics.iter().filter(|m| m.epoch == self.epoch).collect();
         let mean = |v: &mut dyn Iterator<Item = f32>, n: usize| v.sum::<f32>() / n.max(1) as f32;
         let summary = EpochSummary {
             epoch: self.epoch,
-            lr,
+            lr: self.lr(),
             train_loss: mean(&mut epoch_steps.iter().map(|m| m.loss), epoch_steps.len()),
             train_acc: mean(&mut epoch_steps.iter().map(|m| m.acc), epoch_steps.len()),
             reward: mean(&mut updates.iter().map(|m| m.stats.reward), updates.len()),
@@ -418,7 +447,7 @@ impl EnasSearch {
         };
         self.epochs.push(summary.clone());
         self.epoch += 1;
-        Ok(summary)
+        summary
     }
 
     /// Samples `derive_samples` architectures, scores each on the same validation batch, and

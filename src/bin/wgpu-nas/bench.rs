@@ -14,7 +14,8 @@ pub struct BenchDemoArgs {
     /// the default is the page's default.
     #[arg(long, default_value = "{}")]
     config: String,
-    /// Timed steps (DARTS) or epochs (ENAS), after one untimed warm-up step.
+    /// Timed steps (DARTS) or units (ENAS: a shared-weight step or a controller update), after
+    /// one untimed warm-up step.
     #[arg(long, default_value_t = 3)]
     steps: usize,
 }
@@ -33,10 +34,13 @@ pub fn demo(args: BenchDemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let after = pollster::block_on(demo.run(args.steps))?;
     let seconds = started.elapsed().as_secs_f64();
-    // DARTS advances in bi-level steps, ENAS in epochs (shared-weight steps and controller updates).
+    // DARTS advances in bi-level steps, ENAS in shared-weight steps and controller updates.
     let (done, unit) = match demo.info().algorithm {
         Algorithm::Darts => ((after.step - before.step) as f64, "step"),
-        Algorithm::Enas => ((after.epoch - before.epoch) as f64, "epoch"),
+        Algorithm::Enas => {
+            let updates = after.enas.as_ref().map_or(0, |e| e.updates.len());
+            ((after.step - before.step) as f64 + updates as f64, "unit")
+        }
     };
     println!(
         "first {unit} (compiles the pipelines) {warm_up:.2} s; then {done} {unit}s in {seconds:.2} s: {:.3} {unit}s/s, \
