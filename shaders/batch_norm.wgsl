@@ -1,7 +1,7 @@
-// BatchNorm2d over x: [N, C, H, W]: per-channel batch statistics, the running-statistics update,
-// normalisation, and the backward (through the batch statistics in training mode). Per-channel
-// sums are one workgroup per channel, a fixed-order tree in workgroup memory: no atomics, the
-// same bits every run.
+// BatchNorm2d over x: [N, C, H, W]: per-channel batch statistics (with the running-statistics
+// update, in training), normalisation, and the backward (through the batch statistics in
+// training mode). Per-channel sums are one workgroup per channel, a fixed-order tree in
+// workgroup memory: no atomics, the same bits every run.
 
 struct Params {
     n: u32,        // batch size N
@@ -55,22 +55,19 @@ fn inv_std(var_c: f32) -> f32 {
     return 1.0 / sqrt(var_c + p.eps);
 }
 
-// batch_stats: mean[C] and biased var[C] of x over (N, H, W)
+// batch_stats: mean[C] and biased var[C] of x over (N, H, W); batch_stats_running also updates
+// the running statistics: r = (1 - momentum) * r + momentum * stat, the unbiased variance for
+// running_var (one kernel instead of two: the update is a few flops per channel).
 @group(0) @binding(1) var<storage, read> bs_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> bs_mean: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bs_var: array<f32>;
+@group(0) @binding(4) var<storage, read_write> bs_running_mean: array<f32>;
+@group(0) @binding(5) var<storage, read_write> bs_running_var: array<f32>;
 
-// mean and biased variance of one channel: one workgroup per channel (c = wid.x + wid.y * nwg.x),
-// threads stride through its N*H*W elements; two passes (mean, then squared deviations) so a
-// large mean costs no precision.
-@compute @workgroup_size(256)
-fn batch_stats(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let c = wid.x + wid.y * nwg.x;
-    if (c >= p.c) { return; }
+// (mean, biased variance) of channel c, every thread of its workgroup gets them: threads stride
+// through its N*H*W elements; two passes (mean, then squared deviations) so a large mean costs
+// no precision.
+fn channel_stats(c: u32, lid: u32) -> vec2<f32> {
     let count = p.n * p.hw;
     var acc = 0.0;
     for (var j = lid; j < count; j = j + 256u) {
@@ -82,28 +79,42 @@ fn batch_stats(
         let d = bs_x[channel_index(c, j)] - mean;
         dev = dev + d * d;
     }
-    let var_c = tree_sum(lid, vec2<f32>(dev, 0.0)).x / f32(count);
+    return vec2<f32>(mean, tree_sum(lid, vec2<f32>(dev, 0.0)).x / f32(count));
+}
+
+// One workgroup per channel (c = wid.x + wid.y * nwg.x).
+@compute @workgroup_size(256)
+fn batch_stats(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let c = wid.x + wid.y * nwg.x;
+    if (c >= p.c) { return; }
+    let stats = channel_stats(c, lid);
     if (lid == 0u) {
-        bs_mean[c] = mean;
-        bs_var[c] = var_c;
+        bs_mean[c] = stats.x;
+        bs_var[c] = stats.y;
     }
 }
 
-// update_running: r = (1 - momentum) * r + momentum * stat, the unbiased variance for running_var
-@group(0) @binding(1) var<storage, read> ur_mean: array<f32>;
-@group(0) @binding(2) var<storage, read> ur_var: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ur_running_mean: array<f32>;
-@group(0) @binding(4) var<storage, read_write> ur_running_var: array<f32>;
-
-// Running-statistics update in place, one thread per channel.
 @compute @workgroup_size(256)
-fn update_running(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let c = element(gid, nwg);
+fn batch_stats_running(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let c = wid.x + wid.y * nwg.x;
     if (c >= p.c) { return; }
-    let count = f32(p.n * p.hw);
-    let unbiased = ur_var[c] * count / (count - 1.0);
-    ur_running_mean[c] = (1.0 - p.momentum) * ur_running_mean[c] + p.momentum * ur_mean[c];
-    ur_running_var[c] = (1.0 - p.momentum) * ur_running_var[c] + p.momentum * unbiased;
+    let stats = channel_stats(c, lid);
+    if (lid == 0u) {
+        bs_mean[c] = stats.x;
+        bs_var[c] = stats.y;
+        let count = f32(p.n * p.hw);
+        let unbiased = stats.y * count / (count - 1.0);
+        bs_running_mean[c] = (1.0 - p.momentum) * bs_running_mean[c] + p.momentum * stats.x;
+        bs_running_var[c] = (1.0 - p.momentum) * bs_running_var[c] + p.momentum * unbiased;
+    }
 }
 
 // normalize_forward: y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c]

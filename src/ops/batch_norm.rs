@@ -134,9 +134,9 @@ pub fn batch_norm2d(
     let (mean, var) = if training {
         let mean = Tensor::empty(gpu, &[c])?; // mean: [C]
         let var = Tensor::empty(gpu, &[c])?; // var: [C], biased
-        launch.dispatch("batch_stats", &[x, &mean, &var], grid_groups(c));
-        if let Some((rm, rv)) = running {
-            launch.dispatch("update_running", &[&mean, &var, rm, rv], grid_1d(c));
+        match running {
+            Some((rm, rv)) => launch.dispatch("batch_stats_running", &[x, &mean, &var, rm, rv], grid_groups(c)),
+            None => launch.dispatch("batch_stats", &[x, &mean, &var], grid_groups(c)),
         }
         (mean, var)
     } else {
