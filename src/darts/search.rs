@@ -12,7 +12,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{Augment, Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::metrics::MetricsRing;
+use crate::metrics::{MetricsRing, PendingStep};
 use crate::nn::Module;
 use crate::ops::optim::{clip_grad_norm, CosineAnnealing, Schedule, Sgd};
 use crate::ops::softmax;
@@ -104,13 +104,6 @@ pub struct EpochSummary {
     pub genotype: Genotype,
 }
 
-/// A step whose metrics wait on the GPU, in row `pending index` of the metrics ring.
-struct Pending {
-    epoch: usize,
-    step: u64,
-    lr: f32,
-}
-
 /// Metrics per step in the ring: train loss, train accuracy, validation loss and accuracy.
 const METRICS: usize = 4;
 
@@ -144,7 +137,6 @@ pub struct DartsSearch {
     epoch: usize,
     step_in_epoch: usize,
     global_step: u64,
-    pending: Vec<Pending>,
     /// Each step's METRICS scalars, waiting on the GPU for the next flush.
     metrics_ring: MetricsRing,
     pub metrics: Vec<StepMetrics>,
@@ -187,7 +179,6 @@ impl DartsSearch {
             epoch: 0,
             step_in_epoch: 0,
             global_step: 0,
-            pending: vec![],
             metrics_ring,
             metrics: vec![],
             alpha_history: vec![],
@@ -252,8 +243,8 @@ impl DartsSearch {
             a.set_requires_grad(true);
         }
         let (train_loss, train_acc) = result?;
-        self.metrics_ring.push(&[&train_loss, &train_acc, &val.loss, &val.acc])?;
-        self.pending.push(Pending { epoch: self.epoch, step: self.global_step, lr });
+        let pending = PendingStep { epoch: self.epoch, step: self.global_step, lr };
+        self.metrics_ring.push(pending, &[&train_loss, &train_acc, &val.loss, &val.acc])?;
         self.global_step += 1;
         self.step_in_epoch += 1;
         Ok(())
@@ -261,7 +252,7 @@ impl DartsSearch {
 
     /// Reads back the pending step metrics and the current softmax(alphas) in one go.
     pub async fn flush_metrics(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
+        if self.metrics_ring.is_empty() {
             return Ok(());
         }
         let (wn, wr) = self.gpu.no_grad(|| -> Result<_> {
@@ -270,8 +261,8 @@ impl DartsSearch {
         let (values, steps) = self.metrics_ring.read_with(&[&wn, &wr]).await?;
         let ops = self.net.config.space.num_ops();
         let rows = |v: &[f32]| v.chunks(ops).map(<[f32]>::to_vec).collect::<Vec<_>>();
-        let last_step = self.pending.last().map(|p| p.step).unwrap_or(0);
-        for (p, r) in self.pending.drain(..).zip(steps) {
+        let last_step = steps.last().map(|(p, _)| p.step).unwrap_or(0);
+        for (p, r) in steps {
             let m = StepMetrics {
                 epoch: p.epoch,
                 step: p.step,
@@ -295,7 +286,7 @@ impl DartsSearch {
     pub async fn run_epoch(&mut self, mut on_step: impl FnMut(&StepMetrics)) -> Result<EpochSummary> {
         while self.step_in_epoch < self.steps_per_epoch() {
             self.step()?;
-            if self.pending.len() >= self.config.log_every.max(1) {
+            if self.metrics_ring.len() >= self.config.log_every.max(1) {
                 let before = self.metrics.len();
                 self.flush_metrics().await?;
                 self.metrics[before..].iter().for_each(&mut on_step);

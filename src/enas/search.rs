@@ -16,7 +16,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::metrics::MetricsRing;
+use crate::metrics::{MetricsRing, PendingStep};
 use crate::nn::Module;
 use crate::ops::optim::{clip_grad_norm, CosineWarmRestarts, Schedule, Sgd};
 use crate::ops::softmax;
@@ -208,13 +208,6 @@ impl Derived {
     }
 }
 
-/// A step whose loss and accuracy wait on the GPU in the metrics ring.
-struct Pending {
-    epoch: usize,
-    step: u64,
-    lr: f32,
-}
-
 /// Counters and cursors saved in a checkpoint (besides the tensors).
 #[derive(Serialize, Deserialize)]
 struct State {
@@ -246,7 +239,6 @@ pub struct EnasSearch {
     epoch: usize,
     global_step: u64,
     updates: u64,
-    pending: Vec<Pending>,
     /// Each step's loss and accuracy, waiting on the GPU for the next flush.
     metrics_ring: MetricsRing,
     pub metrics: Vec<StepMetrics>,
@@ -297,7 +289,6 @@ impl EnasSearch {
             epoch: 0,
             global_step: 0,
             updates: 0,
-            pending: vec![],
             metrics_ring,
             metrics: vec![],
             controller_metrics: vec![],
@@ -340,19 +331,19 @@ impl EnasSearch {
         let g = grads.take_all(&weights)?;
         clip_grad_norm(&g, self.config.grad_clip)?;
         self.optimizer.step(&weights, &g)?;
-        self.metrics_ring.push(&[&loss, &acc])?;
-        self.pending.push(Pending { epoch: self.epoch, step: self.global_step, lr });
+        let pending = PendingStep { epoch: self.epoch, step: self.global_step, lr };
+        self.metrics_ring.push(pending, &[&loss, &acc])?;
         self.global_step += 1;
         Ok(())
     }
 
     /// Reads back the pending shared-step metrics at once.
     pub async fn flush_metrics(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
+        if self.metrics_ring.is_empty() {
             return Ok(());
         }
         let (_, steps) = self.metrics_ring.read_with(&[]).await?;
-        for (p, r) in self.pending.drain(..).zip(steps) {
+        for (p, r) in steps {
             let m = StepMetrics { epoch: p.epoch, step: p.step, lr: p.lr, loss: r[0], acc: r[1] };
             if !m.loss.is_finite() {
                 return Err(Error::NonFinite { step: m.step });
@@ -403,7 +394,7 @@ impl EnasSearch {
 
     /// Shared-weight steps and controller updates done in the current epoch.
     fn epoch_progress(&self) -> (usize, usize) {
-        let steps = self.metrics.iter().rev().take_while(|m| m.epoch == self.epoch).count() + self.pending.len();
+        let steps = self.metrics.iter().rev().take_while(|m| m.epoch == self.epoch).count() + self.metrics_ring.len();
         let updates = self.controller_metrics.iter().rev().take_while(|m| m.epoch == self.epoch).count();
         (steps, updates)
     }
@@ -417,7 +408,7 @@ impl EnasSearch {
         let steps_per_epoch = self.steps_per_epoch();
         if steps < steps_per_epoch {
             self.shared_step().await?;
-            if self.pending.len() >= self.config.log_every.max(1) || steps + 1 == steps_per_epoch {
+            if self.metrics_ring.len() >= self.config.log_every.max(1) || steps + 1 == steps_per_epoch {
                 self.flush_metrics().await?;
             }
         } else if updates < self.config.controller_steps {

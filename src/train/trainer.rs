@@ -12,7 +12,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{Augment, Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::metrics::MetricsRing;
+use crate::metrics::{MetricsRing, PendingStep};
 use crate::nn::Module;
 use crate::ops::optim::{clip_grad_norm, CosineAnnealing, Schedule, Sgd};
 use crate::ops::{elementwise, softmax};
@@ -126,13 +126,6 @@ pub struct EpochMetrics {
     pub test_acc: f32,
 }
 
-/// A step whose loss and accuracy wait on the GPU in the metrics ring.
-struct Pending {
-    epoch: usize,
-    step: u64,
-    lr: f32,
-}
-
 /// Counters and cursors saved in a checkpoint (besides the tensors).
 #[derive(Serialize, Deserialize)]
 struct State {
@@ -164,7 +157,6 @@ pub struct Trainer {
     epoch: usize,
     step_in_epoch: usize,
     global_step: u64,
-    pending: Vec<Pending>,
     /// Each step's loss and accuracy, waiting on the GPU for the next flush.
     metrics_ring: MetricsRing,
     pub metrics: Vec<StepMetrics>,
@@ -205,7 +197,6 @@ impl Trainer {
             epoch: 0,
             step_in_epoch: 0,
             global_step: 0,
-            pending: vec![],
             metrics_ring,
             metrics: vec![],
             epochs: vec![],
@@ -262,8 +253,8 @@ impl Trainer {
         let g = grads.take_all(&params)?;
         clip_grad_norm(&g, self.config.grad_clip)?;
         self.optimizer.step(&params, &g)?;
-        self.metrics_ring.push(&[&loss, &acc])?;
-        self.pending.push(Pending { epoch: self.epoch, step: self.global_step, lr });
+        let pending = PendingStep { epoch: self.epoch, step: self.global_step, lr };
+        self.metrics_ring.push(pending, &[&loss, &acc])?;
         self.global_step += 1;
         self.step_in_epoch += 1;
         Ok(())
@@ -271,11 +262,11 @@ impl Trainer {
 
     /// Reads back the pending step metrics in one go; fails on a non-finite loss.
     pub async fn flush_metrics(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
+        if self.metrics_ring.is_empty() {
             return Ok(());
         }
         let (_, steps) = self.metrics_ring.read_with(&[]).await?;
-        for (p, r) in self.pending.drain(..).zip(steps) {
+        for (p, r) in steps {
             let m = StepMetrics { epoch: p.epoch, step: p.step, lr: p.lr, train_loss: r[0], train_acc: r[1] };
             if !m.train_loss.is_finite() {
                 return Err(Error::NonFinite { step: m.step });
@@ -296,7 +287,7 @@ impl Trainer {
             if !done {
                 self.step()?;
             }
-            if done || self.pending.len() >= self.config.log_every.max(1) {
+            if done || self.metrics_ring.len() >= self.config.log_every.max(1) {
                 let before = self.metrics.len();
                 self.flush_metrics().await?;
                 for m in &self.metrics[before..] {
