@@ -335,28 +335,23 @@ impl Demo {
     /// epoch has its steps, controller updates; both close epochs as they fill), reads back, and
     /// reports what changed. `run(0)` reports the state as it is.
     pub async fn run(&mut self, n: usize) -> Result<Snapshot> {
-        match &mut self.search {
-            Search::Darts(s) => {
-                for _ in 0..n {
-                    if s.is_finished() {
-                        break;
-                    }
-                    s.step()?;
-                    if s.step_in_epoch() >= s.steps_per_epoch() {
-                        s.finish_epoch().await?;
-                    }
-                }
-                s.flush_metrics().await?;
+        for _ in 0..n {
+            if self.is_finished() {
+                break;
             }
-            Search::Enas(s) => {
-                for _ in 0..n {
-                    if s.is_finished() {
-                        break;
-                    }
+            // Either closes an epoch once it fills; the summary reaches the snapshot via `epochs`.
+            match &mut self.search {
+                Search::Darts(s) => {
                     s.advance().await?;
                 }
-                s.flush_metrics().await?;
+                Search::Enas(s) => {
+                    s.advance().await?;
+                }
             }
+        }
+        match &mut self.search {
+            Search::Darts(s) => s.flush_metrics().await?,
+            Search::Enas(s) => s.flush_metrics().await?,
         }
         self.snapshot().await
     }
@@ -464,7 +459,7 @@ impl Demo {
                 recent.sort_by(|a, b| b.reward.total_cmp(&a.reward));
                 let genotype = recent.first().map(|r| r.genotype.clone());
                 Snapshot {
-                    step: s.metrics.last().map_or(0, |m| m.step + 1),
+                    step: s.global_step(),
                     epoch: s.epoch(),
                     finished,
                     metrics,

@@ -284,29 +284,35 @@ impl DartsSearch {
     /// Runs the rest of the current epoch; then scores the supernet on the validation half and
     /// derives the genotype. `on_step` sees every step's metrics once they are read back.
     pub async fn run_epoch(&mut self, mut on_step: impl FnMut(&StepMetrics)) -> Result<EpochSummary> {
-        while self.step_in_epoch < self.steps_per_epoch() {
-            self.step()?;
-            if self.metrics_ring.len() >= self.config.log_every.max(1) {
-                let before = self.metrics.len();
-                self.flush_metrics().await?;
-                self.metrics[before..].iter().for_each(&mut on_step);
+        loop {
+            let before = self.metrics.len();
+            let closed = self.advance().await?;
+            self.metrics[before..].iter().for_each(&mut on_step);
+            if let Some(summary) = closed {
+                return Ok(summary);
             }
         }
-        let before = self.metrics.len();
-        self.flush_metrics().await?;
-        self.metrics[before..].iter().for_each(&mut on_step);
-        self.finish_epoch().await
     }
 
-    /// Steps taken in the current epoch; it is due to finish at [`DartsSearch::steps_per_epoch`].
-    pub fn step_in_epoch(&self) -> usize {
-        self.step_in_epoch
+    /// The next step of the current epoch (metrics read back every `log_every` steps); after the
+    /// epoch's last step, closes the epoch and returns its summary. For callers that show
+    /// progress within an epoch (the browser demo).
+    pub async fn advance(&mut self) -> Result<Option<EpochSummary>> {
+        if self.step_in_epoch < self.steps_per_epoch() {
+            self.step()?;
+            if self.metrics_ring.len() >= self.config.log_every.max(1) {
+                self.flush_metrics().await?;
+            }
+        }
+        if self.step_in_epoch < self.steps_per_epoch() {
+            return Ok(None);
+        }
+        Ok(Some(self.finish_epoch().await?))
     }
 
-    /// Closes the current epoch whatever its step count (for callers that drive [`DartsSearch::step`]
-    /// themselves): reads back pending metrics, scores the supernet on the validation half,
-    /// derives the genotype, and moves to the next epoch's learning rate.
-    pub async fn finish_epoch(&mut self) -> Result<EpochSummary> {
+    /// Reads back pending metrics, scores the supernet on the validation half, derives the
+    /// genotype, and moves to the next epoch's learning rate.
+    async fn finish_epoch(&mut self) -> Result<EpochSummary> {
         self.flush_metrics().await?;
         let (val_loss, val_acc) = self.evaluate().await?;
         let genotype = self.genotype().await?;

@@ -301,6 +301,11 @@ impl EnasSearch {
         self.epoch
     }
 
+    /// Shared-weight steps taken so far.
+    pub fn global_step(&self) -> u64 {
+        self.global_step
+    }
+
     pub fn is_finished(&self) -> bool {
         self.epoch >= self.config.epochs
     }
