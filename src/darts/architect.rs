@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::model::Network;
+use crate::autograd::Grads;
 use crate::error::Result;
 use crate::ops::{architect as kernels, elementwise, optim, reduce, softmax};
 use crate::tensor::Tensor;
@@ -147,17 +148,13 @@ impl Architect {
 
         // w' = w - eta * (momentum * buf + dw L_train(w, alpha) + wd * w), in place.
         set_requires_grad(&alphas, false);
-        let g_train = gpu.backward(&loss(net, train)?)?;
+        let g_train = gpu.backward(&loss(net, train)?)?.take_all(&weights)?;
         for (w, b) in weights.iter().zip(&self.backup) {
             b.copy_from(w)?;
         }
-        for (i, w) in weights.iter().enumerate() {
+        for (i, (w, gw)) in weights.iter().zip(&g_train).enumerate() {
             let buf = if momentum != 0.0 { Some(step.momentum_buffers[i]) } else { None };
-            let gw = match g_train.get(w) {
-                Some(g) => g.clone(),
-                None => Tensor::zeros(&gpu, w.shape())?,
-            };
-            kernels::virtual_step_(w, &gw, buf, &self.hyper)?;
+            kernels::virtual_step_(w, gw, buf, &self.hyper)?;
         }
         drop(g_train);
 
@@ -165,8 +162,7 @@ impl Architect {
         set_requires_grad(&alphas, true);
         let val = val_score(net, valid)?;
         let mut g_val = gpu.backward(&val.loss)?;
-        let [dn, dr]: [Tensor; 2] = g_val.take_all(&alphas)?.try_into().expect("two alpha matrices");
-        let dalpha = [dn, dr];
+        let dalpha = alpha_grads(&mut g_val, &alphas)?;
         let v = g_val.take_all(&weights)?;
         drop(g_val);
         for (w, b) in weights.iter().zip(&self.backup) {
@@ -184,8 +180,7 @@ impl Architect {
             for (w, vi) in weights.iter().zip(&v) {
                 elementwise::scale_accumulate_(w, vi, &self.scalars, k)?;
             }
-            let mut g = gpu.backward(&loss(net, train)?)?;
-            Ok(g.take_all(&alphas)?.try_into().expect("two alpha matrices"))
+            alpha_grads(&mut gpu.backward(&loss(net, train)?)?, &alphas)
         };
         let plus = side(1); // w + Rv
         let minus = plus.and_then(|p| side(2).map(|m| (p, m))); // w + Rv - 2Rv = w - Rv
@@ -211,9 +206,13 @@ fn first_order(net: &Network, valid: Batch<'_>) -> Result<([Tensor; 2], ValScore
     set_requires_grad(&weights, false);
     let result = (|| {
         let val = val_score(net, valid)?;
-        let mut g = gpu.backward(&val.loss)?;
-        Ok((g.take_all(&alphas)?.try_into().expect("two alpha matrices"), val))
+        Ok((alpha_grads(&mut gpu.backward(&val.loss)?, &alphas)?, val))
     })();
     set_requires_grad(&weights, true);
     result
+}
+
+/// The gradients of [alphas_normal, alphas_reduce], zeros for a cell type the network lacks.
+fn alpha_grads(g: &mut Grads, alphas: &[Tensor]) -> Result<[Tensor; 2]> {
+    Ok(g.take_all(alphas)?.try_into().expect("a network has two alpha matrices"))
 }
