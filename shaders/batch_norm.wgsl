@@ -64,9 +64,9 @@ fn inv_std(var_c: f32) -> f32 {
 @group(0) @binding(4) var<storage, read_write> bs_running_mean: array<f32>;
 @group(0) @binding(5) var<storage, read_write> bs_running_var: array<f32>;
 
-// (mean, biased variance) of channel c, every thread of its workgroup gets them: threads stride
-// through its N*H*W elements; two passes (mean, then squared deviations) so a large mean costs
-// no precision.
+// Mean and biased variance of channel c, written to bs_mean[c] and bs_var[c] and returned to
+// every thread of its workgroup: threads stride through its N*H*W elements; two passes (mean,
+// then squared deviations) so a large mean costs no precision.
 fn channel_stats(c: u32, lid: u32) -> vec2<f32> {
     let count = p.n * p.hw;
     var acc = 0.0;
@@ -79,7 +79,12 @@ fn channel_stats(c: u32, lid: u32) -> vec2<f32> {
         let d = bs_x[channel_index(c, j)] - mean;
         dev = dev + d * d;
     }
-    return vec2<f32>(mean, tree_sum(lid, vec2<f32>(dev, 0.0)).x / f32(count));
+    let var_c = tree_sum(lid, vec2<f32>(dev, 0.0)).x / f32(count);
+    if (lid == 0u) {
+        bs_mean[c] = mean;
+        bs_var[c] = var_c;
+    }
+    return vec2<f32>(mean, var_c);
 }
 
 // One workgroup per channel (c = wid.x + wid.y * nwg.x).
@@ -91,11 +96,7 @@ fn batch_stats(
 ) {
     let c = wid.x + wid.y * nwg.x;
     if (c >= p.c) { return; }
-    let stats = channel_stats(c, lid);
-    if (lid == 0u) {
-        bs_mean[c] = stats.x;
-        bs_var[c] = stats.y;
-    }
+    _ = channel_stats(c, lid);
 }
 
 @compute @workgroup_size(256)
@@ -108,8 +109,6 @@ fn batch_stats_running(
     if (c >= p.c) { return; }
     let stats = channel_stats(c, lid);
     if (lid == 0u) {
-        bs_mean[c] = stats.x;
-        bs_var[c] = stats.y;
         let count = f32(p.n * p.hw);
         let unbiased = stats.y * count / (count - 1.0);
         bs_running_mean[c] = (1.0 - p.momentum) * bs_running_mean[c] + p.momentum * stats.x;
