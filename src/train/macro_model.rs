@@ -165,10 +165,11 @@ impl FixedMacroNetwork {
         for (i, layer) in self.layers.iter().enumerate() {
             let out = layer.forward(outputs.last().unwrap_or(&stem), &outputs, train)?;
             outputs.push(out);
-            if let Some((_, reduce)) = self.pools.iter().find(|(at, _)| *at == i) {
+            if let Some((k, (_, reduce))) = self.pools.iter().enumerate().find(|(_, (at, _))| *at == i) {
                 // [N, C, H, W] -> [N, 2C, ceil(H/2), ceil(W/2)] for each output
                 outputs = outputs.iter().zip(reduce).map(|(o, r)| r.forward(o, train)).collect::<Result<_>>()?;
-                if train && pool_layers(self.layers.len()).get(1) == Some(&i) {
+                // The head reads after the second pooling layer.
+                if train && k == 1 {
                     if let Some(head) = &self.auxiliary_head {
                         logits_aux = Some(head.forward(&outputs[i], train)?); // reads [N, 4C, H/4, W/4]
                     }
