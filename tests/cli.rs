@@ -7,14 +7,21 @@ fn wgpu_nas(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wgpu-nas")).args(args).output().unwrap()
 }
 
+/// An empty path under the temporary directory for one test's files (removed if a previous run
+/// left it).
+fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgpu-nas-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[test]
 fn a_tiny_search_writes_its_run_directory_and_derive_reads_it() {
-    let dir = std::env::temp_dir().join(format!("wgpu-nas-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("search");
     let d = dir.to_str().unwrap();
     let tiny =
         ["--epochs", "1", "--steps-per-epoch", "2", "--eval-batches", "1", "--init-channels", "2", "--layers", "1"];
@@ -81,8 +88,7 @@ fn bad_settings_are_one_clear_line_and_exit_code_2() {
 #[test]
 fn tiny_enas_searches_write_their_run_directories() {
     for space in ["micro", "macro"] {
-        let dir = std::env::temp_dir().join(format!("wgpu-nas-cli-enas-{space}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir(&format!("enas-{space}"));
         let d = dir.to_str().unwrap();
         let args = [
             "search",
@@ -135,8 +141,7 @@ fn assert_png(path: &std::path::Path) {
 
 #[test]
 fn tiny_searches_draw_their_plots() {
-    let dir = std::env::temp_dir().join(format!("wgpu-nas-cli-plots-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("plots");
     let d = dir.to_str().unwrap();
     let args = [
         "search",
@@ -198,8 +203,7 @@ fn tiny_searches_draw_their_plots() {
 
 #[test]
 fn train_retrains_a_genotype_and_writes_its_run_directory() {
-    let dir = std::env::temp_dir().join(format!("wgpu-nas-cli-train-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("train");
     std::fs::create_dir_all(&dir).unwrap();
     // Two nodes of cheap operations, in the reference's Python form.
     let genotype = dir.join("genotype.py");
@@ -270,8 +274,7 @@ fn train_retrains_a_genotype_and_writes_its_run_directory() {
 
 #[test]
 fn train_retrains_an_enas_macro_architecture_from_fixed_arc_text() {
-    let dir = std::env::temp_dir().join(format!("wgpu-nas-cli-train-macro-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("train-macro");
     std::fs::create_dir_all(&dir).unwrap();
     // Three layers in the reference's fixed_arc layout: conv_3x3; max_pool_3x3 with a skip from
     // layer 0; sep_conv_3x3 with a skip from layer 1.

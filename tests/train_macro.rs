@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Instant;
 
-use retrain::{assert_resume_continues_exactly, config_error};
+use retrain::{assert_resume_continues_exactly, config_error, small_embedded};
 use support::gpu;
 use wgpu_nas::data::{Augment, Dataset};
 use wgpu_nas::nn::Module;
@@ -114,9 +114,7 @@ fn tiny_config(epochs: usize) -> TrainConfig {
 #[test]
 fn a_tiny_macro_network_learns_the_embedded_set_well_above_chance() {
     let gpu = gpu();
-    let (train, test) = Dataset::embedded().unwrap();
-    let (train, test) =
-        (train.balanced(50).unwrap().downsample(2).unwrap(), test.balanced(10).unwrap().downsample(2).unwrap()); // 500 and 100 images
+    let (train, test) = small_embedded(); // 500 and 100 images
     let mut config = tiny_config(3);
     config.lr = 0.1;
     let started = Instant::now();

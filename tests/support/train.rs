@@ -1,5 +1,5 @@
-//! Helpers of the retraining tests: the error of an impossible configuration, and the check that
-//! a run resumed from a checkpoint continues exactly.
+//! Helpers of the retraining tests: their small data set, the error of an impossible
+//! configuration, and the check that a run resumed from a checkpoint continues exactly.
 #![allow(dead_code)]
 
 use wgpu_nas::data::Dataset;
@@ -10,6 +10,13 @@ use wgpu_nas::Gpu;
 pub fn all_state(trainer: &mut Trainer) -> Vec<(String, Vec<f32>)> {
     let c = pollster::block_on(trainer.checkpoint()).unwrap();
     c.tensors.into_iter().map(|(e, v)| (e.name, v)).collect()
+}
+
+/// The learning checks' data: 50 training and 10 test images per class of the embedded set,
+/// averaged down to 14x14 (a quarter of the work per step on a CPU adapter).
+pub fn small_embedded() -> (Dataset, Dataset) {
+    let (train, test) = Dataset::embedded().unwrap();
+    (train.balanced(50).unwrap().downsample(2).unwrap(), test.balanced(10).unwrap().downsample(2).unwrap())
 }
 
 /// The error `Trainer::new` gives for `config` on one image per class (panics if it accepts it).
