@@ -44,6 +44,19 @@ const ROWS: &[Row] = &[
     // 4*17*17 = 1156 output positions, past one chunk (1024): the weight and bias gradients
     // sum per-chunk partials.
     row("depthwise k3 on 4x17x17 (chunked reductions)", [4, 2, 17, 17], [2, 1, 3, 3], [1, 1, 1, 2], true),
+    // The register-blocked kernels (pointwise: 1x1, stride 1, H*W a multiple of 4, no bias;
+    // depthwise: one filter per channel, no bias), at block edges: rows past a block of 8,
+    // a last vec4 without its pair, strips of 8 columns cut short.
+    row("pointwise fast 8->12 on 4x4", [2, 8, 4, 4], [12, 8, 1, 1], [1, 0, 1, 1], false),
+    row("pointwise fast 6->5 on 2x2", [3, 6, 2, 2], [5, 6, 1, 1], [1, 0, 1, 1], false),
+    row("pointwise fast 3->16 on 6x6", [3, 3, 6, 6], [16, 3, 1, 1], [1, 0, 1, 1], false),
+    row("pointwise fast 16->9 on 8x8 (chunked weight gradient)", [4, 16, 8, 8], [9, 16, 1, 1], [1, 0, 1, 1], false),
+    row("depthwise fast k3 on 9x11", [2, 3, 9, 11], [3, 1, 3, 3], [1, 1, 1, 3], false),
+    row("depthwise fast k5 on 6x17", [2, 2, 6, 17], [2, 1, 5, 5], [1, 2, 1, 2], false),
+    row("depthwise fast k3 d2 on 8x8", [2, 4, 8, 8], [4, 1, 3, 3], [1, 2, 2, 4], false),
+    row("depthwise fast k5 d2 on 10x10", [2, 3, 10, 10], [3, 1, 5, 5], [1, 4, 2, 3], false),
+    row("depthwise fast k5 s2 on 11x11", [2, 3, 11, 11], [3, 1, 5, 5], [2, 2, 1, 3], false),
+    row("depthwise fast k5 s2 d2 on 16x16", [2, 2, 16, 16], [2, 1, 5, 5], [2, 4, 2, 2], false),
 ];
 
 fn check_row(gpu: &Gpu, rng: &mut Rng, r: &Row) {

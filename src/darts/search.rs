@@ -211,6 +211,12 @@ impl DartsSearch {
     /// Records its work on the GPU and reads nothing back; its metrics stay on the GPU until
     /// [`DartsSearch::flush_metrics`].
     pub fn step(&mut self) -> Result<()> {
+        self.step_with(|| {})
+    }
+
+    /// [`DartsSearch::step`], calling `between_halves` once the architecture half is recorded
+    /// and before the weight half (`bench darts` times each half).
+    pub fn step_with(&mut self, between_halves: impl FnOnce()) -> Result<()> {
         let lr = self.lr();
         self.optimizer.set_lr(lr);
         let (xt, yt) = self.train.next_gpu(&self.gpu)?;
@@ -224,6 +230,7 @@ impl DartsSearch {
             momentum_buffers: if self.optimizer.step_count() > 0 { buffers } else { vec![] },
         };
         let val = self.architect.step(&self.net, (&xt, &yt), (&xv, &yv), &step)?;
+        between_halves();
 
         // The weight step: the alphas are constants here.
         for a in self.net.alphas() {

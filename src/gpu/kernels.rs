@@ -21,6 +21,9 @@ pub(crate) struct Dispatch<'a> {
     pub params: &'a [u8],
     pub buffers: &'a [&'a GpuBuffer],
     pub workgroups: [u32; 3],
+    /// Floating-point operations the dispatch performs (a multiply-add counts 2), counted by the
+    /// op from its shapes; 0 for data movement. Summed per step by `bench darts`.
+    pub flops: u64,
 }
 
 type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);

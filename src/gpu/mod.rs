@@ -7,6 +7,7 @@
 mod adapter;
 mod kernels;
 mod pool;
+mod profile;
 mod readback;
 mod recorder;
 mod shaders;
@@ -16,6 +17,7 @@ pub use adapter::list as list_adapters;
 pub use adapter::AdapterSummary;
 pub(crate) use kernels::Dispatch;
 pub use pool::MemoryStats;
+pub use profile::{KernelTime, Trace};
 pub use shaders::SHADERS;
 
 use std::cell::{Cell, RefCell};
@@ -194,7 +196,22 @@ impl Gpu {
     /// groups come from caches; the dispatch joins the open compute pass.
     pub(crate) fn dispatch(&self, d: Dispatch<'_>) {
         let (pipeline, bind_group) = self.0.kernels.borrow_mut().prepare(self, &d);
-        let flush = self.0.recorder.borrow_mut().dispatch(&self.0.device, &pipeline, &bind_group, d.workgroups);
+        let mut recorder = self.0.recorder.borrow_mut();
+        recorder.flops += d.flops;
+        if let Some(trace) = &mut recorder.trace {
+            trace.entries.push(profile::TraceEntry {
+                shader: d.shader,
+                entry: d.entry,
+                constants: d.constants.to_vec(),
+                workgroups: d.workgroups,
+                pipeline: pipeline.clone(),
+                bind_group: bind_group.clone(),
+                flops: d.flops,
+                bytes: d.buffers.iter().map(|b| b.bytes).sum(),
+            });
+        }
+        let flush = recorder.dispatch(&self.0.device, &pipeline, &bind_group, d.workgroups);
+        drop(recorder);
         if flush {
             self.flush();
         }
@@ -248,6 +265,11 @@ impl Gpu {
     /// Number of dispatches recorded so far.
     pub fn dispatches(&self) -> u64 {
         self.0.recorder.borrow().dispatches
+    }
+
+    /// FLOPs of the dispatches recorded so far, as the ops count them from their shapes.
+    pub fn flops(&self) -> u64 {
+        self.0.recorder.borrow().flops
     }
 
     /// Number of compute pipelines created so far (each costs a shader compilation).

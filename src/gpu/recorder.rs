@@ -15,6 +15,10 @@ pub(super) struct Recorder {
     pub submissions: u64,
     pub dispatches: u64,
     pub readbacks: u64,
+    /// FLOPs of the dispatches recorded so far (as the ops count them).
+    pub flops: u64,
+    /// Every dispatch, kept while a profile trace is on.
+    pub trace: Option<super::profile::Trace>,
 }
 
 impl Recorder {

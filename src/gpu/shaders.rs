@@ -6,6 +6,8 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("elementwise", include_str!("../../shaders/elementwise.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
     ("conv", include_str!("../../shaders/conv.wgsl")),
+    ("pointwise", include_str!("../../shaders/pointwise.wgsl")),
+    ("depthwise", include_str!("../../shaders/depthwise.wgsl")),
     ("batch_norm", include_str!("../../shaders/batch_norm.wgsl")),
     ("pool", include_str!("../../shaders/pool.wgsl")),
     ("layout", include_str!("../../shaders/layout.wgsl")),

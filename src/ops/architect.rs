@@ -35,6 +35,7 @@ pub fn virtual_step_(w: &Tensor, g: &Tensor, buf: Option<&Tensor>, hyper: &Tenso
         params: bytemuck::bytes_of(&p),
         buffers: &[hyper.buf(), g.buf(), buf.buf(), w.buf()],
         workgroups: grid_1d(w.numel()),
+        flops: 0,
     });
     Ok(())
 }
@@ -53,6 +54,7 @@ pub fn hvp_scalars_(s: &Tensor, hyper: &Tensor) -> Result<()> {
         params: bytemuck::bytes_of(&p),
         buffers: &[hyper.buf(), s.buf()],
         workgroups: [1, 1, 1],
+        flops: 0,
     });
     Ok(())
 }

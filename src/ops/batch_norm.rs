@@ -54,6 +54,7 @@ impl Launch {
             params: bytemuck::bytes_of(&self.params),
             buffers: &bufs,
             workgroups,
+            flops: 0,
         });
     }
 

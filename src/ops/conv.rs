@@ -10,7 +10,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::dims;
+use super::{depthwise, dims, pointwise};
 use crate::error::{Error, Result};
 use crate::gpu::{grid_1d, grid_groups, Dispatch, Gpu, GpuBuffer, WORKGROUP};
 use crate::tensor::Tensor;
@@ -79,17 +79,26 @@ const MIN_CHUNK: usize = 4 * WORKGROUP as usize;
 
 /// Everything the kernels need to know about one convolution, checked.
 #[derive(Clone, Copy)]
-struct Geometry {
-    n: usize,
-    c_in: usize,
-    h: usize,
-    w: usize,
-    c_out: usize,
-    kh: usize,
-    kw: usize,
-    oh: usize,
-    ow: usize,
-    spec: Conv2d,
+pub(crate) struct Geometry {
+    pub n: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub spec: Conv2d,
+}
+
+/// Which kernels run a convolution: the register-blocked pointwise and depthwise kernels where
+/// the shape allows them (the DARTS separable convs), the direct loops otherwise.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Path {
+    Pointwise,
+    Depthwise,
+    Direct,
 }
 
 impl Geometry {
@@ -139,6 +148,23 @@ impl Geometry {
             }
         }
         Ok(Geometry { n, c_in, h, w: width, c_out, kh, kw, oh, ow, spec })
+    }
+
+    fn path(&self) -> Path {
+        let s = self.spec;
+        if self.kh == 1 && self.kw == 1 && s.stride == 1 && s.padding == 0 && s.groups == 1 && pointwise::fits(self) {
+            Path::Pointwise
+        } else if s.groups == self.c_in && s.groups == self.c_out && depthwise::fits(self) {
+            Path::Depthwise
+        } else {
+            Path::Direct
+        }
+    }
+
+    /// Multiply-adds of the convolution, times 2: the FLOPs of the forward pass, and of each of
+    /// the two gradients.
+    pub fn flops(&self) -> u64 {
+        2 * (self.n * self.c_out * self.oh * self.ow * (self.c_in / self.spec.groups) * self.kh * self.kw) as u64
     }
 
     fn x_shape(&self) -> [usize; 4] {
@@ -206,8 +232,26 @@ fn launch(
     p: &Params,
     buffers: &[&GpuBuffer],
     wg: [u32; 3],
+    flops: u64,
 ) {
-    gpu.dispatch(Dispatch { shader: "conv", entry, constants, params: bytemuck::bytes_of(p), buffers, workgroups: wg });
+    gpu.dispatch(Dispatch {
+        shader: "conv",
+        entry,
+        constants,
+        params: bytemuck::bytes_of(p),
+        buffers,
+        workgroups: wg,
+        flops,
+    });
+}
+
+/// out = the per-chunk partials [chunks, outputs] summed in chunk order (every fast path's
+/// weight gradient ends with it).
+pub(crate) fn sum_chunks(partial: &Tensor, out: &Tensor, chunks: usize) {
+    let mut p = Params::zeroed();
+    p.chunks = chunks as u32;
+    p.outputs = out.numel() as u32;
+    launch(out.gpu(), "sum_chunks", &[], &p, &[partial.buf(), out.buf()], grid_1d(out.numel()), 0);
 }
 
 /// y = conv2d(x, w) + bias, PyTorch's `F.conv2d`.
@@ -218,18 +262,18 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, spec: Conv2d) -> Re
     let gpu = x.gpu();
     // y: [N, C_out, OH, OW]
     let y = Tensor::empty(gpu, &geo.y_shape())?;
-    let p = geo.params(0, 0, 0);
-    // Without a bias the binding still needs a buffer; the shader does not read it.
-    let b = bias.unwrap_or(w);
-    let wg = grid_1d(y.numel());
-    launch(
-        gpu,
-        "forward",
-        &geo.constants(Some(("HAS_BIAS", bias.is_some() as usize))),
-        &p,
-        &[x.buf(), w.buf(), b.buf(), y.buf()],
-        wg,
-    );
+    match geo.path() {
+        Path::Pointwise if bias.is_none() => pointwise::product(&geo, x, w, &y, false),
+        Path::Depthwise if bias.is_none() => depthwise::forward(&geo, x, w, &y),
+        _ => {
+            let p = geo.params(0, 0, 0);
+            // Without a bias the binding still needs a buffer; the shader does not read it.
+            let b = bias.unwrap_or(w);
+            let wg = grid_1d(y.numel());
+            let c = geo.constants(Some(("HAS_BIAS", bias.is_some() as usize)));
+            launch(gpu, "forward", &c, &p, &[x.buf(), w.buf(), b.buf(), y.buf()], wg, geo.flops());
+        }
+    }
 
     let mut inputs = vec![x, w];
     inputs.extend(bias);
@@ -250,14 +294,26 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, spec: Conv2d) -> Re
 /// dx: [N, C_in, H, W] from dy: [N, C_out, OH, OW] and w.
 fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
     let dx = Tensor::empty(dy.gpu(), &geo.x_shape())?;
-    let p = geo.params(0, 0, 0);
-    let wg = grid_1d(dx.numel());
-    launch(dy.gpu(), "input_backward", &geo.constants(None), &p, &[dy.buf(), w.buf(), dx.buf()], wg);
+    match geo.path() {
+        Path::Pointwise => pointwise::product(geo, dy, w, &dx, true),
+        Path::Depthwise if depthwise::fits_input_grad(geo) => depthwise::input_grad(geo, dy, w, &dx),
+        _ => {
+            let p = geo.params(0, 0, 0);
+            let wg = grid_1d(dx.numel());
+            let c = geo.constants(None);
+            launch(dy.gpu(), "input_backward", &c, &p, &[dy.buf(), w.buf(), dx.buf()], wg, geo.flops());
+        }
+    }
     Ok(dx)
 }
 
 /// dw: [C_out, C_in/groups, kH, kW] from dy and x.
 fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Tensor> {
+    match geo.path() {
+        Path::Pointwise => return pointwise::weight_grad(geo, dy, x),
+        Path::Depthwise => return depthwise::weight_grad(geo, dy, x),
+        Path::Direct => {}
+    }
     let gpu = dy.gpu();
     let w_shape = geo.w_shape();
     let n_weights: usize = w_shape.iter().product();
@@ -270,12 +326,12 @@ fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Tensor> {
     let c = geo.constants(Some(("TAPS", geo.taps())));
     let wg = grid_groups(chunks * slices * blocks);
     if chunks == 1 {
-        launch(gpu, "weight_backward", &c, &p, &[dy.buf(), x.buf(), dw.buf()], wg);
+        launch(gpu, "weight_backward", &c, &p, &[dy.buf(), x.buf(), dw.buf()], wg, geo.flops());
     } else {
         // partial: [chunks, C_out * C_in/groups * kH * kW]
         let partial = Tensor::empty(gpu, &[chunks, n_weights])?;
-        launch(gpu, "weight_backward", &c, &p, &[dy.buf(), x.buf(), partial.buf()], wg);
-        launch(gpu, "sum_chunks", &[], &p, &[partial.buf(), dw.buf()], grid_1d(n_weights));
+        launch(gpu, "weight_backward", &c, &p, &[dy.buf(), x.buf(), partial.buf()], wg, geo.flops());
+        sum_chunks(&partial, &dw, chunks);
     }
     Ok(dw)
 }
@@ -288,12 +344,12 @@ fn bias_grad(geo: &Geometry, dy: &Tensor) -> Result<Tensor> {
     let db = Tensor::empty(gpu, &[geo.c_out])?;
     let wg = grid_groups(chunks * geo.c_out);
     if chunks == 1 {
-        launch(gpu, "bias_backward", &[], &p, &[dy.buf(), db.buf()], wg);
+        launch(gpu, "bias_backward", &[], &p, &[dy.buf(), db.buf()], wg, 0);
     } else {
         // partial: [chunks, C_out]
         let partial = Tensor::empty(gpu, &[chunks, geo.c_out])?;
-        launch(gpu, "bias_backward", &[], &p, &[dy.buf(), partial.buf()], wg);
-        launch(gpu, "sum_chunks", &[], &p, &[partial.buf(), db.buf()], grid_1d(geo.c_out));
+        launch(gpu, "bias_backward", &[], &p, &[dy.buf(), partial.buf()], wg, 0);
+        sum_chunks(&partial, &db, chunks);
     }
     Ok(db)
 }

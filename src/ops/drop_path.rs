@@ -29,6 +29,7 @@ fn launch(mask: &Tensor, x: &Tensor, y: &Tensor) {
         params: bytemuck::bytes_of(&params),
         buffers: &[mask.buf(), x.buf(), y.buf()],
         workgroups: grid_1d(x.numel()),
+        flops: 0,
     });
 }
 

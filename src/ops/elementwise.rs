@@ -30,6 +30,7 @@ fn launch(entry: &'static str, constants: &[(&'static str, f64)], n: usize, k: u
         params: bytemuck::bytes_of(&params(n, k)),
         buffers: &buffers,
         workgroups: grid_1d(n),
+        flops: 0,
     });
 }
 

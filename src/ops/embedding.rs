@@ -29,6 +29,7 @@ fn launch(entry: &'static str, params: Params, threads: usize, bufs: [&Tensor; 3
         params: bytemuck::bytes_of(&params),
         buffers: &bufs.map(|t| t.buf()),
         workgroups: grid_1d(threads),
+        flops: 0,
     });
 }
 

@@ -44,6 +44,7 @@ fn copy_channels(src: &Tensor, src_start: usize, dst: &Tensor, dst_start: usize,
         params: bytemuck::bytes_of(&p),
         buffers: &[src.buf(), dst.buf()],
         workgroups: grid_1d(s[0] * len * s[2] * s[3]),
+        flops: 0,
     });
 }
 
@@ -156,6 +157,7 @@ pub fn window(x: &Tensor, offset: (isize, isize), out_hw: (usize, usize), stride
         params: bytemuck::bytes_of(&p),
         buffers: &[x.buf(), y.buf()],
         workgroups: grid_1d(y.numel()),
+        flops: 0,
     });
     gpu.record(&[x], &[&y], move |g| {
         // With stride s each input cell is read by at most one output: a plain gather.
@@ -167,6 +169,7 @@ pub fn window(x: &Tensor, offset: (isize, isize), out_hw: (usize, usize), stride
             params: bytemuck::bytes_of(&p),
             buffers: &[g[0].buf(), dx.buf()],
             workgroups: grid_1d(dx.numel()),
+            flops: 0,
         });
         Ok(vec![Some(dx)])
     });

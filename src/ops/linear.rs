@@ -60,6 +60,7 @@ fn matmul(
         params: bytemuck::bytes_of(&params),
         buffers: &[a.buf(), b.buf(), bias_buf, c.buf()],
         workgroups: [groups[0] as u32, groups[1] as u32, 1],
+        flops: 2 * (m * n * k) as u64,
     });
     Ok(c)
 }
@@ -75,6 +76,7 @@ fn sum_rows(x: &Tensor, [m, n]: [usize; 2]) -> Result<Tensor> {
         params: bytemuck::bytes_of(&params),
         buffers: &[x.buf(), out.buf()],
         workgroups: grid_1d(n),
+        flops: 0,
     });
     Ok(out)
 }

@@ -28,6 +28,7 @@ fn launch(entry: &'static str, [n, hidden]: [usize; 2], bufs: &[&Tensor]) {
         params: bytemuck::bytes_of(&params),
         buffers: &buffers,
         workgroups: grid_1d(n * hidden),
+        flops: 0,
     });
 }
 

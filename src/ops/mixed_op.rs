@@ -78,6 +78,7 @@ fn dispatch(entry: &'static str, p: &Params, bufs: &[&Tensor], workgroups: [u32;
         params: bytemuck::bytes_of(p),
         buffers: &buffers,
         workgroups,
+        flops: 0,
     });
 }
 

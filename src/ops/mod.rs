@@ -4,6 +4,7 @@
 pub mod architect;
 pub mod batch_norm;
 pub mod conv;
+mod depthwise;
 pub mod drop_path;
 pub mod elementwise;
 pub mod embedding;
@@ -12,6 +13,7 @@ pub mod linear;
 pub mod lstm;
 pub mod mixed_op;
 pub mod optim;
+mod pointwise;
 pub mod pool;
 pub mod reduce;
 pub mod sample;

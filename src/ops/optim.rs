@@ -35,6 +35,7 @@ fn launch(entry: &'static str, constants: &[(&'static str, f64)], n: usize, max_
         params: bytemuck::bytes_of(&params),
         buffers: &buffers,
         workgroups: grid_1d(n),
+        flops: 0,
     });
 }
 

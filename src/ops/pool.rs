@@ -90,6 +90,7 @@ fn launch(entry: &'static str, params: Params, threads: usize, bufs: &[&Tensor])
         params: bytemuck::bytes_of(&params),
         buffers: &buffers,
         workgroups: grid_1d(threads),
+        flops: 0,
     });
 }
 
@@ -146,6 +147,7 @@ pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
         params: bytemuck::bytes_of(&params),
         buffers: &[x.buf(), y.buf()],
         workgroups: grid_groups(n * c),
+        flops: 0,
     });
     gpu.record(&[x], &[&y], move |g| {
         let dx = Tensor::empty(g[0].gpu(), &[n, c, h, w])?; // dx: [N, C, H, W]

@@ -60,6 +60,7 @@ fn reduce_into(mode: Mode, a: &Tensor, b: &Tensor, out: &Tensor, k: usize, scale
         params: bytemuck::bytes_of(&p),
         buffers: &[a.buf(), b.buf(), partial.buf()],
         workgroups: [parts as u32, 1, 1],
+        flops: 0,
     });
     gpu.dispatch(Dispatch {
         shader: "reduce",
@@ -68,6 +69,7 @@ fn reduce_into(mode: Mode, a: &Tensor, b: &Tensor, out: &Tensor, k: usize, scale
         params: bytemuck::bytes_of(&p),
         buffers: &[partial.buf(), out.buf()],
         workgroups: [1, 1, 1],
+        flops: 0,
     });
     Ok(())
 }

@@ -58,6 +58,7 @@ pub fn categorical(logits: &Tensor, uniforms: &Tensor, offset: usize, decisions:
         params: bytemuck::bytes_of(&params),
         buffers: &[logits.buf(), uniforms.buf(), idx.buf(), decisions.buf()],
         workgroups: grid_1d(rows),
+        flops: 0,
     });
     Ok(idx)
 }
@@ -79,6 +80,7 @@ pub fn mean_weights(bits: &Tensor) -> Result<Tensor> {
         params: bytemuck::bytes_of(&params),
         buffers: &[bits.buf(), w.buf()],
         workgroups: grid_1d(rows),
+        flops: 0,
     });
     Ok(w)
 }

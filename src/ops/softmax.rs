@@ -45,6 +45,7 @@ fn launch(entry: &'static str, constants: &[(&'static str, f64)], rows: usize, k
         params: bytemuck::bytes_of(&params),
         buffers: &buffers,
         workgroups,
+        flops: 0,
     });
 }
 

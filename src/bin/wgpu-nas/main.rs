@@ -11,6 +11,8 @@ fn main() -> std::process::ExitCode {
 #[cfg(not(target_arch = "wasm32"))]
 mod bench;
 #[cfg(not(target_arch = "wasm32"))]
+mod bench_darts;
+#[cfg(not(target_arch = "wasm32"))]
 mod enas;
 #[cfg(not(target_arch = "wasm32"))]
 mod plot;
@@ -29,7 +31,7 @@ mod cli {
     use clap::{Parser, Subcommand};
     use wgpu_nas::{fixtures, Gpu};
 
-    use crate::{bench, enas, search, train};
+    use crate::{bench, bench_darts, enas, search, train};
 
     #[derive(Parser)]
     #[command(
@@ -90,6 +92,8 @@ mod cli {
 
     #[derive(Subcommand)]
     enum BenchCommand {
+        /// The DARTS search step on synthetic data: seconds, dispatches, memory, FLOPs; --profile.
+        Darts(bench_darts::BenchDartsArgs),
         /// Controller sample+update and shared-weight step times, ENAS macro space.
         Enas(enas::BenchEnasArgs),
         /// The browser demo's search natively (same settings as the page): steps per second.
@@ -117,6 +121,7 @@ mod cli {
             Command::Search(SearchCommand::Darts(args)) => search::darts(args),
             Command::Search(SearchCommand::Enas(args)) => enas::search(args),
             Command::Train(args) => train::train(args),
+            Command::Bench(BenchCommand::Darts(args)) => bench_darts::darts(args),
             Command::Bench(BenchCommand::Enas(args)) => enas::bench(args),
             Command::Bench(BenchCommand::Demo(args)) => bench::demo(args),
             Command::Derive { run, rule } => search::derive(&run, rule),

@@ -1,0 +1,142 @@
+// Depthwise convolution (groups = channels, one filter per channel: the kxk halves of DARTS'
+// SepConv and DilConv), NCHW, weights [C, 1, KH, KW]. Each invocation computes a strip of 8
+// output columns: per kernel row it loads the input segment the strip needs once into registers
+// and applies every tap of that row to it (lavapipe rewards FMAs per loaded value, see
+// ../shared/lavapipe-kernels.md). Kernel size, stride and dilation are pipeline constants, so
+// every loop has a constant trip count and unrolls. The weight gradient reduces each channel's
+// taps over fixed chunks (one image, a band of rows), summed in order by conv's `sum_chunks`.
+
+struct Params {
+    n: u32,
+    c: u32,
+    h: u32,        // input plane
+    w: u32,
+    oh: u32,       // output plane
+    ow: u32,
+    padding: u32,
+    rows: u32,     // weight_backward: output rows per chunk
+    rblocks: u32,  // weight_backward: chunks per image, ceil(oh / rows)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+override KH: u32 = 3u;
+override KW: u32 = 3u;
+override STRIDE: u32 = 1u;
+override DIL: u32 = 1u;
+// forward only: read the kernel rotated by 180 degrees. At stride 1 the input gradient is the
+// forward pass of dy with the rotated kernel and padding (K-1)*DIL - padding.
+override FLIP: bool = false;
+
+// Output columns per invocation, and the register segment that covers them: (8-1)*STRIDE +
+// (KW-1)*DIL + 1 <= SEG (checked on the Rust side).
+const OUTS: u32 = 8u;
+const SEG: u32 = 24u;
+const MAX_TAPS: u32 = 25u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn index64(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 64u;
+}
+
+// forward: y[n, c, i, j] = sum over (u, v) of w[c, u, v] * x[n, c, i*S + u*D - pad, j*S + v*D - pad]
+@group(0) @binding(1) var<storage, read> f_x: array<f32>;       // [N, C, H, W]
+@group(0) @binding(2) var<storage, read> f_w: array<f32>;       // [C, 1, KH, KW]
+@group(0) @binding(3) var<storage, read_write> f_y: array<f32>; // [N, C, OH, OW]
+
+// One invocation per (plane n*C + c, output row i, block of 8 output columns).
+@compute @workgroup_size(64)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let jblocks = (p.ow + OUTS - 1u) / OUTS;
+    let t = index64(gid, nwg);
+    if (t >= p.n * p.c * p.oh * jblocks) { return; }
+    let jb = t % jblocks;
+    let i = (t / jblocks) % p.oh;
+    let plane = t / (jblocks * p.oh);
+    let ch = plane % p.c;
+    let j0 = jb * OUTS;
+    let x0 = i32(j0 * STRIDE) - i32(p.padding);
+    let span = (OUTS - 1u) * STRIDE + (KW - 1u) * DIL + 1u;
+    let last = i32(p.w) - 1;
+    var acc: array<f32, OUTS>;
+    for (var u = 0u; u < KH; u = u + 1u) {
+        let y = i32(i * STRIDE + u * DIL) - i32(p.padding);
+        if (y < 0 || y >= i32(p.h)) { continue; }
+        let row = (plane * p.h + u32(y)) * p.w;
+        var seg: array<f32, SEG>;
+        for (var s = 0u; s < span; s = s + 1u) {
+            let x = x0 + i32(s);
+            seg[s] = select(0.0, f_x[row + u32(clamp(x, 0, last))], x >= 0 && x <= last);
+        }
+        for (var v = 0u; v < KW; v = v + 1u) {
+            let tap = select(u * KW + v, (KH - 1u - u) * KW + (KW - 1u - v), FLIP);
+            let wt = f_w[ch * KH * KW + tap];
+            for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+                acc[jj] = fma(wt, seg[jj * STRIDE + v * DIL], acc[jj]);
+            }
+        }
+    }
+    let out = (plane * p.oh + i) * p.ow + j0;
+    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+        if (j0 + jj < p.ow) {
+            f_y[out + jj] = acc[jj];
+        }
+    }
+}
+
+// weight_backward: dw[c, u, v] = sum over (n, i, j) of dy[n, c, i, j] * x[n, c, i*S + u*D - pad, j*S + v*D - pad]
+@group(0) @binding(1) var<storage, read> wb_dy: array<f32>;           // [N, C, OH, OW]
+@group(0) @binding(2) var<storage, read> wb_x: array<f32>;            // [N, C, H, W]
+@group(0) @binding(3) var<storage, read_write> wb_partial: array<f32>; // [N * rblocks, C, KH, KW]
+
+// Partial dw of every tap of one channel over one chunk (image n, output rows [rb*rows,
+// (rb+1)*rows)): one invocation per (chunk, c). Per strip of 8 outputs it loads dy once and, per
+// kernel row, the input segment once; every tap is a dot product of the two in registers.
+@compute @workgroup_size(64)
+fn weight_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = index64(gid, nwg);
+    if (t >= p.n * p.rblocks * p.c) { return; }
+    let ch = t % p.c;
+    let chunk = t / p.c; // n * rblocks + rb
+    let b = chunk / p.rblocks;
+    let rb = chunk % p.rblocks;
+    let plane = b * p.c + ch;
+    let span = (OUTS - 1u) * STRIDE + (KW - 1u) * DIL + 1u;
+    let last = i32(p.w) - 1;
+    var acc: array<f32, MAX_TAPS>;
+    let i_end = min((rb + 1u) * p.rows, p.oh);
+    for (var i = rb * p.rows; i < i_end; i = i + 1u) {
+        let dy_row = (plane * p.oh + i) * p.ow;
+        for (var j0 = 0u; j0 < p.ow; j0 = j0 + OUTS) {
+            var g: array<f32, OUTS>;
+            for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+                let j = j0 + jj;
+                g[jj] = select(0.0, wb_dy[dy_row + min(j, p.ow - 1u)], j < p.ow);
+            }
+            let x0 = i32(j0 * STRIDE) - i32(p.padding);
+            for (var u = 0u; u < KH; u = u + 1u) {
+                let y = i32(i * STRIDE + u * DIL) - i32(p.padding);
+                if (y < 0 || y >= i32(p.h)) { continue; }
+                let row = (plane * p.h + u32(y)) * p.w;
+                var seg: array<f32, SEG>;
+                for (var s = 0u; s < span; s = s + 1u) {
+                    let x = x0 + i32(s);
+                    seg[s] = select(0.0, wb_x[row + u32(clamp(x, 0, last))], x >= 0 && x <= last);
+                }
+                for (var v = 0u; v < KW; v = v + 1u) {
+                    var d = 0.0;
+                    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+                        d = fma(g[jj], seg[jj * STRIDE + v * DIL], d);
+                    }
+                    acc[u * KW + v] = acc[u * KW + v] + d;
+                }
+            }
+        }
+    }
+    let base = (chunk * p.c + ch) * KH * KW;
+    for (var tap = 0u; tap < KH * KW; tap = tap + 1u) {
+        wb_partial[base + tap] = acc[tap];
+    }
+}

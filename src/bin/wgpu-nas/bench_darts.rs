@@ -1,0 +1,329 @@
+//! `wgpu-nas bench darts`: the DARTS search step timed on synthetic data of any shape (no data
+//! set needed), with the step's dispatches, submissions, peak GPU memory and FLOPs; `--profile`
+//! breaks one step down by kernel and sets each against what this adapter attains.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use serde::Serialize;
+use wgpu_nas::darts::{DartsSearch, Order, SearchConfig};
+use wgpu_nas::data::Dataset;
+use wgpu_nas::ops::conv::{conv2d, Conv2d};
+use wgpu_nas::rng::Rng;
+use wgpu_nas::space::SearchSpace;
+use wgpu_nas::gpu::KernelTime;
+use wgpu_nas::{Error, Gpu, Result, Tensor};
+
+#[derive(Args, Debug)]
+pub struct BenchDartsArgs {
+    /// 1: first-order alpha gradient; 2: unrolled (second order).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    order: u8,
+    /// Initial channels C (16 in the paper).
+    #[arg(long, default_value_t = 8)]
+    init_channels: usize,
+    /// Cells (8 in the paper).
+    #[arg(long, default_value_t = 5)]
+    layers: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Candidate operations, comma-separated (default: the 8 DARTS primitives).
+    #[arg(long, value_delimiter = ',')]
+    ops: Option<Vec<String>>,
+    /// Side of the square synthetic images (CIFAR: 32).
+    #[arg(long, default_value_t = 32)]
+    image_size: usize,
+    #[arg(long, default_value_t = 3)]
+    in_channels: usize,
+    #[arg(long, default_value_t = 10)]
+    classes: usize,
+    /// Timed steps, after the warm-up steps.
+    #[arg(long, default_value_t = 3)]
+    steps: usize,
+    /// Untimed steps first: the first compiles every pipeline, the second fills the caches.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Break one more step down by kernel (replayed per kernel class).
+    #[arg(long)]
+    profile: bool,
+    /// One JSON line instead of the table.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    adapter: String,
+    order: u8,
+    init_channels: usize,
+    layers: usize,
+    batch_size: usize,
+    image_size: usize,
+    in_channels: usize,
+    ops: usize,
+    steps: usize,
+    /// Seconds per step: whole step, then each half.
+    median_s: f64,
+    min_s: f64,
+    max_s: f64,
+    arch_median_s: f64,
+    weight_median_s: f64,
+    dispatches_per_step: f64,
+    submissions_per_step: f64,
+    readbacks_per_step: f64,
+    peak_gpu_bytes: u64,
+    flops_per_step: f64,
+    gflops: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<Profile>,
+}
+
+#[derive(Serialize)]
+struct Profile {
+    /// FLOP/s of a large pointwise convolution (this crate's tuned matrix product).
+    attainable_flops: f64,
+    /// Bytes/s of a 64 MiB buffer copy.
+    attainable_bytes: f64,
+    /// Sum of the replayed kernel times (one step).
+    replay_s: f64,
+    kernels: Vec<KernelTime>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+/// Random images and labels of the requested shape: enough for both halves' batches.
+fn synthetic(args: &BenchDartsArgs, rng: &mut Rng) -> Result<Dataset> {
+    let n = 4 * args.batch_size.max(1);
+    let len = n * args.in_channels * args.image_size * args.image_size;
+    let images = (0..len).map(|_| (rng.next_u64() & 0xff) as u8).collect();
+    let labels = (0..n).map(|_| rng.below(args.classes.max(1)) as u32).collect();
+    let names = (0..args.classes).map(|c| format!("class {c}")).collect();
+    let (c, s) = (args.in_channels, args.image_size);
+    Dataset::new("synthetic", images, labels, c, s, s, args.classes, names)
+}
+
+pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
+    if args.steps == 0 {
+        return Err(Error::Config("--steps must be at least 1".into()));
+    }
+    let gpu = Gpu::new()?;
+    let mut rng = Rng::new(args.seed);
+    let data = synthetic(&args, &mut rng)?;
+    let mut config = SearchConfig::darts(args.in_channels, args.classes);
+    config.architect.order = if args.order == 2 { Order::Second } else { Order::First };
+    config.network.channels = args.init_channels;
+    config.network.layers = args.layers;
+    if let Some(ops) = &args.ops {
+        let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
+        config.network.space = SearchSpace::with_ops(&ops)?;
+    }
+    config.batch_size = args.batch_size;
+    config.epochs = 1;
+    config.steps_per_epoch = Some(args.warmup + args.steps + 1);
+    config.log_every = args.warmup + args.steps + 2; // no metrics readback while timing
+    config.seed = args.seed;
+    let ops = config.network.space.num_ops();
+    let mut search = DartsSearch::new(&gpu, config, &data)?;
+    if !args.json {
+        println!("adapter: {}", gpu.adapter());
+        println!(
+            "DARTS {} order, C={}, {} cells, batch {}, {}x{}x{} images, {ops} ops: {} warm-up + {} timed steps",
+            if args.order == 2 { "second" } else { "first" },
+            args.init_channels,
+            args.layers,
+            args.batch_size,
+            args.in_channels,
+            args.image_size,
+            args.image_size,
+            args.warmup,
+            args.steps
+        );
+    }
+    for _ in 0..args.warmup {
+        search.step()?;
+        gpu.synchronize();
+    }
+    check_fault(&gpu)?;
+    gpu.reset_peak_memory();
+    let (d0, s0, r0, f0) = (gpu.dispatches(), gpu.submissions(), gpu.readbacks(), gpu.flops());
+    let (mut whole, mut arch, mut weight) = (vec![], vec![], vec![]);
+    for _ in 0..args.steps {
+        let started = Instant::now();
+        let mut half = 0.0;
+        search.step_with(|| {
+            gpu.synchronize();
+            half = started.elapsed().as_secs_f64();
+        })?;
+        gpu.synchronize();
+        let t = started.elapsed().as_secs_f64();
+        whole.push(t);
+        arch.push(half);
+        weight.push(t - half);
+    }
+    check_fault(&gpu)?;
+    let per = |d: u64| d as f64 / args.steps as f64;
+    // The split between the halves adds one submission per step; it is not the step's own.
+    let submissions = per(gpu.submissions() - s0) - 1.0;
+    let flops = per(gpu.flops() - f0);
+    let med = median(&whole);
+    let mut report = Report {
+        adapter: gpu.adapter().to_string(),
+        order: args.order,
+        init_channels: args.init_channels,
+        layers: args.layers,
+        batch_size: args.batch_size,
+        image_size: args.image_size,
+        in_channels: args.in_channels,
+        ops,
+        steps: args.steps,
+        median_s: med,
+        min_s: whole.iter().copied().fold(f64::INFINITY, f64::min),
+        max_s: whole.iter().copied().fold(0.0, f64::max),
+        arch_median_s: median(&arch),
+        weight_median_s: median(&weight),
+        dispatches_per_step: per(gpu.dispatches() - d0),
+        submissions_per_step: submissions,
+        readbacks_per_step: per(gpu.readbacks() - r0),
+        peak_gpu_bytes: gpu.memory().peak,
+        flops_per_step: flops,
+        gflops: flops / med / 1e9,
+        profile: None,
+    };
+    if args.profile {
+        gpu.start_trace();
+        search.step()?;
+        let trace = gpu.take_trace();
+        gpu.synchronize();
+        let kernels = gpu.replay(&trace, 2);
+        check_fault(&gpu)?;
+        let (attainable_flops, attainable_bytes) = attainable(&gpu)?;
+        let replay_s = kernels.iter().map(|k| k.seconds).sum();
+        report.profile = Some(Profile { attainable_flops, attainable_bytes, replay_s, kernels });
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_fault(gpu: &Gpu) -> Result<()> {
+    match gpu.take_fault() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// What this adapter reaches: FLOP/s of a 256 -> 256 pointwise convolution over 64x64 planes
+/// (a 256 x 256 x 4096 matrix product through the register-blocked kernel), bytes/s of a
+/// 64 MiB buffer copy (read and write counted).
+fn attainable(gpu: &Gpu) -> Result<(f64, f64)> {
+    let mut rng = Rng::new(1);
+    let (c, hw) = (256, 64);
+    let x = Tensor::from_slice(gpu, &[1, c, hw, hw], &rng.uniform_vec(c * hw * hw, -1.0, 1.0))?;
+    let w = Tensor::from_slice(gpu, &[c, c, 1, 1], &rng.uniform_vec(c * c, -1.0, 1.0))?;
+    let time = |f: &dyn Fn() -> Result<()>| -> Result<f64> {
+        f()?;
+        gpu.synchronize();
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let started = Instant::now();
+            f()?;
+            gpu.synchronize();
+            best = best.min(started.elapsed().as_secs_f64());
+        }
+        Ok(best)
+    };
+    let t = time(&|| gpu.no_grad(|| conv2d(&x, &w, None, Conv2d::default()).map(drop)))?;
+    let flops = 2.0 * (c * c * hw * hw) as f64 / t;
+    let n = 16 << 20; // 64 MiB of f32
+    let a = Tensor::zeros(gpu, &[n])?;
+    let b = Tensor::zeros(gpu, &[n])?;
+    let t = time(&|| b.copy_from(&a))?;
+    Ok((flops, 2.0 * 4.0 * n as f64 / t))
+}
+
+fn print_report(r: &Report) {
+    println!(
+        "step: median {:.3} s (min {:.3}, max {:.3}); architecture half {:.3} s, weight half {:.3} s",
+        r.median_s, r.min_s, r.max_s, r.arch_median_s, r.weight_median_s
+    );
+    println!(
+        "per step: {:.0} dispatches, {:.0} submissions, {:.0} readbacks, {:.2} GFLOP ({:.2} GFLOP/s); peak GPU memory {:.1} MiB",
+        r.dispatches_per_step,
+        r.submissions_per_step,
+        r.readbacks_per_step,
+        r.flops_per_step / 1e9,
+        r.gflops,
+        r.peak_gpu_bytes as f64 / 1048576.0
+    );
+    let Some(p) = &r.profile else { return };
+    println!(
+        "\nprofile of one step, replayed per kernel class ({:.3} s in all); attainable here: {:.2} GFLOP/s \
+         (pointwise conv 256x256x4096), {:.2} GB/s (64 MiB copy)",
+        p.replay_s,
+        p.attainable_flops / 1e9,
+        p.attainable_bytes / 1e9
+    );
+    println!(
+        "{:<34} {:>6} {:>9} {:>6} {:>9} {:>7} {:>8} {:>7}  class",
+        "kernel", "calls", "ms", "share", "GFLOP/s", "%peak", "GB/s", "%bw"
+    );
+    // Entry points first (summed over their classes), then the 25 slowest classes.
+    let mut by_kernel: Vec<(String, usize, f64, u64, u64)> = vec![];
+    for k in &p.kernels {
+        match by_kernel.iter_mut().find(|e| e.0 == k.kernel) {
+            Some(e) => {
+                e.1 += k.calls;
+                e.2 += k.seconds;
+                e.3 += k.flops;
+                e.4 += k.bytes;
+            }
+            None => by_kernel.push((k.kernel.clone(), k.calls, k.seconds, k.flops, k.bytes)),
+        }
+    }
+    by_kernel.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let row = |name: &str, calls: usize, s: f64, flops: u64, bytes: u64, class: &str| {
+        let gf = flops as f64 / s;
+        let bw = bytes as f64 / s;
+        let (gf_s, peak_s) = if flops > 0 {
+            (format!("{:.2}", gf / 1e9), format!("{:.1}%", 100.0 * gf / p.attainable_flops))
+        } else {
+            ("-".into(), "-".into())
+        };
+        println!(
+            "{:<34} {:>6} {:>9.2} {:>5.1}% {:>9} {:>7} {:>8.2} {:>6.1}%  {class}",
+            name,
+            calls,
+            1e3 * s,
+            100.0 * s / p.replay_s,
+            gf_s,
+            peak_s,
+            bw / 1e9,
+            100.0 * bw / p.attainable_bytes
+        );
+    };
+    for (name, calls, s, flops, bytes) in &by_kernel {
+        row(name, *calls, *s, *flops, *bytes, "(all)");
+    }
+    println!("\nslowest kernel classes (GB/s counts every bound buffer once):");
+    for k in p.kernels.iter().take(25) {
+        row(&k.kernel, k.calls, k.seconds, k.flops, k.bytes, &k.class);
+    }
+}

@@ -1,0 +1,142 @@
+//! The depthwise convolution's fast kernels (`shaders/depthwise.wgsl`): 8-column register strips
+//! for the forward pass (and, at stride 1, the input gradient as the forward pass of dy with the
+//! kernel rotated), and a per-channel chunked reduction for the weight gradient. `conv::conv2d`
+//! routes here when the shape fits; the backward rule and the shape checks stay in `conv.rs`.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::conv::{sum_chunks, Geometry};
+use crate::error::Result;
+use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::tensor::Tensor;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    oh: u32,
+    ow: u32,
+    padding: u32,
+    rows: u32,
+    rblocks: u32,
+    _pad: [u32; 3],
+}
+
+/// Output columns per invocation, register segment and tap budget (`OUTS`, `SEG`, `MAX_TAPS`).
+const OUTS: usize = 8;
+const SEG: usize = 24;
+const MAX_TAPS: usize = 25;
+/// Weight-gradient invocations aimed for (one per channel, image and band of rows).
+const TARGET_THREADS: usize = 4096;
+
+/// Whether the kernels' registers hold this convolution: one filter per channel, stride 1 or
+/// 2, at most 25 taps, and a strip's input segment within `SEG`.
+pub(crate) fn fits(geo: &Geometry) -> bool {
+    let (s, d) = (geo.spec.stride, geo.spec.dilation);
+    (1..=2).contains(&s) && geo.kh * geo.kw <= MAX_TAPS && (OUTS - 1) * s + (geo.kw - 1) * d < SEG
+}
+
+/// Whether the input gradient is the rotated kernel's forward pass: stride 1, a square kernel
+/// at least as wide as twice the padding (as every 'same' convolution is).
+pub(crate) fn fits_input_grad(geo: &Geometry) -> bool {
+    let s = geo.spec;
+    s.stride == 1 && geo.kh == geo.kw && (geo.kh - 1) * s.dilation >= s.padding
+}
+
+fn constants(geo: &Geometry, stride: usize, flip: bool) -> [(&'static str, f64); 5] {
+    [
+        ("KH", geo.kh as f64),
+        ("KW", geo.kw as f64),
+        ("STRIDE", stride as f64),
+        ("DIL", geo.spec.dilation as f64),
+        ("FLIP", flip as u32 as f64),
+    ]
+}
+
+/// 1-D workgroup counts for `threads` invocations of 64, folded into y past 65535.
+fn grid(threads: usize) -> [u32; 3] {
+    let groups = threads.div_ceil(64).max(1);
+    if groups <= 65535 {
+        [groups as u32, 1, 1]
+    } else {
+        let y = groups.div_ceil(65535);
+        [groups.div_ceil(y) as u32, y as u32, 1]
+    }
+}
+
+fn launch(gpu: &Gpu, entry: &'static str, c: &[(&'static str, f64)], p: &Params, buffers: &[&GpuBuffer], threads: usize, flops: u64) {
+    gpu.dispatch(Dispatch {
+        shader: "depthwise",
+        entry,
+        constants: c,
+        params: bytemuck::bytes_of(p),
+        buffers,
+        workgroups: grid(threads),
+        flops,
+    });
+}
+
+/// The forward kernel from an `[h, w]` input plane to an `[oh, ow]` output plane.
+#[allow(clippy::too_many_arguments)]
+fn strips(geo: &Geometry, input: &Tensor, w: &Tensor, out: &Tensor, hw: [usize; 2], ohw: [usize; 2], padding: usize, stride: usize, flip: bool) {
+    let p = Params {
+        n: geo.n as u32,
+        c: geo.c_in as u32,
+        h: hw[0] as u32,
+        w: hw[1] as u32,
+        oh: ohw[0] as u32,
+        ow: ohw[1] as u32,
+        padding: padding as u32,
+        rows: 0,
+        rblocks: 0,
+        _pad: [0; 3],
+    };
+    let threads = geo.n * geo.c_in * ohw[0] * ohw[1].div_ceil(OUTS);
+    let c = constants(geo, stride, flip);
+    launch(input.gpu(), "forward", &c, &p, &[input.buf(), w.buf(), out.buf()], threads, geo.flops());
+}
+
+/// y: [N, C, OH, OW] from x: [N, C, H, W] and w: [C, 1, KH, KW].
+pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, y: &Tensor) {
+    let s = geo.spec;
+    strips(geo, x, w, y, [geo.h, geo.w], [geo.oh, geo.ow], s.padding, s.stride, false);
+}
+
+/// dx: [N, C, H, W] from dy: [N, C, OH, OW] (stride 1: see [`fits_input_grad`]).
+pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) {
+    let s = geo.spec;
+    let padding = (geo.kh - 1) * s.dilation - s.padding;
+    strips(geo, dy, w, dx, [geo.oh, geo.ow], [geo.h, geo.w], padding, 1, true);
+}
+
+/// dw: [C, 1, KH, KW] from dy and x.
+pub(crate) fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Tensor> {
+    let gpu = dy.gpu();
+    let planes = geo.n * geo.c_in;
+    let rblocks = (TARGET_THREADS / planes).clamp(1, geo.oh);
+    let rows = geo.oh.div_ceil(rblocks);
+    let rblocks = geo.oh.div_ceil(rows);
+    let chunks = geo.n * rblocks;
+    let p = Params {
+        n: geo.n as u32,
+        c: geo.c_in as u32,
+        h: geo.h as u32,
+        w: geo.w as u32,
+        oh: geo.oh as u32,
+        ow: geo.ow as u32,
+        padding: geo.spec.padding as u32,
+        rows: rows as u32,
+        rblocks: rblocks as u32,
+        _pad: [0; 3],
+    };
+    let dw = Tensor::empty(gpu, &[geo.c_in, 1, geo.kh, geo.kw])?;
+    // partial: [N * rblocks, C, KH, KW]
+    let partial = Tensor::empty(gpu, &[chunks, geo.c_in * geo.kh * geo.kw])?;
+    let c = constants(geo, geo.spec.stride, false);
+    launch(gpu, "weight_backward", &c, &p, &[dy.buf(), x.buf(), partial.buf()], chunks * geo.c_in, geo.flops());
+    sum_chunks(&partial, &dw, chunks);
+    Ok(dw)
+}

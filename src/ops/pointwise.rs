@@ -1,0 +1,115 @@
+//! The pointwise (1x1) convolution's fast kernels (`shaders/pointwise.wgsl`): register-blocked
+//! matrix products for the forward pass and the input gradient, and a chunked, deterministic
+//! reduction for the weight gradient. `conv::conv2d` routes here when the shape fits; the
+//! backward rule and the shape checks stay in `conv.rs`.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::conv::{sum_chunks, Geometry};
+use crate::error::Result;
+use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::tensor::Tensor;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    c_in: u32,
+    p4: u32,
+    c_out: u32,
+    chunk: u32,
+    chunks: u32,
+    outputs: u32,
+    _pad: u32,
+}
+
+/// Invocations per workgroup (`@workgroup_size(64)` in the shader).
+const WORKGROUP: usize = 64;
+/// Weight-gradient invocations aimed for: enough to fill a GPU, few enough that each chunk
+/// is long and the partials stay small.
+const TARGET_THREADS: usize = 4096;
+/// Fewest vec4 positions a weight-gradient chunk covers.
+const MIN_CHUNK: usize = 16;
+
+/// Whether the planes can be read as vec4 (H*W a multiple of 4).
+pub(crate) fn fits(geo: &Geometry) -> bool {
+    (geo.h * geo.w).is_multiple_of(4)
+}
+
+fn params(geo: &Geometry) -> Params {
+    Params {
+        n: geo.n as u32,
+        c_in: geo.c_in as u32,
+        p4: (geo.h * geo.w / 4) as u32,
+        c_out: geo.c_out as u32,
+        chunk: 0,
+        chunks: 0,
+        outputs: (geo.c_out * geo.c_in) as u32,
+        _pad: 0,
+    }
+}
+
+/// 1-D workgroup counts for `threads` invocations of 64, folded into y past 65535.
+fn grid(threads: usize) -> [u32; 3] {
+    let groups = threads.div_ceil(WORKGROUP).max(1);
+    if groups <= 65535 {
+        [groups as u32, 1, 1]
+    } else {
+        let y = groups.div_ceil(65535);
+        [groups.div_ceil(y) as u32, y as u32, 1]
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    gpu: &Gpu,
+    entry: &'static str,
+    transpose: bool,
+    p: &Params,
+    buffers: &[&GpuBuffer],
+    threads: usize,
+    flops: u64,
+) {
+    gpu.dispatch(Dispatch {
+        shader: "pointwise",
+        entry,
+        constants: &[("TRANSPOSE", transpose as u32 as f64)],
+        params: bytemuck::bytes_of(p),
+        buffers,
+        workgroups: grid(threads),
+        flops,
+    });
+}
+
+/// Forward, y = W x (`transpose` false, `input` = x: [N, C_in, H, W], `out` = y), or the input
+/// gradient, dx = W^T dy (`transpose` true, `input` = dy: [N, C_out, H, W], `out` = dx).
+pub(crate) fn product(geo: &Geometry, input: &Tensor, w: &Tensor, out: &Tensor, transpose: bool) {
+    let p = params(geo);
+    let rows = if transpose { geo.c_in } else { geo.c_out };
+    let threads = geo.n * rows.div_ceil(8) * (p.p4 as usize).div_ceil(2);
+    launch(input.gpu(), "product", transpose, &p, &[input.buf(), w.buf(), out.buf()], threads, geo.flops());
+}
+
+/// dw: [C_out, C_in, 1, 1] = sum over images and positions of dy x^T.
+pub(crate) fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Tensor> {
+    let gpu = dy.gpu();
+    let mut p = params(geo);
+    let positions = geo.n * p.p4 as usize;
+    let tiles = geo.c_out.div_ceil(4) * geo.c_in.div_ceil(4);
+    let chunks = (TARGET_THREADS / tiles).clamp(1, positions.div_ceil(MIN_CHUNK).max(1));
+    let chunk = positions.div_ceil(chunks);
+    let chunks = positions.div_ceil(chunk);
+    p.chunk = chunk as u32;
+    p.chunks = chunks as u32;
+    let dw = Tensor::empty(gpu, &[geo.c_out, geo.c_in, 1, 1])?;
+    if chunks == 1 {
+        launch(gpu, "weight_backward", false, &p, &[dy.buf(), x.buf(), dw.buf()], tiles, geo.flops());
+    } else {
+        // partial: [chunks, C_out * C_in]
+        let partial = Tensor::empty(gpu, &[chunks, geo.c_out * geo.c_in])?;
+        let bufs = [dy.buf(), x.buf(), partial.buf()];
+        launch(gpu, "weight_backward", false, &p, &bufs, chunks * tiles, geo.flops());
+        sum_chunks(&partial, &dw, chunks);
+    }
+    Ok(dw)
+}
