@@ -1,7 +1,8 @@
 // BatchNorm2d over x: [N, C, H, W]: per-channel batch statistics (with the running-statistics
 // update, in training), normalisation, and the backward (through the batch statistics in
-// training mode). Per-channel sums are one workgroup per channel, a fixed-order tree in
-// workgroup memory: no atomics, the same bits every run.
+// training mode). Per-channel sums are two fixed-order steps without workgroup barriers (which
+// are costly on CPU adapters): one invocation per plane (n, c) sums its H*W values, then one per
+// channel combines its N plane partials in order. No atomics: the same bits every run.
 
 struct Params {
     n: u32,        // batch size N
@@ -19,29 +20,6 @@ override AFFINE: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-var<workgroup> tree: array<vec2<f32>, 256>;
-
-// Sum of `v` over the workgroup in a fixed order; every thread gets the result. The leading
-// barrier keeps a previous call's readers of tree[0] safe from this call's writes.
-fn tree_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
-    workgroupBarrier();
-    tree[lid] = v;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
-            tree[lid] = tree[lid] + tree[lid + s];
-        }
-        workgroupBarrier();
-    }
-    return tree[0];
-}
-
-// Index in x of the j-th element (j < N * H * W) of channel c.
-fn channel_index(c: u32, j: u32) -> u32 {
-    let b = j / p.hw;
-    return (b * p.c + c) * p.hw + (j - b * p.hw);
-}
-
 // Channel of element i of x.
 fn channel_of(i: u32) -> u32 {
     return (i / p.hw) % p.c;
@@ -51,69 +29,87 @@ fn element(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
 
+fn plane_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 64u;
+}
+
 fn inv_std(var_c: f32) -> f32 {
     return 1.0 / sqrt(var_c + p.eps);
 }
 
-// batch_stats: mean[C] and biased var[C] of x over (N, H, W); batch_stats_running also updates
-// the running statistics: r = (1 - momentum) * r + momentum * stat, the unbiased variance for
-// running_var (one kernel instead of two: the update is a few flops per channel).
-@group(0) @binding(1) var<storage, read> bs_x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> bs_mean: array<f32>;
-@group(0) @binding(3) var<storage, read_write> bs_var: array<f32>;
-@group(0) @binding(4) var<storage, read_write> bs_running_mean: array<f32>;
-@group(0) @binding(5) var<storage, read_write> bs_running_var: array<f32>;
+// plane_stats: partial[n, c] = (mean, sum of squared deviations) of the plane x[n, c]
+@group(0) @binding(1) var<storage, read> ps_x: array<f32>;             // [N, C, H, W]
+@group(0) @binding(2) var<storage, read_write> ps_partial: array<vec2<f32>>; // [N, C]
 
-// Mean and biased variance of channel c, written to bs_mean[c] and bs_var[c] and returned to
-// every thread of its workgroup: threads stride through its N*H*W elements; two passes (mean,
-// then squared deviations) so a large mean costs no precision.
-fn channel_stats(c: u32, lid: u32) -> vec2<f32> {
-    let count = p.n * p.hw;
+// One invocation per plane; two passes (mean, then squared deviations) so that a large mean
+// costs no precision.
+@compute @workgroup_size(64)
+fn plane_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let plane = plane_index(gid, nwg);
+    if (plane >= p.n * p.c) { return; }
+    let base = plane * p.hw;
     var acc = 0.0;
-    for (var j = lid; j < count; j = j + 256u) {
-        acc = acc + bs_x[channel_index(c, j)];
+    for (var j = 0u; j < p.hw; j = j + 1u) {
+        acc = acc + ps_x[base + j];
     }
-    let mean = tree_sum(lid, vec2<f32>(acc, 0.0)).x / f32(count);
-    var dev = 0.0;
-    for (var j = lid; j < count; j = j + 256u) {
-        let d = bs_x[channel_index(c, j)] - mean;
-        dev = dev + d * d;
+    let mean = acc / f32(p.hw);
+    var m2 = 0.0;
+    for (var j = 0u; j < p.hw; j = j + 1u) {
+        let d = ps_x[base + j] - mean;
+        m2 = fma(d, d, m2);
     }
-    let var_c = tree_sum(lid, vec2<f32>(dev, 0.0)).x / f32(count);
-    if (lid == 0u) {
-        bs_mean[c] = mean;
-        bs_var[c] = var_c;
+    ps_partial[plane] = vec2<f32>(mean, m2);
+}
+
+// combine_stats: mean[c] and biased var[c] over (N, H, W) from the plane partials;
+// combine_stats_running also updates the running statistics: r = (1 - momentum) * r +
+// momentum * stat, the unbiased variance for running_var.
+@group(0) @binding(1) var<storage, read> cs_partial: array<vec2<f32>>;  // [N, C]
+@group(0) @binding(2) var<storage, read_write> cs_mean: array<f32>;     // [C]
+@group(0) @binding(3) var<storage, read_write> cs_var: array<f32>;      // [C]
+@group(0) @binding(4) var<storage, read_write> cs_running_mean: array<f32>;
+@group(0) @binding(5) var<storage, read_write> cs_running_var: array<f32>;
+
+// Channel c's statistics from its N planes (all of H*W values): the mean of the plane means, and
+// sum M2 + H*W * sum (plane mean - mean)^2 for the squared deviations; written and returned.
+fn channel_stats(c: u32) -> vec2<f32> {
+    var acc = 0.0;
+    for (var b = 0u; b < p.n; b = b + 1u) {
+        acc = acc + cs_partial[b * p.c + c].x;
     }
+    let mean = acc / f32(p.n);
+    var m2 = 0.0;
+    var spread = 0.0;
+    for (var b = 0u; b < p.n; b = b + 1u) {
+        let part = cs_partial[b * p.c + c];
+        m2 = m2 + part.y;
+        let d = part.x - mean;
+        spread = fma(d, d, spread);
+    }
+    let count = f32(p.n * p.hw);
+    let var_c = (m2 + f32(p.hw) * spread) / count;
+    cs_mean[c] = mean;
+    cs_var[c] = var_c;
     return vec2<f32>(mean, var_c);
 }
 
-// One workgroup per channel (c = wid.x + wid.y * nwg.x).
-@compute @workgroup_size(256)
-fn batch_stats(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let c = wid.x + wid.y * nwg.x;
+// One invocation per channel.
+@compute @workgroup_size(64)
+fn combine_stats(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
     if (c >= p.c) { return; }
-    _ = channel_stats(c, lid);
+    _ = channel_stats(c);
 }
 
-@compute @workgroup_size(256)
-fn batch_stats_running(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let c = wid.x + wid.y * nwg.x;
+@compute @workgroup_size(64)
+fn combine_stats_running(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
     if (c >= p.c) { return; }
-    let stats = channel_stats(c, lid);
-    if (lid == 0u) {
-        let count = f32(p.n * p.hw);
-        let unbiased = stats.y * count / (count - 1.0);
-        bs_running_mean[c] = (1.0 - p.momentum) * bs_running_mean[c] + p.momentum * stats.x;
-        bs_running_var[c] = (1.0 - p.momentum) * bs_running_var[c] + p.momentum * unbiased;
-    }
+    let stats = channel_stats(c);
+    let count = f32(p.n * p.hw);
+    let unbiased = stats.y * count / (count - 1.0);
+    cs_running_mean[c] = (1.0 - p.momentum) * cs_running_mean[c] + p.momentum * stats.x;
+    cs_running_var[c] = (1.0 - p.momentum) * cs_running_var[c] + p.momentum * unbiased;
 }
 
 // normalize_forward: y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c]
@@ -137,38 +133,48 @@ fn normalize_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     nf_y[i] = y;
 }
 
-// backward_sums: dbeta[c] = sum dy, dgamma[c] = sum dy * xhat over (N, H, W)
-@group(0) @binding(1) var<storage, read> bsum_x: array<f32>;
-@group(0) @binding(2) var<storage, read> bsum_dy: array<f32>;
-@group(0) @binding(3) var<storage, read> bsum_mean: array<f32>;
-@group(0) @binding(4) var<storage, read> bsum_var: array<f32>;
-@group(0) @binding(5) var<storage, read_write> bsum_dgamma: array<f32>;
-@group(0) @binding(6) var<storage, read_write> bsum_dbeta: array<f32>;
+// plane_sums: partial[n, c] = (sum dy * xhat, sum dy) over the plane (n, c)
+@group(0) @binding(1) var<storage, read> psum_x: array<f32>;
+@group(0) @binding(2) var<storage, read> psum_dy: array<f32>;
+@group(0) @binding(3) var<storage, read> psum_mean: array<f32>;
+@group(0) @binding(4) var<storage, read> psum_var: array<f32>;
+@group(0) @binding(5) var<storage, read_write> psum_partial: array<vec2<f32>>; // [N, C]
 
-// Both per-channel sums in one pass, xhat recomputed from x: one workgroup per channel
-// (c = wid.x + wid.y * nwg.x), threads stride through its N*H*W elements.
-@compute @workgroup_size(256)
-fn backward_sums(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let c = wid.x + wid.y * nwg.x;
+// Both sums of one plane in one pass, xhat recomputed from x: one invocation per plane.
+@compute @workgroup_size(64)
+fn plane_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let plane = plane_index(gid, nwg);
+    if (plane >= p.n * p.c) { return; }
+    let c = plane % p.c;
+    let mean = psum_mean[c];
+    let istd = inv_std(psum_var[c]);
+    let base = plane * p.hw;
+    var dot_xhat = 0.0;
+    var sum_dy = 0.0;
+    for (var j = 0u; j < p.hw; j = j + 1u) {
+        let dy = psum_dy[base + j];
+        dot_xhat = fma(dy, psum_x[base + j] - mean, dot_xhat);
+        sum_dy = sum_dy + dy;
+    }
+    psum_partial[plane] = vec2<f32>(dot_xhat * istd, sum_dy);
+}
+
+// combine_sums: dgamma[c] = sum dy * xhat, dbeta[c] = sum dy over (N, H, W)
+@group(0) @binding(1) var<storage, read> csum_partial: array<vec2<f32>>; // [N, C]
+@group(0) @binding(2) var<storage, read_write> csum_dgamma: array<f32>;  // [C]
+@group(0) @binding(3) var<storage, read_write> csum_dbeta: array<f32>;   // [C]
+
+// The N plane partials of channel c summed in order: one invocation per channel.
+@compute @workgroup_size(64)
+fn combine_sums(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
     if (c >= p.c) { return; }
-    let count = p.n * p.hw;
-    let mean = bsum_mean[c];
-    let istd = inv_std(bsum_var[c]);
-    var acc = vec2<f32>(0.0, 0.0); // (sum dy * xhat, sum dy)
-    for (var j = lid; j < count; j = j + 256u) {
-        let i = channel_index(c, j);
-        let dy = bsum_dy[i];
-        acc = acc + vec2<f32>(dy * (bsum_x[i] - mean) * istd, dy);
+    var acc = vec2<f32>(0.0, 0.0);
+    for (var b = 0u; b < p.n; b = b + 1u) {
+        acc = acc + csum_partial[b * p.c + c];
     }
-    let total = tree_sum(lid, acc);
-    if (lid == 0u) {
-        bsum_dgamma[c] = total.x;
-        bsum_dbeta[c] = total.y;
-    }
+    csum_dgamma[c] = acc.x;
+    csum_dbeta[c] = acc.y;
 }
 
 // backward_dx: dx = gamma / sqrt(var + eps) * (dy - mean(dy) - xhat * mean(dy * xhat)) (training)

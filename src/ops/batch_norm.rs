@@ -2,7 +2,8 @@
 //! the batch statistics (training) or the running statistics (eval), then gamma and beta when
 //! affine. DARTS searches with affine=False BNs on every edge; the final network uses affine.
 //!
-//! Per-channel sums are one workgroup per channel in a fixed order (no atomics). The backward
+//! Per-channel sums are per-plane partials combined per channel in a fixed order (no atomics,
+//! no workgroup barriers). The backward
 //! saves only x and the per-channel mean and variance, and recomputes xhat in its kernels: a
 //! supernet holds hundreds of BNs, so a saved full-size xhat per BN would double their memory.
 
@@ -10,7 +11,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::dims;
 use crate::error::{Error, Result};
-use crate::gpu::{grid_1d, grid_groups, Dispatch};
+use crate::gpu::{grid_1d, Dispatch};
 use crate::tensor::{DType, Tensor};
 
 #[repr(C)]
@@ -58,6 +59,17 @@ impl Launch {
         });
     }
 
+    /// One invocation per plane (n, c), 64 to a workgroup, folded into y past 65535 groups.
+    fn per_plane(&self) -> [u32; 3] {
+        let groups = ((self.params.n * self.params.c) as usize).div_ceil(64).max(1);
+        if groups <= 65535 {
+            [groups as u32, 1, 1]
+        } else {
+            let y = groups.div_ceil(65535);
+            [groups.div_ceil(y) as u32, y as u32, 1]
+        }
+    }
+
     fn channels(&self) -> usize {
         self.params.c as usize
     }
@@ -65,6 +77,11 @@ impl Launch {
     fn elements(&self) -> usize {
         self.params.total as usize
     }
+}
+
+/// One invocation per channel, 64 to a workgroup.
+fn per_channel(c: usize) -> [u32; 3] {
+    [c.div_ceil(64).max(1) as u32, 1, 1]
 }
 
 fn check_channel_vector(name: &str, t: &Tensor, c: usize) -> Result<()> {
@@ -135,9 +152,11 @@ pub fn batch_norm2d(
     let (mean, var) = if training {
         let mean = Tensor::empty(gpu, &[c])?; // mean: [C]
         let var = Tensor::empty(gpu, &[c])?; // var: [C], biased
+        let partial = Tensor::empty(gpu, &[n, c, 2])?; // partial: [N, C, (mean, M2)]
+        launch.dispatch("plane_stats", &[x, &partial], launch.per_plane());
         match running {
-            Some((rm, rv)) => launch.dispatch("batch_stats_running", &[x, &mean, &var, rm, rv], grid_groups(c)),
-            None => launch.dispatch("batch_stats", &[x, &mean, &var], grid_groups(c)),
+            Some((rm, rv)) => launch.dispatch("combine_stats_running", &[&partial, &mean, &var, rm, rv], per_channel(c)),
+            None => launch.dispatch("combine_stats", &[&partial, &mean, &var], per_channel(c)),
         }
         (mean, var)
     } else {
@@ -187,7 +206,9 @@ impl Saved {
         let sums = if gamma_grad || beta_grad || (x_grad && training) {
             let dgamma = Tensor::empty(gpu, &[c])?; // dgamma: [C] = sum dy * xhat
             let dbeta = Tensor::empty(gpu, &[c])?; // dbeta: [C] = sum dy
-            launch.dispatch("backward_sums", &[&self.x, dy, &self.mean, &self.var, &dgamma, &dbeta], grid_groups(c));
+            let partial = Tensor::empty(gpu, &[launch.params.n as usize, c, 2])?; // partial: [N, C, 2]
+            launch.dispatch("plane_sums", &[&self.x, dy, &self.mean, &self.var, &partial], launch.per_plane());
+            launch.dispatch("combine_sums", &[&partial, &dgamma, &dbeta], per_channel(c));
             Some((dgamma, dbeta))
         } else {
             None
