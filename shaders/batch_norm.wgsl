@@ -20,13 +20,12 @@ override AFFINE: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-// Channel of element i of x.
-fn channel_of(i: u32) -> u32 {
-    return (i / p.hw) % p.c;
-}
-
-fn element(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
+// The element-wise kernels run one workgroup row per plane (n, c): the plane (and so the
+// channel) is uniform across a workgroup, and no thread divides by H*W or C (integer division
+// is scalarised on CPU adapters). Returns (plane, index in the plane); plane = wid.y + wid.z *
+// nwg.y (folded past 65535 planes), j = gid.x.
+fn plane_element(gid: vec3<u32>, wid: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
+    return vec2<u32>(wid.y + wid.z * nwg.y, gid.x);
 }
 
 fn plane_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
@@ -120,12 +119,17 @@ fn combine_stats_running(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(5) var<storage, read> nf_beta: array<f32>;
 @group(0) @binding(6) var<storage, read_write> nf_y: array<f32>;
 
-// y = xhat * gamma + beta, one thread per element (i = gid.x + gid.y * nwg.x * 256).
-@compute @workgroup_size(256)
-fn normalize_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = element(gid, nwg);
-    if (i >= p.total) { return; }
-    let c = channel_of(i);
+// y = xhat * gamma + beta, one thread per element (see plane_element).
+@compute @workgroup_size(64)
+fn normalize_forward(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let pe = plane_element(gid, wid, nwg);
+    if (pe.x >= p.n * p.c || pe.y >= p.hw) { return; }
+    let c = pe.x % p.c;
+    let i = pe.x * p.hw + pe.y;
     var y = (nf_x[i] - nf_mean[c]) * inv_std(nf_var[c]);
     if (AFFINE) {
         y = y * nf_gamma[c] + nf_beta[c];
@@ -188,12 +192,17 @@ fn combine_sums(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(8) var<storage, read_write> bdx_dx: array<f32>;
 
 // Input gradient through the batch statistics, from the per-channel sums of backward_sums:
-// one thread per element (i = gid.x + gid.y * nwg.x * 256).
-@compute @workgroup_size(256)
-fn backward_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = element(gid, nwg);
-    if (i >= p.total) { return; }
-    let c = channel_of(i);
+// one thread per element (see plane_element).
+@compute @workgroup_size(64)
+fn backward_dx(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let pe = plane_element(gid, wid, nwg);
+    if (pe.x >= p.n * p.c || pe.y >= p.hw) { return; }
+    let c = pe.x % p.c;
+    let i = pe.x * p.hw + pe.y;
     let istd = inv_std(bdx_var[c]);
     var scale = istd;
     if (AFFINE) {
@@ -210,12 +219,17 @@ fn backward_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 @group(0) @binding(3) var<storage, read> bde_gamma: array<f32>;
 @group(0) @binding(4) var<storage, read_write> bde_dx: array<f32>;
 
-// Input gradient in eval mode, one thread per element (i = gid.x + gid.y * nwg.x * 256).
-@compute @workgroup_size(256)
-fn backward_dx_eval(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = element(gid, nwg);
-    if (i >= p.total) { return; }
-    let c = channel_of(i);
+// Input gradient in eval mode, one thread per element (see plane_element).
+@compute @workgroup_size(64)
+fn backward_dx_eval(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let pe = plane_element(gid, wid, nwg);
+    if (pe.x >= p.n * p.c || pe.y >= p.hw) { return; }
+    let c = pe.x % p.c;
+    let i = pe.x * p.hw + pe.y;
     var scale = inv_std(bde_var[c]);
     if (AFFINE) {
         scale = scale * bde_gamma[c];

@@ -140,3 +140,67 @@ fn weight_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
         wb_partial[base + tap] = acc[tap];
     }
 }
+
+// input_backward: dx[n, c, y, x] = sum over the taps (u, v) and outputs (i, j) with
+// i*S + u*D - pad = y and j*S + v*D - pad = x of w[c, u, v] * dy[n, c, i, j] (strided convs;
+// at stride 1 the rotated-kernel forward pass is used instead). The padding is a pipeline
+// constant here so that which taps meet an output, and where in the register segment, is known
+// when the pipeline is built.
+override PAD: u32 = 1u;
+
+@group(0) @binding(1) var<storage, read> ib_dy: array<f32>;       // [N, C, OH, OW]
+@group(0) @binding(2) var<storage, read> ib_w: array<f32>;        // [C, 1, KH, KW]
+@group(0) @binding(3) var<storage, read_write> ib_dx: array<f32>; // [N, C, H, W]
+
+// floor(a / b) for b > 0.
+fn floor_div(a: i32, b: i32) -> i32 {
+    let q = a / b;
+    return select(q, q - 1, a % b != 0 && a < 0);
+}
+
+// One invocation per (plane, input row y, block of 8 input columns x0..x0+7, x0 a multiple of
+// 8 and of STRIDE). Column x0 + jj meets tap v at output column (x0 + jj + PAD - v*D) / S when
+// that divides: relative to x0 / S a constant, read from a segment of dy loaded once per row.
+@compute @workgroup_size(64)
+fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let xblocks = (p.w + OUTS - 1u) / OUTS;
+    let t = index64(gid, nwg);
+    if (t >= p.n * p.c * p.h * xblocks) { return; }
+    let xb = t % xblocks;
+    let y = (t / xblocks) % p.h;
+    let plane = t / (xblocks * p.h);
+    let ch = plane % p.c;
+    let x0 = xb * OUTS;
+    let s = i32(STRIDE);
+    let lo = floor_div(i32(PAD) - i32((KW - 1u) * DIL), s); // lowest offset from x0 / S
+    let hi = (i32(OUTS) - 1 + i32(PAD)) / s;
+    let span = u32(hi - lo + 1);
+    let j_first = i32(x0 / STRIDE) + lo;
+    let last = i32(p.ow) - 1;
+    var acc: array<f32, OUTS>;
+    for (var u = 0u; u < KH; u = u + 1u) {
+        let ti = i32(y + PAD) - i32(u * DIL);
+        if (ti < 0 || ti % s != 0 || ti / s >= i32(p.oh)) { continue; }
+        let row = (plane * p.oh + u32(ti / s)) * p.ow;
+        var seg: array<f32, SEG>;
+        for (var k = 0u; k < span; k = k + 1u) {
+            let j = j_first + i32(k);
+            seg[k] = select(0.0, ib_dy[row + u32(clamp(j, 0, last))], j >= 0 && j <= last);
+        }
+        for (var v = 0u; v < KW; v = v + 1u) {
+            let wt = ib_w[(ch * KH + u) * KW + v];
+            for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+                let tj = i32(jj + PAD) - i32(v * DIL);
+                if (tj % s == 0) {
+                    acc[jj] = fma(wt, seg[u32(floor_div(tj, s) - lo)], acc[jj]);
+                }
+            }
+        }
+    }
+    let out = (plane * p.h + y) * p.w + x0;
+    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+        if (x0 + jj < p.w) {
+            ib_dx[out + jj] = acc[jj];
+        }
+    }
+}

@@ -52,23 +52,6 @@ fn weighted_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     ws_out[i] = acc;
 }
 
-var<workgroup> tree: array<f32, 256>;
-
-fn tree_sum(lid: u32, v: f32) -> f32 {
-    tree[lid] = v;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
-            tree[lid] = tree[lid] + tree[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let r = tree[0];
-    // Everyone has read the result before the tree is reused.
-    workgroupBarrier();
-    return r;
-}
-
 // dot_partials: partial[t * parts + c] = <dout, y_t> over chunk c
 @group(0) @binding(1) var<storage, read> dp_dout: array<f32>;
 @group(0) @binding(2) var<storage, read> dp_y0: array<f32>;
@@ -81,35 +64,32 @@ fn tree_sum(lid: u32, v: f32) -> f32 {
 @group(0) @binding(9) var<storage, read> dp_y7: array<f32>;
 @group(0) @binding(10) var<storage, read_write> dp_partial: array<f32>;
 
-fn term_value(t: u32, i: u32) -> f32 {
+// sum over i in [start, end) of dout[i] * y_t[i], in order.
+fn chunk_dot(t: u32, start: u32, end: u32) -> f32 {
+    var acc = 0.0;
     switch t {
-        case 0u: { return dp_y0[i]; }
-        case 1u: { return dp_y1[i]; }
-        case 2u: { return dp_y2[i]; }
-        case 3u: { return dp_y3[i]; }
-        case 4u: { return dp_y4[i]; }
-        case 5u: { return dp_y5[i]; }
-        case 6u: { return dp_y6[i]; }
-        default: { return dp_y7[i]; }
+        case 0u: { for (var i = start; i < end; i++) { acc = fma(dp_dout[i], dp_y0[i], acc); } }
+        case 1u: { for (var i = start; i < end; i++) { acc = fma(dp_dout[i], dp_y1[i], acc); } }
+        case 2u: { for (var i = start; i < end; i++) { acc = fma(dp_dout[i], dp_y2[i], acc); } }
+        case 3u: { for (var i = start; i < end; i++) { acc = fma(dp_dout[i], dp_y3[i], acc); } }
+        case 4u: { for (var i = start; i < end; i++) { acc = fma(dp_dout[i], dp_y4[i], acc); } }
+        case 5u: { for (var i = start; i < end; i++) { acc = fma(dp_dout[i], dp_y5[i], acc); } }
+        case 6u: { for (var i = start; i < end; i++) { acc = fma(dp_dout[i], dp_y6[i], acc); } }
+        default: { for (var i = start; i < end; i++) { acc = fma(dp_dout[i], dp_y7[i], acc); } }
     }
+    return acc;
 }
 
-// partial[t * parts + c] = sum over chunk c of dout * y_t; one workgroup per (chunk c = wid.x,
-// term t = wid.y), threads stride through the chunk, then a fixed-order tree.
-@compute @workgroup_size(256)
-fn dot_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let c = wid.x;
-    let t = wid.y;
+// One invocation per (term t, chunk c), thread = t * parts + c: a sequential dot product over
+// the chunk, no workgroup barriers (costly on CPU adapters).
+@compute @workgroup_size(64)
+fn dot_partials(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let thread = gid.x;
+    if (thread >= p.count * p.parts) { return; }
+    let t = thread / p.parts;
+    let c = thread % p.parts;
     let start = c * p.chunk;
-    let end = min(start + p.chunk, p.n);
-    var acc = 0.0;
-    for (var i = start + lid; i < end; i = i + 256u) {
-        acc = acc + dp_dout[i] * term_value(t, i);
-    }
-    let total = tree_sum(lid, acc);
-    if (lid == 0u) {
-        dp_partial[t * p.parts + c] = total;
-    }
+    dp_partial[thread] = chunk_dot(t, start, min(start + p.chunk, p.n));
 }
 
 // dot_finish: dw[idx_t] += sum of term t's partials
@@ -117,18 +97,15 @@ fn dot_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 @group(0) @binding(2) var<storage, read_write> df_dw: array<f32>;
 
 // dw[idx_t] += sum_c partial[t * parts + c] for each term in order (a repeated index sums its
-// terms); a single workgroup.
-@compute @workgroup_size(256)
-fn dot_finish(@builtin(local_invocation_index) lid: u32) {
+// terms): one invocation does it all (at most 8 x MAX_PARTS additions).
+@compute @workgroup_size(1)
+fn dot_finish() {
     for (var t = 0u; t < p.count; t = t + 1u) {
         var acc = 0.0;
-        for (var c = lid; c < p.parts; c = c + 256u) {
+        for (var c = 0u; c < p.parts; c = c + 1u) {
             acc = acc + df_partial[t * p.parts + c];
         }
-        let total = tree_sum(lid, acc);
-        if (lid == 0u) {
-            let k = term_index(t);
-            df_dw[k] = df_dw[k] + total;
-        }
+        let k = term_index(t);
+        df_dw[k] = df_dw[k] + acc;
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, MixedOp, Module, Preprocess, ReluConvBn};
+use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Input, Linear, MixedOp, Module, Preprocess, ReluConvBn};
 use crate::ops::{conv::Conv2d, elementwise, layout, pool, softmax};
 use crate::rng::Rng;
 use crate::space::SearchSpace;
@@ -132,19 +132,21 @@ impl Cell {
     /// s0, s1: [N, C_pp, H, W], [N, C_p, H', W'] -> [N, multiplier*C, H'', W''].
     /// `weights` = softmax of this cell type's alphas, [edges, ops].
     fn forward(&self, s0: &Tensor, s1: &Tensor, weights: &Tensor, train: bool) -> Result<Tensor> {
-        let mut states = vec![self.preprocess0.forward(s0, train)?, self.preprocess1.forward(s1, train)?];
+        // Each state with its ReLU, computed once for all the edges that leave it.
+        let mut states =
+            vec![Input::new(&self.preprocess0.forward(s0, train)?), Input::new(&self.preprocess1.forward(s1, train)?)];
         let mut offset = 0;
         for _ in 0..self.steps {
             let inputs: Vec<Tensor> = states
                 .iter()
                 .enumerate()
-                .map(|(j, h)| self.edges[offset + j].forward(h, weights, offset + j, train))
+                .map(|(j, h)| self.edges[offset + j].forward_shared(h, weights, offset + j, train))
                 .collect::<Result<_>>()?;
             offset += states.len();
             let refs: Vec<&Tensor> = inputs.iter().collect();
-            states.push(elementwise::add_n(&refs)?);
+            states.push(Input::new(&elementwise::add_n(&refs)?));
         }
-        let last: Vec<&Tensor> = states[states.len() - self.multiplier..].iter().collect();
+        let last: Vec<&Tensor> = states[states.len() - self.multiplier..].iter().map(Input::x).collect();
         layout::concat_channels(&last)
     }
 }

@@ -1,6 +1,8 @@
 //! The DARTS candidate operations (quark0/darts `operations.py`) and the mixed operation of one
 //! edge (`model_search.py`'s `MixedOp`), built from the engine's ops.
 
+use std::cell::OnceCell;
+
 use super::{join, BatchNorm, Conv, Module};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -10,6 +12,32 @@ use crate::tensor::Tensor;
 
 /// The DARTS primitives, in the reference order (the column order of the alpha matrices).
 pub use crate::space::DARTS_PRIMITIVES as PRIMITIVES;
+
+/// An op's input and its ReLU, computed at most once: every op of every edge that leaves a cell
+/// state and starts with a ReLU (separable, dilated, factorized reduce) shares it, so a state's
+/// ReLU is one kernel forward and one backward instead of one per op.
+pub struct Input {
+    x: Tensor,
+    relu: OnceCell<Tensor>,
+}
+
+impl Input {
+    pub fn new(x: &Tensor) -> Input {
+        Input { x: x.clone(), relu: OnceCell::new() }
+    }
+
+    pub fn x(&self) -> &Tensor {
+        &self.x
+    }
+
+    /// relu(x), computed on the first call.
+    pub fn relu(&self) -> Result<&Tensor> {
+        if self.relu.get().is_none() {
+            let _ = self.relu.set(relu(&self.x)?);
+        }
+        Ok(self.relu.get().expect("set above"))
+    }
+}
 
 /// ReLU -> conv -> BN (the cell preprocessing, and the stem's conv+BN without the ReLU).
 pub struct ReluConvBn {
@@ -67,20 +95,25 @@ impl FactorizedReduce {
             )));
         }
         Ok(FactorizedReduce {
-            conv_1: Conv::new(gpu, rng, c_in, c_out / 2, 1, Conv2d::new(2, 0, 1, 1))?,
+            // Stride 2 through the window below, so that both halves run as pointwise convs.
+            conv_1: Conv::new(gpu, rng, c_in, c_out / 2, 1, Conv2d::new(1, 0, 1, 1))?,
             conv_2: Conv::new(gpu, rng, c_in, c_out / 2, 1, Conv2d::new(1, 0, 1, 1))?,
             bn: BatchNorm::new(gpu, c_out, affine)?,
         })
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        // x: [N, C, H, W] -> a, b: [N, C_out/2, ceil(H/2), ceil(W/2)]
-        let r = relu(x)?;
-        let a = self.conv_1.forward(&r)?;
-        let (h, w) = (a.shape()[2], a.shape()[3]);
-        // The shifted path: pixels (1 + 2i, 1 + 2j), zero past the edge; then a 1x1 conv.
-        let shifted = layout::window(&r, (1, 1), (h, w), 2)?;
-        let b = self.conv_2.forward(&shifted)?;
+        self.forward_activated(&relu(x)?, train)
+    }
+
+    /// The block from r = relu(x) on.
+    pub fn forward_activated(&self, r: &Tensor, train: bool) -> Result<Tensor> {
+        // r: [N, C, H, W] -> a, b: [N, C_out/2, ceil(H/2), ceil(W/2)]
+        let (h, w) = (r.shape()[2].div_ceil(2), r.shape()[3].div_ceil(2));
+        // conv_1 with stride 2: pixels (2i, 2j); the shifted path: pixels (1 + 2i, 1 + 2j), zero
+        // past the edge. Each then a 1x1 conv.
+        let a = self.conv_1.forward(&layout::window(r, (0, 0), (h, w), 2)?)?;
+        let b = self.conv_2.forward(&layout::window(r, (1, 1), (h, w), 2)?)?;
         self.bn.forward(&layout::concat_channels(&[&a, &b])?, train)
     }
 }
@@ -144,7 +177,12 @@ impl SepConv {
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward(&self.pw1.forward(&self.dw1.forward(&relu(x)?)?)?, train)?;
+        self.forward_activated(&relu(x)?, train)
+    }
+
+    /// The block from relu(x) on.
+    pub fn forward_activated(&self, rx: &Tensor, train: bool) -> Result<Tensor> {
+        let y = self.bn1.forward(&self.pw1.forward(&self.dw1.forward(rx)?)?, train)?;
         self.bn2.forward(&self.pw2.forward(&self.dw2.forward(&relu(&y)?)?)?, train)
     }
 }
@@ -182,7 +220,12 @@ impl DilConv {
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward(&self.pw.forward(&self.dw.forward(&relu(x)?)?)?, train)
+        self.forward_activated(&relu(x)?, train)
+    }
+
+    /// The block from relu(x) on.
+    pub fn forward_activated(&self, rx: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn.forward(&self.pw.forward(&self.dw.forward(rx)?)?, train)
     }
 }
 
@@ -269,13 +312,18 @@ impl Primitive {
 
     /// The op's output; `None` for `none` (nothing to compute).
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Option<Tensor>> {
+        self.forward_shared(&Input::new(x), train)
+    }
+
+    /// [`Primitive::forward`] with the input's ReLU shared with the other ops that read it.
+    pub fn forward_shared(&self, input: &Input, train: bool) -> Result<Option<Tensor>> {
         Ok(Some(match self {
             Primitive::Zero => return Ok(None),
-            Primitive::Pool(p) => p.forward(x, train)?,
-            Primitive::Identity => x.clone(),
-            Primitive::FactorizedReduce(f) => f.forward(x, train)?,
-            Primitive::SepConv(s) => s.forward(x, train)?,
-            Primitive::DilConv(d) => d.forward(x, train)?,
+            Primitive::Pool(p) => p.forward(input.x(), train)?,
+            Primitive::Identity => input.x().clone(),
+            Primitive::FactorizedReduce(f) => f.forward_activated(input.relu()?, train)?,
+            Primitive::SepConv(s) => s.forward_activated(input.relu()?, train)?,
+            Primitive::DilConv(d) => d.forward_activated(input.relu()?, train)?,
         }))
     }
 }
@@ -325,10 +373,16 @@ impl MixedOp {
     /// sum_k weights[edge, k] * op_k(x), where `weights` = softmax(alphas) is [E, K]. The
     /// `none` op is skipped; an edge of only `none` gives zeros of the strided shape.
     pub fn forward(&self, x: &Tensor, weights: &Tensor, edge: usize, train: bool) -> Result<Tensor> {
+        self.forward_shared(&Input::new(x), weights, edge, train)
+    }
+
+    /// [`MixedOp::forward`] with the input's ReLU shared with the other edges that read it.
+    pub fn forward_shared(&self, input: &Input, weights: &Tensor, edge: usize, train: bool) -> Result<Tensor> {
+        let x = input.x();
         let k_total = *weights.shape().last().unwrap_or(&1);
         let mut outs = Vec::with_capacity(self.ops.len());
         for (k, _, op) in &self.ops {
-            if let Some(y) = op.forward(x, train)? {
+            if let Some(y) = op.forward_shared(input, train)? {
                 outs.push((edge * k_total + k, y));
             }
         }

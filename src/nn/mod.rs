@@ -5,7 +5,7 @@
 pub mod darts_ops;
 
 pub use darts_ops::{
-    DilConv, FactorizedReduce, MixedOp, PoolBn, Preprocess, Primitive, ReluConvBn, SepConv, PRIMITIVES,
+    DilConv, FactorizedReduce, Input, MixedOp, PoolBn, Preprocess, Primitive, ReluConvBn, SepConv, PRIMITIVES,
 };
 
 use crate::error::Result;

@@ -11,7 +11,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::dims;
 use crate::error::{Error, Result};
-use crate::gpu::{grid_1d, Dispatch};
+use crate::gpu::Dispatch;
 use crate::tensor::{DType, Tensor};
 
 #[repr(C)]
@@ -70,13 +70,18 @@ impl Launch {
         }
     }
 
+    /// The element-wise kernels' grid: x over a plane's H*W values (64 to a workgroup), y (and
+    /// z past 65535) over the N*C planes.
+    fn per_element(&self) -> [u32; 3] {
+        let planes = (self.params.n * self.params.c).max(1);
+        let z = planes.div_ceil(65535);
+        [self.params.hw.div_ceil(64).max(1), planes.div_ceil(z), z]
+    }
+
     fn channels(&self) -> usize {
         self.params.c as usize
     }
 
-    fn elements(&self) -> usize {
-        self.params.total as usize
-    }
 }
 
 /// One invocation per channel, 64 to a workgroup.
@@ -168,7 +173,7 @@ pub fn batch_norm2d(
     // Without affine the kernel never reads gamma and beta; bind the mean there.
     let y = Tensor::empty(gpu, x.shape())?; // y: [N, C, H, W]
     let (gamma, beta) = affine.unwrap_or((&mean, &mean));
-    launch.dispatch("normalize_forward", &[x, &mean, &var, gamma, beta, &y], grid_1d(launch.elements()));
+    launch.dispatch("normalize_forward", &[x, &mean, &var, gamma, beta, &y], launch.per_element());
 
     let saved = Saved {
         x: x.clone(),
@@ -222,9 +227,9 @@ impl Saved {
                 (Some((dgamma, dbeta)), true) => launch.dispatch(
                     "backward_dx",
                     &[&self.x, dy, &self.mean, &self.var, gamma, dgamma, dbeta, &dx],
-                    grid_1d(launch.elements()),
+                    launch.per_element(),
                 ),
-                _ => launch.dispatch("backward_dx_eval", &[dy, &self.var, gamma, &dx], grid_1d(launch.elements())),
+                _ => launch.dispatch("backward_dx_eval", &[dy, &self.var, gamma, &dx], launch.per_element()),
             }
             Some(dx)
         } else {

@@ -41,9 +41,22 @@ pub(crate) fn fits(geo: &Geometry) -> bool {
 
 /// Whether the input gradient is the rotated kernel's forward pass: stride 1, a square kernel
 /// at least as wide as twice the padding (as every 'same' convolution is).
-pub(crate) fn fits_input_grad(geo: &Geometry) -> bool {
+fn rotated_input_grad(geo: &Geometry) -> bool {
     let s = geo.spec;
     s.stride == 1 && geo.kh == geo.kw && (geo.kh - 1) * s.dilation >= s.padding
+}
+
+/// Whether `input_backward`'s segment holds the dy columns a strip of 8 input columns meets.
+fn strided_input_grad(geo: &Geometry) -> bool {
+    let (s, d, pad) = (geo.spec.stride as i64, geo.spec.dilation as i64, geo.spec.padding as i64);
+    let lo = (pad - (geo.kw as i64 - 1) * d).div_euclid(s);
+    let hi = (OUTS as i64 - 1 + pad) / s;
+    pad <= 16 && hi - lo < SEG as i64
+}
+
+/// Whether one of the fast kernels computes the input gradient.
+pub(crate) fn fits_input_grad(geo: &Geometry) -> bool {
+    rotated_input_grad(geo) || strided_input_grad(geo)
 }
 
 fn constants(geo: &Geometry, stride: usize, flip: bool) -> [(&'static str, f64); 5] {
@@ -105,11 +118,30 @@ pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, y: &Tensor) {
     strips(geo, x, w, y, [geo.h, geo.w], [geo.oh, geo.ow], s.padding, s.stride, false);
 }
 
-/// dx: [N, C, H, W] from dy: [N, C, OH, OW] (stride 1: see [`fits_input_grad`]).
+/// dx: [N, C, H, W] from dy: [N, C, OH, OW] (when [`fits_input_grad`]).
 pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) {
     let s = geo.spec;
-    let padding = (geo.kh - 1) * s.dilation - s.padding;
-    strips(geo, dy, w, dx, [geo.oh, geo.ow], [geo.h, geo.w], padding, 1, true);
+    if rotated_input_grad(geo) {
+        let padding = (geo.kh - 1) * s.dilation - s.padding;
+        strips(geo, dy, w, dx, [geo.oh, geo.ow], [geo.h, geo.w], padding, 1, true);
+        return;
+    }
+    let p = Params {
+        n: geo.n as u32,
+        c: geo.c_in as u32,
+        h: geo.h as u32,
+        w: geo.w as u32,
+        oh: geo.oh as u32,
+        ow: geo.ow as u32,
+        padding: s.padding as u32,
+        rows: 0,
+        rblocks: 0,
+        _pad: [0; 3],
+    };
+    let [kh, kw, stride, dil, _] = constants(geo, s.stride, false);
+    let c = [kh, kw, stride, dil, ("PAD", s.padding as f64)];
+    let threads = geo.n * geo.c_in * geo.h * geo.w.div_ceil(OUTS);
+    launch(dy.gpu(), "input_backward", &c, &p, &[dy.buf(), w.buf(), dx.buf()], threads, geo.flops());
 }
 
 /// dw: [C, 1, KH, KW] from dy and x.

@@ -21,15 +21,16 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{elementwise, same_shape};
 use crate::error::{Error, Result};
-use crate::gpu::{grid_1d, Dispatch, WORKGROUP};
+use crate::gpu::{grid_1d, Dispatch};
 use crate::tensor::{DType, Tensor};
 
 /// Terms per dispatch: bindings for w (or dout), 8 terms and the output make 10 storage buffers,
 /// the per-entry-point budget. A DARTS edge (7 non-`none` primitives) takes one dispatch.
 const TERMS_PER_DISPATCH: usize = 8;
 
-/// Most partial sums per term of the dot-product pass (as in `reduce`).
-const MAX_PARTS: usize = 1024;
+/// Most partial sums per term of the dot-product pass, and fewest elements per partial.
+const MAX_PARTS: usize = 512;
+const MIN_CHUNK: usize = 256;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -138,14 +139,15 @@ pub fn weighted_sum(w: &Tensor, terms: &[(usize, &Tensor)]) -> Result<Tensor> {
 fn weight_grad(w: &Tensor, terms: &[(usize, Tensor)], dout: &Tensor) -> Result<Tensor> {
     let gpu = w.gpu();
     let n = dout.numel();
-    let chunk = n.div_ceil(MAX_PARTS).max(4 * WORKGROUP as usize);
+    let chunk = n.div_ceil(MAX_PARTS).max(MIN_CHUNK);
     let parts = n.div_ceil(chunk);
     let dw = Tensor::zeros(gpu, w.shape())?;
     let refs: Vec<(usize, &Tensor)> = terms.iter().map(|(i, y)| (*i, y)).collect();
     for group in refs.chunks(TERMS_PER_DISPATCH) {
         let p = params(n, group, false, chunk, parts);
         let partial = Tensor::empty(gpu, &[group.len(), parts])?; // partial: [terms, parts]
-        dispatch("dot_partials", &p, &chunk_buffers(dout, group, &partial), [parts as u32, group.len() as u32, 1]);
+        let wg = [(group.len() * parts).div_ceil(64) as u32, 1, 1];
+        dispatch("dot_partials", &p, &chunk_buffers(dout, group, &partial), wg);
         dispatch("dot_finish", &p, &[&partial, &dw], [1, 1, 1]);
     }
     Ok(dw)
