@@ -60,7 +60,10 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let x0 = i32(j0 * STRIDE) - i32(p.padding);
     let span = (OUTS - 1u) * STRIDE + (KW - 1u) * DIL + 1u;
     let last = i32(p.w) - 1;
-    var acc: array<f32, OUTS>;
+    // Named accumulators and an explicit unroll of the 8 columns: lavapipe keeps them in
+    // registers (an indexed accumulator array measured ~1.5x slower).
+    var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0;
+    var a4 = 0.0; var a5 = 0.0; var a6 = 0.0; var a7 = 0.0;
     for (var u = 0u; u < KH; u = u + 1u) {
         let y = i32(i * STRIDE + u * DIL) - i32(p.padding);
         if (y < 0 || y >= i32(p.h)) { continue; }
@@ -73,17 +76,27 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         for (var v = 0u; v < KW; v = v + 1u) {
             let tap = select(u * KW + v, (KH - 1u - u) * KW + (KW - 1u - v), FLIP);
             let wt = f_w[ch * KH * KW + tap];
-            for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
-                acc[jj] = fma(wt, seg[jj * STRIDE + v * DIL], acc[jj]);
-            }
+            let o = v * DIL;
+            a0 = fma(wt, seg[o], a0);
+            a1 = fma(wt, seg[o + STRIDE], a1);
+            a2 = fma(wt, seg[o + 2u * STRIDE], a2);
+            a3 = fma(wt, seg[o + 3u * STRIDE], a3);
+            a4 = fma(wt, seg[o + 4u * STRIDE], a4);
+            a5 = fma(wt, seg[o + 5u * STRIDE], a5);
+            a6 = fma(wt, seg[o + 6u * STRIDE], a6);
+            a7 = fma(wt, seg[o + 7u * STRIDE], a7);
         }
     }
     let out = (plane * p.oh + i) * p.ow + j0;
-    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
-        if (j0 + jj < p.ow) {
-            f_y[out + jj] = acc[jj];
-        }
-    }
+    let n_out = min(OUTS, p.ow - j0);
+    f_y[out] = a0;
+    if (n_out > 1u) { f_y[out + 1u] = a1; }
+    if (n_out > 2u) { f_y[out + 2u] = a2; }
+    if (n_out > 3u) { f_y[out + 3u] = a3; }
+    if (n_out > 4u) { f_y[out + 4u] = a4; }
+    if (n_out > 5u) { f_y[out + 5u] = a5; }
+    if (n_out > 6u) { f_y[out + 6u] = a6; }
+    if (n_out > 7u) { f_y[out + 7u] = a7; }
 }
 
 // weight_backward: dw[c, u, v] = sum over (n, i, j) of dy[n, c, i, j] * x[n, c, i*S + u*D - pad, j*S + v*D - pad]

@@ -1,7 +1,9 @@
 // Pooling over NCHW activations: 2-D max and average pooling (forward and backward) and global
 // average pooling. Every kernel gathers: a thread (or workgroup) computes its own outputs from
 // what it reads, so the backward passes need no atomics and repeat bit for bit.
-// 1-D kernels: i = gid.x + gid.y * nwg.x * 256 (see gpu::grid_1d).
+// Window kernels run 8x8 workgroups over a plane's (column, row) = (gid.x, gid.y), planes along
+// z (plane = wid.z, then + nwg.z past 65535 planes): no thread divides to find its place
+// (integer division is scalarised on CPU adapters). 1-D kernels: i = gid.x + gid.y * nwg.x * 256.
 
 struct Params {
     nc: u32,     // N * C planes
@@ -73,22 +75,33 @@ fn window_max(plane: u32, oy: u32, ox: u32) -> Max {
 @group(0) @binding(3) var<storage, read_write> mf_arg: array<u32>;
 
 // y[n,c,oy,ox] = max of the window, without saving the arg-max (no gradient); one thread per output.
-@compute @workgroup_size(256)
-fn max_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    if (i >= p.nc * p.oh * p.ow) { return; }
-    let m = window_max(i / (p.oh * p.ow), (i / p.ow) % p.oh, i % p.ow);
-    mf_y[i] = m.value;
+@compute @workgroup_size(8, 8)
+fn max_forward(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    if (gid.x >= p.ow || gid.y >= p.oh) { return; }
+    for (var plane = wid.z; plane < p.nc; plane = plane + nwg.z) {
+        let i = (plane * p.oh + gid.y) * p.ow + gid.x;
+        mf_y[i] = window_max(plane, gid.y, gid.x).value;
+    }
 }
 
 // y[n,c,oy,ox] = max of the window and arg = its plane index; one thread per output.
-@compute @workgroup_size(256)
-fn max_forward_arg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    if (i >= p.nc * p.oh * p.ow) { return; }
-    let m = window_max(i / (p.oh * p.ow), (i / p.ow) % p.oh, i % p.ow);
-    mf_y[i] = m.value;
-    mf_arg[i] = m.arg;
+@compute @workgroup_size(8, 8)
+fn max_forward_arg(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    if (gid.x >= p.ow || gid.y >= p.oh) { return; }
+    for (var plane = wid.z; plane < p.nc; plane = plane + nwg.z) {
+        let i = (plane * p.oh + gid.y) * p.ow + gid.x;
+        let m = window_max(plane, gid.y, gid.x);
+        mf_y[i] = m.value;
+        mf_arg[i] = m.arg;
+    }
 }
 
 // max_backward: dx = sum of dy over the windows whose arg-max is this cell
@@ -97,23 +110,28 @@ fn max_forward_arg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 @group(0) @binding(3) var<storage, read_write> mb_dx: array<f32>;
 
 // dx[n,c,iy,ix] = sum of dy[n,c,oy,ox] over windows holding (iy, ix) with arg-max there; one thread per input.
-@compute @workgroup_size(256)
-fn max_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    if (i >= p.nc * p.h * p.w) { return; }
-    let cell = i % (p.h * p.w);
-    let base = (i / (p.h * p.w)) * p.oh * p.ow;
-    let r = windows_holding(cell / p.w, cell % p.w);
-    var acc = 0.0;
-    for (var oy = r.x; oy < r.y; oy = oy + 1u) {
-        for (var ox = r.z; ox < r.w; ox = ox + 1u) {
-            let o = base + oy * p.ow + ox;
-            if (mb_arg[o] == cell) {
-                acc = acc + mb_dy[o];
+@compute @workgroup_size(8, 8)
+fn max_backward(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    if (gid.x >= p.w || gid.y >= p.h) { return; }
+    let cell = gid.y * p.w + gid.x;
+    let r = windows_holding(gid.y, gid.x);
+    for (var plane = wid.z; plane < p.nc; plane = plane + nwg.z) {
+        let base = plane * p.oh * p.ow;
+        var acc = 0.0;
+        for (var oy = r.x; oy < r.y; oy = oy + 1u) {
+            for (var ox = r.z; ox < r.w; ox = ox + 1u) {
+                let o = base + oy * p.ow + ox;
+                if (mb_arg[o] == cell) {
+                    acc = acc + mb_dy[o];
+                }
             }
         }
+        mb_dx[plane * p.h * p.w + cell] = acc;
     }
-    mb_dx[i] = acc;
 }
 
 // avg_forward: y = mean over each window's in-bounds cells (count_include_pad = False)
@@ -125,19 +143,24 @@ fn cells(r: vec4<u32>) -> f32 {
 }
 
 // y[n,c,oy,ox] = sum of the window's in-bounds cells / their count; one thread per output.
-@compute @workgroup_size(256)
-fn avg_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    if (i >= p.nc * p.oh * p.ow) { return; }
-    let base = (i / (p.oh * p.ow)) * p.h * p.w;
-    let r = window_of((i / p.ow) % p.oh, i % p.ow);
-    var acc = 0.0;
-    for (var iy = r.x; iy < r.y; iy = iy + 1u) {
-        for (var ix = r.z; ix < r.w; ix = ix + 1u) {
-            acc = acc + af_x[base + iy * p.w + ix];
+@compute @workgroup_size(8, 8)
+fn avg_forward(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    if (gid.x >= p.ow || gid.y >= p.oh) { return; }
+    let r = window_of(gid.y, gid.x);
+    for (var plane = wid.z; plane < p.nc; plane = plane + nwg.z) {
+        let base = plane * p.h * p.w;
+        var acc = 0.0;
+        for (var iy = r.x; iy < r.y; iy = iy + 1u) {
+            for (var ix = r.z; ix < r.w; ix = ix + 1u) {
+                acc = acc + af_x[base + iy * p.w + ix];
+            }
         }
+        af_y[(plane * p.oh + gid.y) * p.ow + gid.x] = acc / cells(r);
     }
-    af_y[i] = acc / cells(r);
 }
 
 // avg_backward: dx = sum of dy / count over the windows holding this cell
@@ -145,20 +168,24 @@ fn avg_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 @group(0) @binding(2) var<storage, read_write> ab_dx: array<f32>;
 
 // dx[n,c,iy,ix] = sum of dy[n,c,oy,ox] / count(oy,ox) over windows holding (iy, ix); one thread per input.
-@compute @workgroup_size(256)
-fn avg_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    if (i >= p.nc * p.h * p.w) { return; }
-    let cell = i % (p.h * p.w);
-    let base = (i / (p.h * p.w)) * p.oh * p.ow;
-    let r = windows_holding(cell / p.w, cell % p.w);
-    var acc = 0.0;
-    for (var oy = r.x; oy < r.y; oy = oy + 1u) {
-        for (var ox = r.z; ox < r.w; ox = ox + 1u) {
-            acc = acc + ab_dy[base + oy * p.ow + ox] / cells(window_of(oy, ox));
+@compute @workgroup_size(8, 8)
+fn avg_backward(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    if (gid.x >= p.w || gid.y >= p.h) { return; }
+    let r = windows_holding(gid.y, gid.x);
+    for (var plane = wid.z; plane < p.nc; plane = plane + nwg.z) {
+        let base = plane * p.oh * p.ow;
+        var acc = 0.0;
+        for (var oy = r.x; oy < r.y; oy = oy + 1u) {
+            for (var ox = r.z; ox < r.w; ox = ox + 1u) {
+                acc = acc + ab_dy[base + oy * p.ow + ox] / cells(window_of(oy, ox));
+            }
         }
+        ab_dx[(plane * p.h + gid.y) * p.w + gid.x] = acc;
     }
-    ab_dx[i] = acc;
 }
 
 // global_forward: y[n,c] = mean of plane (n, c)

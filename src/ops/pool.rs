@@ -65,6 +65,15 @@ impl Pooling {
         [self.n, self.c, self.oh, self.ow]
     }
 
+    /// [rows, cols] of an input plane and of an output plane.
+    fn in_plane(&self) -> [usize; 2] {
+        [self.h, self.w]
+    }
+
+    fn out_plane(&self) -> [usize; 2] {
+        [self.oh, self.ow]
+    }
+
     fn params(&self) -> Params {
         Params {
             nc: (self.n * self.c) as u32,
@@ -94,23 +103,39 @@ fn launch(entry: &'static str, params: Params, threads: usize, bufs: &[&Tensor])
     });
 }
 
+/// One dispatch of a window kernel over `bufs`: 8x8 workgroups across a `[rows, cols]` plane,
+/// the N*C planes along z (each workgroup loops over planes past 65535).
+fn launch_planes(entry: &'static str, params: Params, [rows, cols]: [usize; 2], bufs: &[&Tensor]) {
+    let gpu = bufs[0].gpu();
+    let buffers: Vec<_> = bufs.iter().map(|t| t.buf()).collect();
+    let planes = (params.nc as usize).clamp(1, 65535);
+    gpu.dispatch(Dispatch {
+        shader: "pool",
+        entry,
+        constants: &[],
+        params: bytemuck::bytes_of(&params),
+        buffers: &buffers,
+        workgroups: [cols.div_ceil(8) as u32, rows.div_ceil(8) as u32, planes as u32],
+        flops: 0,
+    });
+}
+
 /// Max pooling with a `kernel` x `kernel` window; padded cells never win. The gradient goes to
 /// the arg-max of each window (the first maximum in row-major window order on ties).
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
     let pool = Pooling::new("max_pool2d", x, kernel, stride, padding)?;
     let gpu = x.gpu();
     let y = Tensor::empty(gpu, &pool.out_shape())?; // y: [N, C, OH, OW]
-    let outputs = y.numel();
     if !(gpu.is_grad_enabled() && x.requires_grad()) {
-        launch("max_forward", pool.params(), outputs, &[x, &y]);
+        launch_planes("max_forward", pool.params(), pool.out_plane(), &[x, &y]);
         return Ok(y);
     }
     // arg: [N, C, OH, OW], the plane index iy * W + ix of each window's maximum.
     let arg = Tensor::uninit(gpu, &pool.out_shape(), DType::U32)?;
-    launch("max_forward_arg", pool.params(), outputs, &[x, &y, &arg]);
+    launch_planes("max_forward_arg", pool.params(), pool.out_plane(), &[x, &y, &arg]);
     gpu.record(&[x], &[&y], move |g| {
         let dx = Tensor::empty(arg.gpu(), &pool.in_shape())?; // dx: [N, C, H, W]
-        launch("max_backward", pool.params(), dx.numel(), &[&arg, &g[0], &dx]);
+        launch_planes("max_backward", pool.params(), pool.in_plane(), &[&arg, &g[0], &dx]);
         Ok(vec![Some(dx)])
     });
     Ok(y)
@@ -122,10 +147,10 @@ pub fn avg_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     let pool = Pooling::new("avg_pool2d", x, kernel, stride, padding)?;
     let gpu = x.gpu();
     let y = Tensor::empty(gpu, &pool.out_shape())?; // y: [N, C, OH, OW]
-    launch("avg_forward", pool.params(), y.numel(), &[x, &y]);
+    launch_planes("avg_forward", pool.params(), pool.out_plane(), &[x, &y]);
     gpu.record(&[x], &[&y], move |g| {
         let dx = Tensor::empty(g[0].gpu(), &pool.in_shape())?; // dx: [N, C, H, W]
-        launch("avg_backward", pool.params(), dx.numel(), &[&g[0], &dx]);
+        launch_planes("avg_backward", pool.params(), pool.in_plane(), &[&g[0], &dx]);
         Ok(vec![Some(dx)])
     });
     Ok(y)
