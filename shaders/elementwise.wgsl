@@ -1,8 +1,12 @@
 // Element-wise ops: activations (forward and backward), sums, scaling by a scalar that lives on
-// the GPU. One thread per element; i = gid.x + gid.y * nwg.x * 256 (see gpu::grid_1d).
+// the GPU. One thread per 4 elements, read and written as a vec4 (CPU adapters move vec4s much
+// faster than scalars); i = gid.x + gid.y * nwg.x * 256 (see gpu::grid_1d) indexes vec4s, and
+// there are ceil(n / 4) of them. The buffer pool sizes every buffer in multiples of 16 bytes,
+// so the last vec4 is in the buffer even when n is not a multiple of 4; its lanes past n are
+// padding that nothing reads.
 
 struct Params {
-    n: u32,       // elements
+    n: u32,       // elements (the kernels cover ceil(n / 4) vec4s)
     k: u32,       // index of the scalar in `s` (scale ops)
     _pad0: u32,
     _pad1: u32,
@@ -14,22 +18,27 @@ override ACT: u32 = 0u;
 @group(0) @binding(0) var<uniform> p: Params;
 
 // act_forward: y = act(x)
-@group(0) @binding(1) var<storage, read> af_x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> af_y: array<f32>;
+@group(0) @binding(1) var<storage, read> af_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> af_y: array<vec4<f32>>;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
+}
+
+// vec4s the kernels cover.
+fn count4() -> u32 {
+    return (p.n + 3u) / 4u;
 }
 
 // y = act(x), one thread per element.
 @compute @workgroup_size(256)
 fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i >= p.n) { return; }
+    if (i >= count4()) { return; }
     let x = af_x[i];
-    var y: f32;
+    var y: vec4<f32>;
     if (ACT == 0u) {
-        y = max(x, 0.0);
+        y = max(x, vec4<f32>(0.0));
     } else if (ACT == 1u) {
         y = tanh(x);
     } else {
@@ -39,19 +48,19 @@ fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 }
 
 // act_backward: dx = dy * act'(.) from the saved tensor `t` (x for relu, y for tanh and sigmoid).
-@group(0) @binding(1) var<storage, read> ab_t: array<f32>;
-@group(0) @binding(2) var<storage, read> ab_dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ab_dx: array<f32>;
+@group(0) @binding(1) var<storage, read> ab_t: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> ab_dy: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> ab_dx: array<vec4<f32>>;
 
 // dx = dy * act'(x), one thread per element.
 @compute @workgroup_size(256)
 fn act_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i >= p.n) { return; }
+    if (i >= count4()) { return; }
     let t = ab_t[i];
-    var d: f32;
+    var d: vec4<f32>;
     if (ACT == 0u) {
-        d = select(0.0, 1.0, t > 0.0);
+        d = select(vec4<f32>(0.0), vec4<f32>(1.0), t > vec4<f32>(0.0));
     } else if (ACT == 1u) {
         d = 1.0 - t * t;
     } else {
@@ -61,15 +70,15 @@ fn act_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 }
 
 // add: z = a + b
-@group(0) @binding(1) var<storage, read> add_a: array<f32>;
-@group(0) @binding(2) var<storage, read> add_b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> add_z: array<f32>;
+@group(0) @binding(1) var<storage, read> add_a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> add_b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> add_z: array<vec4<f32>>;
 
 // z = a + b, one thread per element.
 @compute @workgroup_size(256)
 fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i >= p.n) { return; }
+    if (i >= count4()) { return; }
     add_z[i] = add_a[i] + add_b[i];
 }
 
@@ -78,32 +87,32 @@ fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
 @compute @workgroup_size(256)
 fn mul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i >= p.n) { return; }
+    if (i >= count4()) { return; }
     add_z[i] = add_a[i] * add_b[i];
 }
 
 // accumulate: acc += x
-@group(0) @binding(1) var<storage, read> acc_x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> acc_y: array<f32>;
+@group(0) @binding(1) var<storage, read> acc_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> acc_y: array<vec4<f32>>;
 
 // acc += x, one thread per element.
 @compute @workgroup_size(256)
 fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i >= p.n) { return; }
+    if (i >= count4()) { return; }
     acc_y[i] = acc_y[i] + acc_x[i];
 }
 
 // scale: y = s[k] * x, the scalar read on the GPU (no readback).
 @group(0) @binding(1) var<storage, read> sc_s: array<f32>;
-@group(0) @binding(2) var<storage, read> sc_x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> sc_y: array<f32>;
+@group(0) @binding(2) var<storage, read> sc_x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> sc_y: array<vec4<f32>>;
 
 // y = s[k] * x, one thread per element.
 @compute @workgroup_size(256)
 fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i >= p.n) { return; }
+    if (i >= count4()) { return; }
     sc_y[i] = sc_s[p.k] * sc_x[i];
 }
 
@@ -112,6 +121,6 @@ fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 @compute @workgroup_size(256)
 fn scale_accumulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i >= p.n) { return; }
+    if (i >= count4()) { return; }
     sc_y[i] = sc_y[i] + sc_s[p.k] * sc_x[i];
 }

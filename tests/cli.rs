@@ -66,7 +66,10 @@ fn a_tiny_search_writes_its_run_directory_and_derive_reads_it() {
 
 #[test]
 fn bad_settings_are_one_clear_line_and_exit_code_2() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 8] = [
+        (&["bench", "darts", "--init-channels", "3"], "even"),
+        (&["bench", "darts", "--image-size", "3"], "do not fit"),
+        (&["bench", "darts", "--batch-size", "4096", "--image-size", "512"], "storage-binding limit"),
         (&["search", "darts", "--dataset", "cifar10"], "needs --data-dir"),
         (&["search", "darts", "--dataset", "cifar10", "--data-dir", "/nonexistent-dir"], "/nonexistent-dir"),
         (&["search", "darts", "--batch-size", "100000"], "bigger than the smaller split"),

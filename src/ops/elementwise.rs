@@ -29,7 +29,7 @@ fn launch(entry: &'static str, constants: &[(&'static str, f64)], n: usize, k: u
         constants,
         params: bytemuck::bytes_of(&params(n, k)),
         buffers: &buffers,
-        workgroups: grid_1d(n),
+        workgroups: grid_1d(n.div_ceil(4)),
         flops: 0,
     });
 }

@@ -122,6 +122,7 @@ pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
         return Err(Error::Config("--steps must be at least 1".into()));
     }
     let gpu = Gpu::new()?;
+    check_binding_limit(&gpu, &args)?;
     let mut rng = Rng::new(args.seed);
     let data = synthetic(&args, &mut rng)?;
     let mut config = SearchConfig::darts(args.in_channels, args.classes);
@@ -221,6 +222,24 @@ pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
         print_report(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The largest activation, the first cell's output [B, 4C, H, W], must fit one storage binding;
+/// checked before any data is made, so an impossible size fails at once with what to change.
+fn check_binding_limit(gpu: &Gpu, args: &BenchDartsArgs) -> Result<()> {
+    let bytes = 4 * (args.batch_size * 4 * args.init_channels * args.image_size * args.image_size) as u64;
+    let limit = gpu.limits().max_storage_buffer_binding_size;
+    if bytes > limit {
+        return Err(Error::Config(format!(
+            "a [{}, {}, {}, {}] activation is {bytes} bytes, over this adapter's storage-binding limit of {limit} bytes; \
+             use a smaller --batch-size, --init-channels or --image-size",
+            args.batch_size,
+            4 * args.init_channels,
+            args.image_size,
+            args.image_size
+        )));
+    }
+    Ok(())
 }
 
 fn check_fault(gpu: &Gpu) -> Result<()> {
