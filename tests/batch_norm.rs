@@ -17,7 +17,7 @@ const MOMENTUM: f32 = 0.1;
 
 /// (shape [N, C, H, W], offset added to x): channel counts 1, 3, 5, 17 (none a multiple of the
 /// workgroup), odd H and W, a channel of 4*9*9 = 324 values (more than one per thread), and
-/// batches whose mean is ~50 (a one-pass E[x^2] - E[x]^2 variance would lose it all in f32).
+/// planes of 4*4 and 2*6 values (the vec4 element kernels), and batches whose mean is ~50 (a one-pass E[x^2] - E[x]^2 variance would lose it all in f32).
 const SHAPES: &[([usize; 4], f32)] = &[
     ([1, 1, 5, 7], 0.0),
     ([2, 3, 5, 7], 50.0),
@@ -25,6 +25,9 @@ const SHAPES: &[([usize; 4], f32)] = &[
     ([4, 17, 5, 7], 50.0),
     ([4, 1, 9, 9], 50.0),
     ([1, 5, 5, 7], -50.0),
+    // Planes of a multiple of 4 values: the four-at-a-time element kernels.
+    ([2, 3, 4, 4], 50.0),
+    ([3, 2, 2, 6], 0.0),
 ];
 
 /// Tolerance on the mean and on normalised values (y, dx): f32 spaces values near `offset` by

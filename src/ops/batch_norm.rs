@@ -75,7 +75,22 @@ impl Launch {
     fn per_element(&self) -> [u32; 3] {
         let planes = (self.params.n * self.params.c).max(1);
         let z = planes.div_ceil(65535);
-        [self.params.hw.div_ceil(64).max(1), planes.div_ceil(z), z]
+        let x = if self.vec4() { self.params.hw / 4 } else { self.params.hw };
+        [x.div_ceil(64).max(1), planes.div_ceil(z), z]
+    }
+
+    /// Whether the element kernels run four values at a time (planes of a multiple of 4).
+    fn vec4(&self) -> bool {
+        self.params.hw.is_multiple_of(4)
+    }
+
+    /// `entry`, or its four-at-a-time twin `entry4` where the planes allow it.
+    fn element_entry(&self, scalar: &'static str, four: &'static str) -> &'static str {
+        if self.vec4() {
+            four
+        } else {
+            scalar
+        }
     }
 
     fn channels(&self) -> usize {
@@ -173,7 +188,7 @@ pub fn batch_norm2d(
     // Without affine the kernel never reads gamma and beta; bind the mean there.
     let y = Tensor::empty(gpu, x.shape())?; // y: [N, C, H, W]
     let (gamma, beta) = affine.unwrap_or((&mean, &mean));
-    launch.dispatch("normalize_forward", &[x, &mean, &var, gamma, beta, &y], launch.per_element());
+    launch.dispatch(launch.element_entry("normalize_forward", "normalize_forward4"), &[x, &mean, &var, gamma, beta, &y], launch.per_element());
 
     let saved = Saved {
         x: x.clone(),
@@ -225,7 +240,7 @@ impl Saved {
             match (&sums, training) {
                 // Training always has the sums here (computed above when x needs a gradient).
                 (Some((dgamma, dbeta)), true) => launch.dispatch(
-                    "backward_dx",
+                    launch.element_entry("backward_dx", "backward_dx4"),
                     &[&self.x, dy, &self.mean, &self.var, gamma, dgamma, dbeta, &dx],
                     launch.per_element(),
                 ),
