@@ -1,5 +1,6 @@
 // Depthwise convolution (groups = channels, one filter per channel: the kxk halves of DARTS'
-// SepConv and DilConv), NCHW, weights [C, 1, KH, KW]. Each invocation computes a strip of 8
+// SepConv and DilConv), NCHW, weights [C, 1, KH, KW]. The forward pass and the weight gradient
+// also take any grouping (cin_g input channels per group: the stem's full 3x3 conv, ENAS's). Each invocation computes a strip of 8
 // output columns: per kernel row it loads the input segment the strip needs once into registers
 // and applies every tap of that row to it (lavapipe rewards FMAs per loaded value, see
 // ../shared/lavapipe-kernels.md). Kernel size, stride and dilation are pipeline constants, so
@@ -8,7 +9,7 @@
 
 struct Params {
     n: u32,
-    c: u32,
+    c: u32,        // output channels (= input channels for the depthwise-only entry points)
     h: u32,        // input plane
     w: u32,
     oh: u32,       // output plane
@@ -16,9 +17,9 @@ struct Params {
     padding: u32,
     rows: u32,     // weight_backward: output rows per chunk
     rblocks: u32,  // weight_backward: chunks per image, ceil(oh / rows)
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    c_in: u32,     // input channels
+    cin_g: u32,    // input channels per group (1: depthwise)
+    cout_g: u32,   // output channels per group
 }
 
 override KH: u32 = 3u;
@@ -41,12 +42,12 @@ fn index64(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 64u;
 }
 
-// forward: y[n, c, i, j] = sum over (u, v) of w[c, u, v] * x[n, c, i*S + u*D - pad, j*S + v*D - pad]
-@group(0) @binding(1) var<storage, read> f_x: array<f32>;       // [N, C, H, W]
-@group(0) @binding(2) var<storage, read> f_w: array<f32>;       // [C, 1, KH, KW]
+// forward: y[n, o, i, j] = sum over (c in o's group, u, v) of w[o, c, u, v] * x[n, c, i*S + u*D - pad, j*S + v*D - pad]
+@group(0) @binding(1) var<storage, read> f_x: array<f32>;       // [N, C_in, H, W]
+@group(0) @binding(2) var<storage, read> f_w: array<f32>;       // [C, cin_g, KH, KW]
 @group(0) @binding(3) var<storage, read_write> f_y: array<f32>; // [N, C, OH, OW]
 
-// One invocation per (plane n*C + c, output row i, block of 8 output columns).
+// One invocation per (plane n*C + o, output row i, block of 8 output columns).
 @compute @workgroup_size(64)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let jblocks = (p.ow + OUTS - 1u) / OUTS;
@@ -56,6 +57,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let i = (t / jblocks) % p.oh;
     let plane = t / (jblocks * p.oh);
     let ch = plane % p.c;
+    let c0 = (plane / p.c) * p.c_in + (ch / p.cout_g) * p.cin_g; // first input plane of the group
     let j0 = jb * OUTS;
     let x0 = i32(j0 * STRIDE) - i32(p.padding);
     let span = (OUTS - 1u) * STRIDE + (KW - 1u) * DIL + 1u;
@@ -64,27 +66,30 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     // registers (an indexed accumulator array measured ~1.5x slower).
     var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0;
     var a4 = 0.0; var a5 = 0.0; var a6 = 0.0; var a7 = 0.0;
-    for (var u = 0u; u < KH; u = u + 1u) {
-        let y = i32(i * STRIDE + u * DIL) - i32(p.padding);
-        if (y < 0 || y >= i32(p.h)) { continue; }
-        let row = (plane * p.h + u32(y)) * p.w;
-        var seg: array<f32, SEG>;
-        for (var s = 0u; s < span; s = s + 1u) {
-            let x = x0 + i32(s);
-            seg[s] = select(0.0, f_x[row + u32(clamp(x, 0, last))], x >= 0 && x <= last);
-        }
-        for (var v = 0u; v < KW; v = v + 1u) {
-            let tap = select(u * KW + v, (KH - 1u - u) * KW + (KW - 1u - v), FLIP);
-            let wt = f_w[ch * KH * KW + tap];
-            let o = v * DIL;
-            a0 = fma(wt, seg[o], a0);
-            a1 = fma(wt, seg[o + STRIDE], a1);
-            a2 = fma(wt, seg[o + 2u * STRIDE], a2);
-            a3 = fma(wt, seg[o + 3u * STRIDE], a3);
-            a4 = fma(wt, seg[o + 4u * STRIDE], a4);
-            a5 = fma(wt, seg[o + 5u * STRIDE], a5);
-            a6 = fma(wt, seg[o + 6u * STRIDE], a6);
-            a7 = fma(wt, seg[o + 7u * STRIDE], a7);
+    for (var ci = 0u; ci < p.cin_g; ci = ci + 1u) {
+        let w_base = (ch * p.cin_g + ci) * KH * KW;
+        for (var u = 0u; u < KH; u = u + 1u) {
+            let y = i32(i * STRIDE + u * DIL) - i32(p.padding);
+            if (y < 0 || y >= i32(p.h)) { continue; }
+            let row = ((c0 + ci) * p.h + u32(y)) * p.w;
+            var seg: array<f32, SEG>;
+            for (var s = 0u; s < span; s = s + 1u) {
+                let x = x0 + i32(s);
+                seg[s] = select(0.0, f_x[row + u32(clamp(x, 0, last))], x >= 0 && x <= last);
+            }
+            for (var v = 0u; v < KW; v = v + 1u) {
+                let tap = select(u * KW + v, (KH - 1u - u) * KW + (KW - 1u - v), FLIP);
+                let wt = f_w[w_base + tap];
+                let o = v * DIL;
+                a0 = fma(wt, seg[o], a0);
+                a1 = fma(wt, seg[o + STRIDE], a1);
+                a2 = fma(wt, seg[o + 2u * STRIDE], a2);
+                a3 = fma(wt, seg[o + 3u * STRIDE], a3);
+                a4 = fma(wt, seg[o + 4u * STRIDE], a4);
+                a5 = fma(wt, seg[o + 5u * STRIDE], a5);
+                a6 = fma(wt, seg[o + 6u * STRIDE], a6);
+                a7 = fma(wt, seg[o + 7u * STRIDE], a7);
+            }
         }
     }
     let out = (plane * p.oh + i) * p.ow + j0;
@@ -99,23 +104,27 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     if (n_out > 7u) { f_y[out + 7u] = a7; }
 }
 
-// weight_backward: dw[c, u, v] = sum over (n, i, j) of dy[n, c, i, j] * x[n, c, i*S + u*D - pad, j*S + v*D - pad]
+// weight_backward: dw[o, c, u, v] = sum over (n, i, j) of dy[n, o, i, j] * x[n, c', i*S + u*D - pad, j*S + v*D - pad]
+// (c' = c's input channel in o's group)
 @group(0) @binding(1) var<storage, read> wb_dy: array<f32>;           // [N, C, OH, OW]
-@group(0) @binding(2) var<storage, read> wb_x: array<f32>;            // [N, C, H, W]
-@group(0) @binding(3) var<storage, read_write> wb_partial: array<f32>; // [N * rblocks, C, KH, KW]
+@group(0) @binding(2) var<storage, read> wb_x: array<f32>;            // [N, C_in, H, W]
+@group(0) @binding(3) var<storage, read_write> wb_partial: array<f32>; // [N * rblocks, C, cin_g, KH, KW]
 
-// Partial dw of every tap of one channel over one chunk (image n, output rows [rb*rows,
-// (rb+1)*rows)): one invocation per (chunk, c). Per strip of 8 outputs it loads dy once and, per
+// Partial dw of every tap of one filter slice (o, c) over one chunk (image n, output rows
+// [rb*rows, (rb+1)*rows)): one invocation per (chunk, slice). Per strip of 8 outputs it loads dy once and, per
 // kernel row, the input segment once; every tap is a dot product of the two in registers.
 @compute @workgroup_size(64)
 fn weight_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = index64(gid, nwg);
-    if (t >= p.n * p.rblocks * p.c) { return; }
-    let ch = t % p.c;
-    let chunk = t / p.c; // n * rblocks + rb
+    let slices = p.c * p.cin_g;
+    if (t >= p.n * p.rblocks * slices) { return; }
+    let slice = t % slices; // o * cin_g + c
+    let chunk = t / slices; // n * rblocks + rb
     let b = chunk / p.rblocks;
     let rb = chunk % p.rblocks;
-    let plane = b * p.c + ch;
+    let o = slice / p.cin_g;
+    let plane = b * p.c + o;
+    let x_plane = b * p.c_in + (o / p.cout_g) * p.cin_g + slice % p.cin_g;
     let span = (OUTS - 1u) * STRIDE + (KW - 1u) * DIL + 1u;
     let last = i32(p.w) - 1;
     var acc: array<f32, MAX_TAPS>;
@@ -132,7 +141,7 @@ fn weight_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
             for (var u = 0u; u < KH; u = u + 1u) {
                 let y = i32(i * STRIDE + u * DIL) - i32(p.padding);
                 if (y < 0 || y >= i32(p.h)) { continue; }
-                let row = (plane * p.h + u32(y)) * p.w;
+                let row = (x_plane * p.h + u32(y)) * p.w;
                 var seg: array<f32, SEG>;
                 for (var s = 0u; s < span; s = s + 1u) {
                     let x = x0 + i32(s);
@@ -148,7 +157,7 @@ fn weight_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
             }
         }
     }
-    let base = (chunk * p.c + ch) * KH * KW;
+    let base = (chunk * slices + slice) * KH * KW;
     for (var tap = 0u; tap < KH * KW; tap = tap + 1u) {
         wb_partial[base + tap] = acc[tap];
     }

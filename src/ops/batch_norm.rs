@@ -96,7 +96,6 @@ impl Launch {
     fn channels(&self) -> usize {
         self.params.c as usize
     }
-
 }
 
 /// One invocation per channel, 64 to a workgroup.
@@ -175,7 +174,9 @@ pub fn batch_norm2d(
         let partial = Tensor::empty(gpu, &[n, c, 2])?; // partial: [N, C, (mean, M2)]
         launch.dispatch("plane_stats", &[x, &partial], launch.per_plane());
         match running {
-            Some((rm, rv)) => launch.dispatch("combine_stats_running", &[&partial, &mean, &var, rm, rv], per_channel(c)),
+            Some((rm, rv)) => {
+                launch.dispatch("combine_stats_running", &[&partial, &mean, &var, rm, rv], per_channel(c))
+            }
             None => launch.dispatch("combine_stats", &[&partial, &mean, &var], per_channel(c)),
         }
         (mean, var)
@@ -188,7 +189,11 @@ pub fn batch_norm2d(
     // Without affine the kernel never reads gamma and beta; bind the mean there.
     let y = Tensor::empty(gpu, x.shape())?; // y: [N, C, H, W]
     let (gamma, beta) = affine.unwrap_or((&mean, &mean));
-    launch.dispatch(launch.element_entry("normalize_forward", "normalize_forward4"), &[x, &mean, &var, gamma, beta, &y], launch.per_element());
+    launch.dispatch(
+        launch.element_entry("normalize_forward", "normalize_forward4"),
+        &[x, &mean, &var, gamma, beta, &y],
+        launch.per_element(),
+    );
 
     let saved = Saved {
         x: x.clone(),

@@ -97,7 +97,9 @@ pub(crate) struct Geometry {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Path {
     Pointwise,
-    Depthwise,
+    /// `depthwise.rs`'s 8-column strips: depthwise convs, and the forward pass and weight
+    /// gradient of grouped and full ones (the stem).
+    Strips,
     Direct,
 }
 
@@ -154,8 +156,8 @@ impl Geometry {
         let s = self.spec;
         if self.kh == 1 && self.kw == 1 && s.stride == 1 && s.padding == 0 && s.groups == 1 && pointwise::fits(self) {
             Path::Pointwise
-        } else if s.groups == self.c_in && s.groups == self.c_out && depthwise::fits(self) {
-            Path::Depthwise
+        } else if depthwise::fits(self) {
+            Path::Strips
         } else {
             Path::Direct
         }
@@ -264,7 +266,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, spec: Conv2d) -> Re
     let y = Tensor::empty(gpu, &geo.y_shape())?;
     match geo.path() {
         Path::Pointwise if bias.is_none() => pointwise::product(&geo, x, w, &y, false),
-        Path::Depthwise if bias.is_none() => depthwise::forward(&geo, x, w, &y),
+        Path::Strips if bias.is_none() => depthwise::forward(&geo, x, w, &y),
         _ => {
             let p = geo.params(0, 0, 0);
             // Without a bias the binding still needs a buffer; the shader does not read it.
@@ -296,7 +298,7 @@ fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
     let dx = Tensor::empty(dy.gpu(), &geo.x_shape())?;
     match geo.path() {
         Path::Pointwise => pointwise::product(geo, dy, w, &dx, true),
-        Path::Depthwise if depthwise::fits_input_grad(geo) => depthwise::input_grad(geo, dy, w, &dx),
+        Path::Strips if depthwise::fits_input_grad(geo) => depthwise::input_grad(geo, dy, w, &dx),
         _ => {
             let p = geo.params(0, 0, 0);
             let wg = grid_1d(dx.numel());
@@ -311,7 +313,7 @@ fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
 fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Tensor> {
     match geo.path() {
         Path::Pointwise => return pointwise::weight_grad(geo, dy, x),
-        Path::Depthwise => return depthwise::weight_grad(geo, dy, x),
+        Path::Strips => return depthwise::weight_grad(geo, dy, x),
         Path::Direct => {}
     }
     let gpu = dy.gpu();

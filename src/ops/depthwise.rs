@@ -22,7 +22,30 @@ struct Params {
     padding: u32,
     rows: u32,
     rblocks: u32,
-    _pad: [u32; 3],
+    c_in: u32,
+    cin_g: u32,
+    cout_g: u32,
+}
+
+impl Params {
+    /// The convolution's channels and planes; `rows`/`rblocks` zero (set by the weight gradient).
+    fn of(geo: &Geometry, hw: [usize; 2], ohw: [usize; 2], padding: usize) -> Params {
+        let g = geo.spec.groups;
+        Params {
+            n: geo.n as u32,
+            c: geo.c_out as u32,
+            h: hw[0] as u32,
+            w: hw[1] as u32,
+            oh: ohw[0] as u32,
+            ow: ohw[1] as u32,
+            padding: padding as u32,
+            rows: 0,
+            rblocks: 0,
+            c_in: geo.c_in as u32,
+            cin_g: (geo.c_in / g) as u32,
+            cout_g: (geo.c_out / g) as u32,
+        }
+    }
 }
 
 /// Output columns per invocation, register segment and tap budget (`OUTS`, `SEG`, `MAX_TAPS`).
@@ -32,8 +55,8 @@ const MAX_TAPS: usize = 25;
 /// Weight-gradient invocations aimed for (one per channel, image and band of rows).
 const TARGET_THREADS: usize = 4096;
 
-/// Whether the kernels' registers hold this convolution: one filter per channel, stride 1 or
-/// 2, at most 25 taps, and a strip's input segment within `SEG`.
+/// Whether the strip kernels' registers hold this convolution (forward and weight gradient, any
+/// grouping): stride 1 or 2, at most 25 taps, and a strip's input segment within `SEG`.
 pub(crate) fn fits(geo: &Geometry) -> bool {
     let (s, d) = (geo.spec.stride, geo.spec.dilation);
     (1..=2).contains(&s) && geo.kh * geo.kw <= MAX_TAPS && (OUTS - 1) * s + (geo.kw - 1) * d < SEG
@@ -54,9 +77,10 @@ fn strided_input_grad(geo: &Geometry) -> bool {
     pad <= 16 && hi - lo < SEG as i64
 }
 
-/// Whether one of the fast kernels computes the input gradient.
+/// Whether one of the fast kernels computes the input gradient (depthwise convs only).
 pub(crate) fn fits_input_grad(geo: &Geometry) -> bool {
-    rotated_input_grad(geo) || strided_input_grad(geo)
+    let depthwise = geo.spec.groups == geo.c_in && geo.spec.groups == geo.c_out;
+    depthwise && (rotated_input_grad(geo) || strided_input_grad(geo))
 }
 
 fn constants(geo: &Geometry, stride: usize, flip: bool) -> [(&'static str, f64); 5] {
@@ -80,7 +104,15 @@ fn grid(threads: usize) -> [u32; 3] {
     }
 }
 
-fn launch(gpu: &Gpu, entry: &'static str, c: &[(&'static str, f64)], p: &Params, buffers: &[&GpuBuffer], threads: usize, flops: u64) {
+fn launch(
+    gpu: &Gpu,
+    entry: &'static str,
+    c: &[(&'static str, f64)],
+    p: &Params,
+    buffers: &[&GpuBuffer],
+    threads: usize,
+    flops: u64,
+) {
     gpu.dispatch(Dispatch {
         shader: "depthwise",
         entry,
@@ -94,20 +126,19 @@ fn launch(gpu: &Gpu, entry: &'static str, c: &[(&'static str, f64)], p: &Params,
 
 /// The forward kernel from an `[h, w]` input plane to an `[oh, ow]` output plane.
 #[allow(clippy::too_many_arguments)]
-fn strips(geo: &Geometry, input: &Tensor, w: &Tensor, out: &Tensor, hw: [usize; 2], ohw: [usize; 2], padding: usize, stride: usize, flip: bool) {
-    let p = Params {
-        n: geo.n as u32,
-        c: geo.c_in as u32,
-        h: hw[0] as u32,
-        w: hw[1] as u32,
-        oh: ohw[0] as u32,
-        ow: ohw[1] as u32,
-        padding: padding as u32,
-        rows: 0,
-        rblocks: 0,
-        _pad: [0; 3],
-    };
-    let threads = geo.n * geo.c_in * ohw[0] * ohw[1].div_ceil(OUTS);
+fn strips(
+    geo: &Geometry,
+    input: &Tensor,
+    w: &Tensor,
+    out: &Tensor,
+    hw: [usize; 2],
+    ohw: [usize; 2],
+    padding: usize,
+    stride: usize,
+    flip: bool,
+) {
+    let p = Params::of(geo, hw, ohw, padding);
+    let threads = geo.n * geo.c_out * ohw[0] * ohw[1].div_ceil(OUTS);
     let c = constants(geo, stride, flip);
     launch(input.gpu(), "forward", &c, &p, &[input.buf(), w.buf(), out.buf()], threads, geo.flops());
 }
@@ -126,18 +157,7 @@ pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) {
         strips(geo, dy, w, dx, [geo.oh, geo.ow], [geo.h, geo.w], padding, 1, true);
         return;
     }
-    let p = Params {
-        n: geo.n as u32,
-        c: geo.c_in as u32,
-        h: geo.h as u32,
-        w: geo.w as u32,
-        oh: geo.oh as u32,
-        ow: geo.ow as u32,
-        padding: s.padding as u32,
-        rows: 0,
-        rblocks: 0,
-        _pad: [0; 3],
-    };
+    let p = Params::of(geo, [geo.h, geo.w], [geo.oh, geo.ow], s.padding);
     let [kh, kw, stride, dil, _] = constants(geo, s.stride, false);
     let c = [kh, kw, stride, dil, ("PAD", s.padding as f64)];
     let threads = geo.n * geo.c_in * geo.h * geo.w.div_ceil(OUTS);
@@ -147,28 +167,19 @@ pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) {
 /// dw: [C, 1, KH, KW] from dy and x.
 pub(crate) fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Tensor> {
     let gpu = dy.gpu();
-    let planes = geo.n * geo.c_in;
-    let rblocks = (TARGET_THREADS / planes).clamp(1, geo.oh);
+    let slices = geo.c_out * (geo.c_in / geo.spec.groups);
+    let rblocks = (TARGET_THREADS / (geo.n * slices)).clamp(1, geo.oh);
     let rows = geo.oh.div_ceil(rblocks);
     let rblocks = geo.oh.div_ceil(rows);
     let chunks = geo.n * rblocks;
-    let p = Params {
-        n: geo.n as u32,
-        c: geo.c_in as u32,
-        h: geo.h as u32,
-        w: geo.w as u32,
-        oh: geo.oh as u32,
-        ow: geo.ow as u32,
-        padding: geo.spec.padding as u32,
-        rows: rows as u32,
-        rblocks: rblocks as u32,
-        _pad: [0; 3],
-    };
-    let dw = Tensor::empty(gpu, &[geo.c_in, 1, geo.kh, geo.kw])?;
-    // partial: [N * rblocks, C, KH, KW]
-    let partial = Tensor::empty(gpu, &[chunks, geo.c_in * geo.kh * geo.kw])?;
+    let mut p = Params::of(geo, [geo.h, geo.w], [geo.oh, geo.ow], geo.spec.padding);
+    p.rows = rows as u32;
+    p.rblocks = rblocks as u32;
+    let dw = Tensor::empty(gpu, &[geo.c_out, geo.c_in / geo.spec.groups, geo.kh, geo.kw])?;
+    // partial: [N * rblocks, C_out, C_in/groups, KH, KW]
+    let partial = Tensor::empty(gpu, &[chunks, slices * geo.kh * geo.kw])?;
     let c = constants(geo, geo.spec.stride, false);
-    launch(gpu, "weight_backward", &c, &p, &[dy.buf(), x.buf(), partial.buf()], chunks * geo.c_in, geo.flops());
+    launch(gpu, "weight_backward", &c, &p, &[dy.buf(), x.buf(), partial.buf()], chunks * slices, geo.flops());
     sum_chunks(&partial, &dw, chunks);
     Ok(dw)
 }

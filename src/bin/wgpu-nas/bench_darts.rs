@@ -9,10 +9,10 @@ use clap::Args;
 use serde::Serialize;
 use wgpu_nas::darts::{DartsSearch, Order, SearchConfig};
 use wgpu_nas::data::Dataset;
+use wgpu_nas::gpu::KernelTime;
 use wgpu_nas::ops::conv::{conv2d, Conv2d};
 use wgpu_nas::rng::Rng;
 use wgpu_nas::space::SearchSpace;
-use wgpu_nas::gpu::KernelTime;
 use wgpu_nas::{Error, Gpu, Result, Tensor};
 
 #[derive(Args, Debug)]
