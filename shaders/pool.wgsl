@@ -18,6 +18,11 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+// The window kernels' side and stride as pipeline constants (equal to p.k and p.stride), so
+// that the divisions by the stride become shifts and the window loops have known bounds.
+override K: u32 = 3u;
+override STRIDE: u32 = 1u;
+
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
@@ -25,9 +30,9 @@ fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 // The in-bounds part of the window of output (oy, ox): rows [r.x, r.y), columns [r.z, r.w).
 // With pad < k (checked on the Rust side) it is never empty.
 fn window_of(oy: u32, ox: u32) -> vec4<u32> {
-    let h0 = i32(oy * p.stride) - i32(p.pad);
-    let w0 = i32(ox * p.stride) - i32(p.pad);
-    let k = i32(p.k);
+    let h0 = i32(oy * STRIDE) - i32(p.pad);
+    let w0 = i32(ox * STRIDE) - i32(p.pad);
+    let k = i32(K);
     return vec4<u32>(
         u32(max(h0, 0)), u32(min(h0 + k, i32(p.h))),
         u32(max(w0, 0)), u32(min(w0 + k, i32(p.w))),
@@ -36,15 +41,15 @@ fn window_of(oy: u32, ox: u32) -> vec4<u32> {
 
 // The outputs whose windows hold input cell (iy, ix): rows [r.x, r.y), columns [r.z, r.w).
 fn windows_holding(iy: u32, ix: u32) -> vec4<u32> {
-    let s = i32(p.stride);
-    let k = i32(p.k);
+    let s = i32(STRIDE);
+    let k = i32(K);
     // oy * s - pad <= iy <= oy * s - pad + k - 1
     let lo_y = i32(iy + p.pad) - k + 1;
     let lo_x = i32(ix + p.pad) - k + 1;
     let first_y = select(0, (lo_y + s - 1) / s, lo_y > 0);
     let first_x = select(0, (lo_x + s - 1) / s, lo_x > 0);
-    let end_y = min((iy + p.pad) / p.stride + 1u, p.oh);
-    let end_x = min((ix + p.pad) / p.stride + 1u, p.ow);
+    let end_y = min((iy + p.pad) / STRIDE + 1u, p.oh);
+    let end_x = min((ix + p.pad) / STRIDE + 1u, p.ow);
     return vec4<u32>(u32(first_y), end_y, u32(first_x), end_x);
 }
 

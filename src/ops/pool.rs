@@ -112,7 +112,7 @@ fn launch_planes(entry: &'static str, params: Params, [rows, cols]: [usize; 2], 
     gpu.dispatch(Dispatch {
         shader: "pool",
         entry,
-        constants: &[],
+        constants: &[("K", params.k as f64), ("STRIDE", params.stride as f64)],
         params: bytemuck::bytes_of(&params),
         buffers: &buffers,
         workgroups: [cols.div_ceil(8) as u32, rows.div_ceil(8) as u32, planes as u32],
