@@ -4,14 +4,18 @@
 // element; i = gid.x + gid.y * nwg.x * 256 (see gpu::grid_1d).
 
 struct Params {
-    n: u32,          // elements of the tensor updated
-    max_norm: f32,   // clip_scale only
-    _pad0: u32,
-    _pad1: u32,
+    n: u32,          // elements of the tensor updated (finish_norm: partial sums)
+    max_norm: f32,   // clip_scale and clipped SGD
+    offset: u32,     // sum_squares8: where this group's sums go
+    count: u32,      // sum_squares8: tensors in this group (1..8)
+    lens: array<vec4<u32>, 2>, // sum_squares8: elements of tensor t at lens[t / 4][t % 4]
 }
 
 // sgd_momentum: 1 for Nesterov momentum.
 override NESTEROV: u32 = 0u;
+// sgd_momentum: scale the gradient by min(1, max_norm / (norm + 1e-6)) first (gradient
+// clipping folded into the update: one dispatch per parameter instead of two).
+override CLIP: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -27,6 +31,8 @@ fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 @group(0) @binding(4) var<storage, read_write> momentum_buf: array<f32>;
 @group(0) @binding(4) var<storage, read_write> exp_avg: array<f32>;
 @group(0) @binding(5) var<storage, read_write> exp_avg_sq: array<f32>;
+// clipped sgd_momentum's global gradient norm (any buffer when !CLIP).
+@group(0) @binding(5) var<storage, read> sgd_norm: array<f32>;
 
 // SGD without momentum, h = [lr, momentum, weight_decay]: p -= lr * (g + wd * p); one thread per element.
 @compute @workgroup_size(256)
@@ -47,7 +53,11 @@ fn sgd_momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let lr = h[0];
     let m = h[1];
     let w = param[i];
-    var d = grad[i] + h[2] * w;
+    var g = grad[i];
+    if (CLIP) {
+        g = g * min(1.0, p.max_norm / (sgd_norm[0] + 1e-6));
+    }
+    var d = g + h[2] * w;
     let buf = m * momentum_buf[i] + d;
     momentum_buf[i] = buf;
     if (NESTEROV == 1u) {
@@ -77,15 +87,51 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     param[i] = w - step_size * m / denom;
 }
 
-// clip_norm: the sum of squares of all gradients in, their L2 norm out.
-@group(0) @binding(1) var<storage, read_write> cn_norm: array<f32>;
+// sum_squares8: out[offset + t] = sum of squares of gradient t, for up to 8 gradients at once
+@group(0) @binding(1) var<storage, read_write> sq_out: array<f32>;
+@group(0) @binding(2) var<storage, read> sq_g0: array<f32>;
+@group(0) @binding(3) var<storage, read> sq_g1: array<f32>;
+@group(0) @binding(4) var<storage, read> sq_g2: array<f32>;
+@group(0) @binding(5) var<storage, read> sq_g3: array<f32>;
+@group(0) @binding(6) var<storage, read> sq_g4: array<f32>;
+@group(0) @binding(7) var<storage, read> sq_g5: array<f32>;
+@group(0) @binding(8) var<storage, read> sq_g6: array<f32>;
+@group(0) @binding(9) var<storage, read> sq_g7: array<f32>;
 
-// norm = sqrt(sum of squares) in place, one thread per element (n = 1: the one total).
-@compute @workgroup_size(256)
-fn clip_norm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    if (i >= p.n) { return; }
-    cn_norm[i] = sqrt(cn_norm[i]);
+fn squares(t: u32, n: u32) -> f32 {
+    var acc = 0.0;
+    switch t {
+        case 0u: { for (var i = 0u; i < n; i++) { acc = fma(sq_g0[i], sq_g0[i], acc); } }
+        case 1u: { for (var i = 0u; i < n; i++) { acc = fma(sq_g1[i], sq_g1[i], acc); } }
+        case 2u: { for (var i = 0u; i < n; i++) { acc = fma(sq_g2[i], sq_g2[i], acc); } }
+        case 3u: { for (var i = 0u; i < n; i++) { acc = fma(sq_g3[i], sq_g3[i], acc); } }
+        case 4u: { for (var i = 0u; i < n; i++) { acc = fma(sq_g4[i], sq_g4[i], acc); } }
+        case 5u: { for (var i = 0u; i < n; i++) { acc = fma(sq_g5[i], sq_g5[i], acc); } }
+        case 6u: { for (var i = 0u; i < n; i++) { acc = fma(sq_g6[i], sq_g6[i], acc); } }
+        default: { for (var i = 0u; i < n; i++) { acc = fma(sq_g7[i], sq_g7[i], acc); } }
+    }
+    return acc;
+}
+
+// One invocation per gradient, summing its squares in order (the gradients of a search network
+// are small: thousands of values each, and hundreds of them).
+@compute @workgroup_size(8)
+fn sum_squares8(@builtin(local_invocation_index) t: u32) {
+    if (t >= p.count) { return; }
+    sq_out[p.offset + t] = squares(t, p.lens[t / 4u][t % 4u]);
+}
+
+// finish_norm: norm = sqrt(sum of the n per-gradient sums), in order
+@group(0) @binding(1) var<storage, read> fn_partial: array<f32>;
+@group(0) @binding(2) var<storage, read_write> fn_norm: array<f32>;
+
+@compute @workgroup_size(1)
+fn finish_norm() {
+    var acc = 0.0;
+    for (var i = 0u; i < p.n; i++) {
+        acc = acc + fn_partial[i];
+    }
+    fn_norm[0] = sqrt(acc);
 }
 
 // clip_scale: one gradient scaled in place by min(1, max_norm / (norm + 1e-6)).

@@ -7,7 +7,7 @@ mod support;
 
 use reference::{AdamConfig, SgdConfig};
 use support::*;
-use wgpu_nas::ops::optim::{clip_grad_norm, Adam, CosineAnnealing, CosineWarmRestarts, Schedule, Sgd};
+use wgpu_nas::ops::optim::{clip_grad_norm, grad_norm, Adam, CosineAnnealing, CosineWarmRestarts, Schedule, Sgd};
 use wgpu_nas::rng::Rng;
 use wgpu_nas::{Gpu, Tensor};
 
@@ -217,6 +217,51 @@ fn clip_grad_norm_matches_cpu() {
             assert_close(&format!("clipped grad {i} (max {max_norm})"), &g.to_vec().unwrap(), w, 1e-6, 1e-5);
         }
     }
+}
+
+#[test]
+fn clipped_sgd_step_equals_clipping_then_stepping() {
+    let gpu = gpu();
+    let mut rng = Rng::new(41);
+    // 11 gradients: more than one group of 8 in the norm's dispatches.
+    let shapes: Vec<Vec<usize>> = (0..11).map(|i| vec![1 + 7 * i]).collect();
+    let p0: Vec<Vec<f32>> = shapes.iter().map(|s| rand_vec(&mut rng, s[0])).collect();
+    let g0: Vec<Vec<f32>> = shapes.iter().map(|s| rand_vec(&mut rng, s[0])).collect();
+    let upload = |v: &[Vec<f32>]| -> Vec<Tensor> {
+        shapes.iter().zip(v).map(|(s, d)| Tensor::from_slice(&gpu, s, d).unwrap()).collect()
+    };
+    let mut want_norm = 0.0f64;
+    for g in &g0 {
+        want_norm += g.iter().map(|&x| (x as f64).powi(2)).sum::<f64>();
+    }
+    let want_norm = want_norm.sqrt();
+    for (momentum, max_norm) in [(0.9f32, 1.0f32), (0.9, 1e3), (0.0, 1.0)] {
+        let (pa, ga, pb, gb) = (upload(&p0), upload(&g0), upload(&p0), upload(&g0));
+        let mut a = Sgd::new(&pa, 0.1, momentum, 3e-4, false).unwrap();
+        let mut b = Sgd::new(&pb, 0.1, momentum, 3e-4, false).unwrap();
+        for _ in 0..2 {
+            clip_grad_norm(&ga, max_norm).unwrap();
+            a.step(&pa, &ga).unwrap();
+            let norm = grad_norm(&gb).unwrap();
+            b.step_clipped(&pb, &gb, &norm, max_norm).unwrap();
+        }
+        let norm = grad_norm(&upload(&g0)).unwrap();
+        assert_close("grad_norm over 11 gradients", &norm.to_vec().unwrap(), &[want_norm], 1e-6, 1e-5);
+        for (i, (x, y)) in pa.iter().zip(&pb).enumerate() {
+            let want: Vec<f64> = x.to_vec().unwrap().iter().map(|&v| v as f64).collect();
+            assert_close(
+                &format!("param {i} (momentum {momentum}, max {max_norm})"),
+                &y.to_vec().unwrap(),
+                &want,
+                1e-6,
+                1e-6,
+            );
+        }
+    }
+    assert!(Sgd::new(&upload(&p0), 0.1, 0.9, 0.0, false)
+        .unwrap()
+        .step_clipped(&upload(&p0), &upload(&g0), &grad_norm(&upload(&g0)).unwrap(), f32::NAN)
+        .is_err());
 }
 
 #[test]

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::metrics::{MetricsRing, PendingStep};
 use crate::nn::Module;
-use crate::ops::optim::{clip_grad_norm, CosineAnnealing, Schedule, Sgd};
+use crate::ops::optim::{grad_norm, CosineAnnealing, Schedule, Sgd};
 use crate::ops::softmax;
 use crate::rng::Rng;
 use crate::space::{derive_genotype, DeriveRule, Genotype};
@@ -242,8 +242,9 @@ impl DartsSearch {
             let train_acc = softmax::accuracy(&logits, &yt)?;
             let mut grads = self.gpu.backward(&train_loss)?;
             let g = grads.take_all(&weights)?;
-            clip_grad_norm(&g, self.config.grad_clip)?;
-            self.optimizer.step(&weights, &g)?;
+            // clip_grad_norm then the SGD step, the clip folded into the update.
+            let norm = grad_norm(&g)?;
+            self.optimizer.step_clipped(&weights, &g, &norm, self.config.grad_clip)?;
             Ok((train_loss, train_acc))
         })();
         for a in self.net.alphas() {

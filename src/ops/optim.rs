@@ -6,12 +6,11 @@
 //! hyper-parameters and per-step scalars (learning rate, bias corrections) go into a small
 //! `hyper` tensor of each optimizer, written in stream order at every step, so the uniform Params
 //! (cached by content) hold only sizes, a warm step creates no GPU objects, and several steps can
-//! be recorded into one submission. The module depends only on the GPU layer, tensors and
-//! `ops::reduce`, so it can move to `src/optim/` as is.
+//! be recorded into one submission. The module depends only on the GPU layer and tensors, so
+//! it can move to `src/optim/` as is.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::reduce;
 use crate::error::{Error, Result};
 use crate::gpu::{grid_1d, Dispatch};
 use crate::tensor::{DType, Tensor};
@@ -21,20 +20,35 @@ use crate::tensor::{DType, Tensor};
 struct Params {
     n: u32,
     max_norm: f32,
-    _pad: [u32; 2],
+    offset: u32,
+    count: u32,
+    lens: [u32; GROUP],
 }
 
+/// Gradients one `sum_squares8` dispatch reads (8 bindings, with its output: 9 of 10).
+const GROUP: usize = 8;
+
 fn launch(entry: &'static str, constants: &[(&'static str, f64)], n: usize, max_norm: f32, bufs: &[&Tensor]) {
+    let params = Params { n: n as u32, max_norm, offset: 0, count: 0, lens: [0; GROUP] };
+    launch_with(entry, constants, &params, grid_1d(n), bufs);
+}
+
+fn launch_with(
+    entry: &'static str,
+    constants: &[(&'static str, f64)],
+    params: &Params,
+    wg: [u32; 3],
+    bufs: &[&Tensor],
+) {
     let gpu = bufs[0].gpu();
     let buffers: Vec<_> = bufs.iter().map(|t| t.buf()).collect();
-    let params = Params { n: n as u32, max_norm, _pad: [0; 2] };
     gpu.dispatch(Dispatch {
         shader: "optim",
         entry,
         constants,
-        params: bytemuck::bytes_of(&params),
+        params: bytemuck::bytes_of(params),
         buffers: &buffers,
-        workgroups: grid_1d(n),
+        workgroups: wg,
         flops: 0,
     });
 }
@@ -147,6 +161,20 @@ impl Sgd {
 
     /// One update of every parameter with its gradient, in place on the GPU.
     pub fn step(&mut self, params: &[Tensor], grads: &[Tensor]) -> Result<()> {
+        self.update(params, grads, None)
+    }
+
+    /// [`Sgd::step`] after clipping the gradients to `max_norm` by their global norm `norm`
+    /// (from [`grad_norm`]), as `clip_grad_norm` then `step` would, the clip folded into the
+    /// update kernel; the gradients themselves are left as they are.
+    pub fn step_clipped(&mut self, params: &[Tensor], grads: &[Tensor], norm: &Tensor, max_norm: f32) -> Result<()> {
+        if !(max_norm >= 0.0 && max_norm.is_finite()) {
+            return Err(Error::Config(format!("gradient clipping needs a finite max_norm >= 0, got {max_norm}")));
+        }
+        self.update(params, grads, Some((norm, max_norm)))
+    }
+
+    fn update(&mut self, params: &[Tensor], grads: &[Tensor], clip: Option<(&Tensor, f32)>) -> Result<()> {
         if !(self.lr >= 0.0 && self.momentum >= 0.0 && self.weight_decay >= 0.0) {
             return Err(Error::Config(format!(
                 "SGD needs lr, momentum and weight_decay >= 0 (got {}, {}, {})",
@@ -164,12 +192,18 @@ impl Sgd {
         }
         let hyper = &self.hyper;
         hyper.write(&[self.lr, self.momentum, self.weight_decay])?;
-        let nesterov = [("NESTEROV", self.nesterov as u32 as f64)];
+        let c = [("NESTEROV", self.nesterov as u32 as f64), ("CLIP", clip.is_some() as u32 as f64)];
+        // Without clipping the kernel never reads the norm binding; bind `hyper` there.
+        let (norm, max_norm) = clip.unwrap_or((hyper, 0.0));
         for (i, (p, g)) in params.iter().zip(grads).enumerate() {
             // p, g: same shape, any
             if with_momentum {
-                launch("sgd_momentum", &nesterov, p.numel(), 0.0, &[hyper, g, p, &self.momentum_buffers[i]]);
+                let bufs = [hyper, g, p, &self.momentum_buffers[i], norm];
+                launch("sgd_momentum", &c, p.numel(), max_norm, &bufs);
             } else {
+                if clip.is_some() {
+                    launch("clip_scale", &[], g.numel(), max_norm, &[norm, g]);
+                }
                 launch("sgd", &[], p.numel(), 0.0, &[hyper, g, p]);
             }
         }
@@ -282,23 +316,40 @@ impl Adam {
 /// (total + 1e-6)). All on the GPU; returns the total norm before clipping, a GPU scalar of
 /// shape [] (read it back later for metrics).
 pub fn clip_grad_norm(grads: &[Tensor], max_norm: f32) -> Result<Tensor> {
-    let first = grads.first().ok_or_else(|| Error::shape("clip_grad_norm", "no gradients"))?;
     if !(max_norm >= 0.0 && max_norm.is_finite()) {
         return Err(Error::Config(format!("clip_grad_norm needs a finite max_norm >= 0, got {max_norm}")));
     }
-    if grads.iter().any(|g| g.dtype() != DType::F32) {
-        return Err(Error::shape("clip_grad_norm", "gradients must be f32"));
-    }
-    let gpu = first.gpu();
-    // norm: [], the sum of squares until clip_norm takes its root.
-    let norm = Tensor::zeros(gpu, &[])?;
-    for g in grads {
-        reduce::sum_squares_into(g, &norm, 0, true)?;
-    }
-    launch("clip_norm", &[], 1, 0.0, &[&norm]);
+    let norm = grad_norm(grads)?;
     for g in grads {
         launch("clip_scale", &[], g.numel(), max_norm, &[&norm, g]);
     }
+    Ok(norm)
+}
+
+/// The global L2 norm of `grads` (as one tensor), as `clip_grad_norm` measures it: each
+/// gradient's sum of squares in order, eight gradients per dispatch, then their sum's root.
+pub fn grad_norm(grads: &[Tensor]) -> Result<Tensor> {
+    let first = grads.first().ok_or_else(|| Error::shape("grad_norm", "no gradients"))?;
+    if grads.iter().any(|g| g.dtype() != DType::F32) {
+        return Err(Error::shape("grad_norm", "gradients must be f32"));
+    }
+    let gpu = first.gpu();
+    let sums = Tensor::empty(gpu, &[grads.len()])?; // sums: [gradients]
+    for (k, group) in grads.chunks(GROUP).enumerate() {
+        let mut lens = [0u32; GROUP];
+        for (l, g) in lens.iter_mut().zip(group) {
+            *l = g.numel() as u32;
+        }
+        let params = Params { n: 0, max_norm: 0.0, offset: (k * GROUP) as u32, count: group.len() as u32, lens };
+        // Slots past the group's end are bound to its first gradient and never read.
+        let mut bufs = vec![&sums];
+        bufs.extend((0..GROUP).map(|t| group.get(t).unwrap_or(&group[0])));
+        launch_with("sum_squares8", &[], &params, [1, 1, 1], &bufs);
+    }
+    // norm: [], sqrt of the sum of the per-gradient sums
+    let norm = Tensor::empty(gpu, &[])?;
+    let params = Params { n: grads.len() as u32, max_norm: 0.0, offset: 0, count: 0, lens: [0; GROUP] };
+    launch_with("finish_norm", &[], &params, [1, 1, 1], &[&sums, &norm]);
     Ok(norm)
 }
 

@@ -197,12 +197,19 @@ pub struct BenchEnasArgs {
     channels: usize,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
+    /// One JSON line (the whole report) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Milliseconds per controller sample+update and seconds per shared-weight step, macro space.
 pub fn bench(args: BenchEnasArgs) -> Result<ExitCode> {
     let gpu = Gpu::new()?;
     let r = bench_enas(&gpu, args.layers, args.channels, args.batch_size)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("adapter: {}", r.adapter);
     println!(
         "ENAS macro space, {} layers, {} channels, batch {}: controller sample + update {:.1} ms/sample, \
