@@ -17,6 +17,10 @@ struct Params {
 
 // gamma and beta are read (affine); otherwise gamma = 1, beta = 0 and any buffer is bound there.
 override AFFINE: bool = false;
+// Backward kernels: the saved tensor is xhat itself (the output of an affine-free BN in training),
+// not x. Saving the output lets the input be freed after the forward pass: in a DARTS supernet
+// every op ends in such a BN, and the mixed op keeps its output anyway.
+override XHAT: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -157,10 +161,14 @@ fn plane_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     var sum_dy = 0.0;
     for (var j = 0u; j < p.hw; j = j + 1u) {
         let dy = psum_dy[base + j];
-        dot_xhat = fma(dy, psum_x[base + j] - mean, dot_xhat);
+        if (XHAT) {
+            dot_xhat = fma(dy, psum_x[base + j], dot_xhat);
+        } else {
+            dot_xhat = fma(dy, psum_x[base + j] - mean, dot_xhat);
+        }
         sum_dy = sum_dy + dy;
     }
-    psum_partial[plane] = vec2<f32>(dot_xhat * istd, sum_dy);
+    psum_partial[plane] = vec2<f32>(dot_xhat * select(istd, 1.0, XHAT), sum_dy);
 }
 
 // combine_sums: dgamma[c] = sum dy * xhat, dbeta[c] = sum dy over (N, H, W)
@@ -209,7 +217,7 @@ fn backward_dx(
         scale = scale * bdx_gamma[c];
     }
     let count = f32(p.n * p.hw);
-    let xhat = (bdx_x[i] - bdx_mean[c]) * istd;
+    let xhat = select((bdx_x[i] - bdx_mean[c]) * istd, bdx_x[i], XHAT);
     bdx_dx[i] = scale * (bdx_dy[i] - bdx_dbeta[c] / count - xhat * bdx_dgamma[c] / count);
 }
 
@@ -253,7 +261,7 @@ fn normalize_forward4(
 @group(0) @binding(8) var<storage, read_write> bdx4_dx: array<vec4<f32>>;
 
 // dx = scale * (dy - dbeta / count - xhat * dgamma / count), as dy * scale + x * t + u with the
-// per-channel t and u folded once.
+// per-channel t and u folded once (x: the saved tensor, see XHAT).
 @compute @workgroup_size(64)
 fn backward_dx4(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -272,8 +280,11 @@ fn backward_dx4(
     }
     let count = f32(p.n * p.hw);
     let g = bdx4_dgamma[c] / count;
-    let t = -scale * istd * g;
-    let u = scale * (bdx4_mean[c] * istd * g - bdx4_dbeta[c] / count);
+    // xhat = a x + b: x saved (a = istd, b = -mean istd) or xhat saved (a = 1, b = 0).
+    let a = select(istd, 1.0, XHAT);
+    let b = select(-bdx4_mean[c] * istd, 0.0, XHAT);
+    let t = -scale * a * g;
+    let u = -scale * (b * g + bdx4_dbeta[c] / count);
     bdx4_dx[i] = fma(bdx4_dy[i], vec4<f32>(scale), fma(bdx4_x[i], vec4<f32>(t), vec4<f32>(u)));
 }
 

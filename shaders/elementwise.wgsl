@@ -47,7 +47,7 @@ fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     af_y[i] = y;
 }
 
-// act_backward: dx = dy * act'(.) from the saved tensor `t` (x for relu, y for tanh and sigmoid).
+// act_backward: dx = dy * act'(.) from the saved output t = y (relu: the mask y > 0, the same as x > 0).
 @group(0) @binding(1) var<storage, read> ab_t: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> ab_dy: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> ab_dx: array<vec4<f32>>;

@@ -42,6 +42,8 @@ pub struct BatchNorm2dOutput {
 struct Launch {
     params: Params,
     affine: bool,
+    /// The backward kernels read xhat (saved output) rather than x.
+    xhat: bool,
 }
 
 impl Launch {
@@ -51,7 +53,7 @@ impl Launch {
         gpu.dispatch(Dispatch {
             shader: "batch_norm",
             entry,
-            constants: &[("AFFINE", self.affine as u32 as f64)],
+            constants: &[("AFFINE", self.affine as u32 as f64), ("XHAT", self.xhat as u32 as f64)],
             params: bytemuck::bytes_of(&self.params),
             buffers: &bufs,
             workgroups,
@@ -166,6 +168,7 @@ pub fn batch_norm2d(
             _pad: [0; 2],
         },
         affine: affine.is_some(),
+        xhat: false,
     };
 
     let (mean, var) = if training {
@@ -195,8 +198,12 @@ pub fn batch_norm2d(
         launch.per_element(),
     );
 
+    // Affine-free in training, y is xhat: keep it instead of x, so that x can be freed (the next
+    // op, a DARTS mixed op, keeps y anyway). Otherwise keep x and recompute xhat.
+    let keep_xhat = training && affine.is_none();
     let saved = Saved {
-        x: x.clone(),
+        t: if keep_xhat { y.clone() } else { x.clone() },
+        x_grad: x.requires_grad(),
         mean: mean.clone(),
         var: var.clone(),
         affine: affine.map(|(g, b)| (g.clone(), b.clone())),
@@ -205,13 +212,17 @@ pub fn batch_norm2d(
     if let Some((g, b)) = affine {
         inputs.extend([g, b]);
     }
+    let launch = Launch { xhat: keep_xhat, ..launch };
     gpu.record(&inputs, &[&y], move |g| saved.backward(&launch, &g[0], training));
     Ok(BatchNorm2dOutput { y, mean, var })
 }
 
-/// What the backward keeps: x and the per-channel statistics (xhat is recomputed).
+/// What the backward keeps: x (xhat recomputed) or xhat itself, and the per-channel statistics.
 struct Saved {
-    x: Tensor,
+    /// x, or xhat when `Launch::xhat`.
+    t: Tensor,
+    /// Whether x takes a gradient.
+    x_grad: bool,
     mean: Tensor,
     var: Tensor,
     /// (gamma, beta) when affine.
@@ -223,7 +234,7 @@ impl Saved {
     fn backward(&self, launch: &Launch, dy: &Tensor, training: bool) -> Result<Vec<Option<Tensor>>> {
         let gpu = dy.gpu();
         let c = launch.channels();
-        let x_grad = self.x.requires_grad();
+        let x_grad = self.x_grad;
         let gamma = self.affine.as_ref().map(|(g, _)| g);
         let gamma_grad = gamma.is_some_and(|g| g.requires_grad());
         let beta_grad = self.affine.as_ref().is_some_and(|(_, b)| b.requires_grad());
@@ -232,21 +243,21 @@ impl Saved {
             let dgamma = Tensor::empty(gpu, &[c])?; // dgamma: [C] = sum dy * xhat
             let dbeta = Tensor::empty(gpu, &[c])?; // dbeta: [C] = sum dy
             let partial = Tensor::empty(gpu, &[launch.params.n as usize, c, 2])?; // partial: [N, C, 2]
-            launch.dispatch("plane_sums", &[&self.x, dy, &self.mean, &self.var, &partial], launch.per_plane());
+            launch.dispatch("plane_sums", &[&self.t, dy, &self.mean, &self.var, &partial], launch.per_plane());
             launch.dispatch("combine_sums", &[&partial, &dgamma, &dbeta], per_channel(c));
             Some((dgamma, dbeta))
         } else {
             None
         };
         let dx = if x_grad {
-            let dx = Tensor::empty(gpu, self.x.shape())?; // dx: [N, C, H, W]
+            let dx = Tensor::empty(gpu, self.t.shape())?; // dx: [N, C, H, W]
                                                           // Without affine the kernels never read gamma; bind the variance there.
             let gamma = gamma.unwrap_or(&self.var);
             match (&sums, training) {
                 // Training always has the sums here (computed above when x needs a gradient).
                 (Some((dgamma, dbeta)), true) => launch.dispatch(
                     launch.element_entry("backward_dx", "backward_dx4"),
-                    &[&self.x, dy, &self.mean, &self.var, gamma, dgamma, dbeta, &dx],
+                    &[&self.t, dy, &self.mean, &self.var, gamma, dgamma, dbeta, &dx],
                     launch.per_element(),
                 ),
                 _ => launch.dispatch("backward_dx_eval", &[dy, &self.var, gamma, &dx], launch.per_element()),

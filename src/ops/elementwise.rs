@@ -46,8 +46,9 @@ pub fn activation(x: &Tensor, act: Activation) -> Result<Tensor> {
     let y = Tensor::empty(x.gpu(), x.shape())?;
     let c = [("ACT", act as u32 as f64)];
     launch("act_forward", &c, x.numel(), 0, &[x, &y]);
-    // relu's derivative needs x; tanh's and sigmoid's are cheaper from y.
-    let saved = if act == Activation::Relu { x.clone() } else { y.clone() };
+    // Every derivative comes from y (relu's mask y > 0 is x > 0), so x can be freed: a
+    // supernet's ReLU inputs are BN outputs that nothing else keeps.
+    let saved = y.clone();
     x.gpu().record(&[x], &[&y], move |g| {
         let dx = Tensor::empty(saved.gpu(), saved.shape())?;
         launch("act_backward", &[("ACT", act as u32 as f64)], saved.numel(), 0, &[&saved, &g[0], &dx]);
