@@ -36,7 +36,7 @@ pub struct DartsArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Epochs (50 in the paper; the defaults make a short search that a CPU finishes in minutes).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 4)]
     epochs: usize,
     /// Batch size (64 in the paper).
     #[arg(long, default_value_t = 16)]
@@ -52,7 +52,7 @@ pub struct DartsArgs {
     ops: Option<Vec<String>>,
     /// Steps per epoch; 0 = a full pass over the weights' half of the training set (the paper).
     /// Metrics and alphas are recorded every min(10, steps/4) steps (at least every step).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 20)]
     steps_per_epoch: usize,
     /// Validation batches scored per epoch; 0 = the whole validation half.
     #[arg(long, default_value_t = 4)]
