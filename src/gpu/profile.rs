@@ -4,6 +4,7 @@
 //! class's dispatches in one submission, and timed on the host. Replay needs no timestamp-query
 //! feature, so it works on every adapter (lavapipe has none that wgpu exposes in passes).
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -11,7 +12,8 @@ use serde::Serialize;
 
 use super::Gpu;
 
-/// One recorded dispatch.
+/// One recorded dispatch (replayed natively only: on the web the fields are kept but unread).
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) struct TraceEntry {
     pub shader: &'static str,
     pub entry: &'static str,
