@@ -286,7 +286,12 @@ impl Gpu {
 /// Workgroup counts for `n` threads of a 1-D kernel of [`WORKGROUP`] invocations. Past 65535
 /// workgroups the grid folds into y; kernels compute `i = gid.x + gid.y * nwg.x * WORKGROUP`.
 pub fn grid_1d(n: usize) -> [u32; 3] {
-    let groups = (n as u64).div_ceil(WORKGROUP as u64).max(1);
+    grid_1d_of(n, WORKGROUP)
+}
+
+/// [`grid_1d`] for kernels of `workgroup` invocations (`i = gid.x + gid.y * nwg.x * workgroup`).
+pub fn grid_1d_of(n: usize, workgroup: u32) -> [u32; 3] {
+    let groups = (n as u64).div_ceil(workgroup as u64).max(1);
     if groups <= 65535 {
         [groups as u32, 1, 1]
     } else {

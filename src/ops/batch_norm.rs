@@ -11,7 +11,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::dims;
 use crate::error::{Error, Result};
-use crate::gpu::Dispatch;
+use crate::gpu::{grid_1d_of, Dispatch};
 use crate::tensor::{DType, Tensor};
 
 #[repr(C)]
@@ -63,13 +63,7 @@ impl Launch {
 
     /// One invocation per plane (n, c), 64 to a workgroup, folded into y past 65535 groups.
     fn per_plane(&self) -> [u32; 3] {
-        let groups = ((self.params.n * self.params.c) as usize).div_ceil(64).max(1);
-        if groups <= 65535 {
-            [groups as u32, 1, 1]
-        } else {
-            let y = groups.div_ceil(65535);
-            [groups.div_ceil(y) as u32, y as u32, 1]
-        }
+        grid_1d_of((self.params.n * self.params.c) as usize, 64)
     }
 
     /// The element-wise kernels' grid: x over a plane's H*W values (64 to a workgroup), y (and

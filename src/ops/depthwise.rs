@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::conv::{sum_chunks, Geometry};
 use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::gpu::{grid_1d_of, Dispatch, Gpu, GpuBuffer};
 use crate::tensor::Tensor;
 
 #[repr(C)]
@@ -93,17 +93,6 @@ fn constants(geo: &Geometry, stride: usize, flip: bool) -> [(&'static str, f64);
     ]
 }
 
-/// 1-D workgroup counts for `threads` invocations of 64, folded into y past 65535.
-fn grid(threads: usize) -> [u32; 3] {
-    let groups = threads.div_ceil(64).max(1);
-    if groups <= 65535 {
-        [groups as u32, 1, 1]
-    } else {
-        let y = groups.div_ceil(65535);
-        [groups.div_ceil(y) as u32, y as u32, 1]
-    }
-}
-
 fn launch(
     gpu: &Gpu,
     entry: &'static str,
@@ -119,7 +108,7 @@ fn launch(
         constants: c,
         params: bytemuck::bytes_of(p),
         buffers,
-        workgroups: grid(threads),
+        workgroups: grid_1d_of(threads, 64),
         flops,
     });
 }

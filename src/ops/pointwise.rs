@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::conv::{sum_chunks, Geometry};
 use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::gpu::{grid_1d_of, Dispatch, Gpu, GpuBuffer};
 use crate::tensor::Tensor;
 
 #[repr(C)]
@@ -24,7 +24,7 @@ struct Params {
 }
 
 /// Invocations per workgroup (`@workgroup_size(64)` in the shader).
-const WORKGROUP: usize = 64;
+const WORKGROUP: u32 = 64;
 /// Weight-gradient invocations aimed for: enough to fill a GPU, few enough that each chunk
 /// is long and the partials stay small.
 const TARGET_THREADS: usize = 4096;
@@ -49,17 +49,6 @@ fn params(geo: &Geometry) -> Params {
     }
 }
 
-/// 1-D workgroup counts for `threads` invocations of 64, folded into y past 65535.
-fn grid(threads: usize) -> [u32; 3] {
-    let groups = threads.div_ceil(WORKGROUP).max(1);
-    if groups <= 65535 {
-        [groups as u32, 1, 1]
-    } else {
-        let y = groups.div_ceil(65535);
-        [groups.div_ceil(y) as u32, y as u32, 1]
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn launch(
     gpu: &Gpu,
@@ -76,7 +65,7 @@ fn launch(
         constants: &[("TRANSPOSE", transpose as u32 as f64)],
         params: bytemuck::bytes_of(p),
         buffers,
-        workgroups: grid(threads),
+        workgroups: grid_1d_of(threads, WORKGROUP),
         flops,
     });
 }
