@@ -64,6 +64,34 @@ fn plane_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     ps_partial[plane] = vec2<f32>(mean, m2);
 }
 
+// plane_stats4, plane_sums4: the same per-plane sums four values at a time (planes of a multiple
+// of 4 values), four running sums added up at the end.
+@group(0) @binding(1) var<storage, read> ps4_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> ps4_partial: array<vec2<f32>>;
+
+fn hsum(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+@compute @workgroup_size(64)
+fn plane_stats4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let plane = plane_index(gid, nwg);
+    if (plane >= p.n * p.c) { return; }
+    let hw4 = p.hw / 4u;
+    let base = plane * hw4;
+    var acc = vec4<f32>(0.0);
+    for (var j = 0u; j < hw4; j = j + 1u) {
+        acc = acc + ps4_x[base + j];
+    }
+    let mean = hsum(acc) / f32(p.hw);
+    var m2 = vec4<f32>(0.0);
+    for (var j = 0u; j < hw4; j = j + 1u) {
+        let d = ps4_x[base + j] - vec4<f32>(mean);
+        m2 = fma(d, d, m2);
+    }
+    ps4_partial[plane] = vec2<f32>(mean, hsum(m2));
+}
+
 // combine_stats: mean[c] and biased var[c] over (N, H, W) from the plane partials;
 // combine_stats_running also updates the running statistics: r = (1 - momentum) * r +
 // momentum * stat, the unbiased variance for running_var.
@@ -169,6 +197,32 @@ fn plane_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         sum_dy = sum_dy + dy;
     }
     psum_partial[plane] = vec2<f32>(dot_xhat * select(istd, 1.0, XHAT), sum_dy);
+}
+
+@group(0) @binding(1) var<storage, read> psum4_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> psum4_dy: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> psum4_mean: array<f32>;
+@group(0) @binding(4) var<storage, read> psum4_var: array<f32>;
+@group(0) @binding(5) var<storage, read_write> psum4_partial: array<vec2<f32>>;
+
+@compute @workgroup_size(64)
+fn plane_sums4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let plane = plane_index(gid, nwg);
+    if (plane >= p.n * p.c) { return; }
+    let c = plane % p.c;
+    // xhat = x (XHAT) or x - mean, times istd at the end.
+    let shift = vec4<f32>(select(psum4_mean[c], 0.0, XHAT));
+    let hw4 = p.hw / 4u;
+    let base = plane * hw4;
+    var dot_xhat = vec4<f32>(0.0);
+    var sum_dy = vec4<f32>(0.0);
+    for (var j = 0u; j < hw4; j = j + 1u) {
+        let dy = psum4_dy[base + j];
+        dot_xhat = fma(dy, psum4_x[base + j] - shift, dot_xhat);
+        sum_dy = sum_dy + dy;
+    }
+    let scale = select(inv_std(psum4_var[c]), 1.0, XHAT);
+    psum4_partial[plane] = vec2<f32>(hsum(dot_xhat) * scale, hsum(sum_dy));
 }
 
 // combine_sums: dgamma[c] = sum dy * xhat, dbeta[c] = sum dy over (N, H, W)

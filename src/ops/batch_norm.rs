@@ -169,7 +169,7 @@ pub fn batch_norm2d(
         let mean = Tensor::empty(gpu, &[c])?; // mean: [C]
         let var = Tensor::empty(gpu, &[c])?; // var: [C], biased
         let partial = Tensor::empty(gpu, &[n, c, 2])?; // partial: [N, C, (mean, M2)]
-        launch.dispatch("plane_stats", &[x, &partial], launch.per_plane());
+        launch.dispatch(launch.element_entry("plane_stats", "plane_stats4"), &[x, &partial], launch.per_plane());
         match running {
             Some((rm, rv)) => {
                 launch.dispatch("combine_stats_running", &[&partial, &mean, &var, rm, rv], per_channel(c))
@@ -237,7 +237,8 @@ impl Saved {
             let dgamma = Tensor::empty(gpu, &[c])?; // dgamma: [C] = sum dy * xhat
             let dbeta = Tensor::empty(gpu, &[c])?; // dbeta: [C] = sum dy
             let partial = Tensor::empty(gpu, &[launch.params.n as usize, c, 2])?; // partial: [N, C, 2]
-            launch.dispatch("plane_sums", &[&self.t, dy, &self.mean, &self.var, &partial], launch.per_plane());
+            let entry = launch.element_entry("plane_sums", "plane_sums4");
+            launch.dispatch(entry, &[&self.t, dy, &self.mean, &self.var, &partial], launch.per_plane());
             launch.dispatch("combine_sums", &[&partial, &dgamma, &dbeta], per_channel(c));
             Some((dgamma, dbeta))
         } else {
