@@ -25,10 +25,11 @@ impl AdapterSummary {
     }
 
     /// Whether the backend bounds-checks buffer accesses itself (Vulkan's robust buffer access,
-    /// Metal, D3D12), so that our shaders can skip naga's duplicate checks. Not for GL, the
+    /// which wgpu enables; D3D12's buffer views, whose out-of-range reads return zero), so that
+    /// our shaders can skip naga's duplicate checks. Not for Metal (no such guarantee), GL, the
     /// browser (which checks regardless) or a caller's device (whose backend we do not know).
     pub(super) fn backend_has_robust_access(&self) -> bool {
-        matches!(self.backend.as_str(), "Vulkan" | "Metal" | "Dx12")
+        matches!(self.backend.as_str(), "Vulkan" | "Dx12")
     }
 
     pub(super) fn from_device() -> Self {
