@@ -52,6 +52,35 @@ fn weighted_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     ws_out[i] = acc;
 }
 
+// scale_terms: dy_t = w[idx_t] * dout for every term of the chunk (the terms' input gradients)
+@group(0) @binding(1) var<storage, read> st_w: array<f32>;
+@group(0) @binding(2) var<storage, read> st_dout: array<f32>;
+@group(0) @binding(3) var<storage, read_write> st_dy0: array<f32>;
+@group(0) @binding(4) var<storage, read_write> st_dy1: array<f32>;
+@group(0) @binding(5) var<storage, read_write> st_dy2: array<f32>;
+@group(0) @binding(6) var<storage, read_write> st_dy3: array<f32>;
+@group(0) @binding(7) var<storage, read_write> st_dy4: array<f32>;
+@group(0) @binding(8) var<storage, read_write> st_dy5: array<f32>;
+@group(0) @binding(9) var<storage, read_write> st_dy6: array<f32>;
+@group(0) @binding(10) var<storage, read_write> st_dy7: array<f32>;
+
+// One thread per element, dout read once for all the terms (one dispatch instead of one per
+// term). Slots past `count` are bound to distinct one-element buffers and never written.
+@compute @workgroup_size(256)
+fn scale_terms(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= p.n) { return; }
+    let g = st_dout[i];
+    st_dy0[i] = st_w[term_index(0u)] * g;
+    if (p.count > 1u) { st_dy1[i] = st_w[term_index(1u)] * g; }
+    if (p.count > 2u) { st_dy2[i] = st_w[term_index(2u)] * g; }
+    if (p.count > 3u) { st_dy3[i] = st_w[term_index(3u)] * g; }
+    if (p.count > 4u) { st_dy4[i] = st_w[term_index(4u)] * g; }
+    if (p.count > 5u) { st_dy5[i] = st_w[term_index(5u)] * g; }
+    if (p.count > 6u) { st_dy6[i] = st_w[term_index(6u)] * g; }
+    if (p.count > 7u) { st_dy7[i] = st_w[term_index(7u)] * g; }
+}
+
 // dot_partials: partial[t * parts + c] = <dout, y_t> over chunk c
 @group(0) @binding(1) var<storage, read> dp_dout: array<f32>;
 @group(0) @binding(2) var<storage, read> dp_y0: array<f32>;

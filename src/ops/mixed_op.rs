@@ -19,7 +19,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{elementwise, same_shape};
+use super::same_shape;
 use crate::error::{Error, Result};
 use crate::gpu::{grid_1d, Dispatch};
 use crate::tensor::{DType, Tensor};
@@ -126,12 +126,35 @@ pub fn weighted_sum(w: &Tensor, terms: &[(usize, &Tensor)]) -> Result<Tensor> {
         let dout = &g[0];
         let mut grads = Vec::with_capacity(saved.len() + 1);
         grads.push(if saved_w.requires_grad() { Some(weight_grad(&saved_w, &saved, dout)?) } else { None });
-        for (i, y) in &saved {
-            grads.push(if y.requires_grad() { Some(elementwise::scale(dout, &saved_w, *i)?) } else { None });
-        }
+        grads.extend(term_grads(&saved_w, &saved, dout)?);
         Ok(grads)
     });
     Ok(out)
+}
+
+/// dy_t = w.flat[idx_t] * dout for each term whose y requires a gradient: one dispatch per 8
+/// terms, dout read once.
+fn term_grads(w: &Tensor, terms: &[(usize, Tensor)], dout: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    let gpu = w.gpu();
+    let n = dout.numel();
+    let mut grads = Vec::with_capacity(terms.len());
+    for group in terms.chunks(TERMS_PER_DISPATCH) {
+        let wanted: Vec<(usize, &Tensor)> =
+            group.iter().filter(|(_, y)| y.requires_grad()).map(|(i, y)| (*i, y)).collect();
+        let outs: Vec<Tensor> = wanted.iter().map(|_| Tensor::empty(gpu, dout.shape())).collect::<Result<_>>()?;
+        if !wanted.is_empty() {
+            // Unused slots: distinct one-element buffers (writable bindings may not alias).
+            let spare: Vec<Tensor> =
+                (wanted.len()..TERMS_PER_DISPATCH).map(|_| Tensor::empty(gpu, &[1])).collect::<Result<_>>()?;
+            let p = params(n, &wanted, false, 0, 0);
+            let mut bufs = vec![w, dout];
+            bufs.extend(outs.iter().chain(&spare));
+            dispatch("scale_terms", &p, &bufs, grid_1d(n));
+        }
+        let mut outs = outs.into_iter();
+        grads.extend(group.iter().map(|(_, y)| if y.requires_grad() { outs.next() } else { None }));
+    }
+    Ok(grads)
 }
 
 /// dw: zeros of w's shape except dw.flat[idx_t] += <dout, y_t>. Per 8 terms: one pass of
