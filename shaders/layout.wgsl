@@ -80,17 +80,27 @@ fn reader(at: u32, off: i32, stride: u32, out: u32) -> i32 {
     return t / i32(stride);
 }
 
-// dx[n,c,y,x] = dy[n,c,i,j] where (y, x) = (off_h + i*s, off_w + j*s), else 0; one thread per input.
-@compute @workgroup_size(256)
-fn window_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    if (i >= wp.nc * wp.h * wp.w) { return; }
-    let plane = i / (wp.h * wp.w);
-    let oy = reader((i / wp.w) % wp.h, wp.off_h, wp.stride, wp.oh);
-    let ox = reader(i % wp.w, wp.off_w, wp.stride, wp.ow);
-    var v = 0.0;
-    if (oy >= 0 && ox >= 0) {
-        v = wb_dy[(plane * wp.oh + u32(oy)) * wp.ow + u32(ox)];
+// The window's stride as a pipeline constant for window_backward (equal to wp.stride), so that
+// its divisions become shifts.
+override STRIDE: u32 = 2u;
+
+// dx[n,c,y,x] = dy[n,c,i,j] where (y, x) = (off_h + i*s, off_w + j*s), else 0: 8x8 workgroups
+// over a plane's (x, y) = (gid.x, gid.y), planes along z (plane = wid.z, then + nwg.z): no
+// thread divides by the plane's sizes.
+@compute @workgroup_size(8, 8)
+fn window_backward(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    if (gid.x >= wp.w || gid.y >= wp.h) { return; }
+    let oy = reader(gid.y, wp.off_h, STRIDE, wp.oh);
+    let ox = reader(gid.x, wp.off_w, STRIDE, wp.ow);
+    for (var plane = wid.z; plane < wp.nc; plane = plane + nwg.z) {
+        var v = 0.0;
+        if (oy >= 0 && ox >= 0) {
+            v = wb_dy[(plane * wp.oh + u32(oy)) * wp.ow + u32(ox)];
+        }
+        wb_dx[(plane * wp.h + gid.y) * wp.w + gid.x] = v;
     }
-    wb_dx[i] = v;
 }

@@ -165,10 +165,11 @@ pub fn window(x: &Tensor, offset: (isize, isize), out_hw: (usize, usize), stride
         g[0].gpu().dispatch(Dispatch {
             shader: "layout",
             entry: "window_backward",
-            constants: &[],
+            constants: &[("STRIDE", stride as f64)],
             params: bytemuck::bytes_of(&p),
             buffers: &[g[0].buf(), dx.buf()],
-            workgroups: grid_1d(dx.numel()),
+            // 8x8 workgroups over a plane, the planes along z.
+            workgroups: [w.div_ceil(8) as u32, h.div_ceil(8) as u32, (n * c).clamp(1, 65535) as u32],
             flops: 0,
         });
         Ok(vec![Some(dx)])
