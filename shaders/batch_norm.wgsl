@@ -32,10 +32,6 @@ fn plane_element(gid: vec3<u32>, wid: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
     return vec2<u32>(wid.y + wid.z * nwg.y, gid.x);
 }
 
-fn plane_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 64u;
-}
-
 fn inv_std(var_c: f32) -> f32 {
     return 1.0 / sqrt(var_c + p.eps);
 }
@@ -48,7 +44,7 @@ fn inv_std(var_c: f32) -> f32 {
 // costs no precision.
 @compute @workgroup_size(64)
 fn plane_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let plane = plane_index(gid, nwg);
+    let plane = index64(gid, nwg);
     if (plane >= p.n * p.c) { return; }
     let base = plane * p.hw;
     var acc = 0.0;
@@ -75,7 +71,7 @@ fn hsum(v: vec4<f32>) -> f32 {
 
 @compute @workgroup_size(64)
 fn plane_stats4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let plane = plane_index(gid, nwg);
+    let plane = index64(gid, nwg);
     if (plane >= p.n * p.c) { return; }
     let hw4 = p.hw / 4u;
     let base = plane * hw4;
@@ -179,7 +175,7 @@ fn normalize_forward(
 // Both sums of one plane in one pass, xhat recomputed from x: one invocation per plane.
 @compute @workgroup_size(64)
 fn plane_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let plane = plane_index(gid, nwg);
+    let plane = index64(gid, nwg);
     if (plane >= p.n * p.c) { return; }
     let c = plane % p.c;
     let mean = psum_mean[c];
@@ -207,7 +203,7 @@ fn plane_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 
 @compute @workgroup_size(64)
 fn plane_sums4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let plane = plane_index(gid, nwg);
+    let plane = index64(gid, nwg);
     if (plane >= p.n * p.c) { return; }
     let c = plane % p.c;
     // xhat = x (XHAT) or x - mean, times istd at the end.

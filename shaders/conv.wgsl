@@ -53,10 +53,6 @@ fn tree_sum(lid: u32, v: f32) -> f32 {
     return tree[0];
 }
 
-fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 // Input coordinate that output coordinate `o` reads through tap `t`; negative or >= size when it
 // falls in the zero padding.
 fn input_coord(o: u32, t: u32) -> i32 {

@@ -38,10 +38,6 @@ const MAX_TAPS: u32 = 25u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn index64(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 64u;
-}
-
 // forward: y[n, o, i, j] = sum over (c in o's group, u, v) of w[o, c, u, v] * x[n, c, i*S + u*D - pad, j*S + v*D - pad]
 @group(0) @binding(1) var<storage, read> f_x: array<f32>;       // [N, C_in, H, W]
 @group(0) @binding(2) var<storage, read> f_w: array<f32>;       // [C, cin_g, KH, KW]

@@ -21,10 +21,6 @@ override ACT: u32 = 0u;
 @group(0) @binding(1) var<storage, read> af_x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> af_y: array<vec4<f32>>;
 
-fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 // vec4s the kernels cover.
 fn count4() -> u32 {
     return (p.n + 3u) / 4u;

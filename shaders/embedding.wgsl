@@ -12,10 +12,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 // gather: y[n, d] = table[idx[n], d]
 @group(0) @binding(1) var<storage, read> ga_table: array<f32>;
 @group(0) @binding(2) var<storage, read> ga_idx: array<u32>;

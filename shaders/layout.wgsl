@@ -3,10 +3,6 @@
 // each thread writes its own element. 1-D kernels: i = gid.x + gid.y * nwg.x * 256 (see
 // gpu::grid_1d).
 
-fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 struct CopyParams {
     n: u32,        // batch
     hw: u32,       // H * W

@@ -19,10 +19,6 @@ override CLIP: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 // sgd, sgd_momentum, adam: h (hyper-parameters), grad, param, then the optimizer state.
 @group(0) @binding(1) var<storage, read> h: array<f32>;
 @group(0) @binding(2) var<storage, read> grad: array<f32>;

@@ -22,10 +22,6 @@ override TRANSPOSE: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn index64(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 64u;
-}
-
 // product: out[n, r, q] = sum_k a(r, k) in[n, k, q]
 @group(0) @binding(1) var<storage, read> pr_in: array<vec4<f32>>;       // [N, K, P/4]
 @group(0) @binding(2) var<storage, read> pr_w: array<f32>;              // [c_out, c_in]

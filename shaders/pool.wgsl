@@ -23,10 +23,6 @@ struct Params {
 override K: u32 = 3u;
 override STRIDE: u32 = 1u;
 
-fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 // The in-bounds part of the window of output (oy, ox): rows [r.x, r.y), columns [r.z, r.w).
 // With pad < k (checked on the Rust side) it is never empty.
 fn window_of(oy: u32, ox: u32) -> vec4<u32> {

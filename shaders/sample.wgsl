@@ -10,10 +10,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 // categorical: idx[r] = the first j with u * sum_i exp(x_i - m) < sum_{i<=j} exp(x_i - m)
 @group(0) @binding(1) var<storage, read> ca_logits: array<f32>;
 @group(0) @binding(2) var<storage, read> ca_uniforms: array<f32>;

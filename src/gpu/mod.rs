@@ -18,7 +18,7 @@ pub use adapter::AdapterSummary;
 pub(crate) use kernels::Dispatch;
 pub use pool::MemoryStats;
 pub use profile::{KernelTime, Trace};
-pub use shaders::SHADERS;
+pub use shaders::{source as shader_source, PRELUDE, SHADERS};
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

@@ -22,10 +22,15 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("drop_path", include_str!("../../shaders/drop_path.wgsl")),
 ];
 
-pub(crate) fn source(stem: &str) -> &'static str {
-    SHADERS
+/// `shaders/prelude.wgsl`: the helpers every shader shares (thread indexing), prepended to each.
+pub const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
+
+/// The WGSL that is compiled for `stem`: the prelude, then the file.
+pub fn source(stem: &str) -> String {
+    let src = SHADERS
         .iter()
         .find(|(s, _)| *s == stem)
         .map(|(_, src)| *src)
-        .unwrap_or_else(|| panic!("no shader named {stem:?} in SHADERS"))
+        .unwrap_or_else(|| panic!("no shader named {stem:?} in SHADERS"));
+    format!("{PRELUDE}{src}")
 }
