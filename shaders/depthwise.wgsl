@@ -42,6 +42,12 @@ const MAX_TAPS: u32 = 25u;
 @group(0) @binding(1) var<storage, read> f_x: array<f32>;       // [N, C_in, H, W]
 @group(0) @binding(2) var<storage, read> f_w: array<f32>;       // [C, cin_g, KH, KW]
 @group(0) @binding(3) var<storage, read_write> f_y: array<f32>; // [N, C, OH, OW]
+@group(0) @binding(4) var<storage, read> f4_x: array<vec4<f32>>; // the same x, as vec4s
+
+// forward: with W a multiple of 4, load each segment as the aligned vec4s that cover it (a
+// third of the loads). PAD (the padding, a pipeline constant here) fixes where the segment
+// starts inside its first vec4, so every index below is known when the pipeline is built.
+override VEC4: bool = false;
 
 // One invocation per (plane n*C + o, output row i, block of 8 output columns).
 @compute @workgroup_size(64)
@@ -69,9 +75,29 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
             if (y < 0 || y >= i32(p.h)) { continue; }
             let row = ((c0 + ci) * p.h + u32(y)) * p.w;
             var seg: array<f32, SEG>;
-            for (var s = 0u; s < span; s = s + 1u) {
-                let x = x0 + i32(s);
-                seg[s] = select(0.0, f_x[row + u32(clamp(x, 0, last))], x >= 0 && x <= last);
+            if (VEC4) {
+                // x0 = j0 * S - PAD with j0 * S a multiple of 8: the segment starts `lead` values
+                // into the vec4 at (j0 * S) / 4 + floor(-PAD / 4).
+                let first = i32(j0 * STRIDE / 4u) - i32((PAD + 3u) / 4u);
+                let lead = (4u - PAD % 4u) % 4u;
+                let row4 = row / 4u;
+                let last4 = i32(p.w / 4u) - 1;
+                for (var k = 0u; k < (lead + span + 3u) / 4u; k = k + 1u) {
+                    let q = first + i32(k);
+                    let v4 = f4_x[row4 + u32(clamp(q, 0, last4))];
+                    for (var e = 0u; e < 4u; e = e + 1u) {
+                        let sidx = i32(k * 4u + e) - i32(lead);
+                        let x = q * 4 + i32(e);
+                        if (sidx >= 0 && sidx < i32(span)) {
+                            seg[sidx] = select(0.0, v4[e], x >= 0 && x <= last);
+                        }
+                    }
+                }
+            } else {
+                for (var s = 0u; s < span; s = s + 1u) {
+                    let x = x0 + i32(s);
+                    seg[s] = select(0.0, f_x[row + u32(clamp(x, 0, last))], x >= 0 && x <= last);
+                }
             }
             for (var v = 0u; v < KW; v = v + 1u) {
                 let tap = select(u * KW + v, (KH - 1u - u) * KW + (KW - 1u - v), FLIP);

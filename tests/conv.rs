@@ -57,6 +57,11 @@ const ROWS: &[Row] = &[
     row("depthwise fast k5 d2 on 10x10", [2, 3, 10, 10], [3, 1, 5, 5], [1, 4, 2, 3], false),
     row("depthwise fast k5 s2 on 11x11", [2, 3, 11, 11], [3, 1, 5, 5], [2, 2, 1, 3], false),
     row("depthwise fast k5 s2 d2 on 16x16", [2, 2, 16, 16], [2, 1, 5, 5], [2, 4, 2, 2], false),
+    // Rows of a multiple of 4 values: segments loaded as vec4s (padding 1, 2, 4; and the
+    // rotated-kernel input gradients with the same paddings).
+    row("depthwise vec4 k3 on 6x12", [2, 3, 6, 12], [3, 1, 3, 3], [1, 1, 1, 3], false),
+    row("depthwise vec4 k5 on 5x8", [2, 2, 5, 8], [2, 1, 5, 5], [1, 2, 1, 2], false),
+    row("depthwise vec4 k5 d2 on 9x20", [1, 2, 9, 20], [2, 1, 5, 5], [1, 4, 2, 2], false),
     // The strips' forward pass and weight gradient on full and grouped convs (the stem).
     row("full strips k3 3->6 on 9x10", [2, 3, 9, 10], [6, 3, 3, 3], [1, 1, 1, 1], false),
     row("grouped strips k5 s2 6->4 on 11x11", [2, 6, 11, 11], [4, 3, 5, 5], [2, 2, 1, 2], false),

@@ -128,8 +128,12 @@ fn strips(
 ) {
     let p = Params::of(geo, hw, ohw, padding);
     let threads = geo.n * geo.c_out * ohw[0] * ohw[1].div_ceil(OUTS);
-    let c = constants(geo, stride, flip);
-    launch(input.gpu(), "forward", &c, &p, &[input.buf(), w.buf(), out.buf()], threads, geo.flops());
+    let [kh, kw, s, d, f] = constants(geo, stride, flip);
+    // Rows of a multiple of 4 values load their segments as vec4s (x bound a second time as such).
+    let vec4 = hw[1].is_multiple_of(4);
+    let c = [kh, kw, s, d, f, ("VEC4", vec4 as u32 as f64), ("PAD", if vec4 { padding as f64 } else { 1.0 })];
+    let bufs = [input.buf(), w.buf(), out.buf(), input.buf()];
+    launch(input.gpu(), "forward", &c, &p, &bufs, threads, geo.flops());
 }
 
 /// y: [N, C, OH, OW] from x: [N, C, H, W] and w: [C, 1, KH, KW].
