@@ -131,6 +131,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 @group(0) @binding(1) var<storage, read> wb_dy: array<f32>;           // [N, C, OH, OW]
 @group(0) @binding(2) var<storage, read> wb_x: array<f32>;            // [N, C_in, H, W]
 @group(0) @binding(3) var<storage, read_write> wb_partial: array<f32>; // [N * rblocks, C, cin_g, KH, KW]
+@group(0) @binding(4) var<storage, read> wb4_x: array<vec4<f32>>;      // the same x, as vec4s (VEC4)
 
 // Partial dw of every tap of one filter slice (o, c) over one chunk (image n, output rows
 // [rb*rows, (rb+1)*rows)): one invocation per (chunk, slice). Per strip of 8 outputs it loads dy once and, per
@@ -165,9 +166,28 @@ fn weight_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
                 if (y < 0 || y >= i32(p.h)) { continue; }
                 let row = (x_plane * p.h + u32(y)) * p.w;
                 var seg: array<f32, SEG>;
-                for (var s = 0u; s < span; s = s + 1u) {
-                    let x = x0 + i32(s);
-                    seg[s] = select(0.0, wb_x[row + u32(clamp(x, 0, last))], x >= 0 && x <= last);
+                if (VEC4) {
+                    // As in `forward`: the aligned vec4s covering the segment.
+                    let first = i32(j0 * STRIDE / 4u) - i32((PAD + 3u) / 4u);
+                    let lead = (4u - PAD % 4u) % 4u;
+                    let row4 = row / 4u;
+                    let last4 = i32(p.w / 4u) - 1;
+                    for (var k = 0u; k < (lead + span + 3u) / 4u; k = k + 1u) {
+                        let q = first + i32(k);
+                        let v4 = wb4_x[row4 + u32(clamp(q, 0, last4))];
+                        for (var e = 0u; e < 4u; e = e + 1u) {
+                            let sidx = i32(k * 4u + e) - i32(lead);
+                            let x = q * 4 + i32(e);
+                            if (sidx >= 0 && sidx < i32(span)) {
+                                seg[sidx] = select(0.0, v4[e], x >= 0 && x <= last);
+                            }
+                        }
+                    }
+                } else {
+                    for (var s = 0u; s < span; s = s + 1u) {
+                        let x = x0 + i32(s);
+                        seg[s] = select(0.0, wb_x[row + u32(clamp(x, 0, last))], x >= 0 && x <= last);
+                    }
                 }
                 for (var v = 0u; v < KW; v = v + 1u) {
                     var d = 0.0;

@@ -171,8 +171,12 @@ pub(crate) fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Ten
     let dw = Tensor::empty(gpu, &[geo.c_out, geo.c_in / geo.spec.groups, geo.kh, geo.kw])?;
     // partial: [N * rblocks, C_out, C_in/groups, KH, KW]
     let partial = Tensor::empty(gpu, &[chunks, slices * geo.kh * geo.kw])?;
-    let c = constants(geo, geo.spec.stride, false);
-    launch(gpu, "weight_backward", &c, &p, &[dy.buf(), x.buf(), partial.buf()], chunks * slices, geo.flops());
+    let [kh, kw, s, d, f] = constants(geo, geo.spec.stride, false);
+    let vec4 = geo.w.is_multiple_of(4); // as in the forward pass, x bound a second time as vec4s
+    let pad = if vec4 { geo.spec.padding as f64 } else { 1.0 };
+    let c = [kh, kw, s, d, f, ("VEC4", vec4 as u32 as f64), ("PAD", pad)];
+    let bufs = [dy.buf(), x.buf(), partial.buf(), x.buf()];
+    launch(gpu, "weight_backward", &c, &p, &bufs, chunks * slices, geo.flops());
     sum_chunks(&partial, &dw, chunks);
     Ok(dw)
 }
