@@ -237,3 +237,98 @@ fn global_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     if (i >= p.nc * hw) { return; }
     gb_dx[i] = gb_dy[i / hw] / f32(hw);
 }
+
+// The forward window kernels as 8-column strips (as the depthwise conv): one invocation per
+// (plane, output row, block of 8 output columns, i = index64), each kernel row's input segment
+// loaded once for the 8 windows that share it. For windows whose segment fits SEG values
+// ((8 - 1) * STRIDE + K <= SEG, checked on the Rust side).
+const OUTS: u32 = 8u;
+const SEG: u32 = 24u;
+
+// (plane, output row, first output column) of strip invocation t, or plane >= nc past the end.
+fn strip_of(t: u32) -> vec3<u32> {
+    let jblocks = (p.ow + OUTS - 1u) / OUTS;
+    return vec3<u32>(t / (jblocks * p.oh), (t / jblocks) % p.oh, (t % jblocks) * OUTS);
+}
+
+// max_forward_arg_strips: max_forward_arg's y and arg, 8 windows per invocation. Each window
+// starts from its first in-bounds cell and takes a later cell only when strictly greater, in
+// row-major order: the first maximum, as window_max.
+@compute @workgroup_size(64)
+fn max_forward_arg_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let st = strip_of(index64(gid, nwg));
+    if (st.x >= p.nc) { return; }
+    let base = st.x * p.h * p.w;
+    let h0 = i32(st.y * STRIDE) - i32(p.pad);
+    let x0 = i32(st.z * STRIDE) - i32(p.pad);
+    let span = (OUTS - 1u) * STRIDE + K;
+    let last = i32(p.w) - 1;
+    var best: array<f32, OUTS>;
+    var arg: array<u32, OUTS>;
+    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+        let r = window_of(st.y, min(st.z + jj, p.ow - 1u));
+        arg[jj] = r.x * p.w + r.z;
+        best[jj] = mf_x[base + arg[jj]];
+    }
+    for (var u = 0u; u < K; u = u + 1u) {
+        let iy = h0 + i32(u);
+        if (iy < 0 || iy >= i32(p.h)) { continue; }
+        let row = u32(iy) * p.w;
+        var seg: array<f32, SEG>;
+        for (var s = 0u; s < span; s = s + 1u) {
+            seg[s] = mf_x[base + row + u32(clamp(x0 + i32(s), 0, last))];
+        }
+        for (var v = 0u; v < K; v = v + 1u) {
+            for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+                let x = x0 + i32(jj * STRIDE + v);
+                let value = seg[jj * STRIDE + v];
+                if (x >= 0 && x <= last && value > best[jj]) {
+                    best[jj] = value;
+                    arg[jj] = row + u32(x);
+                }
+            }
+        }
+    }
+    let out = (st.x * p.oh + st.y) * p.ow + st.z;
+    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+        if (st.z + jj < p.ow) {
+            mf_y[out + jj] = best[jj];
+            mf_arg[out + jj] = arg[jj];
+        }
+    }
+}
+
+// avg_forward_strips: avg_forward, 8 windows per invocation.
+@compute @workgroup_size(64)
+fn avg_forward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let st = strip_of(index64(gid, nwg));
+    if (st.x >= p.nc) { return; }
+    let base = st.x * p.h * p.w;
+    let h0 = i32(st.y * STRIDE) - i32(p.pad);
+    let x0 = i32(st.z * STRIDE) - i32(p.pad);
+    let span = (OUTS - 1u) * STRIDE + K;
+    let last = i32(p.w) - 1;
+    var acc: array<f32, OUTS>;
+    for (var u = 0u; u < K; u = u + 1u) {
+        let iy = h0 + i32(u);
+        if (iy < 0 || iy >= i32(p.h)) { continue; }
+        let row = base + u32(iy) * p.w;
+        var seg: array<f32, SEG>;
+        for (var s = 0u; s < span; s = s + 1u) {
+            let x = x0 + i32(s);
+            seg[s] = select(0.0, af_x[row + u32(clamp(x, 0, last))], x >= 0 && x <= last);
+        }
+        for (var v = 0u; v < K; v = v + 1u) {
+            for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+                acc[jj] = acc[jj] + seg[jj * STRIDE + v];
+            }
+        }
+    }
+    let out = (st.x * p.oh + st.y) * p.ow + st.z;
+    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+        let ox = st.z + jj;
+        if (ox < p.ow) {
+            af_y[out + jj] = acc[jj] / cells(window_of(st.y, ox));
+        }
+    }
+}

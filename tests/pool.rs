@@ -25,7 +25,8 @@ fn forward_backward(
 }
 
 /// (N, C, H, W): even, odd, non-square, single-cell and tiny planes; C not a multiple of anything.
-const SHAPES: [[usize; 4]; 5] = [[1, 3, 8, 8], [2, 5, 7, 7], [3, 3, 5, 6], [2, 5, 1, 1], [1, 3, 2, 3]];
+// [2, 3, 6, 19]: rows of three 8-column strips, the last one cut short (the strip kernels).
+const SHAPES: [[usize; 4]; 6] = [[1, 3, 8, 8], [2, 5, 7, 7], [3, 3, 5, 6], [2, 5, 1, 1], [1, 3, 2, 3], [2, 3, 6, 19]];
 
 /// (kernel, stride, padding): DARTS's 3x3 pools at both strides, plus other windows.
 const WINDOWS: [(usize, usize, usize); 4] = [(3, 1, 1), (3, 2, 1), (2, 2, 0), (1, 2, 0)];

@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::dims;
 use crate::error::{Error, Result};
-use crate::gpu::{grid_1d, grid_groups, Dispatch};
+use crate::gpu::{grid_1d, grid_1d_of, grid_groups, Dispatch};
 use crate::tensor::{DType, Tensor};
 
 #[repr(C)]
@@ -103,6 +103,30 @@ fn launch(entry: &'static str, params: Params, threads: usize, bufs: &[&Tensor])
     });
 }
 
+/// Register budget of the strip kernels (`SEG` in the shader): (8 - 1) * stride + k values.
+const SEG: usize = 24;
+
+/// The forward `entry` as 8-column strips (`<entry>_strips`, 64 invocations a workgroup) where
+/// the window fits the register segment, else on 8x8 plane workgroups.
+fn launch_forward(entry: &'static str, strips: &'static str, pool: &Pooling, bufs: &[&Tensor]) {
+    let params = pool.params();
+    if 7 * pool.stride + pool.k > SEG {
+        return launch_planes(entry, params, pool.out_plane(), bufs);
+    }
+    let gpu = bufs[0].gpu();
+    let buffers: Vec<_> = bufs.iter().map(|t| t.buf()).collect();
+    let threads = pool.n * pool.c * pool.oh * pool.ow.div_ceil(8);
+    gpu.dispatch(Dispatch {
+        shader: "pool",
+        entry: strips,
+        constants: &[("K", params.k as f64), ("STRIDE", params.stride as f64)],
+        params: bytemuck::bytes_of(&params),
+        buffers: &buffers,
+        workgroups: grid_1d_of(threads, 64),
+        flops: 0,
+    });
+}
+
 /// One dispatch of a window kernel over `bufs`: 8x8 workgroups across a `[rows, cols]` plane,
 /// the N*C planes along z (each workgroup loops over planes past 65535).
 fn launch_planes(entry: &'static str, params: Params, [rows, cols]: [usize; 2], bufs: &[&Tensor]) {
@@ -132,7 +156,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     }
     // arg: [N, C, OH, OW], the plane index iy * W + ix of each window's maximum.
     let arg = Tensor::uninit(gpu, &pool.out_shape(), DType::U32)?;
-    launch_planes("max_forward_arg", pool.params(), pool.out_plane(), &[x, &y, &arg]);
+    launch_forward("max_forward_arg", "max_forward_arg_strips", &pool, &[x, &y, &arg]);
     gpu.record(&[x], &[&y], move |g| {
         let dx = Tensor::empty(arg.gpu(), &pool.in_shape())?; // dx: [N, C, H, W]
         launch_planes("max_backward", pool.params(), pool.in_plane(), &[&arg, &g[0], &dx]);
@@ -147,7 +171,7 @@ pub fn avg_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     let pool = Pooling::new("avg_pool2d", x, kernel, stride, padding)?;
     let gpu = x.gpu();
     let y = Tensor::empty(gpu, &pool.out_shape())?; // y: [N, C, OH, OW]
-    launch_planes("avg_forward", pool.params(), pool.out_plane(), &[x, &y]);
+    launch_forward("avg_forward", "avg_forward_strips", &pool, &[x, &y]);
     gpu.record(&[x], &[&y], move |g| {
         let dx = Tensor::empty(g[0].gpu(), &pool.in_shape())?; // dx: [N, C, H, W]
         launch_planes("avg_backward", pool.params(), pool.in_plane(), &[&g[0], &dx]);
