@@ -332,3 +332,84 @@ fn avg_forward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         }
     }
 }
+
+// The backward window kernels as 8-column strips, stride 1: invocation (plane, input row y,
+// input columns x0..x0+7). Input (y, x) lies in the windows of outputs (y + pad - u, x + pad -
+// v), u, v < K; for each u the needed output row segment (x0 + pad - K + 1 .. x0 + 7 + pad) is
+// loaded once for the 8 inputs.
+fn input_strip_of(t: u32) -> vec3<u32> {
+    let xblocks = (p.w + OUTS - 1u) / OUTS;
+    return vec3<u32>(t / (xblocks * p.h), (t / xblocks) % p.h, (t % xblocks) * OUTS);
+}
+
+// avg_backward_strips: avg_backward at stride 1.
+@compute @workgroup_size(64)
+fn avg_backward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let st = input_strip_of(index64(gid, nwg));
+    if (st.x >= p.nc) { return; }
+    let span = OUTS + K - 1u;
+    let o0 = i32(st.z + p.pad) - i32(K - 1u); // output column of segment slot 0
+    let last = i32(p.ow) - 1;
+    var acc: array<f32, OUTS>;
+    for (var u = 0u; u < K; u = u + 1u) {
+        let oy = i32(st.y + p.pad) - i32(u);
+        if (oy < 0 || oy >= i32(p.oh)) { continue; }
+        let row = (st.x * p.oh + u32(oy)) * p.ow;
+        var seg: array<f32, SEG>;
+        for (var s = 0u; s < span; s = s + 1u) {
+            let ox = o0 + i32(s);
+            let oxc = u32(clamp(ox, 0, last));
+            let d = ab_dy[row + oxc] / cells(window_of(u32(oy), oxc));
+            seg[s] = select(0.0, d, ox >= 0 && ox <= last);
+        }
+        for (var v = 0u; v < K; v = v + 1u) {
+            for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+                acc[jj] = acc[jj] + seg[jj + K - 1u - v];
+            }
+        }
+    }
+    let out = (st.x * p.h + st.y) * p.w + st.z;
+    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+        if (st.z + jj < p.w) {
+            ab_dx[out + jj] = acc[jj];
+        }
+    }
+}
+
+// max_backward_strips: max_backward at stride 1.
+@compute @workgroup_size(64)
+fn max_backward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let st = input_strip_of(index64(gid, nwg));
+    if (st.x >= p.nc) { return; }
+    let span = OUTS + K - 1u;
+    let o0 = i32(st.z + p.pad) - i32(K - 1u);
+    let last = i32(p.ow) - 1;
+    let cell0 = st.y * p.w + st.z;
+    var acc: array<f32, OUTS>;
+    for (var u = 0u; u < K; u = u + 1u) {
+        let oy = i32(st.y + p.pad) - i32(u);
+        if (oy < 0 || oy >= i32(p.oh)) { continue; }
+        let row = (st.x * p.oh + u32(oy)) * p.ow;
+        var seg_dy: array<f32, SEG>;
+        var seg_arg: array<u32, SEG>;
+        for (var s = 0u; s < span; s = s + 1u) {
+            let ox = o0 + i32(s);
+            let o = row + u32(clamp(ox, 0, last));
+            let ok = ox >= 0 && ox <= last;
+            seg_dy[s] = mb_dy[o];
+            seg_arg[s] = select(0xffffffffu, mb_arg[o], ok);
+        }
+        for (var v = 0u; v < K; v = v + 1u) {
+            for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+                let s = jj + K - 1u - v;
+                acc[jj] = acc[jj] + select(0.0, seg_dy[s], seg_arg[s] == cell0 + jj);
+            }
+        }
+    }
+    let out = (st.x * p.h + st.y) * p.w + st.z;
+    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+        if (st.z + jj < p.w) {
+            mb_dx[out + jj] = acc[jj];
+        }
+    }
+}

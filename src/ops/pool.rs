@@ -106,16 +106,28 @@ fn launch(entry: &'static str, params: Params, threads: usize, bufs: &[&Tensor])
 /// Register budget of the strip kernels (`SEG` in the shader): (8 - 1) * stride + k values.
 const SEG: usize = 24;
 
-/// The forward `entry` as 8-column strips (`<entry>_strips`, 64 invocations a workgroup) where
-/// the window fits the register segment, else on 8x8 plane workgroups.
+/// The forward `entry` as 8-column strips (`strips`, 64 invocations a workgroup) where the
+/// window fits the register segment, else on 8x8 plane workgroups.
 fn launch_forward(entry: &'static str, strips: &'static str, pool: &Pooling, bufs: &[&Tensor]) {
-    let params = pool.params();
     if 7 * pool.stride + pool.k > SEG {
-        return launch_planes(entry, params, pool.out_plane(), bufs);
+        return launch_planes(entry, pool.params(), pool.out_plane(), bufs);
     }
+    launch_strips(strips, pool, pool.n * pool.c * pool.oh * pool.ow.div_ceil(8), bufs);
+}
+
+/// The backward `entry` as 8-column strips of input columns (`strips`) at stride 1, else on
+/// 8x8 plane workgroups.
+fn launch_backward(entry: &'static str, strips: &'static str, pool: &Pooling, bufs: &[&Tensor]) {
+    if pool.stride != 1 || 8 + pool.k - 1 > SEG {
+        return launch_planes(entry, pool.params(), pool.in_plane(), bufs);
+    }
+    launch_strips(strips, pool, pool.n * pool.c * pool.h * pool.w.div_ceil(8), bufs);
+}
+
+fn launch_strips(strips: &'static str, pool: &Pooling, threads: usize, bufs: &[&Tensor]) {
+    let params = pool.params();
     let gpu = bufs[0].gpu();
     let buffers: Vec<_> = bufs.iter().map(|t| t.buf()).collect();
-    let threads = pool.n * pool.c * pool.oh * pool.ow.div_ceil(8);
     gpu.dispatch(Dispatch {
         shader: "pool",
         entry: strips,
@@ -159,7 +171,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     launch_forward("max_forward_arg", "max_forward_arg_strips", &pool, &[x, &y, &arg]);
     gpu.record(&[x], &[&y], move |g| {
         let dx = Tensor::empty(arg.gpu(), &pool.in_shape())?; // dx: [N, C, H, W]
-        launch_planes("max_backward", pool.params(), pool.in_plane(), &[&arg, &g[0], &dx]);
+        launch_backward("max_backward", "max_backward_strips", &pool, &[&arg, &g[0], &dx]);
         Ok(vec![Some(dx)])
     });
     Ok(y)
@@ -174,7 +186,7 @@ pub fn avg_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     launch_forward("avg_forward", "avg_forward_strips", &pool, &[x, &y]);
     gpu.record(&[x], &[&y], move |g| {
         let dx = Tensor::empty(g[0].gpu(), &pool.in_shape())?; // dx: [N, C, H, W]
-        launch_planes("avg_backward", pool.params(), pool.in_plane(), &[&g[0], &dx]);
+        launch_backward("avg_backward", "avg_backward_strips", &pool, &[&g[0], &dx]);
         Ok(vec![Some(dx)])
     });
     Ok(y)
