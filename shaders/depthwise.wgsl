@@ -42,12 +42,38 @@ const MAX_TAPS: u32 = 25u;
 @group(0) @binding(1) var<storage, read> f_x: array<f32>;       // [N, C_in, H, W]
 @group(0) @binding(2) var<storage, read> f_w: array<f32>;       // [C, cin_g, KH, KW]
 @group(0) @binding(3) var<storage, read_write> f_y: array<f32>; // [N, C, OH, OW]
-@group(0) @binding(4) var<storage, read> f4_x: array<vec4<f32>>; // the same x, as vec4s
+// forward and weight_backward: x bound a second time, as vec4s (VEC4).
+@group(0) @binding(4) var<storage, read> x4: array<vec4<f32>>;
 
 // forward: with W a multiple of 4, load each segment as the aligned vec4s that cover it (a
 // third of the loads). PAD (the padding, a pipeline constant here) fixes where the segment
 // starts inside its first vec4, so every index below is known when the pipeline is built.
 override VEC4: bool = false;
+
+// The input segment of the strip at output column j0 in the row starting at x[row] (W a
+// multiple of 4), from the aligned vec4s that cover it: x0 = j0 * S - PAD with j0 * S a multiple
+// of 8, so the segment starts `lead` values into the vec4 at (j0 * S) / 4 + floor(-PAD / 4).
+// Values in the padding are zero.
+fn vec4_segment(row: u32, j0: u32) -> array<f32, SEG> {
+    var seg: array<f32, SEG>;
+    let span = (OUTS - 1u) * STRIDE + (KW - 1u) * DIL + 1u;
+    let first = i32(j0 * STRIDE / 4u) - i32((PAD + 3u) / 4u);
+    let lead = (4u - PAD % 4u) % 4u;
+    let row4 = row / 4u;
+    let last4 = i32(p.w / 4u) - 1;
+    for (var k = 0u; k < (lead + span + 3u) / 4u; k = k + 1u) {
+        let q = first + i32(k);
+        let v4 = x4[row4 + u32(clamp(q, 0, last4))];
+        for (var e = 0u; e < 4u; e = e + 1u) {
+            let sidx = i32(k * 4u + e) - i32(lead);
+            let x = q * 4 + i32(e);
+            if (sidx >= 0 && sidx < i32(span)) {
+                seg[sidx] = select(0.0, v4[e], x >= 0 && x < i32(p.w));
+            }
+        }
+    }
+    return seg;
+}
 
 // One invocation per (plane n*C + o, output row i, block of 8 output columns).
 @compute @workgroup_size(64)
@@ -76,23 +102,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
             let row = ((c0 + ci) * p.h + u32(y)) * p.w;
             var seg: array<f32, SEG>;
             if (VEC4) {
-                // x0 = j0 * S - PAD with j0 * S a multiple of 8: the segment starts `lead` values
-                // into the vec4 at (j0 * S) / 4 + floor(-PAD / 4).
-                let first = i32(j0 * STRIDE / 4u) - i32((PAD + 3u) / 4u);
-                let lead = (4u - PAD % 4u) % 4u;
-                let row4 = row / 4u;
-                let last4 = i32(p.w / 4u) - 1;
-                for (var k = 0u; k < (lead + span + 3u) / 4u; k = k + 1u) {
-                    let q = first + i32(k);
-                    let v4 = f4_x[row4 + u32(clamp(q, 0, last4))];
-                    for (var e = 0u; e < 4u; e = e + 1u) {
-                        let sidx = i32(k * 4u + e) - i32(lead);
-                        let x = q * 4 + i32(e);
-                        if (sidx >= 0 && sidx < i32(span)) {
-                            seg[sidx] = select(0.0, v4[e], x >= 0 && x <= last);
-                        }
-                    }
-                }
+                seg = vec4_segment(row, j0);
             } else {
                 for (var s = 0u; s < span; s = s + 1u) {
                     let x = x0 + i32(s);
@@ -131,7 +141,6 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 @group(0) @binding(1) var<storage, read> wb_dy: array<f32>;           // [N, C, OH, OW]
 @group(0) @binding(2) var<storage, read> wb_x: array<f32>;            // [N, C_in, H, W]
 @group(0) @binding(3) var<storage, read_write> wb_partial: array<f32>; // [N * rblocks, C, cin_g, KH, KW]
-@group(0) @binding(4) var<storage, read> wb4_x: array<vec4<f32>>;      // the same x, as vec4s (VEC4)
 
 // Partial dw of every tap of one filter slice (o, c) over one chunk (image n, output rows
 // [rb*rows, (rb+1)*rows)): one invocation per (chunk, slice). Per strip of 8 outputs it loads dy once and, per
@@ -167,22 +176,7 @@ fn weight_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
                 let row = (x_plane * p.h + u32(y)) * p.w;
                 var seg: array<f32, SEG>;
                 if (VEC4) {
-                    // As in `forward`: the aligned vec4s covering the segment.
-                    let first = i32(j0 * STRIDE / 4u) - i32((PAD + 3u) / 4u);
-                    let lead = (4u - PAD % 4u) % 4u;
-                    let row4 = row / 4u;
-                    let last4 = i32(p.w / 4u) - 1;
-                    for (var k = 0u; k < (lead + span + 3u) / 4u; k = k + 1u) {
-                        let q = first + i32(k);
-                        let v4 = wb4_x[row4 + u32(clamp(q, 0, last4))];
-                        for (var e = 0u; e < 4u; e = e + 1u) {
-                            let sidx = i32(k * 4u + e) - i32(lead);
-                            let x = q * 4 + i32(e);
-                            if (sidx >= 0 && sidx < i32(span)) {
-                                seg[sidx] = select(0.0, v4[e], x >= 0 && x <= last);
-                            }
-                        }
-                    }
+                    seg = vec4_segment(row, j0);
                 } else {
                     for (var s = 0u; s < span; s = s + 1u) {
                         let x = x0 + i32(s);
