@@ -13,7 +13,7 @@ struct Params {
 
 // sgd_momentum: 1 for Nesterov momentum.
 override NESTEROV: u32 = 0u;
-// sgd_momentum: scale the gradient by min(1, max_norm / (norm + 1e-6)) first (gradient
+// sgd, sgd_momentum: scale the gradient by min(1, max_norm / (norm + 1e-6)) first (gradient
 // clipping folded into the update: one dispatch per parameter instead of two).
 override CLIP: bool = false;
 
@@ -23,12 +23,20 @@ override CLIP: bool = false;
 @group(0) @binding(1) var<storage, read> h: array<f32>;
 @group(0) @binding(2) var<storage, read> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> param: array<f32>;
-// sgd_momentum's momentum buffer; adam's first and second moments.
-@group(0) @binding(4) var<storage, read_write> momentum_buf: array<f32>;
+// sgd, sgd_momentum: the global gradient norm (any buffer when !CLIP); then sgd_momentum's
+// momentum buffer. adam: its first and second moments.
+@group(0) @binding(4) var<storage, read> sgd_norm: array<f32>;
+@group(0) @binding(5) var<storage, read_write> momentum_buf: array<f32>;
 @group(0) @binding(4) var<storage, read_write> exp_avg: array<f32>;
 @group(0) @binding(5) var<storage, read_write> exp_avg_sq: array<f32>;
-// clipped sgd_momentum's global gradient norm (any buffer when !CLIP).
-@group(0) @binding(5) var<storage, read> sgd_norm: array<f32>;
+
+// The gradient of element i, scaled by min(1, max_norm / (norm + 1e-6)) when CLIP.
+fn clipped_grad(i: u32) -> f32 {
+    if (CLIP) {
+        return grad[i] * min(1.0, p.max_norm / (sgd_norm[0] + 1e-6));
+    }
+    return grad[i];
+}
 
 // SGD without momentum, h = [lr, momentum, weight_decay]: p -= lr * (g + wd * p); one thread per element.
 @compute @workgroup_size(256)
@@ -36,7 +44,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
     let i = index(gid, nwg);
     if (i >= p.n) { return; }
     let w = param[i];
-    let d = grad[i] + h[2] * w;
+    let d = clipped_grad(i) + h[2] * w;
     param[i] = w - h[0] * d;
 }
 
@@ -49,11 +57,7 @@ fn sgd_momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let lr = h[0];
     let m = h[1];
     let w = param[i];
-    var g = grad[i];
-    if (CLIP) {
-        g = g * min(1.0, p.max_norm / (sgd_norm[0] + 1e-6));
-    }
-    var d = g + h[2] * w;
+    var d = clipped_grad(i) + h[2] * w;
     let buf = m * momentum_buf[i] + d;
     momentum_buf[i] = buf;
     if (NESTEROV == 1u) {

@@ -32,16 +32,6 @@ pub struct Trace {
     pub(crate) entries: Vec<TraceEntry>,
 }
 
-impl Trace {
-    pub fn dispatches(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn flops(&self) -> u64 {
-        self.entries.iter().map(|e| e.flops).sum()
-    }
-}
-
 /// Time spent in one kernel class over a trace.
 #[derive(Clone, Debug, Serialize)]
 pub struct KernelTime {

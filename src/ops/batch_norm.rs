@@ -3,9 +3,10 @@
 //! affine. DARTS searches with affine=False BNs on every edge; the final network uses affine.
 //!
 //! Per-channel sums are per-plane partials combined per channel in a fixed order (no atomics,
-//! no workgroup barriers). The backward
-//! saves only x and the per-channel mean and variance, and recomputes xhat in its kernels: a
-//! supernet holds hundreds of BNs, so a saved full-size xhat per BN would double their memory.
+//! no workgroup barriers). The backward keeps one full-size tensor and the per-channel mean and
+//! variance: xhat itself for an affine-free BN in training (its output, which a DARTS mixed op
+//! keeps anyway, so that its input can be freed), x otherwise (xhat recomputed in the kernels).
+//! A supernet holds hundreds of BNs, so keeping both would double their memory.
 
 use bytemuck::{Pod, Zeroable};
 

@@ -2,11 +2,13 @@
 //! padding, stride, dilation and groups (depthwise when groups = c_in), optional bias.
 //! Activations NCHW, weights OIHW `[c_out, c_in / groups, kh, kw]`.
 //!
-//! Forward and the input gradient are direct loops, one thread per element; the weight and bias
-//! gradients are deterministic reductions over the N*OH*OW output positions, split into fixed
-//! chunks so that small filters still fill the GPU. The kernel size is a pipeline constant, so
-//! the pointwise (1x1) and depthwise (one channel per group) cases get loops the shader compiler
-//! unrolls.
+//! The shapes of DARTS's separable convs go to register-blocked kernels (`Path`): 1x1 convs to
+//! `pointwise.rs`, depthwise ones (and the forward pass and weight gradient of other groupings
+//! with stride at most 2, such as the stem) to `depthwise.rs`'s strips. Everything else runs the
+//! direct kernels here: forward and input gradient one thread per element; the weight and bias
+//! gradients deterministic reductions over the N*OH*OW output positions, split into fixed chunks
+//! so that small filters still fill the GPU, the chunk partials summed in order by `sum_chunks`
+//! (which the fast paths share).
 
 use bytemuck::{Pod, Zeroable};
 

@@ -83,13 +83,20 @@ pub(crate) fn fits_input_grad(geo: &Geometry) -> bool {
     depthwise && (rotated_input_grad(geo) || strided_input_grad(geo))
 }
 
-fn constants(geo: &Geometry, stride: usize, flip: bool) -> [(&'static str, f64); 5] {
+/// The pipeline constants of a kernel over input rows of `row_len` values with `padding`. Rows of
+/// a multiple of 4 load their segments as vec4s (`VEC4`, x bound a second time as such), which
+/// needs the padding as a constant (`PAD`); other rows leave `PAD` at one value, so that their
+/// paddings share a pipeline.
+fn constants(geo: &Geometry, stride: usize, flip: bool, row_len: usize, padding: usize) -> [(&'static str, f64); 7] {
+    let vec4 = row_len.is_multiple_of(4);
     [
         ("KH", geo.kh as f64),
         ("KW", geo.kw as f64),
         ("STRIDE", stride as f64),
         ("DIL", geo.spec.dilation as f64),
         ("FLIP", flip as u32 as f64),
+        ("VEC4", vec4 as u32 as f64),
+        ("PAD", if vec4 { padding as f64 } else { 1.0 }),
     ]
 }
 
@@ -128,10 +135,7 @@ fn strips(
 ) {
     let p = Params::of(geo, hw, ohw, padding);
     let threads = geo.n * geo.c_out * ohw[0] * ohw[1].div_ceil(OUTS);
-    let [kh, kw, s, d, f] = constants(geo, stride, flip);
-    // Rows of a multiple of 4 values load their segments as vec4s (x bound a second time as such).
-    let vec4 = hw[1].is_multiple_of(4);
-    let c = [kh, kw, s, d, f, ("VEC4", vec4 as u32 as f64), ("PAD", if vec4 { padding as f64 } else { 1.0 })];
+    let c = constants(geo, stride, flip, hw[1], padding);
     let bufs = [input.buf(), w.buf(), out.buf(), input.buf()];
     launch(input.gpu(), "forward", &c, &p, &bufs, threads, geo.flops());
 }
@@ -151,7 +155,7 @@ pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) {
         return;
     }
     let p = Params::of(geo, [geo.h, geo.w], [geo.oh, geo.ow], s.padding);
-    let [kh, kw, stride, dil, _] = constants(geo, s.stride, false);
+    let [kh, kw, stride, dil, ..] = constants(geo, s.stride, false, geo.w, s.padding);
     let c = [kh, kw, stride, dil, ("PAD", s.padding as f64)];
     let threads = geo.n * geo.c_in * geo.h * geo.w.div_ceil(OUTS);
     launch(dy.gpu(), "input_backward", &c, &p, &[dy.buf(), w.buf(), dx.buf()], threads, geo.flops());
@@ -171,10 +175,7 @@ pub(crate) fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Ten
     let dw = Tensor::empty(gpu, &[geo.c_out, geo.c_in / geo.spec.groups, geo.kh, geo.kw])?;
     // partial: [N * rblocks, C_out, C_in/groups, KH, KW]
     let partial = Tensor::empty(gpu, &[chunks, slices * geo.kh * geo.kw])?;
-    let [kh, kw, s, d, f] = constants(geo, geo.spec.stride, false);
-    let vec4 = geo.w.is_multiple_of(4); // as in the forward pass, x bound a second time as vec4s
-    let pad = if vec4 { geo.spec.padding as f64 } else { 1.0 };
-    let c = [kh, kw, s, d, f, ("VEC4", vec4 as u32 as f64), ("PAD", pad)];
+    let c = constants(geo, geo.spec.stride, false, geo.w, geo.spec.padding);
     let bufs = [dy.buf(), x.buf(), partial.buf(), x.buf()];
     launch(gpu, "weight_backward", &c, &p, &bufs, chunks * slices, geo.flops());
     sum_chunks(&partial, &dw, chunks);

@@ -198,13 +198,10 @@ impl Sgd {
         for (i, (p, g)) in params.iter().zip(grads).enumerate() {
             // p, g: same shape, any
             if with_momentum {
-                let bufs = [hyper, g, p, &self.momentum_buffers[i], norm];
+                let bufs = [hyper, g, p, norm, &self.momentum_buffers[i]];
                 launch("sgd_momentum", &c, p.numel(), max_norm, &bufs);
             } else {
-                if clip.is_some() {
-                    launch("clip_scale", &[], g.numel(), max_norm, &[norm, g]);
-                }
-                launch("sgd", &[], p.numel(), 0.0, &[hyper, g, p]);
+                launch("sgd", &c, p.numel(), max_norm, &[hyper, g, p, norm]);
             }
         }
         self.steps += 1;

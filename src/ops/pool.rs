@@ -110,48 +110,38 @@ const SEG: usize = 24;
 /// window fits the register segment, else on 8x8 plane workgroups.
 fn launch_forward(entry: &'static str, strips: &'static str, pool: &Pooling, bufs: &[&Tensor]) {
     if 7 * pool.stride + pool.k > SEG {
-        return launch_planes(entry, pool.params(), pool.out_plane(), bufs);
+        return launch_window(entry, pool, plane_grid(pool, pool.out_plane()), bufs);
     }
-    launch_strips(strips, pool, pool.n * pool.c * pool.oh * pool.ow.div_ceil(8), bufs);
+    launch_window(strips, pool, grid_1d_of(pool.n * pool.c * pool.oh * pool.ow.div_ceil(8), 64), bufs);
 }
 
 /// The backward `entry` as 8-column strips of input columns (`strips`) at stride 1, else on
 /// 8x8 plane workgroups.
 fn launch_backward(entry: &'static str, strips: &'static str, pool: &Pooling, bufs: &[&Tensor]) {
     if pool.stride != 1 || 8 + pool.k - 1 > SEG {
-        return launch_planes(entry, pool.params(), pool.in_plane(), bufs);
+        return launch_window(entry, pool, plane_grid(pool, pool.in_plane()), bufs);
     }
-    launch_strips(strips, pool, pool.n * pool.c * pool.h * pool.w.div_ceil(8), bufs);
+    launch_window(strips, pool, grid_1d_of(pool.n * pool.c * pool.h * pool.w.div_ceil(8), 64), bufs);
 }
 
-fn launch_strips(strips: &'static str, pool: &Pooling, threads: usize, bufs: &[&Tensor]) {
+/// The plane kernels' grid: 8x8 workgroups across a `[rows, cols]` plane, the N*C planes along
+/// z (each workgroup loops over planes past 65535).
+fn plane_grid(pool: &Pooling, [rows, cols]: [usize; 2]) -> [u32; 3] {
+    [cols.div_ceil(8) as u32, rows.div_ceil(8) as u32, (pool.n * pool.c).clamp(1, 65535) as u32]
+}
+
+/// One dispatch of a window kernel (window side and stride as pipeline constants) over `bufs`.
+fn launch_window(entry: &'static str, pool: &Pooling, workgroups: [u32; 3], bufs: &[&Tensor]) {
     let params = pool.params();
     let gpu = bufs[0].gpu();
     let buffers: Vec<_> = bufs.iter().map(|t| t.buf()).collect();
-    gpu.dispatch(Dispatch {
-        shader: "pool",
-        entry: strips,
-        constants: &[("K", params.k as f64), ("STRIDE", params.stride as f64)],
-        params: bytemuck::bytes_of(&params),
-        buffers: &buffers,
-        workgroups: grid_1d_of(threads, 64),
-        flops: 0,
-    });
-}
-
-/// One dispatch of a window kernel over `bufs`: 8x8 workgroups across a `[rows, cols]` plane,
-/// the N*C planes along z (each workgroup loops over planes past 65535).
-fn launch_planes(entry: &'static str, params: Params, [rows, cols]: [usize; 2], bufs: &[&Tensor]) {
-    let gpu = bufs[0].gpu();
-    let buffers: Vec<_> = bufs.iter().map(|t| t.buf()).collect();
-    let planes = (params.nc as usize).clamp(1, 65535);
     gpu.dispatch(Dispatch {
         shader: "pool",
         entry,
         constants: &[("K", params.k as f64), ("STRIDE", params.stride as f64)],
         params: bytemuck::bytes_of(&params),
         buffers: &buffers,
-        workgroups: [cols.div_ceil(8) as u32, rows.div_ceil(8) as u32, planes as u32],
+        workgroups,
         flops: 0,
     });
 }
@@ -163,7 +153,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     let gpu = x.gpu();
     let y = Tensor::empty(gpu, &pool.out_shape())?; // y: [N, C, OH, OW]
     if !(gpu.is_grad_enabled() && x.requires_grad()) {
-        launch_planes("max_forward", pool.params(), pool.out_plane(), &[x, &y]);
+        launch_window("max_forward", &pool, plane_grid(&pool, pool.out_plane()), &[x, &y]);
         return Ok(y);
     }
     // arg: [N, C, OH, OW], the plane index iy * W + ix of each window's maximum.
