@@ -1,17 +1,21 @@
 //! Checkpoints: named f32 tensors plus a JSON header of everything else a run needs to continue
 //! exactly (schedule position, RNG, data cursors, optimizer step counts).
 //!
-//! File layout: the magic `WGPUNAS1`, the header length (u64, little endian), the header (JSON:
-//! `{kind, meta, tensors: [{name, shape}]}`), then the tensors' f32 values, little endian, in
-//! header order. Files are written atomically: to `NAME.tmp` beside the target, flushed, then
-//! renamed over it, so a crash mid-write leaves the previous checkpoint intact.
+//! File layout (format 2): the magic `WGPUNAS2`, the header length (u64, little endian), the
+//! header (JSON: `{kind, meta, run, tensors: [{name, shape}]}`), the tensors' f32 values, little
+//! endian, in header order, then the CRC-32 (u32, little endian) of every byte before it, checked
+//! on load. Format 1 (`WGPUNAS1`: no `run`, no checksum) still loads. Files are written
+//! atomically: to `NAME.tmp` beside the target, flushed, then renamed over it, so a crash
+//! mid-write leaves the previous checkpoint intact (and a failed write removes the `.tmp`).
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::tensor::{self, Tensor};
 
-const MAGIC: &[u8; 8] = b"WGPUNAS1";
+const MAGIC: &[u8; 8] = b"WGPUNAS2";
+/// Format 1: the same without the `run` section and the checksum.
+const MAGIC_V1: &[u8; 8] = b"WGPUNAS1";
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
@@ -23,6 +27,8 @@ pub struct Entry {
 struct Header {
     kind: String,
     meta: serde_json::Value,
+    #[serde(default)]
+    run: serde_json::Value,
     tensors: Vec<Entry>,
 }
 
@@ -31,6 +37,9 @@ pub struct Checkpoint {
     /// What wrote it ("darts", "enas", "train"): resuming the wrong kind is an error.
     pub kind: String,
     pub meta: serde_json::Value,
+    /// The run directory's bookkeeping (log lengths, the data set's fingerprint); `Null` outside
+    /// a run directory. See `run_dir`.
+    pub run: serde_json::Value,
     pub tensors: Vec<(Entry, Vec<f32>)>,
 }
 
@@ -44,7 +53,7 @@ impl Checkpoint {
             .zip(values)
             .map(|((name, t), v)| (Entry { name: name.clone(), shape: t.shape().to_vec() }, v))
             .collect();
-        Ok(Checkpoint { kind: kind.into(), meta, tensors })
+        Ok(Checkpoint { kind: kind.into(), meta, run: serde_json::Value::Null, tensors })
     }
 
     /// Writes every tensor of the checkpoint into the tensor of the same name (shapes must
@@ -73,11 +82,12 @@ impl Checkpoint {
         let header = Header {
             kind: self.kind.clone(),
             meta: self.meta.clone(),
+            run: self.run.clone(),
             tensors: self.tensors.iter().map(|(e, _)| e.clone()).collect(),
         };
         let json = serde_json::to_vec(&header)?;
         let data: usize = self.tensors.iter().map(|(_, v)| v.len() * 4).sum();
-        let mut out = Vec::with_capacity(16 + json.len() + data);
+        let mut out = Vec::with_capacity(16 + json.len() + data + 4);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(json.len() as u64).to_le_bytes());
         out.extend_from_slice(&json);
@@ -86,14 +96,31 @@ impl Checkpoint {
                 out.extend_from_slice(&x.to_le_bytes());
             }
         }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
         Ok(out)
     }
 
     pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint> {
         let bad = |msg: String| Error::File { path: source.into(), msg };
-        if bytes.len() < 16 || &bytes[..8] != MAGIC {
+        let checksummed = bytes.len() >= 8 && &bytes[..8] == MAGIC;
+        if bytes.len() < 16 || !(checksummed || &bytes[..8] == MAGIC_V1) {
             return Err(bad("not a wgpu-nas checkpoint (bad magic bytes)".into()));
         }
+        let bytes = if checksummed {
+            let (body, tail) = bytes.split_at(bytes.len().saturating_sub(4).max(16));
+            let stored = tail.try_into().map(u32::from_le_bytes).map_err(|_| bad("truncated: no checksum".into()))?;
+            let actual = crc32fast::hash(body);
+            if stored != actual {
+                return Err(bad(format!(
+                    "the checkpoint is damaged (CRC-32 {actual:08x}, the file says {stored:08x}): \
+                     restore it from a copy or start the run again"
+                )));
+            }
+            body
+        } else {
+            bytes
+        };
         let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
         let json = bytes.get(16..16 + len).ok_or_else(|| bad("truncated header".into()))?;
         let header: Header =
@@ -111,7 +138,7 @@ impl Checkpoint {
         if at != bytes.len() {
             return Err(bad(format!("{} unexpected bytes after the last tensor", bytes.len() - at)));
         }
-        Ok(Checkpoint { kind: header.kind, meta: header.meta, tensors })
+        Ok(Checkpoint { kind: header.kind, meta: header.meta, run: header.run, tensors })
     }
 
     /// Writes atomically: a temporary file beside `path`, flushed, then renamed over it.
@@ -120,11 +147,17 @@ impl Checkpoint {
         use std::io::Write;
         let io = |e: std::io::Error| Error::File { path: path.display().to_string(), msg: e.to_string() };
         let tmp = path.with_extension("tmp");
-        {
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&self.to_bytes()?).map_err(io)?;
-            f.sync_all().map_err(io)?;
+        let written = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&self.to_bytes().map_err(std::io::Error::other)?)?;
+            f.sync_all()
+        })();
+        if let Err(e) = written {
+            // A full disk: the previous checkpoint stays, and no half-written file is left.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(e));
         }
+        crate::run_dir::test_hook("checkpoint-written");
         std::fs::rename(&tmp, path).map_err(io)
     }
 

@@ -45,10 +45,16 @@ pub enum Error {
     DeviceLost(String),
 
     #[error(
-        "the loss became NaN or infinite at step {step}; the last checkpoint is kept. \
-         Lower the learning rate or check the data"
+        "{what} became NaN or infinite at step {step}, so the run stopped. Lower the learning rate (a run \
+         with a checkpoint continues from it with --resume DIR --learning-rate LR) or check the data"
     )]
-    NonFinite { step: u64 },
+    NonFinite { step: u64, what: &'static str },
+
+    #[error("{0}")]
+    RunDir(String),
+
+    #[error("writing to standard output failed: {0}")]
+    Output(String),
 
     #[error("{path}: {msg}")]
     File { path: String, msg: String },
@@ -67,6 +73,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// The process exit code for this error: 3 for a loss that became NaN or infinite, 4 for
+    /// output that could not be written, 2 for everything else (bad input or settings, files).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::NonFinite { .. } => 3,
+            Error::Output(_) => 4,
+            _ => 2,
+        }
+    }
+
     pub(crate) fn shape(op: &'static str, msg: impl Into<String>) -> Self {
         Error::Shape { op, msg: msg.into() }
     }

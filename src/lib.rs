@@ -17,6 +17,8 @@ pub mod metrics;
 pub mod nn;
 pub mod ops;
 pub mod rng;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod run_dir;
 pub mod space;
 pub mod tensor;
 pub mod train;

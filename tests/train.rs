@@ -213,7 +213,8 @@ fn impossible_settings_are_clear_errors() {
     certain_drop.drop_path_prob = 1.0;
     assert!(err(certain_drop).contains("drop path"));
 
-    let search = Checkpoint { kind: "darts".into(), meta: serde_json::json!({}), tensors: vec![] };
+    let search =
+        Checkpoint { kind: "darts".into(), meta: serde_json::json!({}), run: serde_json::Value::Null, tensors: vec![] };
     let (train, test) = Dataset::embedded().unwrap();
     match Trainer::resume(&gpu, &search, &train, &test) {
         Ok(_) => panic!("resumed a search checkpoint as a retraining run"),

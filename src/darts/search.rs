@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::metrics::{MetricsRing, PendingStep};
 use crate::nn::Module;
-use crate::ops::optim::{grad_norm, CosineAnnealing, Schedule, Sgd};
+use crate::ops::optim::{check_lr, grad_norm, CosineAnnealing, Schedule, Sgd};
 use crate::ops::softmax;
 use crate::rng::Rng;
 use crate::space::{derive_genotype, DeriveRule, Genotype};
@@ -280,8 +280,11 @@ impl DartsSearch {
                 val_loss: r[2],
                 val_acc: r[3],
             };
-            if !m.train_loss.is_finite() || !m.val_loss.is_finite() {
-                return Err(Error::NonFinite { step: m.step });
+            if !m.train_loss.is_finite() {
+                return Err(Error::NonFinite { step: m.step, what: "the training loss" });
+            }
+            if !m.val_loss.is_finite() {
+                return Err(Error::NonFinite { step: m.step, what: "the architecture step's validation loss" });
             }
             self.metrics.push(m);
         }
@@ -323,6 +326,9 @@ impl DartsSearch {
     async fn finish_epoch(&mut self) -> Result<EpochSummary> {
         self.flush_metrics().await?;
         let (val_loss, val_acc) = self.evaluate().await?;
+        if !val_loss.is_finite() {
+            return Err(Error::NonFinite { step: self.global_step, what: "the epoch's validation loss" });
+        }
         let genotype = self.genotype().await?;
         let this_epoch: Vec<&StepMetrics> = self.metrics.iter().filter(|m| m.epoch == self.epoch).collect();
         let mean =
@@ -469,6 +475,8 @@ fn check(config: &SearchConfig, data: &Dataset) -> Result<()> {
     if config.epochs == 0 || config.batch_size == 0 {
         return bad("epochs and batch size must be at least 1".into());
     }
+    check_lr("the weights' learning rate (--learning-rate)", config.lr)?;
+    check_lr("the alphas' learning rate (--arch-learning-rate)", config.architect.lr)?;
     let half = ((data.n as f64) * config.train_portion.min(1.0 - config.train_portion)) as usize;
     if config.batch_size > half {
         return bad(format!(

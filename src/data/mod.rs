@@ -33,6 +33,26 @@ pub enum Split {
     Test,
 }
 
+/// What identifies a data set's content: its name, sizes and a CRC-32 of its pixels and
+/// labels. A resumed run checks that it continues on the same data.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fingerprint {
+    pub name: String,
+    pub n: usize,
+    /// [channels, height, width]
+    pub shape: [usize; 3],
+    pub num_classes: usize,
+    /// CRC-32 of the image bytes, then of the labels (u32, little endian), in hex.
+    pub crc32: String,
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [c, h, w] = self.shape;
+        write!(f, "{} ({} images {c}x{h}x{w}, {} classes, CRC-32 {})", self.name, self.n, self.num_classes, self.crc32)
+    }
+}
+
 /// An image classification data set held in host memory.
 ///
 /// `images` holds `n * channels * height * width` bytes in NCHW order: image `i` is the slice
@@ -57,6 +77,22 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The data set's [`Fingerprint`] (one pass over its bytes).
+    pub fn fingerprint(&self) -> Fingerprint {
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&self.images);
+        for l in &self.labels {
+            crc.update(&l.to_le_bytes());
+        }
+        Fingerprint {
+            name: self.name.clone(),
+            n: self.n,
+            shape: [self.channels, self.height, self.width],
+            num_classes: self.num_classes,
+            crc32: format!("{:08x}", crc.finalize()),
+        }
+    }
+
     /// Builds a data set, checking that the sizes agree and every label is in range, so that
     /// everything downstream can index without checks.
     #[allow(clippy::too_many_arguments)]

@@ -115,6 +115,13 @@ impl EnasConfig {
         if self.epochs == 0 || self.batch_size == 0 || self.derive_samples == 0 {
             return Err(Error::Config("epochs, batch size and derive samples must be at least 1".into()));
         }
+        if self.controller_steps == 0 {
+            return Err(Error::Config(
+                "0 controller steps per epoch: the controller would never learn; give at least 1".into(),
+            ));
+        }
+        crate::ops::optim::check_lr("the shared weights' learning rate", self.lr_max)?;
+        crate::ops::optim::check_lr("the controller's learning rate", self.controller.lr)?;
         Ok(())
     }
 }
@@ -351,7 +358,7 @@ impl EnasSearch {
         for (p, r) in steps {
             let m = StepMetrics { epoch: p.epoch, step: p.step, lr: p.lr, loss: r[0], acc: r[1] };
             if !m.loss.is_finite() {
-                return Err(Error::NonFinite { step: m.step });
+                return Err(Error::NonFinite { step: m.step, what: "the shared weights' training loss" });
             }
             self.metrics.push(m);
         }
@@ -377,6 +384,15 @@ impl EnasSearch {
         let values = read_all(&accs.iter().collect::<Vec<_>>()).await?;
         let rewards: Vec<f32> = values.iter().map(|v| v[0]).collect();
         let stats = self.controller.update(&samples, &rewards)?;
+        for (value, what) in [
+            (stats.reward, "the controller's reward"),
+            (stats.entropy, "the controller's entropy"),
+            (stats.log_prob, "the controller's log-probability"),
+        ] {
+            if !value.is_finite() {
+                return Err(Error::NonFinite { step: self.global_step, what });
+            }
+        }
         self.last_samples =
             samples.into_iter().zip(&rewards).map(|(s, &score)| Scored { arch: s.arch, score }).collect();
         let m = ControllerMetrics { epoch: self.epoch, update: self.updates, stats };

@@ -59,11 +59,26 @@ fn rank(t: wgpu::DeviceType) -> u8 {
     }
 }
 
+/// The backends `WGPU_BACKEND` names (all when unset); a name wgpu does not know is an error
+/// (wgpu itself skips it, and an empty set then reads as "no driver installed").
+#[cfg(not(target_arch = "wasm32"))]
+fn backends() -> Result<wgpu::Backends> {
+    let Ok(value) = std::env::var("WGPU_BACKEND") else { return Ok(wgpu::Backends::all()) };
+    const KNOWN: [&str; 9] = ["vulkan", "vk", "dx12", "d3d12", "metal", "mtl", "opengl", "gles", "gl"];
+    if let Some(bad) = value.split(',').map(|b| b.trim().to_lowercase()).find(|b| !KNOWN.contains(&b.as_str())) {
+        return Err(Error::Config(format!(
+            "WGPU_BACKEND={value:?}: {bad:?} names no backend; use vulkan, metal, dx12 or gl \
+             (comma-separated), or unset it"
+        )));
+    }
+    Ok(wgpu::Backends::from_comma_list(&value))
+}
+
 /// Every adapter the instance sees (native), for `wgpu-nas devices`.
 #[cfg(not(target_arch = "wasm32"))]
-pub async fn list() -> Vec<(AdapterSummary, wgpu::Limits)> {
+pub async fn list() -> Result<Vec<(AdapterSummary, wgpu::Limits)>> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    let backends = backends()?;
     let mut out: Vec<_> = instance
         .enumerate_adapters(backends)
         .await
@@ -71,13 +86,13 @@ pub async fn list() -> Vec<(AdapterSummary, wgpu::Limits)> {
         .map(|a| (AdapterSummary::of(&a.get_info()), a.limits()))
         .collect();
     out.sort_by_key(|(s, _)| s.name.clone());
-    out
+    Ok(out)
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(super) async fn select() -> Result<(wgpu::Adapter, AdapterSummary)> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    let backends = backends()?;
     let mut adapters = instance.enumerate_adapters(backends).await;
     if adapters.is_empty() {
         return Err(Error::NoAdapter { backends: format!("backends {backends:?}") });

@@ -350,6 +350,14 @@ pub fn grad_norm(grads: &[Tensor]) -> Result<Tensor> {
     Ok(norm)
 }
 
+/// A learning rate that can train: finite and above 0.
+pub fn check_lr(what: &str, lr: f32) -> Result<()> {
+    if !(lr > 0.0 && lr.is_finite()) {
+        return Err(Error::Config(format!("{what} must be a finite number above 0, got {lr}")));
+    }
+    Ok(())
+}
+
 /// A learning rate as a function of the (fractional) epoch or step `t`.
 pub trait Schedule {
     fn lr(&self, t: f64) -> f32;

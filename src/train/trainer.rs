@@ -269,7 +269,7 @@ impl Trainer {
         for (p, r) in steps {
             let m = StepMetrics { epoch: p.epoch, step: p.step, lr: p.lr, train_loss: r[0], train_acc: r[1] };
             if !m.train_loss.is_finite() {
-                return Err(Error::NonFinite { step: m.step });
+                return Err(Error::NonFinite { step: m.step, what: "the training loss" });
             }
             self.metrics.push(m);
         }
@@ -299,6 +299,9 @@ impl Trainer {
             }
         }
         let (test_loss, test_acc) = self.evaluate().await?;
+        if !test_loss.is_finite() {
+            return Err(Error::NonFinite { step: self.global_step, what: "the epoch's test loss" });
+        }
         let this_epoch: Vec<&StepMetrics> = self.metrics.iter().filter(|m| m.epoch == self.epoch).collect();
         let mean =
             |f: fn(&StepMetrics) -> f32| this_epoch.iter().map(|m| f(m)).sum::<f32>() / this_epoch.len().max(1) as f32;
@@ -440,6 +443,15 @@ fn check(config: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<()> {
     let bad = |m: String| Err(Error::Config(m));
     if config.epochs == 0 || config.batch_size == 0 {
         return bad("epochs and batch size must be at least 1".into());
+    }
+    crate::ops::optim::check_lr("the learning rate (--learning-rate)", config.lr)?;
+    let side = train.height.max(train.width);
+    if config.augment.cutout > side {
+        return bad(format!(
+            "a cutout of {} pixels is larger than the {side}-pixel images; use --cutout {side} or less \
+             (16 for 32x32 images in the paper)",
+            config.augment.cutout
+        ));
     }
     if config.batch_size > train.n {
         return bad(format!(

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use crate::out;
 use clap::Args;
 use wgpu_nas::demo::{Algorithm, Demo, DemoConfig};
 use wgpu_nas::{Gpu, Result};
@@ -24,8 +25,8 @@ pub fn demo(args: BenchDemoArgs) -> Result<ExitCode> {
     let config = DemoConfig::from_json(&args.config)?;
     let gpu = Gpu::new()?;
     let mut demo = Demo::new(&gpu, config)?;
-    println!("adapter: {}", gpu.adapter());
-    println!("settings: {}", serde_json::to_string(&demo.info().config)?);
+    out::line(format_args!("adapter: {}", gpu.adapter()))?;
+    out::line(format_args!("settings: {}", serde_json::to_string(&demo.info().config)?))?;
     // The first step compiles every pipeline; the page's speed counter includes it too.
     let started = Instant::now();
     let before = pollster::block_on(demo.run(1))?;
@@ -42,11 +43,11 @@ pub fn demo(args: BenchDemoArgs) -> Result<ExitCode> {
             ((after.step - before.step) as f64 + updates as f64, "unit")
         }
     };
-    println!(
+    out::line(format_args!(
         "first {unit} (compiles the pipelines) {warm_up:.2} s; then {done} {unit}s in {seconds:.2} s: {:.3} {unit}s/s, \
          {:.0} dispatches per {unit}",
         done / seconds,
         (gpu.dispatches() - dispatches) as f64 / done.max(1.0)
-    );
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

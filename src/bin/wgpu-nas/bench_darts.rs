@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use crate::out;
 use clap::Args;
 use serde::Serialize;
 use wgpu_nas::darts::{DartsSearch, Order, SearchConfig};
@@ -141,8 +142,8 @@ pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
     let ops = config.network.space.num_ops();
     let mut search = DartsSearch::new(&gpu, config, &data)?;
     if !args.json {
-        println!("adapter: {}", gpu.adapter());
-        println!(
+        out::line(format_args!("adapter: {}", gpu.adapter()))?;
+        out::line(format_args!(
             "DARTS {} order, C={}, {} cells, batch {}, {}x{}x{} images, {ops} ops: {} warm-up + {} timed steps",
             if args.order == 2 { "second" } else { "first" },
             args.init_channels,
@@ -153,7 +154,7 @@ pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
             args.image_size,
             args.warmup,
             args.steps
-        );
+        ))?;
     }
     for _ in 0..args.warmup {
         search.step()?;
@@ -217,9 +218,9 @@ pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
         report.profile = Some(Profile { attainable_flops, attainable_bytes, replay_s, kernels });
     }
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        out::line(serde_json::to_string(&report)?)?;
     } else {
-        print_report(&report);
+        print_report(&report)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -278,12 +279,12 @@ fn attainable(gpu: &Gpu) -> Result<(f64, f64)> {
     Ok((flops, 2.0 * 4.0 * n as f64 / t))
 }
 
-fn print_report(r: &Report) {
-    println!(
+fn print_report(r: &Report) -> Result<()> {
+    out::line(format_args!(
         "step: median {:.3} s (min {:.3}, max {:.3}); architecture half {:.3} s, weight half {:.3} s",
         r.median_s, r.min_s, r.max_s, r.arch_median_s, r.weight_median_s
-    );
-    println!(
+    ))?;
+    out::line(format_args!(
         "per step: {:.0} dispatches, {:.0} submissions, {:.0} readbacks, {:.2} GFLOP ({:.2} GFLOP/s); peak GPU memory {:.1} MiB",
         r.dispatches_per_step,
         r.submissions_per_step,
@@ -291,19 +292,19 @@ fn print_report(r: &Report) {
         r.flops_per_step / 1e9,
         r.gflops,
         r.peak_gpu_bytes as f64 / 1048576.0
-    );
-    let Some(p) = &r.profile else { return };
-    println!(
+    ))?;
+    let Some(p) = &r.profile else { return Ok(()) };
+    out::line(format_args!(
         "\nprofile of one step, replayed per kernel class ({:.3} s in all); attainable here: {:.2} GFLOP/s \
          (pointwise conv 256x256x4096), {:.2} GB/s (64 MiB copy)",
         p.replay_s,
         p.attainable_flops / 1e9,
         p.attainable_bytes / 1e9
-    );
-    println!(
+    ))?;
+    out::line(format_args!(
         "{:<34} {:>6} {:>9} {:>6} {:>9} {:>7} {:>8} {:>7}  class",
         "kernel", "calls", "ms", "share", "GFLOP/s", "%peak", "GB/s", "%bw"
-    );
+    ))?;
     // Entry points first (summed over their classes), then the 25 slowest classes.
     let mut by_kernel: Vec<(String, usize, f64, u64, u64)> = vec![];
     for k in &p.kernels {
@@ -326,7 +327,7 @@ fn print_report(r: &Report) {
         } else {
             ("-".into(), "-".into())
         };
-        println!(
+        out::line(format_args!(
             "{:<34} {:>6} {:>9.2} {:>5.1}% {:>9} {:>7} {:>8.2} {:>6.1}%  {class}",
             name,
             calls,
@@ -336,13 +337,14 @@ fn print_report(r: &Report) {
             peak_s,
             bw / 1e9,
             100.0 * bw / p.attainable_bytes
-        );
+        ))
     };
     for (name, calls, s, flops, bytes) in &by_kernel {
-        row(name, *calls, *s, *flops, *bytes, "(all)");
+        row(name, *calls, *s, *flops, *bytes, "(all)")?;
     }
-    println!("\nslowest kernel classes (GB/s counts every bound buffer once):");
+    out::line("\nslowest kernel classes (GB/s counts every bound buffer once):")?;
     for k in p.kernels.iter().take(25) {
-        row(&k.kernel, k.calls, k.seconds, k.flops, k.bytes, &k.class);
+        row(&k.kernel, k.calls, k.seconds, k.flops, k.bytes, &k.class)?;
     }
+    Ok(())
 }

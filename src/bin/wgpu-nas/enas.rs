@@ -5,16 +5,18 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use wgpu_nas::checkpoint::Checkpoint;
+use wgpu_nas::data::Dataset;
 use wgpu_nas::enas::controller::ControllerConfig;
 use wgpu_nas::enas::macro_space::MacroConfig;
 use wgpu_nas::enas::micro::MicroConfig;
 use wgpu_nas::enas::search::{bench_enas, EnasConfig, EnasSearch, ModelConfig};
+use wgpu_nas::run_dir::{test_hook, RunDir};
 use wgpu_nas::{Gpu, Result};
 
-use crate::plot;
 use crate::progress::Progress;
-use crate::search::{append_lines, io, load, write, DatasetName};
+use crate::run::{self, check_data, resumed_config, resumed_source, DataSource, Given, RunArgs, Setting};
+use crate::search::{check_epochs, load, DatasetName};
+use crate::{out, plot};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Space {
@@ -55,77 +57,116 @@ pub struct EnasArgs {
     /// Architectures sampled and scored to pick the final one.
     #[arg(long, default_value_t = 100)]
     derive_samples: usize,
+    /// Learning rate of the shared weights, where each cosine cycle starts (0.05 in the paper).
+    #[arg(long)]
+    learning_rate: Option<f32>,
+    /// Learning rate of the controller (Adam; 0.0035 micro / 0.001 macro in the paper).
+    #[arg(long)]
+    controller_learning_rate: Option<f32>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long)]
-    out: Option<PathBuf>,
-    #[arg(long)]
-    resume: Option<PathBuf>,
-    #[arg(long)]
-    quiet: bool,
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
-pub fn search(args: EnasArgs) -> Result<ExitCode> {
-    let gpu = Gpu::new()?;
-    let data = load(args.dataset, args.data_dir.as_deref())?;
-    let (mut search, dir) = match &args.resume {
-        Some(dir) => (EnasSearch::resume(&gpu, &Checkpoint::load(&dir.join("checkpoint.bin"))?, &data)?, dir.clone()),
-        None => {
-            let (c, k) = (data.channels, data.num_classes);
-            let mut config = match args.space {
-                Space::Micro => {
-                    let mut config = EnasConfig::micro(c, k);
-                    config.model = ModelConfig::Micro(MicroConfig {
-                        channels: args.channels,
-                        num_layers: args.layers,
-                        num_nodes: args.nodes,
-                        ..MicroConfig::enas(c, k)
-                    });
-                    config.controller = ControllerConfig::micro(args.nodes);
-                    config
-                }
-                Space::Macro => {
-                    let mut config = EnasConfig::macro_space(c, k);
-                    config.model = ModelConfig::Macro(MacroConfig {
-                        channels: args.channels,
-                        num_layers: args.layers,
-                        ..MacroConfig::enas(c, k)
-                    });
-                    config.controller = ControllerConfig::macro_space(args.layers);
-                    config
-                }
-            };
-            config.epochs = args.epochs;
-            config.batch_size = args.batch_size;
-            config.steps_per_epoch = (args.steps_per_epoch > 0).then_some(args.steps_per_epoch);
-            config.controller_steps = args.controller_steps;
-            config.derive_samples = args.derive_samples;
-            config.seed = args.seed;
-            let dir = args.out.clone().unwrap_or_else(|| {
-                let t = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                PathBuf::from(format!("runs/enas-{:?}-{}-{t}", args.space, args.seed).to_lowercase())
+/// The settings of `search enas` and where each lands in its [`EnasConfig`].
+const SETTINGS: &[Setting] = &[
+    Setting { id: "space", pointer: "/model", resumable: false },
+    Setting { id: "epochs", pointer: "/epochs", resumable: true },
+    Setting { id: "batch_size", pointer: "/batch_size", resumable: false },
+    Setting { id: "channels", pointer: "/model", resumable: false },
+    Setting { id: "layers", pointer: "/model", resumable: false },
+    Setting { id: "nodes", pointer: "/model", resumable: false },
+    Setting { id: "steps_per_epoch", pointer: "/steps_per_epoch", resumable: false },
+    Setting { id: "controller_steps", pointer: "/controller_steps", resumable: false },
+    Setting { id: "derive_samples", pointer: "/derive_samples", resumable: false },
+    Setting { id: "learning_rate", pointer: "/lr_max", resumable: true },
+    Setting { id: "controller_learning_rate", pointer: "/controller/lr", resumable: true },
+    Setting { id: "seed", pointer: "/seed", resumable: false },
+];
+
+/// The search config the options ask for on `data`.
+fn config_of(args: &EnasArgs, data: &Dataset) -> EnasConfig {
+    let (c, k) = (data.channels, data.num_classes);
+    let mut config = match args.space {
+        Space::Micro => {
+            let mut config = EnasConfig::micro(c, k);
+            config.model = ModelConfig::Micro(MicroConfig {
+                channels: args.channels,
+                num_layers: args.layers,
+                num_nodes: args.nodes,
+                ..MicroConfig::enas(c, k)
             });
-            let search = EnasSearch::new(&gpu, config, &data)?;
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            config.controller = ControllerConfig::micro(args.nodes);
+            config
+        }
+        Space::Macro => {
+            let mut config = EnasConfig::macro_space(c, k);
+            config.model = ModelConfig::Macro(MacroConfig {
+                channels: args.channels,
+                num_layers: args.layers,
+                ..MacroConfig::enas(c, k)
+            });
+            config.controller = ControllerConfig::macro_space(args.layers);
+            config
+        }
+    };
+    config.epochs = args.epochs;
+    config.batch_size = args.batch_size;
+    config.steps_per_epoch = (args.steps_per_epoch > 0).then_some(args.steps_per_epoch);
+    config.controller_steps = args.controller_steps;
+    config.derive_samples = args.derive_samples;
+    if let Some(lr) = args.learning_rate {
+        config.lr_max = lr;
+    }
+    if let Some(lr) = args.controller_learning_rate {
+        config.controller.lr = lr;
+    }
+    config.seed = args.seed;
+    config
+}
+
+pub fn search(args: EnasArgs, given: &Given) -> Result<ExitCode> {
+    let gpu = Gpu::new()?;
+    let (mut search, mut run, data) = match &args.run.resume {
+        Some(dir) => {
+            let (mut run, mut checkpoint) = RunDir::open(dir)?;
+            let (name, data_dir) = resumed_source(&run, args.dataset, args.data_dir.as_deref(), given)?;
+            let data = load(name, data_dir.as_deref())?;
+            let source = DataSource::new(name, data_dir.as_deref(), &[&data]);
+            check_data(&run, &source)?;
+            let fresh = serde_json::to_value(config_of(&args, &data))?;
+            let saved = checkpoint.meta.get("config").cloned().unwrap_or_default();
+            let (config, changed) = resumed_config(&saved, &fresh, given, SETTINGS)?;
+            checkpoint.meta["config"] = config.clone();
+            let search = EnasSearch::resume(&gpu, &checkpoint, &data)?;
+            check_epochs(search.epoch(), search.config.epochs)?;
+            run::prepare_resume(&mut run, &source, "search", &config, &changed)?;
+            if args.run.chatty() && !changed.is_empty() {
+                out::line(format_args!("resuming with {}", changed.join(", ")))?;
+            }
+            (search, run, data)
+        }
+        None => {
+            let data = load(args.dataset, args.data_dir.as_deref())?;
+            let search = EnasSearch::new(&gpu, config_of(&args, &data), &data)?;
             let meta = serde_json::json!({
                 "search": search.config,
                 "dataset": data.name,
                 "adapter": gpu.adapter(),
                 "version": env!("CARGO_PKG_VERSION"),
             });
-            write(&dir.join("config.json"), &serde_json::to_string_pretty(&meta)?)?;
-            (search, dir)
+            let source = DataSource::new(args.dataset, args.data_dir.as_deref(), &[&data]);
+            let name = format!("enas-{:?}-{}", args.space, args.seed).to_lowercase();
+            let run = run::create(&args.run, &name, &source, &meta)?;
+            (search, run, data)
         }
     };
+    let dir = run.path().to_path_buf();
     let total = (search.config.epochs * search.steps_per_epoch()) as u64;
-    let progress = Progress::new(total, search.metrics.len() as u64, !args.quiet && !args.json);
+    let progress = Progress::new(total, search.metrics.len() as u64, args.run.chatty());
     let say = |s: String| {
-        if !args.quiet && !args.json {
+        if args.run.chatty() {
             progress.println(&s);
         }
     };
@@ -134,23 +175,29 @@ pub fn search(args: EnasArgs) -> Result<ExitCode> {
     let started = Instant::now();
     while !search.is_finished() {
         let (steps_before, updates_before) = (search.metrics.len(), search.controller_metrics.len());
-        let json = args.json;
-        let summary = pollster::block_on(search.run_epoch(|m| {
-            if json {
-                println!("{}", serde_json::json!({ "step": m }));
-            }
-            progress.update(m.step + 1, format!("epoch {}  loss {:.3}  acc {:.1}%", m.epoch, m.loss, 100.0 * m.acc));
-        }))
-        .inspect_err(|_| {
+        let json = args.run.json;
+        let epoch = (|| -> Result<_> {
+            let summary = pollster::block_on(search.run_epoch(|m| {
+                if json {
+                    progress.println(&serde_json::json!({ "step": m }).to_string());
+                }
+                progress
+                    .update(m.step + 1, format!("epoch {}  loss {:.3}  acc {:.1}%", m.epoch, m.loss, 100.0 * m.acc));
+                test_hook("step");
+            }))?;
+            // The logs and plots of the epoch, then the checkpoint that commits them.
+            run.append("metrics.jsonl", &search.metrics[steps_before..])?;
+            run.append("controller.jsonl", &search.controller_metrics[updates_before..])?;
+            plot::enas(&dir, &search)?;
+            run.commit(pollster::block_on(search.checkpoint())?)?;
+            Ok(summary)
+        })();
+        let summary = epoch.inspect_err(|_| {
             progress.finish();
-            eprintln!("the search stopped; the last checkpoint in {} is kept", dir.display())
+            run::stopped(&run);
         })?;
-        append_lines(&dir.join("metrics.jsonl"), &search.metrics[steps_before..])?;
-        append_lines(&dir.join("controller.jsonl"), &search.controller_metrics[updates_before..])?;
-        pollster::block_on(search.checkpoint())?.save(&dir.join("checkpoint.bin"))?;
-        plot::enas(&dir, &search)?;
-        if args.json {
-            println!("{}", serde_json::json!({ "epoch": summary }));
+        if args.run.json {
+            progress.println(&serde_json::json!({ "epoch": summary }).to_string());
         }
         say(format!(
             "epoch {:>3}  lr {:.4}  train loss {:.3} acc {:.1}%  reward {:.3}  baseline {:.3}  entropy {:.2}  ({:.0} s)",
@@ -166,25 +213,25 @@ pub fn search(args: EnasArgs) -> Result<ExitCode> {
     }
     progress.finish();
     let derived = pollster::block_on(search.derive())?;
-    write(&dir.join("architecture.json"), &derived.to_json())?;
-    write(&dir.join("architecture.dot"), &derived.to_dot())?;
+    run.write("architecture.json", derived.to_json().as_bytes())?;
+    run.write("architecture.dot", derived.to_dot().as_bytes())?;
     if let Some(g) = &derived.genotype {
-        write(&dir.join("genotype.json"), &g.to_json())?;
-        write(&dir.join("genotype.py"), &format!("{}\n", g.to_python()))?;
+        run.write("genotype.json", g.to_json().as_bytes())?;
+        run.write("genotype.py", format!("{}\n", g.to_python()).as_bytes())?;
     }
-    if args.json {
-        println!("{}", serde_json::json!({ "result": { "best_score": derived.best.score, "dir": dir } }));
+    if args.run.json {
+        out::line(serde_json::json!({ "result": { "best_score": derived.best.score, "dir": dir } }))?;
     } else {
         if let Some(g) = &derived.genotype {
-            println!("{}", g.to_python());
+            out::line(g.to_python())?;
         }
-        println!(
+        out::line(format_args!(
             "best of {} sampled architectures scores {:.3}; results in {}: architecture.json (with the top 10), \
              architecture.dot, metrics.jsonl, controller.jsonl, checkpoint.bin, reward.png, loss.png, accuracy.png",
             search.config.derive_samples,
             derived.best.score,
             dir.display()
-        );
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -207,14 +254,14 @@ pub fn bench(args: BenchEnasArgs) -> Result<ExitCode> {
     let gpu = Gpu::new()?;
     let r = bench_enas(&gpu, args.layers, args.channels, args.batch_size)?;
     if args.json {
-        println!("{}", serde_json::to_string(&r)?);
+        out::line(serde_json::to_string(&r)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("adapter: {}", r.adapter);
-    println!(
+    out::line(format_args!("adapter: {}", r.adapter))?;
+    out::line(format_args!(
         "ENAS macro space, {} layers, {} channels, batch {}: controller sample + update {:.1} ms/sample, \
          shared-weight step {:.2} s",
         r.num_layers, r.channels, r.batch_size, r.controller_ms_per_sample, r.shared_step_s
-    );
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

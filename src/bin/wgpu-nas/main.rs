@@ -15,9 +15,13 @@ mod bench_darts;
 #[cfg(not(target_arch = "wasm32"))]
 mod enas;
 #[cfg(not(target_arch = "wasm32"))]
+mod out;
+#[cfg(not(target_arch = "wasm32"))]
 mod plot;
 #[cfg(not(target_arch = "wasm32"))]
 mod progress;
+#[cfg(not(target_arch = "wasm32"))]
+mod run;
 #[cfg(not(target_arch = "wasm32"))]
 mod search;
 #[cfg(not(target_arch = "wasm32"))]
@@ -28,10 +32,11 @@ mod cli {
     use std::path::PathBuf;
     use std::process::ExitCode;
 
-    use clap::{Parser, Subcommand};
+    use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
     use wgpu_nas::{fixtures, Gpu};
 
-    use crate::{bench, bench_darts, enas, search, train};
+    use crate::run::Given;
+    use crate::{bench, bench_darts, enas, out, search, train};
 
     #[derive(Parser)]
     #[command(
@@ -100,27 +105,35 @@ mod cli {
         Demo(bench::BenchDemoArgs),
     }
 
+    /// Exit codes: 0 done, 2 bad input or settings (or a file error), 3 a loss became NaN or
+    /// infinite (the run's last checkpoint is kept), 4 standard output could not be written.
     pub fn main() -> ExitCode {
-        let cli = Cli::parse();
-        match run(cli) {
+        let matches = Cli::command().get_matches();
+        let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        // The options given on the command line, of the innermost subcommand.
+        let mut leaf = &matches;
+        while let Some((_, sub)) = leaf.subcommand() {
+            leaf = sub;
+        }
+        match run(cli, &Given::from_matches(leaf)) {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
+                out::warn(format!("error: {e}"));
+                ExitCode::from(e.exit_code())
             }
         }
     }
 
-    fn run(cli: Cli) -> wgpu_nas::Result<ExitCode> {
+    fn run(cli: Cli, given: &Given) -> wgpu_nas::Result<ExitCode> {
         // No command: the main job, a short DARTS search with the defaults.
         let command = match cli.command {
             Some(c) => c,
             None => Cli::parse_from(["wgpu-nas", "search", "darts"]).command.expect("a command"),
         };
         match command {
-            Command::Search(SearchCommand::Darts(args)) => search::darts(args),
-            Command::Search(SearchCommand::Enas(args)) => enas::search(args),
-            Command::Train(args) => train::train(args),
+            Command::Search(SearchCommand::Darts(args)) => search::darts(args, given),
+            Command::Search(SearchCommand::Enas(args)) => enas::search(args, given),
+            Command::Train(args) => train::train(args, given),
             Command::Bench(BenchCommand::Darts(args)) => bench_darts::darts(args),
             Command::Bench(BenchCommand::Enas(args)) => enas::bench(args),
             Command::Bench(BenchCommand::Demo(args)) => bench::demo(args),
@@ -128,35 +141,42 @@ mod cli {
             Command::Export { genotype, format } => search::export(&genotype, format),
             Command::CheckFixtures { dir, verbose } => {
                 let gpu = Gpu::new()?;
-                println!("adapter: {}", gpu.adapter());
+                out::line(format_args!("adapter: {}", gpu.adapter()))?;
+                let mut written = Ok(());
                 let reports = fixtures::run_dir(&gpu, &dir, |r| {
-                    println!("{r}");
+                    let mut text = format!("{r}\n");
                     if verbose {
                         for c in &r.comparisons {
-                            println!("      {:<40} max |err| {:.3e}", c.what, c.max_abs_err);
+                            text += &format!("      {:<40} max |err| {:.3e}\n", c.what, c.max_abs_err);
                         }
                     }
+                    if written.is_ok() {
+                        written = out::text_raw(&text);
+                    }
                 })?;
+                written?;
                 let passed = reports.iter().filter(|r| r.passed()).count();
                 let failed = reports.len() - passed;
-                println!("{passed} passed, {failed} failed");
+                out::line(format_args!("{passed} passed, {failed} failed"))?;
                 Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             }
             Command::Devices => {
-                let adapters = pollster::block_on(wgpu_nas::gpu::list_adapters());
+                let adapters = pollster::block_on(wgpu_nas::gpu::list_adapters())?;
                 if adapters.is_empty() {
-                    println!("no adapters found; on Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1");
+                    out::line(format_args!(
+                        "no adapters found; on Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1"
+                    ))?;
                 }
                 for (a, l) in adapters {
-                    println!("{a}");
-                    println!("    driver: {}", a.driver);
-                    println!(
+                    out::line(format_args!("{a}"))?;
+                    out::line(format_args!("    driver: {}", a.driver))?;
+                    out::line(format_args!(
                         "    max storage binding {} MiB, storage buffers/stage {}, invocations/workgroup {}, workgroup memory {} KiB",
                         l.max_storage_buffer_binding_size >> 20,
                         l.max_storage_buffers_per_shader_stage,
                         l.max_compute_invocations_per_workgroup,
                         l.max_compute_workgroup_storage_size >> 10
-                    );
+                    ))?;
                 }
                 Ok(ExitCode::SUCCESS)
             }

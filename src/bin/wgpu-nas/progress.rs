@@ -6,6 +6,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Progress {
     bar: ProgressBar,
+    /// Set once a progress line could not be written (a closed pipe): the run goes on without
+    /// them, and the final result's write reports the error.
+    stdout_failed: std::cell::Cell<bool>,
 }
 
 impl Progress {
@@ -25,7 +28,7 @@ impl Progress {
         bar.set_position(done);
         // Metrics arrive every few steps; the redraw keeps elapsed time and ETA moving between.
         bar.enable_steady_tick(std::time::Duration::from_millis(500));
-        Progress { bar }
+        Progress { bar, stdout_failed: std::cell::Cell::new(false) }
     }
 
     /// Steps `done` so far, with the message (e.g. "epoch 1  loss 1.23  acc 45.6%").
@@ -34,9 +37,14 @@ impl Progress {
         self.bar.set_message(msg);
     }
 
-    /// Prints a line on stdout without tearing the bar (it is redrawn below the line).
+    /// Prints a line on stdout without tearing the bar (it is redrawn below the line). A line
+    /// that cannot be written (stdout closed or full) does not stop the run: later lines are
+    /// skipped.
     pub fn println(&self, line: &str) {
-        self.bar.suspend(|| println!("{line}"));
+        if !self.stdout_failed.get() {
+            let failed = self.bar.suspend(|| crate::out::line(line).is_err());
+            self.stdout_failed.set(failed);
+        }
     }
 
     pub fn finish(&self) {

@@ -1,6 +1,5 @@
 //! `wgpu-nas search darts`: runs a search and writes its run directory.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -9,13 +8,17 @@ use clap::{Args, ValueEnum};
 use wgpu_nas::checkpoint::Checkpoint;
 use wgpu_nas::darts::{DartsSearch, Order, SearchConfig};
 use wgpu_nas::data::{Cifar100Labels, Dataset, Split};
+use wgpu_nas::run_dir::{test_hook, RunDir};
 use wgpu_nas::space::{DeriveRule, Genotype, ModelGraph, SearchSpace};
+use wgpu_nas::train::ModelConfig;
 use wgpu_nas::{Error, Gpu, Result};
 
-use crate::plot;
 use crate::progress::Progress;
+use crate::run::{self, check_data, resumed_config, resumed_source, DataSource, Given, RunArgs, Setting};
+use crate::{out, plot};
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum DatasetName {
     /// The Fashion-MNIST subset compiled into the binary (6000 training images, 28x28 grey).
     Embedded,
@@ -66,18 +69,8 @@ pub struct DartsArgs {
     /// Genotype rule: top2 (the reference's) or argmax (per edge).
     #[arg(long, value_enum, default_value_t = Rule::Top2)]
     rule: Rule,
-    /// Run directory (default: runs/darts-<seed>-<time>).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Continue the run in this directory from its checkpoint.
-    #[arg(long)]
-    resume: Option<PathBuf>,
-    /// Print only the final result.
-    #[arg(long)]
-    quiet: bool,
-    /// Print one JSON object per line (steps, epochs, result) instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -105,6 +98,22 @@ pub enum Format {
 /// `derive --run DIR`: the genotype of the alphas in DIR/checkpoint.bin, printed as Python text.
 pub fn derive(run: &Path, rule: Rule) -> Result<ExitCode> {
     let checkpoint = Checkpoint::load(&run.join("checkpoint.bin"))?;
+    match checkpoint.kind.as_str() {
+        "darts" => {}
+        "enas" => {
+            return Err(Error::Config(format!(
+                "{} holds an ENAS search, which has no alphas to derive from: its architecture is in {}",
+                run.display(),
+                run.join("architecture.json").display()
+            )))
+        }
+        kind => {
+            return Err(Error::Config(format!(
+                "{} holds a {kind} run, not a DARTS search: derive reads the run directory of `search darts`",
+                run.display()
+            )))
+        }
+    }
     let config: SearchConfig = serde_json::from_value(
         checkpoint
             .meta
@@ -118,7 +127,7 @@ pub fn derive(run: &Path, rule: Rule) -> Result<ExitCode> {
         Ok(v.chunks(space.num_ops()).map(<[f32]>::to_vec).collect())
     };
     let genotype = space.derive_genotype(&rows("alphas.normal")?, &rows("alphas.reduce")?, rule.into())?;
-    println!("{}", genotype.to_python());
+    out::line(genotype.to_python())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -126,21 +135,22 @@ pub fn derive(run: &Path, rule: Rule) -> Result<ExitCode> {
 pub fn export(path: &Path, format: Format) -> Result<ExitCode> {
     let genotype = read_genotype(path)?;
     match format {
-        Format::Json => println!("{}", genotype.to_json()),
-        Format::Python => println!("{}", genotype.to_python()),
-        Format::Dot => print!("{}", genotype.to_dot()),
+        Format::Json => out::line(genotype.to_json())?,
+        Format::Python => out::line(genotype.to_python())?,
+        Format::Dot => out::text_raw(&genotype.to_dot())?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads a genotype file: JSON (`genotype.json`) or the reference's Python text (`genotype.py`).
+/// Reads a genotype file: JSON (`genotype.json`) or the reference's Python text (`genotype.py`),
+/// checked as `train` checks it (nodes, inputs, operations, concat).
 pub fn read_genotype(path: &Path) -> Result<Genotype> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
-    if text.trim_start().starts_with('{') {
-        Genotype::from_json(&text)
-    } else {
-        Genotype::from_python(&text)
-    }
+    let genotype =
+        if text.trim_start().starts_with('{') { Genotype::from_json(&text) } else { Genotype::from_python(&text) };
+    genotype
+        .and_then(|g| g.validate(&ModelConfig::known_ops()).map(|()| g))
+        .map_err(|e| Error::File { path: path.display().to_string(), msg: e.to_string() })
 }
 
 pub fn load(name: DatasetName, dir: Option<&Path>) -> Result<Dataset> {
@@ -166,71 +176,96 @@ pub fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::File { path: path.display().to_string(), msg: e.to_string() }
 }
 
-pub fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(io(path))
+/// The settings of `search darts` and where each lands in its [`SearchConfig`].
+const SETTINGS: &[Setting] = &[
+    Setting { id: "order", pointer: "/architect/order", resumable: false },
+    Setting { id: "epochs", pointer: "/epochs", resumable: true },
+    Setting { id: "batch_size", pointer: "/batch_size", resumable: false },
+    Setting { id: "init_channels", pointer: "/network/channels", resumable: false },
+    Setting { id: "layers", pointer: "/network/layers", resumable: false },
+    Setting { id: "ops", pointer: "/network/space", resumable: false },
+    Setting { id: "steps_per_epoch", pointer: "/steps_per_epoch", resumable: false },
+    Setting { id: "eval_batches", pointer: "/eval_batches", resumable: true },
+    Setting { id: "learning_rate", pointer: "/lr", resumable: true },
+    Setting { id: "arch_learning_rate", pointer: "/architect/lr", resumable: true },
+    Setting { id: "seed", pointer: "/seed", resumable: false },
+    Setting { id: "rule", pointer: "/rule", resumable: false },
+];
+
+/// The search config the options ask for on `data`.
+fn config_of(args: &DartsArgs, data: &Dataset) -> Result<SearchConfig> {
+    let mut config = SearchConfig::darts(data.channels, data.num_classes);
+    config.architect.order = if args.order == 2 { Order::Second } else { Order::First };
+    config.architect.lr = args.arch_learning_rate;
+    config.epochs = args.epochs;
+    config.batch_size = args.batch_size;
+    config.lr = args.learning_rate;
+    config.network.channels = args.init_channels;
+    config.network.layers = args.layers;
+    if let Some(ops) = &args.ops {
+        let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
+        config.network.space = SearchSpace::with_ops(&ops)?;
+    }
+    config.steps_per_epoch = (args.steps_per_epoch > 0).then_some(args.steps_per_epoch);
+    // Metrics and alphas are read back every `log_every` steps (10 by default); a short run
+    // would record too few points to plot, so read back 4 times an epoch at least.
+    if args.steps_per_epoch > 0 {
+        config.log_every = (args.steps_per_epoch / 4).clamp(1, config.log_every.max(1));
+    }
+    config.eval_batches = (args.eval_batches > 0).then_some(args.eval_batches);
+    config.seed = args.seed;
+    config.rule = args.rule.into();
+    Ok(config)
 }
 
-pub fn append_lines<T: serde::Serialize>(path: &Path, items: &[T]) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io(path))?;
-    for item in items {
-        writeln!(f, "{}", serde_json::to_string(item)?).map_err(io(path))?;
+/// A resumed run that asks for fewer epochs than it has done.
+pub fn check_epochs(done: usize, epochs: usize) -> Result<()> {
+    if epochs < done {
+        return Err(Error::Config(format!("--epochs {epochs} is fewer than the {done} epochs this run has done")));
     }
     Ok(())
 }
 
-pub fn darts(args: DartsArgs) -> Result<ExitCode> {
+pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
     let gpu = Gpu::new()?;
-    let data = load(args.dataset, args.data_dir.as_deref())?;
-    let (mut search, dir) = match &args.resume {
+    let (mut search, mut run, data) = match &args.run.resume {
         Some(dir) => {
-            let checkpoint = Checkpoint::load(&dir.join("checkpoint.bin"))?;
-            (DartsSearch::resume(&gpu, &checkpoint, &data)?, dir.clone())
+            let (mut run, mut checkpoint) = RunDir::open(dir)?;
+            let (name, data_dir) = resumed_source(&run, args.dataset, args.data_dir.as_deref(), given)?;
+            let data = load(name, data_dir.as_deref())?;
+            let source = DataSource::new(name, data_dir.as_deref(), &[&data]);
+            check_data(&run, &source)?;
+            let fresh = serde_json::to_value(config_of(&args, &data)?)?;
+            let saved = checkpoint.meta.get("config").cloned().unwrap_or_default();
+            let (config, changed) = resumed_config(&saved, &fresh, given, SETTINGS)?;
+            checkpoint.meta["config"] = config.clone();
+            let search = DartsSearch::resume(&gpu, &checkpoint, &data)?;
+            check_epochs(search.epoch(), search.config.epochs)?;
+            run::prepare_resume(&mut run, &source, "search", &config, &changed)?;
+            if args.run.chatty() && !changed.is_empty() {
+                out::line(format_args!("resuming with {}", changed.join(", ")))?;
+            }
+            (search, run, data)
         }
         None => {
-            let mut config = SearchConfig::darts(data.channels, data.num_classes);
-            config.architect.order = if args.order == 2 { Order::Second } else { Order::First };
-            config.architect.lr = args.arch_learning_rate;
-            config.epochs = args.epochs;
-            config.batch_size = args.batch_size;
-            config.lr = args.learning_rate;
-            config.network.channels = args.init_channels;
-            config.network.layers = args.layers;
-            if let Some(ops) = &args.ops {
-                let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
-                config.network.space = SearchSpace::with_ops(&ops)?;
-            }
-            config.steps_per_epoch = (args.steps_per_epoch > 0).then_some(args.steps_per_epoch);
-            // Metrics and alphas are read back every `log_every` steps (10 by default); a short
-            // run would record too few points to plot, so read back 4 times an epoch at least.
-            if args.steps_per_epoch > 0 {
-                config.log_every = (args.steps_per_epoch / 4).clamp(1, config.log_every.max(1));
-            }
-            config.eval_batches = (args.eval_batches > 0).then_some(args.eval_batches);
-            config.seed = args.seed;
-            config.rule = args.rule.into();
-            let dir = args.out.clone().unwrap_or_else(|| {
-                let t = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                PathBuf::from(format!("runs/darts-{}-{t}", args.seed))
-            });
-            let search = DartsSearch::new(&gpu, config, &data)?;
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            let data = load(args.dataset, args.data_dir.as_deref())?;
+            let search = DartsSearch::new(&gpu, config_of(&args, &data)?, &data)?;
             let meta = serde_json::json!({
                 "search": search.config,
                 "dataset": data.name,
                 "adapter": gpu.adapter(),
                 "version": env!("CARGO_PKG_VERSION"),
             });
-            write(&dir.join("config.json"), &serde_json::to_string_pretty(&meta)?)?;
-            (search, dir)
+            let source = DataSource::new(args.dataset, args.data_dir.as_deref(), &[&data]);
+            let run = run::create(&args.run, &format!("darts-{}", args.seed), &source, &meta)?;
+            (search, run, data)
         }
     };
+    let dir = run.path().to_path_buf();
     let total = (search.config.epochs * search.steps_per_epoch()) as u64;
-    let progress = Progress::new(total, search.global_step(), !args.quiet && !args.json);
+    let progress = Progress::new(total, search.global_step(), args.run.chatty());
     let say = |s: String| {
-        if !args.quiet && !args.json {
+        if args.run.chatty() {
             progress.println(&s);
         }
     };
@@ -250,36 +285,41 @@ pub fn darts(args: DartsArgs) -> Result<ExitCode> {
     let started = Instant::now();
     while !search.is_finished() {
         let (metrics_before, alphas_before) = (search.metrics.len(), search.alpha_history.len());
-        let json = args.json;
-        let summary = pollster::block_on(search.run_epoch(|m| {
-            if json {
-                println!("{}", serde_json::json!({ "step": m }));
-            }
-            progress.update(
-                m.step + 1,
-                format!(
-                    "epoch {}  loss {:.3}  acc {:.1}%  val acc {:.1}%",
-                    m.epoch,
-                    m.train_loss,
-                    100.0 * m.train_acc,
-                    100.0 * m.val_acc
-                ),
-            );
-        }))
-        .inspect_err(|_| {
+        let json = args.run.json;
+        let epoch = (|| -> Result<_> {
+            let summary = pollster::block_on(search.run_epoch(|m| {
+                if json {
+                    progress.println(&serde_json::json!({ "step": m }).to_string());
+                }
+                progress.update(
+                    m.step + 1,
+                    format!(
+                        "epoch {}  loss {:.3}  acc {:.1}%  val acc {:.1}%",
+                        m.epoch,
+                        m.train_loss,
+                        100.0 * m.train_acc,
+                        100.0 * m.val_acc
+                    ),
+                );
+                test_hook("step");
+            }))?;
+            // The logs and files of the epoch, then the checkpoint that commits them.
+            run.append("metrics.jsonl", &search.metrics[metrics_before..])?;
+            run.append("alphas.jsonl", &search.alpha_history[alphas_before..])?;
+            let g = &summary.genotype;
+            run.write("genotype.json", g.to_json().as_bytes())?;
+            run.write("genotype.py", format!("{}\n", g.to_python()).as_bytes())?;
+            run.write("genotype.dot", g.to_dot().as_bytes())?;
+            plot::darts(&dir, &search)?;
+            run.commit(pollster::block_on(search.checkpoint())?)?;
+            Ok(summary)
+        })();
+        let summary = epoch.inspect_err(|_| {
             progress.finish();
-            eprintln!("the search stopped; the last checkpoint in {} is kept", dir.display());
+            run::stopped(&run);
         })?;
-        append_lines(&dir.join("metrics.jsonl"), &search.metrics[metrics_before..])?;
-        append_lines(&dir.join("alphas.jsonl"), &search.alpha_history[alphas_before..])?;
-        pollster::block_on(search.checkpoint())?.save(&dir.join("checkpoint.bin"))?;
-        let g = &summary.genotype;
-        write(&dir.join("genotype.json"), &g.to_json())?;
-        write(&dir.join("genotype.py"), &format!("{}\n", g.to_python()))?;
-        write(&dir.join("genotype.dot"), &g.to_dot())?;
-        plot::darts(&dir, &search)?;
-        if args.json {
-            println!("{}", serde_json::json!({ "epoch": summary }));
+        if args.run.json {
+            progress.println(&serde_json::json!({ "epoch": summary }).to_string());
         }
         say(format!(
             "epoch {:>3}  lr {:.4}  train loss {:.3} acc {:.1}%  val loss {:.3} acc {:.1}%  ({:.0} s)",
@@ -300,17 +340,19 @@ pub fn darts(args: DartsArgs) -> Result<ExitCode> {
         g.validate(&ops).map_err(Error::from)?;
     }
     let m = gpu.memory();
-    if args.json {
-        println!("{}", serde_json::json!({ "result": { "genotype": genotype, "dir": dir, "peak_gpu_bytes": m.peak } }));
+    if args.run.json {
+        out::line(serde_json::json!({ "result": { "genotype": genotype, "dir": dir, "peak_gpu_bytes": m.peak } }))?;
     } else {
-        println!("{}", genotype.to_python());
-        println!(
-            "results in {}: genotype.json, genotype.py, genotype.dot, metrics.jsonl, alphas.jsonl, checkpoint.bin, \
-             alphas_normal.png, alphas_reduce.png, loss.png, accuracy.png ({:.0} s, peak GPU memory {:.1} MiB)",
-            dir.display(),
-            started.elapsed().as_secs_f64(),
-            m.peak as f64 / 1048576.0
-        );
+        out::line(genotype.to_python())?;
+        {
+            out::line(format_args!(
+                "results in {}: genotype.json, genotype.py, genotype.dot, metrics.jsonl, alphas.jsonl, checkpoint.bin, \
+                 alphas_normal.png, alphas_reduce.png, loss.png, accuracy.png ({:.0} s, peak GPU memory {:.1} MiB)",
+                dir.display(),
+                started.elapsed().as_secs_f64(),
+                m.peak as f64 / 1048576.0
+            ))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

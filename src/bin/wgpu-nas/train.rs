@@ -7,13 +7,15 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
-use wgpu_nas::data::{Augment, Split};
+use wgpu_nas::data::{Augment, Dataset, Split};
+use wgpu_nas::run_dir::{test_hook, RunDir};
 use wgpu_nas::train::{Architecture, TrainConfig, Trainer};
 use wgpu_nas::{Error, Gpu, Result};
 
-use crate::plot;
 use crate::progress::Progress;
-use crate::search::{append_lines, io, load_split, read_genotype, write, DatasetName};
+use crate::run::{self, check_data, resumed_config, resumed_source, DataSource, Given, RunArgs, Setting};
+use crate::search::{check_epochs, io, load_split, read_genotype, DatasetName};
+use crate::{out, plot};
 
 /// The defaults make a run a CPU finishes in a minute or two; the paper's values (CIFAR-10,
 /// `train.py`) are given with each option.
@@ -72,56 +74,89 @@ pub struct TrainArgs {
     learning_rate: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Run directory (default: runs/train-<seed>-<time>).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Continue the run in this directory from its checkpoint.
-    #[arg(long)]
-    resume: Option<PathBuf>,
-    /// Print only the final result.
-    #[arg(long)]
-    quiet: bool,
-    /// Print one JSON object per line (steps, epochs, result) instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
-pub fn train(args: TrainArgs) -> Result<ExitCode> {
+/// The settings of `train` and where each lands in its [`TrainConfig`].
+const SETTINGS: &[Setting] = &[
+    Setting { id: "genotype", pointer: "/network/architecture", resumable: false },
+    Setting { id: "architecture", pointer: "/network/architecture", resumable: false },
+    Setting { id: "epochs", pointer: "/epochs", resumable: true },
+    Setting { id: "batch_size", pointer: "/batch_size", resumable: false },
+    Setting { id: "init_channels", pointer: "/network/channels", resumable: false },
+    Setting { id: "layers", pointer: "/network/layers", resumable: false },
+    Setting { id: "auxiliary", pointer: "/network/auxiliary", resumable: false },
+    Setting { id: "no_auxiliary", pointer: "/network/auxiliary", resumable: false },
+    Setting { id: "cutout", pointer: "/augment", resumable: false },
+    Setting { id: "drop_path", pointer: "/drop_path_prob", resumable: false },
+    Setting { id: "steps_per_epoch", pointer: "/steps_per_epoch", resumable: false },
+    Setting { id: "eval_batches", pointer: "/eval_batches", resumable: true },
+    Setting { id: "learning_rate", pointer: "/lr", resumable: true },
+    Setting { id: "seed", pointer: "/seed", resumable: false },
+];
+
+/// The retraining config the options ask for, for `architecture` on `train`.
+fn config_of(args: &TrainArgs, architecture: Architecture, train: &Dataset) -> TrainConfig {
+    let mut config = match architecture {
+        Architecture::Cells(genotype) => {
+            let mut config = TrainConfig::darts(train.channels, train.num_classes, genotype);
+            config.network.layers = args.layers;
+            config
+        }
+        Architecture::Macro(arch) => TrainConfig::enas_macro(train.channels, train.num_classes, arch),
+    };
+    config.epochs = args.epochs;
+    config.batch_size = args.batch_size;
+    config.lr = args.learning_rate;
+    config.network.channels = args.init_channels;
+    config.network.auxiliary = args.auxiliary && !args.no_auxiliary;
+    config.drop_path_prob = args.drop_path;
+    config.augment = Augment::darts_train(args.cutout);
+    config.steps_per_epoch = (args.steps_per_epoch > 0).then_some(args.steps_per_epoch);
+    config.eval_batches = (args.eval_batches > 0).then_some(args.eval_batches);
+    // Read back 4 times an epoch at least, so that short runs still draw a curve.
+    config.log_every = (config.steps_per_epoch.unwrap_or(usize::MAX) / 4).clamp(1, config.log_every);
+    config.seed = args.seed;
+    config
+}
+
+pub fn train(args: TrainArgs, given: &Given) -> Result<ExitCode> {
     let gpu = Gpu::new()?;
-    let train = load_split(args.dataset, args.data_dir.as_deref(), Split::Train)?;
-    let test = load_split(args.dataset, args.data_dir.as_deref(), Split::Test)?;
-    let (mut trainer, dir) = match &args.resume {
-        Some(dir) => (Trainer::load(&gpu, &dir.join("checkpoint.bin"), &train, &test)?, dir.clone()),
-        None => {
-            let mut config = match read_architecture(&args)? {
-                Architecture::Cells(genotype) => {
-                    let mut config = TrainConfig::darts(train.channels, train.num_classes, genotype);
-                    config.network.layers = args.layers;
-                    config
-                }
-                Architecture::Macro(arch) => TrainConfig::enas_macro(train.channels, train.num_classes, arch),
+    let splits = |name, dir: Option<&std::path::Path>| -> Result<_> {
+        Ok((load_split(name, dir, Split::Train)?, load_split(name, dir, Split::Test)?))
+    };
+    let (mut trainer, mut run, train, test) = match &args.run.resume {
+        Some(dir) => {
+            let (mut run, mut checkpoint) = RunDir::open(dir)?;
+            let (name, data_dir) = resumed_source(&run, args.dataset, args.data_dir.as_deref(), given)?;
+            let (train, test) = splits(name, data_dir.as_deref())?;
+            let source = DataSource::new(name, data_dir.as_deref(), &[&train, &test]);
+            check_data(&run, &source)?;
+            let saved = checkpoint.meta.get("config").cloned().unwrap_or_default();
+            let architecture = match (&args.genotype, &args.architecture) {
+                (None, None) => saved
+                    .pointer("/network/architecture")
+                    .cloned()
+                    .map(serde_json::from_value)
+                    .transpose()?
+                    .ok_or_else(|| Error::Config("the checkpoint's config has no architecture".into()))?,
+                _ => read_architecture(&args)?,
             };
-            config.epochs = args.epochs;
-            config.batch_size = args.batch_size;
-            config.lr = args.learning_rate;
-            config.network.channels = args.init_channels;
-            config.network.auxiliary = args.auxiliary && !args.no_auxiliary;
-            config.drop_path_prob = args.drop_path;
-            config.augment = Augment::darts_train(args.cutout);
-            config.steps_per_epoch = (args.steps_per_epoch > 0).then_some(args.steps_per_epoch);
-            config.eval_batches = (args.eval_batches > 0).then_some(args.eval_batches);
-            // Read back 4 times an epoch at least, so that short runs still draw a curve.
-            config.log_every = (config.steps_per_epoch.unwrap_or(usize::MAX) / 4).clamp(1, config.log_every);
-            config.seed = args.seed;
-            let dir = args.out.clone().unwrap_or_else(|| {
-                let t = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                PathBuf::from(format!("runs/train-{}-{t}", args.seed))
-            });
-            let trainer = Trainer::new(&gpu, config, &train, &test)?;
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            let fresh = serde_json::to_value(config_of(&args, architecture, &train))?;
+            let (config, changed) = resumed_config(&saved, &fresh, given, SETTINGS)?;
+            checkpoint.meta["config"] = config.clone();
+            let trainer = Trainer::resume(&gpu, &checkpoint, &train, &test)?;
+            check_epochs(trainer.epoch(), trainer.config.epochs)?;
+            run::prepare_resume(&mut run, &source, "train", &config, &changed)?;
+            if args.run.chatty() && !changed.is_empty() {
+                out::line(format_args!("resuming with {}", changed.join(", ")))?;
+            }
+            (trainer, run, train, test)
+        }
+        None => {
+            let (train, test) = splits(args.dataset, args.data_dir.as_deref())?;
+            let trainer = Trainer::new(&gpu, config_of(&args, read_architecture(&args)?, &train), &train, &test)?;
             let meta = serde_json::json!({
                 "train": trainer.config,
                 "genotype_file": args.genotype,
@@ -131,14 +166,16 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                 "adapter": gpu.adapter(),
                 "version": env!("CARGO_PKG_VERSION"),
             });
-            write(&dir.join("config.json"), &serde_json::to_string_pretty(&meta)?)?;
-            (trainer, dir)
+            let source = DataSource::new(args.dataset, args.data_dir.as_deref(), &[&train, &test]);
+            let run = run::create(&args.run, &format!("train-{}", args.seed), &source, &meta)?;
+            (trainer, run, train, test)
         }
     };
+    let dir = run.path().to_path_buf();
     let total = (trainer.config.epochs * trainer.steps_per_epoch()) as u64;
-    let progress = Progress::new(total, trainer.global_step(), !args.quiet && !args.json);
+    let progress = Progress::new(total, trainer.global_step(), args.run.chatty());
     let say = |s: String| {
-        if !args.quiet && !args.json {
+        if args.run.chatty() {
             progress.println(&s);
         }
     };
@@ -166,26 +203,31 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let started = Instant::now();
     while !trainer.is_finished() {
         let (metrics_before, epochs_before) = (trainer.metrics.len(), trainer.epochs.len());
-        let json = args.json;
-        let summary = pollster::block_on(trainer.run_epoch(|m| {
-            if json {
-                println!("{}", serde_json::json!({ "step": m }));
-            }
-            progress.update(
-                m.step + 1,
-                format!("epoch {}  loss {:.3}  acc {:.1}%", m.epoch, m.train_loss, 100.0 * m.train_acc),
-            );
-        }))
-        .inspect_err(|_| {
+        let json = args.run.json;
+        let epoch = (|| -> Result<_> {
+            let summary = pollster::block_on(trainer.run_epoch(|m| {
+                if json {
+                    progress.println(&serde_json::json!({ "step": m }).to_string());
+                }
+                progress.update(
+                    m.step + 1,
+                    format!("epoch {}  loss {:.3}  acc {:.1}%", m.epoch, m.train_loss, 100.0 * m.train_acc),
+                );
+                test_hook("step");
+            }))?;
+            // The logs and plots of the epoch, then the checkpoint that commits them.
+            run.append("metrics.jsonl", &trainer.metrics[metrics_before..])?;
+            run.append("epochs.jsonl", &trainer.epochs[epochs_before..])?;
+            plot::train(&dir, &trainer)?;
+            run.commit(pollster::block_on(trainer.checkpoint())?)?;
+            Ok(summary)
+        })();
+        let summary = epoch.inspect_err(|_| {
             progress.finish();
-            eprintln!("training stopped; the last checkpoint in {} is kept", dir.display());
+            run::stopped(&run);
         })?;
-        append_lines(&dir.join("metrics.jsonl"), &trainer.metrics[metrics_before..])?;
-        append_lines(&dir.join("epochs.jsonl"), &trainer.epochs[epochs_before..])?;
-        trainer.save(&dir.join("checkpoint.bin"))?;
-        plot::train(&dir, &trainer)?;
         if json {
-            println!("{}", serde_json::json!({ "epoch": summary }));
+            progress.println(&serde_json::json!({ "epoch": summary }).to_string());
         }
         say(format!(
             "epoch {:>3}  lr {:.4}  drop path {:.3}  train loss {:.3} acc {:.1}%  test loss {:.3} acc {:.1}%  ({:.0} s)",
@@ -203,18 +245,15 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let last = trainer.epochs.last().cloned();
     let test_acc = last.as_ref().map(|e| e.test_acc).unwrap_or(f32::NAN);
     let peak = gpu.memory().peak;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({ "result": {
-                "test_acc": test_acc,
-                "param_size_mb": trainer.param_size_mb(),
-                "dir": dir,
-                "peak_gpu_bytes": peak,
-            }})
-        );
+    if args.run.json {
+        out::line(serde_json::json!({ "result": {
+            "test_acc": test_acc,
+            "param_size_mb": trainer.param_size_mb(),
+            "dir": dir,
+            "peak_gpu_bytes": peak,
+        }}))?;
     } else {
-        println!(
+        out::line(format_args!(
             "test accuracy {:.2}% after {} epoch{}; {:.3} MB of parameters; results in {}: config.json, metrics.jsonl, \
              epochs.jsonl, checkpoint.bin, loss.png, accuracy.png ({:.0} s, peak GPU memory {:.1} MiB)",
             100.0 * test_acc,
@@ -224,7 +263,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             dir.display(),
             started.elapsed().as_secs_f64(),
             peak as f64 / 1048576.0
-        );
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }

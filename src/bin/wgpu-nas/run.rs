@@ -1,0 +1,245 @@
+//! What `search darts`, `search enas` and `train` share: the options of a run directory, a new
+//! run's directory or a resumed one's, the data set recorded with a run, the settings a resume
+//! may change, and what is said when a run stops.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use wgpu_nas::data::{Dataset, Fingerprint};
+use wgpu_nas::run_dir::{RunDir, CONFIG};
+use wgpu_nas::{Error, Result};
+
+use crate::out;
+use crate::search::DatasetName;
+
+/// The options every run command has.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Run directory (default: runs/<method>-<seed>-<time>). It must be new or empty; one that
+    /// holds an earlier run is refused unless --force.
+    #[arg(long, conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// Replace the run in --out: the earlier run is moved aside to DIR.replaced-N, not deleted.
+    #[arg(long, requires = "out")]
+    pub force: bool,
+    /// Continue the run in this directory from its last checkpoint, on the same data set. Only
+    /// learning rates, --epochs, --eval-batches, --quiet and --json may change.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Print only the final result.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print one JSON object per line (steps, epochs, result) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RunArgs {
+    /// Whether progress lines (text) are printed.
+    pub fn chatty(&self) -> bool {
+        !self.quiet && !self.json
+    }
+
+    /// --out, or `runs/<name>-<unix time>`.
+    pub fn out_or(&self, name: &str) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            let t =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            PathBuf::from(format!("runs/{name}-{t}"))
+        })
+    }
+}
+
+/// The options given on the command line (not left at their defaults), by clap id.
+#[derive(Debug, Default)]
+pub struct Given(BTreeSet<String>);
+
+impl Given {
+    pub fn from_matches(m: &clap::ArgMatches) -> Given {
+        // Derive's argument groups are named after their structs (`RunArgs`): not options.
+        let given = m
+            .ids()
+            .filter(|id| !id.as_str().starts_with(|c: char| c.is_ascii_uppercase()))
+            .filter(|id| m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+            .map(|id| id.as_str().to_string())
+            .collect();
+        Given(given)
+    }
+
+    pub fn has(&self, id: &str) -> bool {
+        self.0.contains(id)
+    }
+}
+
+/// `--learning-rate` for the clap id `learning_rate`.
+fn flag(id: &str) -> String {
+    format!("--{}", id.replace('_', "-"))
+}
+
+/// Options that a resume handles itself: the run's options and the data set's (checked by
+/// content, see [`check_data`]).
+const RUN_OPTIONS: [&str; 5] = ["resume", "quiet", "json", "dataset", "data_dir"];
+
+/// A setting of a run command: its clap id and where it lands in the run's config (a JSON
+/// pointer); `resumable` ones may change on resume.
+pub struct Setting {
+    pub id: &'static str,
+    pub pointer: &'static str,
+    pub resumable: bool,
+}
+
+/// The saved config of a resumed run with the resumable settings given on the command line
+/// applied, and a line per change. Any other setting given with a value that differs from the
+/// run's is an error that names it.
+pub fn resumed_config(
+    saved: &Value,
+    fresh: &Value,
+    given: &Given,
+    settings: &[Setting],
+) -> Result<(Value, Vec<String>)> {
+    let resumable: Vec<String> = settings.iter().filter(|s| s.resumable).map(|s| flag(s.id)).collect();
+    let mut config = saved.clone();
+    let mut changed = Vec::new();
+    for id in given.0.iter().filter(|id| !RUN_OPTIONS.contains(&id.as_str())) {
+        let Some(s) = settings.iter().find(|s| s.id == id) else {
+            return Err(Error::Config(format!("{} cannot be used with --resume", flag(id))));
+        };
+        let (old, new) = (saved.pointer(s.pointer), fresh.pointer(s.pointer));
+        if old == new {
+            continue;
+        }
+        let show = |v: Option<&Value>| match v {
+            None | Some(Value::Null) => "(none)".to_string(),
+            // Settings are f32: show 0.01, not the f64 0.009999999776482582.
+            Some(Value::Number(n)) if n.is_f64() => format!("{}", n.as_f64().unwrap_or(f64::NAN) as f32),
+            Some(v) => v.to_string(),
+        };
+        if !s.resumable {
+            return Err(Error::Config(format!(
+                "{} {} differs from the resumed run's {}: a resumed run may change only {} and --quiet/--json; \
+                 start a new run (--out) to change it",
+                flag(id),
+                show(new),
+                show(old),
+                resumable.join(", ")
+            )));
+        }
+        let slot = config
+            .pointer_mut(s.pointer)
+            .ok_or_else(|| Error::Config(format!("the resumed run's config has no {}", s.pointer)))?;
+        *slot = new.cloned().unwrap_or(Value::Null);
+        changed.push(format!("{} {} (was {})", flag(id), show(new), show(old)));
+    }
+    Ok((config, changed))
+}
+
+/// Where a run's data comes from, recorded in its checkpoints.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DataSource {
+    pub dataset: DatasetName,
+    pub data_dir: Option<PathBuf>,
+    /// The splits the run reads (training set; and test set for retraining).
+    pub splits: Vec<Fingerprint>,
+}
+
+impl DataSource {
+    pub fn new(dataset: DatasetName, data_dir: Option<&Path>, splits: &[&Dataset]) -> DataSource {
+        DataSource {
+            dataset,
+            data_dir: data_dir.map(Path::to_path_buf),
+            splits: splits.iter().map(|d| d.fingerprint()).collect(),
+        }
+    }
+}
+
+/// The data set a resumed run loads: the one it was started with, unless --dataset or
+/// --data-dir say otherwise (then [`check_data`] checks that the content is the same).
+pub fn resumed_source(
+    run: &RunDir,
+    dataset: DatasetName,
+    data_dir: Option<&Path>,
+    given: &Given,
+) -> Result<(DatasetName, Option<PathBuf>)> {
+    let recorded: Option<DataSource> = serde_json::from_value(run.data().clone()).ok();
+    let name = match (&recorded, given.has("dataset")) {
+        (Some(r), false) => r.dataset,
+        _ => dataset,
+    };
+    let dir = match (&recorded, given.has("data_dir")) {
+        (Some(r), false) => r.data_dir.clone(),
+        _ => data_dir.map(Path::to_path_buf),
+    };
+    Ok((name, dir))
+}
+
+/// Checks that a resumed run continues on the data it was started with (name, sizes and a
+/// checksum of each split). Checkpoints of older versions record no data and pass.
+pub fn check_data(run: &RunDir, now: &DataSource) -> Result<()> {
+    let Ok(recorded) = serde_json::from_value::<DataSource>(run.data().clone()) else { return Ok(()) };
+    for (was, is) in recorded.splits.iter().zip(&now.splits) {
+        if was != is {
+            return Err(Error::Config(format!(
+                "the run in {} was made on {was}, the data given now is {is}: resume it with the data set it was \
+                 started with (--dataset, --data-dir)",
+                run.path().display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A new run's directory: created (or refused, or the earlier run moved aside with --force),
+/// the data source recorded, `meta` written to config.json.
+pub fn create(args: &RunArgs, default_name: &str, source: &DataSource, meta: &Value) -> Result<RunDir> {
+    let path = args.out_or(default_name);
+    let (mut run, moved) = RunDir::create(&path, args.force)?;
+    if let Some(aside) = moved {
+        out::warn(format!("--force: the earlier run in {} was moved to {}", path.display(), aside.display()));
+    }
+    run.set_data(serde_json::to_value(source)?);
+    run.write(CONFIG, serde_json::to_string_pretty(meta)?.as_bytes())?;
+    Ok(run)
+}
+
+/// Brings a resumed run's directory back to its checkpoint (see [`RunDir::prepare_resume`]);
+/// settings that changed are written into config.json under `key`, with a note of the change.
+pub fn prepare_resume(
+    run: &mut RunDir,
+    source: &DataSource,
+    key: &str,
+    config: &Value,
+    changed: &[String],
+) -> Result<()> {
+    run.prepare_resume()?;
+    run.set_data(serde_json::to_value(source)?);
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let file = run.file(CONFIG);
+    let mut meta: Value = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    meta[key] = config.clone();
+    match meta.get_mut("resumed_with").and_then(Value::as_array_mut) {
+        Some(list) => list.push(serde_json::json!(changed)),
+        None => meta["resumed_with"] = serde_json::json!([changed]),
+    }
+    run.write(CONFIG, serde_json::to_string_pretty(&meta)?.as_bytes())
+}
+
+/// Says where a stopped run stands: its last checkpoint (to resume), or none yet.
+pub fn stopped(run: &RunDir) {
+    let dir = run.path().display();
+    if run.has_checkpoint() {
+        out::warn(format!("the run stopped; its last checkpoint in {dir} is kept: continue it with --resume {dir}"));
+    } else {
+        out::warn(format!(
+            "the run stopped before its first checkpoint (written at the end of each epoch): start it again with \
+             --out {dir} --force"
+        ));
+    }
+}

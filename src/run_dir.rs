@@ -1,0 +1,240 @@
+//! A run directory holds one run: its config, its logs (JSON lines), its checkpoint and the
+//! files derived from them (genotypes, plots). The rules that keep a week of results safe:
+//!
+//! - **One run per directory.** [`RunDir::create`] refuses a directory that holds a run (or
+//!   anything else); with `force` an earlier run is moved aside to `DIR.replaced-N`, never
+//!   overwritten in place.
+//! - **The checkpoint is the commit point.** A run appends its logs and rewrites its derived
+//!   files, then [`RunDir::commit`]s the checkpoint, which records every log's length. On
+//!   resume, [`RunDir::prepare_resume`] cuts each log back to that length and removes stale
+//!   `*.tmp` files, so a crash at any moment leaves files that a resumed run brings back to
+//!   exactly those of a run straight through.
+//! - Every other file is written atomically (a `.tmp` beside it, then a rename).
+//!
+//! [`test_hook`] lets the fault tests stop a run at a named point and kill it there.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
+
+/// The checkpoint file of a run directory.
+pub const CHECKPOINT: &str = "checkpoint.bin";
+/// The config file written when a run starts.
+pub const CONFIG: &str = "config.json";
+
+/// What a checkpoint's `run` section holds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct RunSection {
+    /// Bytes of each log file at the checkpoint.
+    logs: BTreeMap<String, u64>,
+    /// The data the run trains on, as the caller describes it (see [`RunDir::set_data`]).
+    #[serde(default)]
+    data: serde_json::Value,
+}
+
+pub struct RunDir {
+    path: PathBuf,
+    section: RunSection,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::File { path: path.display().to_string(), msg: e.to_string() }
+}
+
+impl RunDir {
+    /// A new run in `path` (created if missing; an empty directory is fine). A directory that
+    /// holds a run is refused unless `force`, which moves it aside (the new path is returned);
+    /// a non-empty directory that holds no run is always refused.
+    pub fn create(path: &Path, force: bool) -> Result<(RunDir, Option<PathBuf>)> {
+        let mut moved = None;
+        if path.exists() {
+            let entries = std::fs::read_dir(path).map_err(io(path))?.count();
+            if entries > 0 {
+                let is_run = path.join(CONFIG).exists() || path.join(CHECKPOINT).exists();
+                if !is_run {
+                    return Err(Error::RunDir(format!(
+                        "{} is not empty and holds no wgpu-nas run; give --out a new or empty directory",
+                        path.display()
+                    )));
+                }
+                if !force {
+                    return Err(Error::RunDir(format!(
+                        "{} already holds a run: continue it with --resume {0}, or replace it with --force \
+                         (the old run is moved aside, not deleted)",
+                        path.display()
+                    )));
+                }
+                let aside = (1..)
+                    .map(|n| PathBuf::from(format!("{}.replaced-{n}", path.display())))
+                    .find(|p| !p.exists())
+                    .expect("a free name");
+                std::fs::rename(path, &aside).map_err(io(path))?;
+                moved = Some(aside);
+            }
+        }
+        std::fs::create_dir_all(path).map_err(io(path))?;
+        Ok((RunDir { path: path.to_path_buf(), section: RunSection::default() }, moved))
+    }
+
+    /// An existing run and its last checkpoint, for resuming. Reads only: nothing in the
+    /// directory changes until [`RunDir::prepare_resume`].
+    pub fn open(path: &Path) -> Result<(RunDir, Checkpoint)> {
+        if !path.is_dir() {
+            return Err(Error::RunDir(format!(
+                "{} is not a directory; --resume takes the run directory of an earlier run",
+                path.display()
+            )));
+        }
+        let file = path.join(CHECKPOINT);
+        if !file.exists() && path.join(CONFIG).exists() {
+            return Err(Error::RunDir(format!(
+                "{} holds a run that stopped before its first checkpoint (written at the end of each epoch): \
+                 start it again with --out {0} --force",
+                path.display()
+            )));
+        }
+        let checkpoint = Checkpoint::load(&file)?;
+        let section = match &checkpoint.run {
+            serde_json::Value::Null => RunSection::default(),
+            v => serde_json::from_value(v.clone()).map_err(|e| Error::File {
+                path: file.display().to_string(),
+                msg: format!("unreadable run section: {e}"),
+            })?,
+        };
+        Ok((RunDir { path: path.to_path_buf(), section }, checkpoint))
+    }
+
+    /// Brings the directory back to its checkpoint: each log cut to the length the checkpoint
+    /// records, stale `*.tmp` files removed. Call once every setting has been checked.
+    pub fn prepare_resume(&self) -> Result<()> {
+        for (name, &len) in &self.section.logs {
+            let file = self.file(name);
+            let now = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            if now < len {
+                return Err(Error::RunDir(format!(
+                    "{} has {now} bytes but the checkpoint records {len}: the run directory was changed by hand; \
+                     put the file back or start a new run",
+                    file.display()
+                )));
+            }
+            if now > len {
+                let f = std::fs::OpenOptions::new().write(true).open(&file).map_err(io(&file))?;
+                f.set_len(len).map_err(io(&file))?;
+                f.sync_all().map_err(io(&file))?;
+            }
+        }
+        for entry in std::fs::read_dir(&self.path).map_err(io(&self.path))? {
+            let p = entry.map_err(io(&self.path))?.path();
+            if p.extension().is_some_and(|e| e == "tmp") {
+                std::fs::remove_file(&p).map_err(io(&p))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Whether the directory holds a checkpoint yet.
+    pub fn has_checkpoint(&self) -> bool {
+        self.file(CHECKPOINT).exists()
+    }
+
+    /// Records what the run trains on (stored with every checkpoint, read back by
+    /// [`RunDir::data`] on resume).
+    pub fn set_data(&mut self, data: serde_json::Value) {
+        self.section.data = data;
+    }
+
+    /// What [`RunDir::set_data`] recorded (`Null` for a checkpoint of an older version).
+    pub fn data(&self) -> &serde_json::Value {
+        &self.section.data
+    }
+
+    /// Writes `name` atomically: a `.tmp` beside it, then a rename.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        write_atomic(&self.file(name), bytes)
+    }
+
+    /// Appends one JSON line per item to the log `name` (flushed to disk). The checkpoint of
+    /// the next [`RunDir::commit`] records the new length.
+    pub fn append<T: Serialize>(&mut self, name: &str, items: &[T]) -> Result<()> {
+        let file = self.file(name);
+        let mut text = String::new();
+        for item in items {
+            text.push_str(&serde_json::to_string(item)?);
+            text.push('\n');
+        }
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&file).map_err(io(&file))?;
+        f.write_all(text.as_bytes()).map_err(io(&file))?;
+        f.sync_data().map_err(io(&file))?;
+        let len = f.metadata().map_err(io(&file))?.len();
+        self.section.logs.insert(name.to_string(), len);
+        test_hook("appended");
+        Ok(())
+    }
+
+    /// Saves `checkpoint` (with the logs' lengths and the data description) atomically: from
+    /// here on a resume continues after it.
+    pub fn commit(&self, mut checkpoint: Checkpoint) -> Result<()> {
+        checkpoint.run = serde_json::to_value(&self.section)?;
+        test_hook("before-checkpoint");
+        checkpoint.save(&self.file(CHECKPOINT))?;
+        test_hook("committed");
+        Ok(())
+    }
+}
+
+/// Writes `path` atomically: a `.tmp` beside it, flushed, then renamed over it; a failed write
+/// removes the `.tmp`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!("{name}.tmp"));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(path)(e));
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// For the fault tests: with `WGPU_NAS_TEST_HOOK=POINT:N:FILE` set, the N-th time the run
+/// reaches `POINT` it creates FILE and waits there to be killed. Points: `step` (a step's
+/// metrics read back), `appended` (a log line appended), `before-checkpoint` (an epoch's logs
+/// and files written, the checkpoint not yet), `checkpoint-written` (its `.tmp` written, not
+/// yet renamed), `committed` (the checkpoint in place).
+#[doc(hidden)]
+pub fn test_hook(point: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static HOOK: OnceLock<Option<(String, u64, PathBuf)>> = OnceLock::new();
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    let hook = HOOK.get_or_init(|| {
+        let v = std::env::var("WGPU_NAS_TEST_HOOK").ok()?;
+        let mut parts = v.splitn(3, ':');
+        let (p, n, f) = (parts.next()?, parts.next()?.parse().ok()?, parts.next()?);
+        Some((p.to_string(), n, PathBuf::from(f)))
+    });
+    if let Some((p, n, file)) = hook {
+        if p == point && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *n {
+            let _ = std::fs::write(file, point);
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(60));
+            }
+        }
+    }
+}
