@@ -81,9 +81,10 @@ impl RunDir {
         Ok((RunDir { path: path.to_path_buf(), section: RunSection::default() }, moved))
     }
 
-    /// An existing run and its last checkpoint, for resuming. Reads only: nothing in the
-    /// directory changes until [`RunDir::prepare_resume`].
-    pub fn open(path: &Path) -> Result<(RunDir, Checkpoint)> {
+    /// An existing run of `kind` ("darts", "enas", "train": what wrote the checkpoint) and its
+    /// last checkpoint, for resuming. Reads only: nothing in the directory changes until
+    /// [`RunDir::prepare_resume`].
+    pub fn open(path: &Path, kind: &str) -> Result<(RunDir, Checkpoint)> {
         if !path.is_dir() {
             return Err(Error::RunDir(format!(
                 "{} is not a directory; --resume takes the run directory of an earlier run",
@@ -99,6 +100,20 @@ impl RunDir {
             )));
         }
         let checkpoint = Checkpoint::load(&file)?;
+        if checkpoint.kind != kind {
+            let name = |k: &str| match k {
+                "darts" => "a DARTS search (`search darts`)".to_string(),
+                "enas" => "an ENAS search (`search enas`)".to_string(),
+                "train" => "a retraining (`train`)".to_string(),
+                other => format!("a {other} run"),
+            };
+            return Err(Error::RunDir(format!(
+                "{} holds {}, not {}: resume it with the command that started it",
+                path.display(),
+                name(&checkpoint.kind),
+                name(kind)
+            )));
+        }
         let section = match &checkpoint.run {
             serde_json::Value::Null => RunSection::default(),
             v => serde_json::from_value(v.clone()).map_err(|e| Error::File {

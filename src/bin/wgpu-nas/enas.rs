@@ -70,13 +70,17 @@ pub struct EnasArgs {
 }
 
 /// The settings of `search enas` and where each lands in its [`EnasConfig`].
+/// (A setting listed twice lands where the run's space keeps it.)
 const SETTINGS: &[Setting] = &[
-    Setting { id: "space", pointer: "/model", resumable: false },
+    Setting { id: "space", pointer: "/controller/space", resumable: false },
     Setting { id: "epochs", pointer: "/epochs", resumable: true },
     Setting { id: "batch_size", pointer: "/batch_size", resumable: false },
-    Setting { id: "channels", pointer: "/model", resumable: false },
-    Setting { id: "layers", pointer: "/model", resumable: false },
-    Setting { id: "nodes", pointer: "/model", resumable: false },
+    Setting { id: "channels", pointer: "/model/Micro/channels", resumable: false },
+    Setting { id: "channels", pointer: "/model/Macro/channels", resumable: false },
+    Setting { id: "layers", pointer: "/model/Micro/num_layers", resumable: false },
+    Setting { id: "layers", pointer: "/model/Macro/num_layers", resumable: false },
+    Setting { id: "nodes", pointer: "/model/Micro/num_nodes", resumable: false },
+    Setting { id: "nodes", pointer: "/model/Macro", resumable: false },
     Setting { id: "steps_per_epoch", pointer: "/steps_per_epoch", resumable: false },
     Setting { id: "controller_steps", pointer: "/controller_steps", resumable: false },
     Setting { id: "derive_samples", pointer: "/derive_samples", resumable: false },
@@ -130,7 +134,7 @@ pub fn search(args: EnasArgs, given: &Given) -> Result<ExitCode> {
     let gpu = Gpu::new()?;
     let (mut search, mut run, data) = match &args.run.resume {
         Some(dir) => {
-            let (mut run, mut checkpoint) = RunDir::open(dir)?;
+            let (mut run, mut checkpoint) = RunDir::open(dir, "enas")?;
             let (name, data_dir) = resumed_source(&run, args.dataset, args.data_dir.as_deref(), given)?;
             let data = load(name, data_dir.as_deref())?;
             let source = DataSource::new(name, data_dir.as_deref(), &[&data]);

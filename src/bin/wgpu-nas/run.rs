@@ -2,7 +2,7 @@
 //! run's directory or a resumed one's, the data set recorded with a run, the settings a resume
 //! may change, and what is said when a run stops.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -53,9 +53,10 @@ impl RunArgs {
     }
 }
 
-/// The options given on the command line (not left at their defaults), by clap id.
+/// The options given on the command line (not left at their defaults), by clap id, with the
+/// text given.
 #[derive(Debug, Default)]
-pub struct Given(BTreeSet<String>);
+pub struct Given(BTreeMap<String, String>);
 
 impl Given {
     pub fn from_matches(m: &clap::ArgMatches) -> Given {
@@ -64,13 +65,17 @@ impl Given {
             .ids()
             .filter(|id| !id.as_str().starts_with(|c: char| c.is_ascii_uppercase()))
             .filter(|id| m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
-            .map(|id| id.as_str().to_string())
+            .map(|id| {
+                let raw = m.try_get_raw(id.as_str()).ok().flatten().into_iter().flatten();
+                let text: Vec<String> = raw.map(|v| v.to_string_lossy().into_owned()).collect();
+                (id.as_str().to_string(), text.join(","))
+            })
             .collect();
         Given(given)
     }
 
     pub fn has(&self, id: &str) -> bool {
-        self.0.contains(id)
+        self.0.contains_key(id)
     }
 }
 
@@ -103,8 +108,12 @@ pub fn resumed_config(
     let resumable: Vec<String> = settings.iter().filter(|s| s.resumable).map(|s| flag(s.id)).collect();
     let mut config = saved.clone();
     let mut changed = Vec::new();
-    for id in given.0.iter().filter(|id| !RUN_OPTIONS.contains(&id.as_str())) {
-        let Some(s) = settings.iter().find(|s| s.id == id) else {
+    for (id, text) in given.0.iter().filter(|(id, _)| !RUN_OPTIONS.contains(&id.as_str())) {
+        // A setting may land in one of several places (ENAS: micro or macro model): the first
+        // that the run's config has.
+        let mut candidates = settings.iter().filter(|s| s.id == id).peekable();
+        let first = candidates.peek().copied();
+        let Some(s) = candidates.find(|s| saved.pointer(s.pointer).is_some()).or(first) else {
             return Err(Error::Config(format!("{} cannot be used with --resume", flag(id))));
         };
         let (old, new) = (saved.pointer(s.pointer), fresh.pointer(s.pointer));
@@ -119,11 +128,12 @@ pub fn resumed_config(
         };
         if !s.resumable {
             return Err(Error::Config(format!(
-                "{} {} differs from the resumed run's {}: a resumed run may change only {} and --quiet/--json; \
-                 start a new run (--out) to change it",
+                "{} {text} differs from the resumed run (its {} is {}, this gives {}): a resumed run may change \
+                 only {} and --quiet/--json; start a new run (--out) to change it",
                 flag(id),
-                show(new),
+                &s.pointer[1..],
                 show(old),
+                show(new),
                 resumable.join(", ")
             )));
         }

@@ -230,7 +230,7 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
     let gpu = Gpu::new()?;
     let (mut search, mut run, data) = match &args.run.resume {
         Some(dir) => {
-            let (mut run, mut checkpoint) = RunDir::open(dir)?;
+            let (mut run, mut checkpoint) = RunDir::open(dir, "darts")?;
             let (name, data_dir) = resumed_source(&run, args.dataset, args.data_dir.as_deref(), given)?;
             let data = load(name, data_dir.as_deref())?;
             let source = DataSource::new(name, data_dir.as_deref(), &[&data]);

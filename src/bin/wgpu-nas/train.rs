@@ -128,7 +128,7 @@ pub fn train(args: TrainArgs, given: &Given) -> Result<ExitCode> {
     };
     let (mut trainer, mut run, train, test) = match &args.run.resume {
         Some(dir) => {
-            let (mut run, mut checkpoint) = RunDir::open(dir)?;
+            let (mut run, mut checkpoint) = RunDir::open(dir, "train")?;
             let (name, data_dir) = resumed_source(&run, args.dataset, args.data_dir.as_deref(), given)?;
             let (train, test) = splits(name, data_dir.as_deref())?;
             let source = DataSource::new(name, data_dir.as_deref(), &[&train, &test]);
