@@ -4,6 +4,20 @@
 //! [`autograd`] (the tape), [`ops`] (one WGSL file and one Rust file per op family), [`nn`]
 //! (parameterised blocks) and [`fixtures`] (checks against PyTorch reference values).
 
+/// In an op module's tests: its `#[repr(C)]` uniform struct `$ty` has the layout of the WGSL
+/// struct of the same name in `shaders/$stem.wgsl` (the fields listed, padding aside).
+#[cfg(test)]
+macro_rules! params_layout_matches {
+    ($ty:ident, $stem:literal, [$($field:ident),* $(,)?]) => {
+        $crate::gpu::shaders::assert_struct_layout(
+            $stem,
+            stringify!($ty),
+            std::mem::size_of::<$ty>(),
+            &[$((stringify!($field), std::mem::offset_of!($ty, $field))),*],
+        )
+    };
+}
+
 pub mod autograd;
 pub mod checkpoint;
 pub mod darts;

@@ -10,7 +10,7 @@ mod pool;
 mod profile;
 mod readback;
 mod recorder;
-mod shaders;
+pub(crate) mod shaders;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use adapter::list as list_adapters;

@@ -34,3 +34,26 @@ pub fn source(stem: &str) -> String {
         .unwrap_or_else(|| panic!("no shader named {stem:?} in SHADERS"));
     format!("{PRELUDE}{src}")
 }
+
+/// Asserts that the WGSL struct `name` of shader `stem` has `size` bytes and, in order, the
+/// members `fields` (name, byte offset) besides its `_pad*` members: the Rust twin of a uniform
+/// block and the shader's declaration cannot drift apart. See `params_layout_matches!`.
+#[cfg(test)]
+pub(crate) fn assert_struct_layout(stem: &str, name: &str, size: usize, fields: &[(&str, usize)]) {
+    let src = source(stem);
+    let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("shaders/{stem}.wgsl: {e}"));
+    let Some((_, ty)) = module.types.iter().find(|(_, t)| t.name.as_deref() == Some(name)) else {
+        panic!("shaders/{stem}.wgsl declares no struct {name}")
+    };
+    let naga::TypeInner::Struct { members, span } = &ty.inner else {
+        panic!("{name} in shaders/{stem}.wgsl is no struct")
+    };
+    let wgsl: Vec<(String, usize)> = members
+        .iter()
+        .filter_map(|m| m.name.clone().map(|n| (n, m.offset as usize)))
+        .filter(|(n, _)| !n.starts_with('_'))
+        .collect();
+    let rust: Vec<(String, usize)> = fields.iter().map(|(n, o)| (n.to_string(), *o)).collect();
+    assert_eq!(wgsl, rust, "{name}: members (name, offset) in shaders/{stem}.wgsl and in Rust");
+    assert_eq!(*span as usize, size, "{name}: size in shaders/{stem}.wgsl and in Rust");
+}

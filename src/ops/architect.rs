@@ -58,3 +58,14 @@ pub fn hvp_scalars_(s: &Tensor, hyper: &Tensor) -> Result<()> {
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform block here and in `shaders/architect.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(Params, "architect", [n]);
+    }
+}

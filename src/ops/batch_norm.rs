@@ -273,3 +273,14 @@ impl Saved {
         Ok(grads)
     }
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform block here and in `shaders/batch_norm.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(Params, "batch_norm", [n, c, hw, total, eps, momentum]);
+    }
+}

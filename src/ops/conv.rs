@@ -357,3 +357,18 @@ fn bias_grad(geo: &Geometry, dy: &Tensor) -> Result<Tensor> {
     }
     Ok(db)
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform block here and in `shaders/conv.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(
+            Params,
+            "conv",
+            [n, c_in, h, w, c_out, oh, ow, cin_g, cout_g, stride, padding, dilation, chunk, chunks, outputs]
+        );
+    }
+}

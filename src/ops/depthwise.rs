@@ -181,3 +181,14 @@ pub(crate) fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Ten
     sum_chunks(&partial, &dw, chunks);
     Ok(dw)
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform block here and in `shaders/depthwise.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(Params, "depthwise", [n, c, h, w, oh, ow, padding, rows, rblocks, c_in, cin_g, cout_g]);
+    }
+}

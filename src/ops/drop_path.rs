@@ -79,3 +79,14 @@ pub fn drop_path(x: &Tensor, drop_prob: f32, rng: &mut Rng) -> Result<Tensor> {
     let mask = Tensor::from_slice(x.gpu(), &[n], &drop_mask(n, drop_prob, rng)?)?; // mask: [N]
     scale_samples(x, &mask)
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform block here and in `shaders/drop_path.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(Params, "drop_path", [n, per_sample]);
+    }
+}

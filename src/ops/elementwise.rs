@@ -143,3 +143,14 @@ pub fn scale_accumulate_(y: &Tensor, x: &Tensor, s: &Tensor, k: usize) -> Result
     launch("scale_accumulate", &[], x.numel(), k, &[s, x, y]);
     Ok(())
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform block here and in `shaders/elementwise.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(Params, "elementwise", [n, k]);
+    }
+}

@@ -60,3 +60,14 @@ pub fn embedding(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
     });
     Ok(y)
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform block here and in `shaders/embedding.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(Params, "embedding", [n, vocab, dim]);
+    }
+}

@@ -183,3 +183,15 @@ pub fn shift_crop(x: &Tensor, dh: usize, dw: usize) -> Result<Tensor> {
     let [_, _, h, w] = dims::<4>("shift_crop", x)?;
     window(x, (dh as isize, dw as isize), (h, w), 1)
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform blocks here and in `shaders/layout.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(CopyParams, "layout", [n, hw, len, src_c, src_start, dst_c, dst_start]);
+        params_layout_matches!(WindowParams, "layout", [nc, h, w, oh, ow, off_h, off_w, stride]);
+    }
+}

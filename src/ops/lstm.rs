@@ -76,3 +76,14 @@ pub fn lstm_cell(
     });
     Ok((h1, c1))
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform block here and in `shaders/lstm.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(Params, "lstm", [n, hidden]);
+    }
+}

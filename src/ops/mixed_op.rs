@@ -175,3 +175,14 @@ fn weight_grad(w: &Tensor, terms: &[(usize, Tensor)], dout: &Tensor) -> Result<T
     }
     Ok(dw)
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform block here and in `shaders/mixed_op.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(Params, "mixed_op", [n, count, accumulate, chunk, parts, idx]);
+    }
+}

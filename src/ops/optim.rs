@@ -437,3 +437,14 @@ impl Schedule for CosineWarmRestarts {
         cosine(self.lr_max, self.lr_min, t_cur, t_i)
     }
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform block here and in `shaders/optim.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(Params, "optim", [n, max_norm, offset, count, lens]);
+    }
+}

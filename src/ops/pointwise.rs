@@ -102,3 +102,14 @@ pub(crate) fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Ten
     }
     Ok(dw)
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform block here and in `shaders/pointwise.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(Params, "pointwise", [n, c_in, p4, c_out, chunk, chunks, outputs]);
+    }
+}

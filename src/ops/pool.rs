@@ -207,3 +207,14 @@ pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
     });
     Ok(y)
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform block here and in `shaders/pool.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(Params, "pool", [nc, h, w, oh, ow, k, stride, pad]);
+    }
+}

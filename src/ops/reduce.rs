@@ -106,3 +106,14 @@ fn scaled_sum(x: &Tensor, scale: f32) -> Result<Tensor> {
     });
     Ok(out)
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform block here and in `shaders/reduce.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(Params, "reduce", [n, chunk, parts, k, scale, accumulate]);
+    }
+}

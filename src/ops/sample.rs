@@ -84,3 +84,14 @@ pub fn mean_weights(bits: &Tensor) -> Result<Tensor> {
     });
     Ok(w)
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform block here and in `shaders/sample.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(Params, "sample", [rows, k, offset]);
+    }
+}

@@ -167,3 +167,14 @@ pub fn accuracy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     launch("mean_rows", &[], rows, 1, Grid::Single, &[&correct, &out]);
     Ok(out)
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The uniform block here and in `shaders/softmax.wgsl` cannot drift apart.
+    #[test]
+    fn params_match_the_shader() {
+        params_layout_matches!(Params, "softmax", [rows, k]);
+    }
+}
