@@ -25,6 +25,8 @@ pub mod data;
 pub mod demo;
 pub mod enas;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod export;
 pub mod fixtures;
 pub mod gpu;
 pub mod metrics;

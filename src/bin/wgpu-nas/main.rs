@@ -80,10 +80,19 @@ mod cli {
         },
         /// Print a genotype (JSON or the reference's Python text) as JSON, Python text or DOT.
         Export {
+            /// A genotype to print (genotype.json, genotype.py or the reference's text).
+            #[arg(long, required_unless_present = "weights", conflicts_with = "weights")]
+            genotype: Option<PathBuf>,
+            /// The run directory of a retraining (`train`) whose network to write as a file.
             #[arg(long)]
-            genotype: PathBuf,
-            #[arg(long, value_enum, default_value_t = search::Format::Python)]
-            format: search::Format,
+            weights: Option<PathBuf>,
+            /// json, python or dot for --genotype (default python); safetensors for --weights
+            /// (the default there): the reference's PyTorch state_dict names.
+            #[arg(long, value_enum)]
+            format: Option<search::Format>,
+            /// Where --weights writes (default: RUN_DIR/weights.safetensors).
+            #[arg(long, requires = "weights")]
+            output: Option<PathBuf>,
         },
     }
 
@@ -138,7 +147,11 @@ mod cli {
             Command::Bench(BenchCommand::Enas(args)) => enas::bench(args),
             Command::Bench(BenchCommand::Demo(args)) => bench::demo(args),
             Command::Derive { run, rule } => search::derive(&run, rule),
-            Command::Export { genotype, format } => search::export(&genotype, format),
+            Command::Export { genotype: Some(genotype), format, .. } => search::export(&genotype, format),
+            Command::Export { weights: Some(run), format, output, .. } => search::export_weights(&run, format, output),
+            Command::Export { .. } => {
+                Err(wgpu_nas::Error::Config("export needs --genotype FILE or --weights RUN_DIR".into()))
+            }
             Command::CheckFixtures { dir, verbose } => {
                 let gpu = Gpu::new()?;
                 out::line(format_args!("adapter: {}", gpu.adapter()))?;

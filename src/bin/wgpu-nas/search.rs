@@ -88,11 +88,13 @@ impl From<Rule> for DeriveRule {
     }
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
 pub enum Format {
     Json,
     Python,
     Dot,
+    /// Weights (`--weights`): safetensors under the reference's PyTorch state_dict names.
+    Safetensors,
 }
 
 /// `derive --run DIR`: the genotype of the alphas in DIR/checkpoint.bin, printed as Python text.
@@ -132,13 +134,33 @@ pub fn derive(run: &Path, rule: Rule) -> Result<ExitCode> {
 }
 
 /// `export --genotype FILE --format F`: reads JSON or the reference's Python text.
-pub fn export(path: &Path, format: Format) -> Result<ExitCode> {
+pub fn export(path: &Path, format: Option<Format>) -> Result<ExitCode> {
     let genotype = read_genotype(path)?;
-    match format {
+    match format.unwrap_or(Format::Python) {
         Format::Json => out::line(genotype.to_json())?,
         Format::Python => out::line(genotype.to_python())?,
         Format::Dot => out::text_raw(&genotype.to_dot())?,
+        Format::Safetensors => {
+            return Err(Error::Config(
+                "--format safetensors writes weights: give --weights RUN_DIR (a `train` run), not --genotype".into(),
+            ))
+        }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `export --weights RUN_DIR [--format safetensors] [--output FILE]`: the retrained network of
+/// the run's last checkpoint, written atomically.
+pub fn export_weights(run: &Path, format: Option<Format>, output: Option<PathBuf>) -> Result<ExitCode> {
+    if let Some(f) = format.filter(|f| *f != Format::Safetensors) {
+        return Err(Error::Config(format!("--weights writes safetensors; --format {f:?} is for --genotype")));
+    }
+    let checkpoint = Checkpoint::load(&run.join(wgpu_nas::run_dir::CHECKPOINT))?;
+    let bytes = wgpu_nas::export::safetensors(&checkpoint)?;
+    let path = output.unwrap_or_else(|| run.join("weights.safetensors"));
+    wgpu_nas::run_dir::write_atomic(&path, &bytes)?;
+    let count = checkpoint.tensors.iter().filter(|(e, _)| e.name.starts_with("net.")).count();
+    out::line(format_args!("wrote {} ({count} tensors of the network, {} bytes)", path.display(), bytes.len()))?;
     Ok(ExitCode::SUCCESS)
 }
 
