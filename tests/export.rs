@@ -117,3 +117,85 @@ fn retrained_weights_carry_the_reference_state_dict_names_and_values() {
     }
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// The Python of the virtual environment that `.ci/run` makes (onnxruntime, safetensors,
+/// numpy), or `WGPU_NAS_PYTHON`.
+fn python() -> std::path::PathBuf {
+    let path = std::env::var_os("WGPU_NAS_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python"));
+    assert!(
+        path.exists(),
+        "{} is missing: make it with `python3 -m venv target/pyenv && target/pyenv/bin/pip install onnxruntime \
+         safetensors numpy` (.ci/run does), or point WGPU_NAS_PYTHON at a Python that has them",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn onnxruntime_runs_the_exported_network_as_we_do_and_python_reads_the_weights() {
+    use wgpu_nas::data::Dataset;
+    use wgpu_nas::rng::Rng;
+    use wgpu_nas::train::Trainer;
+    use wgpu_nas::{Gpu, Tensor};
+
+    let root = std::env::temp_dir().join(format!("wgpu-nas-onnx-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let run = root.join("train");
+    let r = run.to_str().unwrap();
+    let genotype = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures_data/genotype_tiny.py");
+    let o = wgpu_nas(&[
+        "train",
+        "--genotype",
+        genotype,
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "--eval-batches",
+        "1",
+        "--init-channels",
+        "2",
+        "--layers",
+        "3",
+        "--auxiliary",
+        "--batch-size",
+        "4",
+        "--quiet",
+        "--out",
+        r,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    for format in ["onnx", "safetensors"] {
+        let o = wgpu_nas(&["export", "--weights", r, "--format", format]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+
+    // Our forward pass (eval mode) on a batch of 3.
+    let gpu = Gpu::new().unwrap();
+    let (train, test) = (Dataset::embedded_train().unwrap(), Dataset::embedded_test().unwrap());
+    let trainer = Trainer::load(&gpu, &run.join("checkpoint.bin"), &train, &test).unwrap();
+    let shape = [3, 1, 28, 28];
+    let mut rng = Rng::new(7);
+    let x = rng.normal_vec(shape.iter().product(), 1.0);
+    let input = Tensor::from_slice(&gpu, &shape, &x).unwrap();
+    let (logits, _) = gpu.no_grad(|| trainer.net.forward(&input, false, 0.0, &mut rng)).unwrap();
+    let logits = pollster::block_on(logits.read()).unwrap();
+    let bytes = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
+    std::fs::write(root.join("x.f32"), bytes(&x)).unwrap();
+    std::fs::write(root.join("logits.f32"), bytes(&logits)).unwrap();
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures_data/check_export.py");
+    let expected = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures_data/darts_state_dict_tiny.json");
+    let o = Command::new(python())
+        .args([script, run.join("model.onnx").to_str().unwrap()])
+        .args([root.join("x.f32"), root.join("logits.f32")])
+        .arg("3,1,28,28")
+        .args([run.join("weights.safetensors").to_str().unwrap(), expected])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    println!("{}", String::from_utf8_lossy(&o.stdout));
+    std::fs::remove_dir_all(&root).ok();
+}

@@ -86,11 +86,11 @@ mod cli {
             /// The run directory of a retraining (`train`) whose network to write as a file.
             #[arg(long)]
             weights: Option<PathBuf>,
-            /// json, python or dot for --genotype (default python); safetensors for --weights
-            /// (the default there): the reference's PyTorch state_dict names.
+            /// json, python or dot for --genotype (default python); safetensors (the default
+            /// there: the reference's PyTorch state_dict names) or onnx for --weights.
             #[arg(long, value_enum)]
             format: Option<search::Format>,
-            /// Where --weights writes (default: RUN_DIR/weights.safetensors).
+            /// Where --weights writes (default: RUN_DIR/weights.safetensors or RUN_DIR/model.onnx).
             #[arg(long, requires = "weights")]
             output: Option<PathBuf>,
         },

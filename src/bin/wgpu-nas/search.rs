@@ -95,6 +95,8 @@ pub enum Format {
     Dot,
     /// Weights (`--weights`): safetensors under the reference's PyTorch state_dict names.
     Safetensors,
+    /// Weights (`--weights`): the evaluation network as an ONNX model (opset 17).
+    Onnx,
 }
 
 /// `derive --run DIR`: the genotype of the alphas in DIR/checkpoint.bin, printed as Python text.
@@ -140,27 +142,37 @@ pub fn export(path: &Path, format: Option<Format>) -> Result<ExitCode> {
         Format::Json => out::line(genotype.to_json())?,
         Format::Python => out::line(genotype.to_python())?,
         Format::Dot => out::text_raw(&genotype.to_dot())?,
-        Format::Safetensors => {
+        Format::Safetensors | Format::Onnx => {
             return Err(Error::Config(
-                "--format safetensors writes weights: give --weights RUN_DIR (a `train` run), not --genotype".into(),
+                "--format safetensors and onnx write weights: give --weights RUN_DIR (a `train` run), not --genotype"
+                    .into(),
             ))
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `export --weights RUN_DIR [--format safetensors] [--output FILE]`: the retrained network of
-/// the run's last checkpoint, written atomically.
+/// `export --weights RUN_DIR [--format safetensors|onnx] [--output FILE]`: the retrained
+/// network of the run's last checkpoint, written atomically.
 pub fn export_weights(run: &Path, format: Option<Format>, output: Option<PathBuf>) -> Result<ExitCode> {
-    if let Some(f) = format.filter(|f| *f != Format::Safetensors) {
-        return Err(Error::Config(format!("--weights writes safetensors; --format {f:?} is for --genotype")));
-    }
+    let format = format.unwrap_or(Format::Safetensors);
+    let file = match format {
+        Format::Safetensors => "weights.safetensors",
+        Format::Onnx => "model.onnx",
+        f => {
+            return Err(Error::Config(format!(
+                "--weights writes safetensors or onnx; --format {f:?} is for --genotype"
+            )))
+        }
+    };
     let checkpoint = Checkpoint::load(&run.join(wgpu_nas::run_dir::CHECKPOINT))?;
-    let bytes = wgpu_nas::export::safetensors(&checkpoint)?;
-    let path = output.unwrap_or_else(|| run.join("weights.safetensors"));
+    let bytes = match format {
+        Format::Onnx => wgpu_nas::export::onnx(&checkpoint)?,
+        _ => wgpu_nas::export::safetensors(&checkpoint)?,
+    };
+    let path = output.unwrap_or_else(|| run.join(file));
     wgpu_nas::run_dir::write_atomic(&path, &bytes)?;
-    let count = checkpoint.tensors.iter().filter(|(e, _)| e.name.starts_with("net.")).count();
-    out::line(format_args!("wrote {} ({count} tensors of the network, {} bytes)", path.display(), bytes.len()))?;
+    out::line(format_args!("wrote {} ({} bytes)", path.display(), bytes.len()))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,4 +1,4 @@
-//! Trained weights out: a retraining's network as a safetensors file whose tensors carry the
+//! Trained weights out: a retraining's network as an ONNX model ([`onnx`]) or a safetensors file whose tensors carry the
 //! reference's PyTorch `state_dict` names, so that quark0/darts `NetworkCIFAR(C, classes,
 //! layers, auxiliary, genotype)` loads it with
 //! `model.load_state_dict(safetensors.torch.load_file(path))`.
@@ -12,6 +12,10 @@
 //! training steps. Layouts are PyTorch's already (conv weights [C_out, C_in / groups, kH, kW],
 //! linear weights [out, in]). An ENAS macro network has no PyTorch reference: its tensors keep
 //! this crate's names.
+
+mod onnx;
+
+pub use onnx::onnx;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
