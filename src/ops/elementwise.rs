@@ -34,10 +34,14 @@ fn launch(entry: &'static str, constants: &[(&'static str, f64)], n: usize, k: u
     });
 }
 
+/// An activation function of [`activation`]; the value is the shader's `ACT` constant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
+    /// max(x, 0).
     Relu = 0,
+    /// tanh(x).
     Tanh = 1,
+    /// 1 / (1 + exp(-x)).
     Sigmoid = 2,
 }
 
@@ -57,14 +61,17 @@ pub fn activation(x: &Tensor, act: Activation) -> Result<Tensor> {
     Ok(y)
 }
 
+/// y = max(x, 0), any shape.
 pub fn relu(x: &Tensor) -> Result<Tensor> {
     activation(x, Activation::Relu)
 }
 
+/// y = tanh(x), any shape.
 pub fn tanh(x: &Tensor) -> Result<Tensor> {
     activation(x, Activation::Tanh)
 }
 
+/// y = 1 / (1 + exp(-x)), any shape.
 pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
     activation(x, Activation::Sigmoid)
 }
