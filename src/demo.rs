@@ -233,7 +233,7 @@ pub struct EpochPoint {
     pub baseline: Option<f32>,
 }
 
-/// softmax(alpha) per cell: [edges][ops].
+/// softmax(alpha) per cell: `[edges][ops]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alphas {
     /// softmax(alphas_normal): `[edges][ops]`.

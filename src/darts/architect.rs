@@ -55,7 +55,7 @@ impl Default for ArchitectConfig {
     }
 }
 
-/// A labelled batch on the GPU: images [N, C, H, W], labels u32 [N].
+/// A labelled batch on the GPU: images [N, C, H, W], labels u32 `[N]`.
 pub type Batch<'a> = (&'a Tensor, &'a Tensor);
 
 /// What the weights' optimizer does at this step, which the unrolled model imitates.

@@ -100,7 +100,7 @@ pub struct StepMetrics {
     pub val_acc: f32,
 }
 
-/// softmax(alphas) of both cell types after a step: [edges][ops].
+/// softmax(alphas) of both cell types after a step: `[edges][ops]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlphaRecord {
     /// The global step after which the alphas were read (from 0).
@@ -408,7 +408,7 @@ impl DartsSearch {
         Ok((loss, acc))
     }
 
-    /// Raw alphas on the host: ([edges][ops] normal, reduce).
+    /// Raw alphas on the host: (normal, reduce), each `[edges][ops]`.
     pub async fn alphas(&self) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
         let v = read_all(&[&self.net.alphas_normal, &self.net.alphas_reduce]).await?;
         let ops = self.net.config.space.num_ops();

@@ -78,13 +78,13 @@ impl Module for Conv {
 /// BatchNorm2d with running statistics; affine (gamma, beta) or not, as DARTS's search
 /// (affine=False) and evaluation (affine=True) networks use.
 pub struct BatchNorm {
-    /// gamma [C], initialised to 1; `None` when not affine.
+    /// gamma `[C]`, initialised to 1; `None` when not affine.
     pub weight: Option<Tensor>,
-    /// beta [C], initialised to 0; `None` when not affine.
+    /// beta `[C]`, initialised to 0; `None` when not affine.
     pub bias: Option<Tensor>,
-    /// Running mean [C], initialised to 0; updated in training mode.
+    /// Running mean `[C]`, initialised to 0; updated in training mode.
     pub running_mean: Tensor,
-    /// Running (unbiased) variance [C], initialised to 1; updated in training mode.
+    /// Running (unbiased) variance `[C]`, initialised to 1; updated in training mode.
     pub running_var: Tensor,
     /// Running statistics move this far toward the batch's at each training step (PyTorch's 0.1).
     pub momentum: f32,
@@ -144,12 +144,12 @@ impl Module for BatchNorm {
 pub struct Linear {
     /// W: [out, in].
     pub weight: Tensor,
-    /// b: [out], if the layer has a bias.
+    /// b: `[out]`, if the layer has a bias.
     pub bias: Option<Tensor>,
 }
 
 impl Linear {
-    /// weight: [out, in], bias: [out]
+    /// weight: [out, in], bias: `[out]`
     pub fn new(gpu: &Gpu, rng: &mut Rng, d_in: usize, d_out: usize, bias: bool) -> Result<Linear> {
         let weight = uniform_fan_in(gpu, rng, &[d_out, d_in], d_in)?;
         let bias = if bias { Some(uniform_fan_in(gpu, rng, &[d_out], d_in)?) } else { None };

@@ -264,7 +264,7 @@ pub(crate) fn sum_chunks(partial: &Tensor, out: &Tensor, chunks: usize) {
 }
 
 /// y = conv2d(x, w) + bias, PyTorch's `F.conv2d`.
-/// x: [N, C_in, H, W], w: [C_out, C_in/groups, kH, kW], bias: [C_out] -> y: [N, C_out, OH, OW]
+/// x: [N, C_in, H, W], w: [C_out, C_in/groups, kH, kW], bias: `[C_out]` -> y: [N, C_out, OH, OW]
 /// with OH = floor((H + 2*padding - dilation*(kH-1) - 1) / stride) + 1 (OW alike).
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, spec: Conv2d) -> Result<Tensor> {
     let geo = Geometry::new(x, w, bias, spec)?;

@@ -121,8 +121,8 @@ pub fn accumulate_(acc: &Tensor, x: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// y = s[k] * x where `s` is a GPU tensor (no readback). Gradients: dx = s[k] * dy and
-/// ds[k] = <dy, x>.
+/// `y = s[k] * x` where `s` is a GPU tensor (no readback). Gradients: `dx = s[k] * dy` and
+/// `ds[k] = <dy, x>`.
 pub fn scale(x: &Tensor, s: &Tensor, k: usize) -> Result<Tensor> {
     if k >= s.numel() {
         return Err(Error::shape("scale", format!("scalar index {k} out of {:?}", s.shape())));
@@ -144,7 +144,7 @@ pub fn scale(x: &Tensor, s: &Tensor, k: usize) -> Result<Tensor> {
     Ok(y)
 }
 
-/// y += s[k] * x, in place and not recorded.
+/// `y += s[k] * x`, in place and not recorded.
 pub fn scale_accumulate_(y: &Tensor, x: &Tensor, s: &Tensor, k: usize) -> Result<()> {
     same_shape("scale_accumulate_", y, x)?;
     launch("scale_accumulate", &[], x.numel(), k, &[s, x, y]);
