@@ -61,7 +61,7 @@ pub struct DemoConfig {
     pub arch_lr: f32,
     /// DARTS: 1 (first order) or 2 (second order).
     pub order: u8,
-    /// Seeds everything: init, data subset and order, augmentation, sampling.
+    /// Seeds everything random: init, the split, data order, augmentation, ENAS sampling.
     pub seed: u64,
 }
 
