@@ -17,9 +17,12 @@ const MAGIC: &[u8; 8] = b"WGPUNAS2";
 /// Format 1: the same without the `run` section and the checksum.
 const MAGIC_V1: &[u8; 8] = b"WGPUNAS1";
 
+/// One tensor's entry in the header: its name and shape (the values follow in header order).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
+    /// The tensor's name: a dotted parameter or buffer path (`stem.bn.running_mean`) or a state name.
     pub name: String,
+    /// The tensor's shape; the file holds its product of f32 values, row-major.
     pub shape: Vec<usize>,
 }
 
@@ -36,10 +39,13 @@ struct Header {
 pub struct Checkpoint {
     /// What wrote it ("darts", "enas", "train"): resuming the wrong kind is an error.
     pub kind: String,
+    /// Everything else the writer needs to continue (config, schedule position, RNG state, data
+    /// cursors, optimizer step counts), as JSON whose layout each kind defines.
     pub meta: serde_json::Value,
     /// The run directory's bookkeeping (log lengths, the data set's fingerprint); `Null` outside
     /// a run directory. See `run_dir`.
     pub run: serde_json::Value,
+    /// The tensors in file order, each with its f32 values, row-major.
     pub tensors: Vec<(Entry, Vec<f32>)>,
 }
 
@@ -78,6 +84,7 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// The file's bytes in format 2: magic, header length, JSON header, the values, the CRC-32.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let header = Header {
             kind: self.kind.clone(),
@@ -101,6 +108,8 @@ impl Checkpoint {
         Ok(out)
     }
 
+    /// Parses a format 2 file (checking its CRC-32) or a format 1 file; `source` names the file in
+    /// errors.
     pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint> {
         let bad = |msg: String| Error::File { path: source.into(), msg };
         let checksummed = bytes.len() >= 8 && &bytes[..8] == MAGIC;
@@ -161,6 +170,7 @@ impl Checkpoint {
         std::fs::rename(&tmp, path).map_err(io)
     }
 
+    /// Reads and parses the checkpoint file at `path`.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(path: &std::path::Path) -> Result<Checkpoint> {
         let bytes = std::fs::read(path).map_err(|e| Error::File {

@@ -21,10 +21,13 @@ const ENAS_CONTROLLER_STEPS: usize = 2;
 /// Samples averaged into one controller update (the reference: 10).
 const ENAS_AGGREGATE: usize = 4;
 
+/// Which search the demo runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Algorithm {
+    /// DARTS: bi-level steps on a small supernet, alphas shown live.
     Darts,
+    /// ENAS micro: shared-weight steps and controller updates, sampled architectures shown.
     Enas,
 }
 
@@ -32,6 +35,7 @@ pub enum Algorithm {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DemoConfig {
+    /// DARTS or ENAS (micro space).
     pub algorithm: Algorithm,
     /// DARTS candidate operations (ENAS uses its own five).
     pub ops: Vec<String>,
@@ -39,6 +43,7 @@ pub struct DemoConfig {
     pub layers: usize,
     /// Initial channels C (even).
     pub channels: usize,
+    /// Images per batch (8).
     pub batch_size: usize,
     /// 28 (the data as is), 14 or 7: the images averaged down.
     pub image_size: usize,
@@ -47,6 +52,7 @@ pub struct DemoConfig {
     pub train_images: usize,
     /// DARTS: bi-level steps per epoch (ENAS: shared-weight steps per epoch).
     pub steps_per_epoch: usize,
+    /// Epochs to run (10).
     pub epochs: usize,
     /// Weights: SGD learning rate (cosine to the end).
     pub lr: f32,
@@ -55,6 +61,7 @@ pub struct DemoConfig {
     pub arch_lr: f32,
     /// DARTS: 1 (first order) or 2 (second order).
     pub order: u8,
+    /// Seeds everything random: init, the split, data order, augmentation, ENAS sampling.
     pub seed: u64,
 }
 
@@ -147,7 +154,9 @@ impl DemoConfig {
 /// What the page shows once, before the first step.
 #[derive(Clone, Debug, Serialize)]
 pub struct Info {
+    /// The search it runs.
     pub algorithm: Algorithm,
+    /// The GPU it runs on.
     pub adapter: AdapterSummary,
     /// Operation names, in the column order of the alphas.
     pub ops: Vec<String>,
@@ -155,20 +164,26 @@ pub struct Info {
     pub steps: usize,
     /// Edges per cell (DARTS: node `i` has edges from states `0..i+2`, node after node).
     pub edges: usize,
+    /// The settings, as given.
     pub config: DemoConfig,
+    /// The data set after subsampling and downsampling.
     pub data: DataInfo,
     /// Parameters of the supernet (DARTS) or the shared model (ENAS), alphas excluded.
     pub params: usize,
 }
 
+/// The data the demo searches on.
 #[derive(Clone, Debug, Serialize)]
 pub struct DataInfo {
+    /// The data set's name.
     pub name: String,
     /// Images of the weights' part and of the architecture's part.
     pub train: usize,
+    /// Images of the architecture's part (DARTS alphas, ENAS controller rewards).
     pub valid: usize,
     /// [channels, height, width].
     pub image: [usize; 3],
+    /// Class names, in label order.
     pub classes: Vec<String>,
 }
 
@@ -176,13 +191,20 @@ pub struct DataInfo {
 /// controller).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Point {
+    /// Global step, from 0.
     pub step: u64,
+    /// Epoch of the step, from 0.
     pub epoch: usize,
+    /// The weights' learning rate at this step.
     pub lr: f32,
+    /// Cross-entropy of the step's training batch.
     pub train_loss: f32,
+    /// Accuracy of the step's training batch, in [0, 1].
     pub train_acc: f32,
+    /// DARTS: loss on the architecture step's validation batch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_loss: Option<f32>,
+    /// DARTS: accuracy on the architecture step's validation batch, in [0, 1].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_acc: Option<f32>,
 }
@@ -191,42 +213,60 @@ pub struct Point {
 /// reward of its controller updates and the baseline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochPoint {
+    /// Epoch number, from 0.
     pub epoch: usize,
+    /// Mean training loss of the epoch's steps.
     pub train_loss: f32,
+    /// Mean training accuracy of the epoch's steps, in [0, 1].
     pub train_acc: f32,
+    /// DARTS: the supernet's loss on the validation batches.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_loss: Option<f32>,
+    /// DARTS: the supernet's accuracy on the validation batches, in [0, 1].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_acc: Option<f32>,
+    /// ENAS: mean reward (accuracy + entropy bonus) of the epoch's controller updates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reward: Option<f32>,
+    /// ENAS: the controller's moving-average baseline at the end of the epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<f32>,
 }
 
-/// softmax(alpha) per cell: [edges][ops].
+/// softmax(alpha) per cell: `[edges][ops]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alphas {
+    /// softmax(alphas_normal): `[edges][ops]`.
     pub normal: Vec<Vec<f32>>,
+    /// softmax(alphas_reduce): `[edges][ops]`.
     pub reduce: Vec<Vec<f32>>,
 }
 
+/// One ENAS controller update.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Update {
+    /// Number of the update, over the whole search.
     pub update: u64,
+    /// The epoch whose controller phase ran it, from 0.
     pub epoch: usize,
+    /// Mean reward of its samples (accuracy + entropy bonus).
     pub reward: f32,
+    /// The moving-average baseline after the update.
     pub baseline: f32,
+    /// Mean entropy of its samples' decisions (nats, summed over decisions).
     pub entropy: f32,
 }
 
+/// One architecture the ENAS controller sampled, and how it scored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sampled {
+    /// The architecture as a DARTS-style genotype.
     pub genotype: Genotype,
     /// The architecture's accuracy on its validation batch.
     pub reward: f32,
 }
 
+/// What the ENAS controller did since the previous snapshot.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnasView {
     /// Controller updates since the previous snapshot.
@@ -235,10 +275,14 @@ pub struct EnasView {
     pub recent: Vec<Sampled>,
 }
 
+/// The GPU work so far, counted since the `Gpu` was made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GpuCounters {
+    /// Compute dispatches recorded.
     pub dispatches: u64,
+    /// Command buffer submissions.
     pub submissions: u64,
+    /// Buffer readbacks to the host.
     pub readbacks: u64,
 }
 
@@ -249,16 +293,22 @@ pub struct Snapshot {
     pub step: u64,
     /// Epochs finished.
     pub epoch: usize,
+    /// Whether every epoch has run.
     pub finished: bool,
+    /// New step metrics.
     pub metrics: Vec<Point>,
+    /// Newly finished epochs.
     pub epochs: Vec<EpochPoint>,
     /// DARTS: softmax(alpha) now; ENAS: none.
     pub alphas: Option<Alphas>,
     /// DARTS: derived from the alphas now (top 2 inputs per node). ENAS: the best architecture
     /// of the latest controller update (none before the first).
     pub genotype: Option<Genotype>,
+    /// `genotype` as the reference's Python `Genotype(...)` text.
     pub genotype_python: Option<String>,
+    /// ENAS: controller updates and the latest samples; DARTS: none.
     pub enas: Option<EnasView>,
+    /// GPU work counters so far.
     pub gpu: GpuCounters,
 }
 
@@ -278,6 +328,7 @@ pub struct Demo {
 }
 
 impl Demo {
+    /// Builds the search on the embedded Fashion-MNIST training set as `config` asks.
     pub fn new(gpu: &Gpu, config: DemoConfig) -> Result<Demo> {
         let data = config.data()?;
         let (search, ops, steps, edges, params) = match config.algorithm {
@@ -320,10 +371,12 @@ impl Demo {
         Ok(Demo { gpu: gpu.clone(), search, info, seen_metrics: 0, seen_epochs: 0, seen_updates: 0 })
     }
 
+    /// What the page shows before the first step.
     pub fn info(&self) -> &Info {
         &self.info
     }
 
+    /// Whether every epoch has run.
     pub fn is_finished(&self) -> bool {
         match &self.search {
             Search::Darts(s) => s.is_finished(),

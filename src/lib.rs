@@ -4,6 +4,8 @@
 //! [`autograd`] (the tape), [`ops`] (one WGSL file and one Rust file per op family), [`nn`]
 //! (parameterised blocks) and [`fixtures`] (checks against PyTorch reference values).
 
+#![warn(missing_docs)]
+
 /// In an op module's tests: its `#[repr(C)]` uniform struct `$ty` has the layout of the WGSL
 /// struct of the same name in `shaders/$stem.wgsl` (the fields listed, padding aside).
 #[cfg(test)]

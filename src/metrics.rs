@@ -10,11 +10,15 @@ use crate::tensor::{read_all, Tensor};
 /// The step a row of the ring belongs to.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PendingStep {
+    /// Epoch of the step, from 0.
     pub epoch: usize,
+    /// Global step number, from 0.
     pub step: u64,
+    /// The learning rate at that step.
     pub lr: f32,
 }
 
+/// Each step's scalars, `[capacity, width]` on the GPU, waiting to be read back together.
 pub struct MetricsRing {
     /// [capacity, width]
     ring: Tensor,
@@ -35,6 +39,7 @@ impl MetricsRing {
         self.steps.len()
     }
 
+    /// Whether no row was pushed since the last read.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }

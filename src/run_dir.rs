@@ -37,6 +37,8 @@ struct RunSection {
     data: serde_json::Value,
 }
 
+/// An open run directory: its path, and the log lengths and data description that the next
+/// checkpoint records.
 pub struct RunDir {
     path: PathBuf,
     section: RunSection,
@@ -152,10 +154,12 @@ impl RunDir {
         Ok(())
     }
 
+    /// The directory's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The path of `name` inside the directory.
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }

@@ -11,12 +11,17 @@ use std::rc::Rc;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuBuffer};
 
+/// The element type of a tensor; both are 4 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DType {
+    /// 32-bit float: activations, parameters, gradients.
     F32,
+    /// 32-bit unsigned integer: class labels, indices, sampled decisions.
     U32,
 }
 
+/// A row-major array on the GPU (activations [N, C, H, W]), a cheap shared handle: clones share
+/// the buffer and the id.
 #[derive(Clone)]
 pub struct Tensor(Rc<TensorInner>);
 
@@ -48,6 +53,7 @@ impl fmt::Debug for Tensor {
     }
 }
 
+/// Number of elements of a tensor of `shape` (1 for `[]`).
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
@@ -70,12 +76,14 @@ impl Tensor {
         Self::uninit(gpu, shape, DType::F32)
     }
 
+    /// An f32 tensor of zeros.
     pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
         let t = Self::empty(gpu, shape)?;
         gpu.clear(t.buf(), t.bytes());
         Ok(t)
     }
 
+    /// An f32 tensor with these values, row-major; `data.len()` must be the shape's element count.
     pub fn from_slice(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Result<Tensor> {
         if data.len() != numel(shape) {
             return Err(Error::shape(
@@ -88,6 +96,7 @@ impl Tensor {
         Ok(t)
     }
 
+    /// A u32 tensor (labels, indices) with these values, row-major.
     pub fn from_u32(gpu: &Gpu, shape: &[usize], data: &[u32]) -> Result<Tensor> {
         if data.len() != numel(shape) {
             return Err(Error::shape(
@@ -100,6 +109,7 @@ impl Tensor {
         Ok(t)
     }
 
+    /// An f32 tensor with every element `value`.
     pub fn full(gpu: &Gpu, shape: &[usize], value: f32) -> Result<Tensor> {
         Self::from_slice(gpu, shape, &vec![value; numel(shape)])
     }
@@ -153,22 +163,27 @@ impl Tensor {
         self.gpu().clear(self.buf(), self.bytes());
     }
 
+    /// Identifies the tensor on the tape; unique per `Gpu`, a reshaped view gets a new one.
     pub fn id(&self) -> u64 {
         self.0.id
     }
 
+    /// The shape, outermost axis first.
     pub fn shape(&self) -> &[usize] {
         &self.0.shape
     }
 
+    /// The element type.
     pub fn dtype(&self) -> DType {
         self.0.dtype
     }
 
+    /// Number of elements.
     pub fn numel(&self) -> usize {
         numel(&self.0.shape)
     }
 
+    /// The GPU context the tensor lives on.
     pub fn gpu(&self) -> &Gpu {
         &self.0.storage.gpu
     }
@@ -181,10 +196,12 @@ impl Tensor {
         self.numel() as u64 * 4
     }
 
+    /// Whether ops on it are recorded for the backward pass (parameters, and results of such ops).
     pub fn requires_grad(&self) -> bool {
         self.0.requires_grad.get()
     }
 
+    /// Turns gradient tracking on or off (the architect freezes the alphas for the weight step).
     pub fn set_requires_grad(&self, on: bool) {
         self.0.requires_grad.set(on);
     }
@@ -213,6 +230,7 @@ impl Tensor {
         Ok(bytemuck::cast_slice(&bytes[0]).to_vec())
     }
 
+    /// Reads a u32 tensor back (async: works on the web).
     pub async fn read_u32(&self) -> Result<Vec<u32>> {
         let bytes = self.gpu().read_buffers(&[(self.buf(), self.bytes())]).await?;
         Ok(bytemuck::cast_slice(&bytes[0]).to_vec())
@@ -224,6 +242,7 @@ impl Tensor {
         pollster::block_on(self.read())
     }
 
+    /// Blocking [`Tensor::read_u32`], native only.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
         pollster::block_on(self.read_u32())

@@ -22,16 +22,20 @@ struct Entry {
     backward: BackwardFn,
 }
 
+/// The ops recorded since the last backward pass, in execution order: each op's input ids, output
+/// ids and shapes, and its backward closure. `Gpu::backward` consumes it.
 #[derive(Default)]
 pub struct Tape {
     entries: Vec<Entry>,
 }
 
 impl Tape {
+    /// Number of recorded ops.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether no op has been recorded.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -44,10 +48,12 @@ pub struct Grads {
 }
 
 impl Grads {
+    /// The gradient of `t`, if the backward pass reached it.
     pub fn get(&self, t: &Tensor) -> Option<&Tensor> {
         self.map.get(&t.id())
     }
 
+    /// Removes and returns the gradient of `t`, if the backward pass reached it.
     pub fn take(&mut self, t: &Tensor) -> Option<Tensor> {
         self.map.remove(&t.id())
     }
@@ -63,10 +69,12 @@ impl Grads {
             .collect()
     }
 
+    /// Number of tensors that got a gradient.
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
+    /// Whether no tensor got a gradient.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -111,6 +119,7 @@ impl Gpu {
         r
     }
 
+    /// False inside [`Gpu::no_grad`], where ops record nothing on the tape.
     pub fn is_grad_enabled(&self) -> bool {
         self.0.grad_enabled.get()
     }

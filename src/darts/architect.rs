@@ -14,18 +14,29 @@ use crate::error::Result;
 use crate::ops::{architect as kernels, elementwise, optim, reduce, softmax};
 use crate::tensor::Tensor;
 
+/// How the alpha gradient is taken (DARTS paper, section 2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Order {
+    /// The gradient of L_val(w, alpha) at the current weights (the paper's xi = 0).
     First,
+    /// The gradient of L_val at the weights after one virtual SGD step, with the Hessian-vector
+    /// product taken by central finite differences.
     Second,
 }
 
+/// The architect's settings; the defaults are quark0/darts' (first order, Adam lr 3e-4, betas
+/// 0.5/0.999, weight decay 1e-3, R = 0.01/||v||).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ArchitectConfig {
+    /// First or second order alpha gradient.
     pub order: Order,
+    /// Adam's learning rate for the alphas (3e-4).
     pub lr: f32,
+    /// Adam's beta1 (0.5).
     pub beta1: f32,
+    /// Adam's beta2 (0.999).
     pub beta2: f32,
+    /// L2 weight decay on the alphas, added to their gradient (1e-3).
     pub weight_decay: f32,
     /// The Hessian-vector product's radius numerator: R = hvp_radius / ||v||.
     pub hvp_radius: f32,
@@ -44,21 +55,27 @@ impl Default for ArchitectConfig {
     }
 }
 
-/// A labelled batch on the GPU: images [N, C, H, W], labels u32 [N].
+/// A labelled batch on the GPU: images [N, C, H, W], labels u32 `[N]`.
 pub type Batch<'a> = (&'a Tensor, &'a Tensor);
 
 /// What the weights' optimizer does at this step, which the unrolled model imitates.
 pub struct WeightStep<'a> {
     /// The current learning rate eta.
     pub lr: f32,
+    /// The weights' SGD momentum (0.9 in search).
     pub momentum: f32,
+    /// The weights' L2 weight decay (3e-4 in search).
     pub weight_decay: f32,
     /// The optimizer's momentum buffers (empty before its first step or without momentum).
     pub momentum_buffers: Vec<&'a Tensor>,
 }
 
+/// Updates the alphas (quark0/darts `Architect`): takes the first or second order alpha gradient
+/// on a validation batch and applies Adam to [alphas_normal, alphas_reduce].
 pub struct Architect {
+    /// The settings it was built with.
     pub config: ArchitectConfig,
+    /// Adam over [alphas_normal, alphas_reduce].
     pub optimizer: optim::Adam,
     /// [eta, momentum, wd, r]
     hyper: Tensor,
@@ -75,7 +92,9 @@ pub fn loss(net: &Network, batch: Batch<'_>) -> Result<Tensor> {
 /// The validation loss an architecture step differentiates, and the accuracy of the same
 /// logits (GPU scalars, read back with the other metrics).
 pub struct ValScore {
+    /// Mean cross-entropy over the batch, a GPU scalar (shape `[]`).
     pub loss: Tensor,
+    /// Fraction of the batch classified correctly, in [0, 1], a GPU scalar (shape `[]`).
     pub acc: Tensor,
 }
 
@@ -91,6 +110,8 @@ fn set_requires_grad(ts: &[Tensor], on: bool) {
 }
 
 impl Architect {
+    /// Builds the architect for `net`: Adam over its alphas and, for second order, one backup
+    /// buffer per weight for the unrolled step.
     pub fn new(net: &Network, config: ArchitectConfig) -> Result<Architect> {
         let gpu = net.alphas_normal.gpu();
         let optimizer =

@@ -15,11 +15,13 @@ use crate::tensor::Tensor;
 pub struct NetworkConfig {
     /// Channels of the input images (3 for CIFAR, 1 for Fashion-MNIST).
     pub in_channels: usize,
+    /// Number of classes: the outputs of the final linear layer.
     pub num_classes: usize,
     /// Initial channels C.
     pub channels: usize,
     /// Number of cells.
     pub layers: usize,
+    /// The stem's output channels as a multiple of C (3: the stem gives 3C).
     pub stem_multiplier: usize,
     /// Cell indices that reduce; `None` means the reference's layers/3 and 2*layers/3.
     pub reductions: Option<Vec<usize>>,
@@ -29,6 +31,8 @@ pub struct NetworkConfig {
 }
 
 impl NetworkConfig {
+    /// The paper's search network (C=16, 8 cells, stem 3C, DARTS primitives, 4 nodes) for these
+    /// inputs and classes.
     pub fn darts(in_channels: usize, num_classes: usize) -> Self {
         NetworkConfig {
             in_channels,
@@ -50,6 +54,8 @@ impl NetworkConfig {
         }
     }
 
+    /// Checks the sizes (each at least 1), the search space, that every reduction cell exists, and
+    /// that C is even where FactorizedReduce is used.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if self.layers == 0 || self.channels == 0 || self.in_channels == 0 || self.num_classes == 0 {
@@ -84,6 +90,8 @@ impl NetworkConfig {
 /// One search cell: two preprocessed inputs, `steps` nodes each summing a mixed op from every
 /// earlier state, output = concat of the last `multiplier` nodes.
 pub struct Cell {
+    /// Whether this cell reduces: stride 2 on the edges from its inputs, twice the channels, and
+    /// `alphas_reduce` instead of `alphas_normal`.
     pub reduction: bool,
     preprocess0: Preprocess,
     preprocess1: ReluConvBn,
@@ -170,9 +178,11 @@ impl Module for Cell {
 
 /// The search network and its architecture parameters.
 pub struct Network {
+    /// The configuration it was built from.
     pub config: NetworkConfig,
     stem_conv: Conv,
     stem_bn: BatchNorm,
+    /// The cells, input side first.
     pub cells: Vec<Cell>,
     classifier: Linear,
     /// [edges, ops], shared by every normal cell.
@@ -233,6 +243,7 @@ impl Network {
         self.param_list()
     }
 
+    /// [alphas_normal, alphas_reduce], the parameters the architect optimizes, each [edges, ops].
     pub fn alphas(&self) -> [Tensor; 2] {
         [self.alphas_normal.clone(), self.alphas_reduce.clone()]
     }

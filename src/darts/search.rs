@@ -23,15 +23,23 @@ use crate::tensor::{read_all, Tensor};
 /// Every setting of a search. `SearchConfig::darts` gives the paper's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchConfig {
+    /// The search network's shape and candidate operations.
     pub network: NetworkConfig,
+    /// The alphas' optimizer and gradient order.
     pub architect: ArchitectConfig,
+    /// Epochs to search (50); also the period of the cosine schedule.
     pub epochs: usize,
+    /// Images per batch, for both the weight and the architecture step (64).
     pub batch_size: usize,
     /// Weights: SGD from `lr` down to `lr_min` (cosine over the epochs).
     pub lr: f32,
+    /// The learning rate the cosine schedule ends at (0.001).
     pub lr_min: f32,
+    /// SGD momentum of the weights (0.9).
     pub momentum: f32,
+    /// L2 weight decay of the weights (3e-4).
     pub weight_decay: f32,
+    /// The weights' gradients are clipped to this total L2 norm (5).
     pub grad_clip: f32,
     /// Share of the training set the weights learn on; the rest trains the alphas.
     pub train_portion: f64,
@@ -43,7 +51,9 @@ pub struct SearchConfig {
     pub log_every: usize,
     /// Crop (padding 4) and flip on both halves, as the reference's search does.
     pub augment: bool,
+    /// Seeds weight and alpha init, the split, data order and augmentation.
     pub seed: u64,
+    /// How the genotype is derived from the alphas.
     pub rule: DeriveRule,
 }
 
@@ -74,33 +84,49 @@ impl SearchConfig {
 /// One step's numbers, as read back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
+    /// Epoch of the step, from 0.
     pub epoch: usize,
+    /// Global step number, from 0.
     pub step: u64,
+    /// The weights' learning rate at this step.
     pub lr: f32,
+    /// Cross-entropy of the weight step's training batch.
     pub train_loss: f32,
+    /// Accuracy of the weight step's training batch, in [0, 1].
     pub train_acc: f32,
     /// On the validation batch of the architecture step (at the unrolled weights in second order).
     pub val_loss: f32,
+    /// Accuracy on that validation batch, in [0, 1].
     pub val_acc: f32,
 }
 
-/// softmax(alphas) of both cell types after a step: [edges][ops].
+/// softmax(alphas) of both cell types after a step: `[edges][ops]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlphaRecord {
+    /// The global step after which the alphas were read (from 0).
     pub step: u64,
+    /// softmax(alphas_normal), one row of op weights per edge: `[edges][ops]`.
     pub normal: Vec<Vec<f32>>,
+    /// softmax(alphas_reduce), one row of op weights per edge: `[edges][ops]`.
     pub reduce: Vec<Vec<f32>>,
 }
 
+/// The numbers of one finished epoch and the genotype derived at its end.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochSummary {
+    /// Epoch number, from 0.
     pub epoch: usize,
+    /// The weights' learning rate during the epoch.
     pub lr: f32,
+    /// Mean training loss of the epoch's steps.
     pub train_loss: f32,
+    /// Mean training accuracy of the epoch's steps, in [0, 1].
     pub train_acc: f32,
     /// The supernet's loss and accuracy on the validation half (BN running statistics).
     pub val_loss: f32,
+    /// Accuracy on the validation half, in [0, 1].
     pub val_acc: f32,
+    /// The genotype derived from the alphas at the end of the epoch.
     pub genotype: Genotype,
 }
 
@@ -123,9 +149,13 @@ struct State {
     epochs: Vec<EpochSummary>,
 }
 
+/// A DARTS search in progress (quark0/darts `train_search.py`): the supernet, its architect
+/// and weight optimizer, the two data halves, and the metrics read back so far.
 pub struct DartsSearch {
     gpu: Gpu,
+    /// The settings, with the network's input channels and classes taken from the data set.
     pub config: SearchConfig,
+    /// The supernet: weights and alphas.
     pub net: Network,
     architect: Architect,
     optimizer: Sgd,
@@ -139,8 +169,11 @@ pub struct DartsSearch {
     global_step: u64,
     /// Each step's METRICS scalars, waiting on the GPU for the next flush.
     metrics_ring: MetricsRing,
+    /// Every step's metrics read back so far.
     pub metrics: Vec<StepMetrics>,
+    /// The alphas after each read-back (every `log_every` steps).
     pub alpha_history: Vec<AlphaRecord>,
+    /// Every finished epoch's summary.
     pub epochs: Vec<EpochSummary>,
 }
 
@@ -186,18 +219,22 @@ impl DartsSearch {
         })
     }
 
+    /// Steps per epoch: `config.steps_per_epoch`, or one pass over the weights' half in full batches.
     pub fn steps_per_epoch(&self) -> usize {
         self.config.steps_per_epoch.unwrap_or(self.train.batches_per_epoch()).max(1)
     }
 
+    /// The current epoch, from 0; equal to `config.epochs` once finished.
     pub fn epoch(&self) -> usize {
         self.epoch
     }
 
+    /// Steps taken so far, over all epochs.
     pub fn global_step(&self) -> u64 {
         self.global_step
     }
 
+    /// Whether every epoch has run.
     pub fn is_finished(&self) -> bool {
         self.epoch >= self.config.epochs
     }
@@ -371,7 +408,7 @@ impl DartsSearch {
         Ok((loss, acc))
     }
 
-    /// Raw alphas on the host: ([edges][ops] normal, reduce).
+    /// Raw alphas on the host: (normal, reduce), each `[edges][ops]`.
     pub async fn alphas(&self) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
         let v = read_all(&[&self.net.alphas_normal, &self.net.alphas_reduce]).await?;
         let ops = self.net.config.space.num_ops();

@@ -18,7 +18,9 @@ use crate::rng::Rng;
 /// [0, 1] pixel scale (as torchvision's `Normalize` after `ToTensor`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Normalize {
+    /// Per-channel mean on the [0, 1] pixel scale, one per channel.
     pub mean: Vec<f32>,
+    /// Per-channel standard deviation on the [0, 1] pixel scale, each positive.
     pub std: Vec<f32>,
 }
 
@@ -87,6 +89,7 @@ impl Normalize {
         Normalize { mean, std }
     }
 
+    /// Number of channels it normalises.
     pub fn channels(&self) -> usize {
         self.mean.len()
     }
@@ -134,6 +137,7 @@ impl Augment {
         Augment { crop_padding: 4, flip: true, cutout }
     }
 
+    /// Whether it applies no augmentation at all.
     pub fn is_none(&self) -> bool {
         *self == Augment::none()
     }

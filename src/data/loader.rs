@@ -25,13 +25,16 @@ use crate::tensor::Tensor;
 /// How a [`Loader`] makes batches.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LoaderConfig {
+    /// Images per batch.
     pub batch_size: usize,
     /// Reshuffle every epoch (training); otherwise file order every epoch (evaluation).
     pub shuffle: bool,
     /// Skip the last, incomplete batch of each epoch, so that every batch has `batch_size`
     /// images (fixed shapes for the GPU).
     pub drop_last: bool,
+    /// Augmentation applied to each image of a batch.
     pub augment: Augment,
+    /// Per-channel normalisation applied after the crop and flip, before cutout.
     pub normalize: Normalize,
 }
 
@@ -47,16 +50,19 @@ impl LoaderConfig {
         LoaderConfig { shuffle: false, ..LoaderConfig::new(batch_size, normalize) }
     }
 
+    /// The same with `augment`.
     pub fn with_augment(mut self, augment: Augment) -> LoaderConfig {
         self.augment = augment;
         self
     }
 
+    /// The same with `shuffle`.
     pub fn with_shuffle(mut self, shuffle: bool) -> LoaderConfig {
         self.shuffle = shuffle;
         self
     }
 
+    /// The same with `drop_last`.
     pub fn with_drop_last(mut self, drop_last: bool) -> LoaderConfig {
         self.drop_last = drop_last;
         self
@@ -67,7 +73,9 @@ impl LoaderConfig {
 /// a checkpoint; [`Loader::restore`] continues from it exactly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoaderState {
+    /// The loader's seed: epoch orders and augmentations derive from it and the cursor.
     pub seed: u64,
+    /// Epoch of the next batch, from 0.
     pub epoch: u64,
     /// Index of the next batch within the epoch.
     pub batch: usize,
@@ -78,20 +86,25 @@ pub struct LoaderState {
 pub struct Batch {
     /// Normalised (and augmented) images, NCHW, `shape` = `[B, C, H, W]`.
     pub images: Vec<f32>,
+    /// One label per image, u32 `[B]`.
     pub labels: Vec<u32>,
+    /// `[B, C, H, W]` of `images`.
     pub shape: [usize; 4],
     /// The cursor this batch was drawn at.
     pub epoch: u64,
+    /// Its batch index within that epoch.
     pub batch: usize,
     /// Indices of its images in the data set.
     pub indices: Vec<usize>,
 }
 
 impl Batch {
+    /// Number of images B.
     pub fn len(&self) -> usize {
         self.shape[0]
     }
 
+    /// Whether the batch holds no image.
     pub fn is_empty(&self) -> bool {
         self.shape[0] == 0
     }
@@ -180,10 +193,12 @@ impl Loader {
         })
     }
 
+    /// The data set it draws from.
     pub fn dataset(&self) -> &Dataset {
         &self.data
     }
 
+    /// The settings it was built with.
     pub fn config(&self) -> &LoaderConfig {
         &self.config
     }

@@ -29,7 +29,9 @@ use crate::rng::Rng;
 /// Which part of a data set a file holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Split {
+    /// The training split.
     Train,
+    /// The test split.
     Test,
 }
 
@@ -37,10 +39,13 @@ pub enum Split {
 /// labels. A resumed run checks that it continues on the same data.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Fingerprint {
+    /// The data set's name, as [`Dataset::name`].
     pub name: String,
+    /// Number of images.
     pub n: usize,
     /// [channels, height, width]
     pub shape: [usize; 3],
+    /// Number of classes.
     pub num_classes: usize,
     /// CRC-32 of the image bytes, then of the labels (u32, little endian), in hex.
     pub crc32: String,
@@ -67,10 +72,15 @@ pub struct Dataset {
     pub images: Vec<u8>,
     /// One label per image, each below `num_classes`.
     pub labels: Vec<u32>,
+    /// Number of images.
     pub n: usize,
+    /// Channels per image (3 for CIFAR, 1 for MNIST and Fashion-MNIST).
     pub channels: usize,
+    /// Image height in pixels.
     pub height: usize,
+    /// Image width in pixels.
     pub width: usize,
+    /// Number of classes; labels are `0..num_classes`.
     pub num_classes: usize,
     /// `num_classes` human-readable names, in label order.
     pub class_names: Vec<String>,

@@ -35,6 +35,7 @@ use crate::tensor::{read_all, DType, Tensor};
 /// [`ControllerConfig::macro_space`] give the reference's search scripts' values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ControllerConfig {
+    /// The search space whose architectures it emits, with its size.
     pub space: EnasSpace,
     /// LSTM size (64 in the reference; the seed's 100 works as well).
     pub hidden: usize,
@@ -45,13 +46,17 @@ pub struct ControllerConfig {
     pub tanh_constant: Option<f32>,
     /// Micro operation logits use `tanh_constant / op_tanh_reduce` (flatter than the inputs').
     pub op_tanh_reduce: f32,
+    /// Weight of the entropy bonus added to the reward (1e-4).
     pub entropy_weight: f32,
+    /// Decay of the reward's moving-average baseline, in [0, 1) (0.99).
     pub baseline_decay: f32,
+    /// Adam's learning rate (micro 0.0035, macro 0.001).
     pub lr: f32,
     /// Samples whose gradients are averaged into one update.
     pub num_aggregate: usize,
     /// Macro: the skip penalty is KL(p(skip) || skip_target), weighted by `skip_weight`.
     pub skip_target: f32,
+    /// Weight of the macro skip penalty in the loss (macro 0.8, micro 0).
     pub skip_weight: f32,
 }
 
@@ -88,6 +93,8 @@ impl ControllerConfig {
         }
     }
 
+    /// Checks sizes (at least 1), positive temperature and op_tanh_reduce, baseline_decay in
+    /// [0, 1) and skip_target in (0, 1).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         match self.space {
@@ -114,6 +121,7 @@ impl ControllerConfig {
 
 /// One sampled (or scored) architecture.
 pub struct Sample {
+    /// The architecture: the decisions drawn (or, from `score`, given).
     pub arch: Arch,
     /// sum over decisions of log p(decision).
     pub log_prob: f32,
@@ -136,7 +144,9 @@ pub struct UpdateStats {
     pub reward: f32,
     /// The baseline after the update's samples.
     pub baseline: f32,
+    /// Mean over the samples of their summed decision entropy (nats).
     pub entropy: f32,
+    /// Mean over the samples of log p(arch).
     pub log_prob: f32,
     /// Macro: fraction of skip bits set.
     pub skip_rate: f32,
@@ -145,6 +155,7 @@ pub struct UpdateStats {
 /// The controller's parameters (names as the reference's variables) and its optimizer.
 pub struct Controller {
     gpu: Gpu,
+    /// The settings it was built with.
     pub config: ControllerConfig,
     /// LSTM weights, torch layout: [4H, H] each, gate order i, f, g, o; no biases (as `stack_lstm`).
     w_ih: Tensor,
@@ -167,6 +178,7 @@ pub struct Controller {
     zeros: Tensor,
     /// Scalars on the GPU by bit pattern, for `elementwise::scale`.
     constants: RefCell<HashMap<u32, Tensor>>,
+    /// Adam over the controller's parameters (beta1 0, eps 1e-3, as the reference).
     pub optimizer: Adam,
     /// The moving-average baseline; `None` until the first reward (it starts at that reward).
     pub baseline: Option<f32>,
@@ -294,6 +306,7 @@ impl Controller {
         async move { self.read_back(prepared?).await }
     }
 
+    /// [`Controller::sample`], blocking (native only).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn sample_blocking(&self, rng: &mut Rng) -> Result<Sample> {
         pollster::block_on(self.sample(rng))

@@ -20,14 +20,18 @@ use crate::tensor::Tensor;
 /// Shape of the macro shared model. The reference's search: 12 layers, 36 channels.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MacroConfig {
+    /// Channels of the input images.
     pub in_channels: usize,
+    /// Number of classes.
     pub num_classes: usize,
     /// `out_filters`; even (FactorizedReduce).
     pub channels: usize,
+    /// Number of layers, each one sampled branch (12).
     pub num_layers: usize,
 }
 
 impl MacroConfig {
+    /// The reference's macro search model (12 layers, 36 channels) for these inputs and classes.
     pub fn enas(in_channels: usize, num_classes: usize) -> Self {
         MacroConfig { in_channels, num_classes, channels: 36, num_layers: 12 }
     }
@@ -37,6 +41,7 @@ impl MacroConfig {
         pool_layers(self.num_layers)
     }
 
+    /// Checks that sizes are at least 1 and the channel count even.
     pub fn validate(&self) -> Result<()> {
         if self.in_channels == 0 || self.num_classes == 0 || self.num_layers == 0 {
             return Err(Error::Config("the macro model needs input channels, classes and layers >= 1".into()));
@@ -83,11 +88,23 @@ impl Input {
 /// pool; C -> C channels, stride 1, same size. The shared model and the retraining network
 /// ([`crate::train::macro_model`]) wrap it differently.
 pub enum BranchOp {
-    Conv { conv: Conv, pointwise: Option<Conv> },
-    Pool { max: bool },
+    /// A k x k convolution (`conv_kxk`), or a depthwise one and a 1x1 (`sep_conv_kxk`).
+    Conv {
+        /// The k x k convolution, C -> C, padding k/2; depthwise for the separable ops.
+        conv: Conv,
+        /// The separable ops' pointwise 1x1 convolution, C -> C.
+        pointwise: Option<Conv>,
+    },
+    /// A 3x3 pool, stride 1, padding 1.
+    Pool {
+        /// Max pooling; otherwise average (count_include_pad=False).
+        max: bool,
+    },
 }
 
 impl BranchOp {
+    /// The branch operation named `op` (one of [`ENAS_MACRO_OPS`]) on `c` channels, with fresh
+    /// weights.
     pub fn new(gpu: &Gpu, rng: &mut Rng, op: &str, c: usize) -> Result<BranchOp> {
         let (k, separable) = match op {
             "conv_3x3" => (3, false),
@@ -176,6 +193,7 @@ impl Module for Branch {
 
 /// The macro shared model.
 pub struct MacroNetwork {
+    /// The configuration it was built from.
     pub config: MacroConfig,
     stem_conv: Conv,
     stem_bn: BatchNorm,
@@ -189,6 +207,7 @@ pub struct MacroNetwork {
 }
 
 impl MacroNetwork {
+    /// Builds the shared model with the weights of every layer's six branches.
     pub fn new(gpu: &Gpu, rng: &mut Rng, config: MacroConfig) -> Result<MacroNetwork> {
         config.validate()?;
         let c = config.channels;

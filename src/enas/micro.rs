@@ -23,16 +23,21 @@ use crate::tensor::Tensor;
 /// Shape of the micro shared model. The reference's search: 6 layers, 20 channels, 5 nodes.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MicroConfig {
+    /// Channels of the input images.
     pub in_channels: usize,
+    /// Number of classes.
     pub num_classes: usize,
     /// Channels of the first stage (`out_filters`); doubled at each reduction. Even.
     pub channels: usize,
     /// Normal cells; two reduction cells come at `num_layers / 3` and `2 * (num_layers / 3) + 1`.
     pub num_layers: usize,
+    /// Intermediate nodes per cell (5).
     pub num_nodes: usize,
 }
 
 impl MicroConfig {
+    /// The reference's micro search model (6 layers, 20 channels, 5 nodes) for these inputs and
+    /// classes.
     pub fn enas(in_channels: usize, num_classes: usize) -> Self {
         MicroConfig { in_channels, num_classes, channels: 20, num_layers: 6, num_nodes: 5 }
     }
@@ -43,6 +48,7 @@ impl MicroConfig {
         [d, 2 * d + 1]
     }
 
+    /// Checks that sizes are at least 1 and the channel count even.
     pub fn validate(&self) -> Result<()> {
         if self.in_channels == 0 || self.num_classes == 0 || self.num_layers == 0 || self.num_nodes == 0 {
             return Err(Error::Config("the micro model needs input channels, classes, layers and nodes >= 1".into()));
@@ -95,6 +101,7 @@ impl Calibrate {
 
 /// One cell of the shared model with every candidate's weights.
 pub struct MicroCell {
+    /// Whether this is a reduction cell (it runs the sampled reduction cell).
     pub reduction: bool,
     calibrate_x: Calibrate,
     calibrate_y: Calibrate,
@@ -202,16 +209,19 @@ impl Module for MicroCell {
 
 /// The micro shared model.
 pub struct MicroNetwork {
+    /// The configuration it was built from.
     pub config: MicroConfig,
     stem_conv: Conv,
     stem_bn: BatchNorm,
     /// Before each reduction cell: the previous output halved, (index of the cell, module).
     reduce_inputs: Vec<(usize, FactorizedReduce)>,
+    /// All `num_layers + 2` cells, input side first, the two reduction cells among them.
     pub cells: Vec<MicroCell>,
     classifier: Linear,
 }
 
 impl MicroNetwork {
+    /// Builds the shared model with the weights of every candidate operation.
     pub fn new(gpu: &Gpu, rng: &mut Rng, config: MicroConfig) -> Result<MicroNetwork> {
         config.validate()?;
         // The stem has 3 * out_filters channels, as the reference.

@@ -34,10 +34,16 @@ use crate::space::{Genotype, MacroArch, MicroArch, ModelGraph, ENAS_MACRO_OPS, E
 pub enum EnasSpace {
     /// Normal and reduction cells of `num_nodes` nodes (5 in the paper), each node two inputs
     /// and two operations of [`ENAS_MICRO_OPS`].
-    Micro { num_nodes: usize },
+    Micro {
+        /// Intermediate nodes per cell.
+        num_nodes: usize,
+    },
     /// `num_layers` layers (12 in the paper), each an operation of [`ENAS_MACRO_OPS`] and a skip
     /// bit to every earlier layer.
-    Macro { num_layers: usize },
+    Macro {
+        /// Layers of the network.
+        num_layers: usize,
+    },
 }
 
 impl EnasSpace {
@@ -69,7 +75,9 @@ impl EnasSpace {
 /// A sampled architecture of either space.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Arch {
+    /// An architecture of the micro space: a normal and a reduction cell.
     Micro(MicroArch),
+    /// An architecture of the macro space: one operation and the skips of each layer.
     Macro(MacroArch),
 }
 

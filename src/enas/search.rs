@@ -27,7 +27,9 @@ use crate::tensor::{read_all, Tensor};
 /// The shared model's shape, for either space.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ModelConfig {
+    /// The micro space's shared model: stacks of normal and reduction cells.
     Micro(MicroConfig),
+    /// The macro space's shared model: a chain of layers with skip connections.
     Macro(MacroConfig),
 }
 
@@ -35,17 +37,27 @@ pub enum ModelConfig {
 /// give the reference's search scripts' values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnasConfig {
+    /// The shared model's space and shape.
     pub model: ModelConfig,
+    /// The controller's size, sampling and REINFORCE settings.
     pub controller: ControllerConfig,
+    /// Epochs to search (micro 150, macro 310).
     pub epochs: usize,
+    /// Images per batch, for shared steps and for rewards (micro 160, macro 128).
     pub batch_size: usize,
     /// Shared weights: SGD Nesterov, cosine with warm restarts per epoch.
     pub lr_max: f32,
+    /// The learning rate each cosine period ends at (0.0005).
     pub lr_min: f32,
+    /// The first period of the warm restarts, in epochs (10).
     pub lr_t0: f64,
+    /// Each period is this many times longer than the one before (2).
     pub lr_t_mult: f64,
+    /// SGD momentum of the shared weights, Nesterov (0.9).
     pub momentum: f32,
+    /// L2 weight decay of the shared weights (micro 1e-4, macro 2.5e-4).
     pub weight_decay: f32,
+    /// The shared weights' gradients are clipped to this total L2 norm (5).
     pub grad_clip: f32,
     /// Share of the training set the shared weights learn on; the rest gives the rewards.
     pub train_portion: f64,
@@ -55,6 +67,7 @@ pub struct EnasConfig {
     pub controller_steps: usize,
     /// Shared-step metrics are read back every this many steps.
     pub log_every: usize,
+    /// Seeds init, the split, data order, and the controller's draws.
     pub seed: u64,
     /// Architectures sampled by [`EnasSearch::derive`].
     pub derive_samples: usize,
@@ -99,6 +112,8 @@ impl EnasConfig {
         }
     }
 
+    /// Checks the controller's settings, that controller and model are of the same space and size,
+    /// that counts are at least 1, and the learning rates.
     pub fn validate(&self) -> Result<()> {
         self.controller.validate()?;
         let matches = match (&self.model, self.controller.space) {
@@ -128,7 +143,9 @@ impl EnasConfig {
 
 /// The shared model of either space.
 pub enum SharedModel {
+    /// The micro space's shared model.
     Micro(MicroNetwork),
+    /// The macro space's shared model.
     Macro(MacroNetwork),
 }
 
@@ -161,55 +178,78 @@ impl SharedModel {
 /// One shared-weight step's numbers, as read back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
+    /// Epoch of the step, from 0.
     pub epoch: usize,
+    /// Global shared-weight step, from 0.
     pub step: u64,
+    /// The shared weights' learning rate at this step.
     pub lr: f32,
+    /// Cross-entropy of the sampled child on the training batch.
     pub loss: f32,
+    /// Accuracy of the sampled child on the training batch, in [0, 1].
     pub acc: f32,
 }
 
 /// One controller update's numbers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ControllerMetrics {
+    /// The epoch whose controller phase ran the update, from 0.
     pub epoch: usize,
+    /// Number of the update over the whole search, from 0.
     pub update: u64,
+    /// Mean reward, baseline, entropy, log-probability and skip rate of the update.
     #[serde(flatten)]
     pub stats: UpdateStats,
 }
 
+/// The numbers of one finished epoch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochSummary {
+    /// Epoch number, from 0.
     pub epoch: usize,
+    /// The shared weights' learning rate during the epoch.
     pub lr: f32,
+    /// Mean training loss of the epoch's shared steps.
     pub train_loss: f32,
+    /// Mean training accuracy of the epoch's shared steps, in [0, 1].
     pub train_acc: f32,
     /// Mean reward and entropy over the epoch's controller updates.
     pub reward: f32,
+    /// The controller's moving-average baseline at the end of the epoch.
     pub baseline: f32,
+    /// Mean entropy of the sampled architectures (nats, summed over decisions).
     pub entropy: f32,
 }
 
 /// An architecture with its validation-batch accuracy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
+    /// The architecture.
     pub arch: Arch,
+    /// Its accuracy on the validation batch, in [0, 1].
     pub score: f32,
 }
 
 /// The final architecture: the best of the sampled ones, and the top 10.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Derived {
+    /// The highest-scoring sample (ties to the earliest).
     pub best: Scored,
+    /// The best architecture as a genotype (micro only; `None` for macro).
     pub genotype: Option<Genotype>,
+    /// The best architecture as graphs: normal and reduction cell (micro) or the network (macro).
     pub graphs: Vec<ModelGraph>,
+    /// The 10 best samples, best first.
     pub top: Vec<Scored>,
 }
 
 impl Derived {
+    /// Pretty-printed JSON of the whole result.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("plain data serialises")
     }
 
+    /// Graphviz DOT of the best architecture.
     pub fn to_dot(&self) -> String {
         self.best.arch.to_dot()
     }
@@ -233,10 +273,15 @@ struct State {
     epochs: Vec<EpochSummary>,
 }
 
+/// An ENAS search in progress (melodyguan/enas `main.py`): the controller, the shared model and
+/// its optimizer, the two data parts, and the metrics read back so far.
 pub struct EnasSearch {
     gpu: Gpu,
+    /// The settings, with the model's input channels and classes taken from the data set.
     pub config: EnasConfig,
+    /// The LSTM controller and its optimizer.
     pub controller: Controller,
+    /// The shared weights.
     pub model: SharedModel,
     optimizer: Sgd,
     schedule: CosineWarmRestarts,
@@ -248,8 +293,11 @@ pub struct EnasSearch {
     updates: u64,
     /// Each step's loss and accuracy, waiting on the GPU for the next flush.
     metrics_ring: MetricsRing,
+    /// Every shared step's metrics read back so far.
     pub metrics: Vec<StepMetrics>,
+    /// Every controller update's numbers.
     pub controller_metrics: Vec<ControllerMetrics>,
+    /// Every finished epoch's summary.
     pub epochs: Vec<EpochSummary>,
     /// The architectures the latest controller update sampled, with their rewards' accuracies
     /// (for display; not part of a checkpoint).
@@ -304,6 +352,7 @@ impl EnasSearch {
         })
     }
 
+    /// The current epoch, from 0; equal to `config.epochs` once finished.
     pub fn epoch(&self) -> usize {
         self.epoch
     }
@@ -313,10 +362,13 @@ impl EnasSearch {
         self.global_step
     }
 
+    /// Whether every epoch has run.
     pub fn is_finished(&self) -> bool {
         self.epoch >= self.config.epochs
     }
 
+    /// Shared steps per epoch: `config.steps_per_epoch`, or one pass over the training part in full
+    /// batches.
     pub fn steps_per_epoch(&self) -> usize {
         self.config.steps_per_epoch.unwrap_or(self.train.batches_per_epoch()).max(1)
     }
@@ -558,9 +610,13 @@ impl EnasSearch {
 /// What `wgpu-nas bench enas` prints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchReport {
+    /// The adapter's name.
     pub adapter: String,
+    /// Layers of the macro network timed.
     pub num_layers: usize,
+    /// Channels of each layer.
     pub channels: usize,
+    /// Images per batch.
     pub batch_size: usize,
     /// One controller sample with its tape, and its share of an update (averaged over
     /// `num_aggregate` samples per update), milliseconds.

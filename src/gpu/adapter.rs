@@ -8,9 +8,13 @@ use crate::error::{Error, Result};
 /// What the run reports about the adapter it used.
 #[derive(Clone, Debug, Serialize)]
 pub struct AdapterSummary {
+    /// The adapter's name as the driver gives it (e.g. `llvmpipe (LLVM 19.1.7, 256 bits)`).
     pub name: String,
+    /// The backend, as wgpu names it (`Vulkan`, `Metal`, `Dx12`, `Gl`, `BrowserWebGpu`).
     pub backend: String,
+    /// What kind of device it is (`DiscreteGpu`, `IntegratedGpu`, `Cpu`, ...).
     pub device_type: String,
+    /// The driver's name and version, where the backend reports them.
     pub driver: String,
 }
 

@@ -142,18 +142,22 @@ impl Gpu {
         }))
     }
 
+    /// The wgpu device everything runs on.
     pub fn device(&self) -> &wgpu::Device {
         &self.0.device
     }
 
+    /// The queue submissions go to.
     pub fn queue(&self) -> &wgpu::Queue {
         &self.0.queue
     }
 
+    /// What the adapter is, for reports.
     pub fn adapter(&self) -> &AdapterSummary {
         &self.0.adapter
     }
 
+    /// The device's limits (e.g. `max_storage_buffer_binding_size`, which bounds a tensor's size).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.0.limits
     }
@@ -188,6 +192,7 @@ impl Gpu {
         self.0.pool.borrow().stats()
     }
 
+    /// Starts a new peak: [`Gpu::memory`]'s peak becomes the bytes held now.
     pub fn reset_peak_memory(&self) {
         self.0.pool.borrow_mut().reset_peak();
     }

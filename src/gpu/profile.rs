@@ -39,9 +39,13 @@ pub struct KernelTime {
     pub kernel: String,
     /// Pipeline constants and workgroup grid, e.g. `KH=3 KW=3 | 128x1x1`.
     pub class: String,
+    /// Dispatches of this class in the trace.
     pub calls: usize,
+    /// The fastest replay of all of them together, in seconds.
     pub seconds: f64,
+    /// Floating-point operations of all of them, as the ops count them (a multiply-add is 2).
     pub flops: u64,
+    /// Bytes of the buffers they bind, summed over the calls.
     pub bytes: u64,
 }
 

@@ -22,10 +22,12 @@ pub struct Input {
 }
 
 impl Input {
+    /// Wraps `x`; its ReLU is not computed until asked for.
     pub fn new(x: &Tensor) -> Input {
         Input { x: x.clone(), relu: OnceCell::new() }
     }
 
+    /// The input itself.
     pub fn x(&self) -> &Tensor {
         &self.x
     }
@@ -41,11 +43,14 @@ impl Input {
 
 /// ReLU -> conv -> BN (the cell preprocessing, and the stem's conv+BN without the ReLU).
 pub struct ReluConvBn {
+    /// The convolution, `c_in -> c_out`, k x k, no bias.
     pub conv: Conv,
+    /// The BN after it, over `c_out` channels.
     pub bn: BatchNorm,
 }
 
 impl ReluConvBn {
+    /// ReLU, a k x k conv `c_in -> c_out` with this stride and padding, BN (affine or not).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         gpu: &Gpu,
@@ -63,6 +68,7 @@ impl ReluConvBn {
         })
     }
 
+    /// x: [N, c_in, H, W] -> [N, c_out, H', W'].
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.bn.forward(&self.conv.forward(&relu(x)?)?, train)
     }
@@ -82,12 +88,16 @@ impl Module for ReluConvBn {
 /// pixel, concatenated: ReLU -> [conv_1(x), conv_2(x[:, :, 1:, 1:])] -> BN. On odd sizes the
 /// shifted input is zero-padded at the end (as AutoDL-Projects does), so both halves agree.
 pub struct FactorizedReduce {
+    /// The 1x1 conv on the even pixels, `c_in -> c_out/2`.
     pub conv_1: Conv,
+    /// The 1x1 conv on the odd pixels (the input shifted by one), `c_in -> c_out/2`.
     pub conv_2: Conv,
+    /// The BN over the concatenation, `c_out` channels.
     pub bn: BatchNorm,
 }
 
 impl FactorizedReduce {
+    /// `c_in -> c_out` channels at half the resolution; `c_out` must be even.
     pub fn new(gpu: &Gpu, rng: &mut Rng, c_in: usize, c_out: usize, affine: bool) -> Result<Self> {
         if !c_out.is_multiple_of(2) {
             return Err(Error::Config(format!(
@@ -102,6 +112,7 @@ impl FactorizedReduce {
         })
     }
 
+    /// x: [N, c_in, H, W] -> [N, c_out, ceil(H/2), ceil(W/2)].
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.forward_activated(&relu(x)?, train)
     }
@@ -132,11 +143,14 @@ impl Module for FactorizedReduce {
 /// How a cell's first input is brought to the cell's channel count (and resolution): a 1x1
 /// ReLUConvBN, or FactorizedReduce when the previous cell halved the resolution.
 pub enum Preprocess {
+    /// After a normal cell: ReLU, 1x1 conv, BN.
     ReluConvBn(ReluConvBn),
+    /// After a reduction cell: halves the resolution as well.
     FactorizedReduce(FactorizedReduce),
 }
 
 impl Preprocess {
+    /// x: [N, C_prev_prev, H, W] -> [N, C, H', W'] (H' = H/2 after a reduction cell).
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match self {
             Preprocess::ReluConvBn(p) => p.forward(x, train),
@@ -144,6 +158,7 @@ impl Preprocess {
         }
     }
 
+    /// The block inside, as a [`Module`]: its parameters and buffers.
     pub fn module(&self) -> &dyn Module {
         match self {
             Preprocess::ReluConvBn(p) => p,
@@ -155,15 +170,22 @@ impl Preprocess {
 /// Depthwise-separable conv, twice: (ReLU, depthwise kxk, pointwise 1x1, BN) x 2, the stride on
 /// the first depthwise only.
 pub struct SepConv {
+    /// First depthwise k x k conv (groups = C), with the block's stride.
     pub dw1: Conv,
+    /// First pointwise 1x1 conv, C -> C.
     pub pw1: Conv,
+    /// BN after the first pair.
     pub bn1: BatchNorm,
+    /// Second depthwise k x k conv, stride 1.
     pub dw2: Conv,
+    /// Second pointwise 1x1 conv, C -> C.
     pub pw2: Conv,
+    /// BN after the second pair.
     pub bn2: BatchNorm,
 }
 
 impl SepConv {
+    /// `sep_conv_kxk` on `c` channels: padding k/2, the stride on the first depthwise conv.
     pub fn new(gpu: &Gpu, rng: &mut Rng, c: usize, k: usize, stride: usize, affine: bool) -> Result<Self> {
         let pad = k / 2;
         Ok(SepConv {
@@ -176,6 +198,7 @@ impl SepConv {
         })
     }
 
+    /// x: [N, C, H, W] -> [N, C, H/stride, W/stride].
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.forward_activated(&relu(x)?, train)
     }
@@ -204,12 +227,16 @@ impl Module for SepConv {
 
 /// Dilated separable conv: ReLU, depthwise kxk with dilation 2, pointwise 1x1, BN.
 pub struct DilConv {
+    /// Depthwise k x k conv with dilation 2 (groups = C), padding k - 1, with the block's stride.
     pub dw: Conv,
+    /// Pointwise 1x1 conv, C -> C.
     pub pw: Conv,
+    /// The BN at the end.
     pub bn: BatchNorm,
 }
 
 impl DilConv {
+    /// `dil_conv_kxk` on `c` channels (same size at stride 1).
     pub fn new(gpu: &Gpu, rng: &mut Rng, c: usize, k: usize, stride: usize, affine: bool) -> Result<Self> {
         let (dilation, pad) = (2, k - 1); // pad 2 for 3x3, 4 for 5x5: same size at stride 1
         Ok(DilConv {
@@ -219,6 +246,7 @@ impl DilConv {
         })
     }
 
+    /// x: [N, C, H, W] -> [N, C, H/stride, W/stride].
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.forward_activated(&relu(x)?, train)
     }
@@ -240,21 +268,28 @@ impl Module for DilConv {
     }
 }
 
+/// Which pooling a [`PoolBn`] does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolKind {
+    /// `max_pool_3x3`.
     Max,
+    /// `avg_pool_3x3` (count_include_pad=False).
     Avg,
 }
 
 /// 3x3 pooling (pad 1, average with count_include_pad=False), followed inside a search edge by
 /// an affine-free BN (`model_search.py` adds it so pools compete on the same scale).
 pub struct PoolBn {
+    /// Max or average.
     pub kind: PoolKind,
+    /// 1, or 2 on an edge out of a reduction cell's inputs.
     pub stride: usize,
+    /// The affine-free BN after the pool (search edges only).
     pub bn: Option<BatchNorm>,
 }
 
 impl PoolBn {
+    /// x: [N, C, H, W] -> [N, C, H/stride, W/stride].
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = match self.kind {
             PoolKind::Max => pool::max_pool2d(x, 3, self.stride, 1)?,
@@ -271,10 +306,15 @@ impl PoolBn {
 pub enum Primitive {
     /// `none`: contributes nothing; a mixed op skips it, forward and backward.
     Zero,
+    /// `max_pool_3x3` or `avg_pool_3x3` (with a BN in search).
     Pool(PoolBn),
+    /// `skip_connect` at stride 1: the input itself.
     Identity,
+    /// `skip_connect` at stride 2.
     FactorizedReduce(FactorizedReduce),
+    /// `sep_conv_3x3` or `sep_conv_5x5`.
     SepConv(SepConv),
+    /// `dil_conv_3x3` or `dil_conv_5x5`.
     DilConv(DilConv),
 }
 
@@ -356,6 +396,7 @@ impl Module for Primitive {
 pub struct MixedOp {
     /// (column in the alpha matrix, op name, op)
     pub ops: Vec<(usize, &'static str, Primitive)>,
+    /// 1, or 2 on an edge out of a reduction cell's inputs.
     pub stride: usize,
 }
 

@@ -49,7 +49,9 @@ pub fn uniform_fan_in(gpu: &Gpu, rng: &mut Rng, shape: &[usize], fan_in: usize) 
 
 /// A convolution's weight (OIHW) and its geometry; no bias (DARTS convs have none).
 pub struct Conv {
+    /// [C_out, C_in/groups, k, k].
     pub weight: Tensor,
+    /// Stride, padding, dilation and groups.
     pub spec: conv::Conv2d,
 }
 
@@ -61,6 +63,7 @@ impl Conv {
         Ok(Conv { weight, spec })
     }
 
+    /// x: [N, C_in, H, W] -> [N, C_out, H', W'].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         conv::conv2d(x, &self.weight, None, self.spec)
     }
@@ -75,15 +78,23 @@ impl Module for Conv {
 /// BatchNorm2d with running statistics; affine (gamma, beta) or not, as DARTS's search
 /// (affine=False) and evaluation (affine=True) networks use.
 pub struct BatchNorm {
+    /// gamma `[C]`, initialised to 1; `None` when not affine.
     pub weight: Option<Tensor>,
+    /// beta `[C]`, initialised to 0; `None` when not affine.
     pub bias: Option<Tensor>,
+    /// Running mean `[C]`, initialised to 0; updated in training mode.
     pub running_mean: Tensor,
+    /// Running (unbiased) variance `[C]`, initialised to 1; updated in training mode.
     pub running_var: Tensor,
+    /// Running statistics move this far toward the batch's at each training step (PyTorch's 0.1).
     pub momentum: f32,
+    /// Added to the variance before the square root (1e-5).
     pub eps: f32,
 }
 
 impl BatchNorm {
+    /// BN over `c` channels with PyTorch's defaults (momentum 0.1, eps 1e-5); `affine` adds gamma
+    /// and beta.
     pub fn new(gpu: &Gpu, c: usize, affine: bool) -> Result<BatchNorm> {
         let (weight, bias) = if affine {
             (Some(Tensor::param(gpu, &[c], &vec![1.0; c])?), Some(Tensor::param(gpu, &[c], &vec![0.0; c])?))
@@ -131,18 +142,21 @@ impl Module for BatchNorm {
 
 /// y = x W^T + b.
 pub struct Linear {
+    /// W: [out, in].
     pub weight: Tensor,
+    /// b: `[out]`, if the layer has a bias.
     pub bias: Option<Tensor>,
 }
 
 impl Linear {
-    /// weight: [out, in], bias: [out]
+    /// weight: [out, in], bias: `[out]`
     pub fn new(gpu: &Gpu, rng: &mut Rng, d_in: usize, d_out: usize, bias: bool) -> Result<Linear> {
         let weight = uniform_fan_in(gpu, rng, &[d_out, d_in], d_in)?;
         let bias = if bias { Some(uniform_fan_in(gpu, rng, &[d_out], d_in)?) } else { None };
         Ok(Linear { weight, bias })
     }
 
+    /// x: [N, in] -> [N, out].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         linear::linear(x, &self.weight, self.bias.as_ref())
     }

@@ -40,7 +40,7 @@ pub fn virtual_step_(w: &Tensor, g: &Tensor, buf: Option<&Tensor>, hyper: &Tenso
     Ok(())
 }
 
-/// From `s[0]` = ||v||^2 fills s[1] = R = r/||v||, s[2] = -2R, s[3] = -eta/(2R), s[4] = eta/(2R)
+/// From `s[0]` = ||v||^2 fills `s[1] = R = r/||v||`, `s[2] = -2R`, `s[3] = -eta/(2R)`, `s[4] = eta/(2R)`
 /// (`hyper` = [eta, momentum, wd, r]).
 pub fn hvp_scalars_(s: &Tensor, hyper: &Tensor) -> Result<()> {
     if s.numel() < 5 || hyper.numel() < 4 {

@@ -33,9 +33,9 @@ const OP: &str = "batch_norm2d";
 pub struct BatchNorm2dOutput {
     /// y: [N, C, H, W]
     pub y: Tensor,
-    /// [C]: the batch mean (training) or a copy of the running mean used (eval).
+    /// `[C]`: the batch mean (training) or a copy of the running mean used (eval).
     pub mean: Tensor,
-    /// [C]: the biased batch variance (training) or a copy of the running variance used (eval).
+    /// `[C]`: the biased batch variance (training) or a copy of the running variance used (eval).
     pub var: Tensor,
 }
 

@@ -20,13 +20,18 @@ use crate::tensor::Tensor;
 /// The geometry of a convolution (the kernel size comes from the weight).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2d {
+    /// Step between output positions, in input pixels (same on both axes).
     pub stride: usize,
+    /// Zero padding added on every side, in pixels.
     pub padding: usize,
+    /// Spacing between kernel taps (1: a dense kernel).
     pub dilation: usize,
+    /// Channel groups: 1 is a full conv, C_in a depthwise one; divides C_in and C_out.
     pub groups: usize,
 }
 
 impl Conv2d {
+    /// The geometry with these values (PyTorch's `Conv2d` argument order).
     pub fn new(stride: usize, padding: usize, dilation: usize, groups: usize) -> Conv2d {
         Conv2d { stride, padding, dilation, groups }
     }
@@ -259,7 +264,7 @@ pub(crate) fn sum_chunks(partial: &Tensor, out: &Tensor, chunks: usize) {
 }
 
 /// y = conv2d(x, w) + bias, PyTorch's `F.conv2d`.
-/// x: [N, C_in, H, W], w: [C_out, C_in/groups, kH, kW], bias: [C_out] -> y: [N, C_out, OH, OW]
+/// x: [N, C_in, H, W], w: [C_out, C_in/groups, kH, kW], bias: `[C_out]` -> y: [N, C_out, OH, OW]
 /// with OH = floor((H + 2*padding - dilation*(kH-1) - 1) / stride) + 1 (OW alike).
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, spec: Conv2d) -> Result<Tensor> {
     let geo = Geometry::new(x, w, bias, spec)?;

@@ -33,8 +33,8 @@ fn launch(mask: &Tensor, x: &Tensor, y: &Tensor) {
     });
 }
 
-/// y[n, ...] = x[n, ...] * mask[n]; x: [N, ...] f32, mask: [N] f32 -> y: [N, ...]. Backward:
-/// dx = dy * mask[n]. The mask is a constant (it gets no gradient).
+/// `y[n, ...] = x[n, ...] * mask[n]`; x: [N, ...] f32, mask: `[N]` f32 -> y: [N, ...]. Backward:
+/// `dx = dy * mask[n]`. The mask is a constant (it gets no gradient).
 pub fn scale_samples(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
     const OP: &str = "scale_samples";
     let n = *x.shape().first().ok_or_else(|| Error::shape(OP, "x needs a batch dimension, got a scalar"))?;

@@ -34,10 +34,14 @@ fn launch(entry: &'static str, constants: &[(&'static str, f64)], n: usize, k: u
     });
 }
 
+/// An activation function of [`activation`]; the value is the shader's `ACT` constant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
+    /// max(x, 0).
     Relu = 0,
+    /// tanh(x).
     Tanh = 1,
+    /// 1 / (1 + exp(-x)).
     Sigmoid = 2,
 }
 
@@ -57,14 +61,17 @@ pub fn activation(x: &Tensor, act: Activation) -> Result<Tensor> {
     Ok(y)
 }
 
+/// y = max(x, 0), any shape.
 pub fn relu(x: &Tensor) -> Result<Tensor> {
     activation(x, Activation::Relu)
 }
 
+/// y = tanh(x), any shape.
 pub fn tanh(x: &Tensor) -> Result<Tensor> {
     activation(x, Activation::Tanh)
 }
 
+/// y = 1 / (1 + exp(-x)), any shape.
 pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
     activation(x, Activation::Sigmoid)
 }
@@ -114,8 +121,8 @@ pub fn accumulate_(acc: &Tensor, x: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// y = s[k] * x where `s` is a GPU tensor (no readback). Gradients: dx = s[k] * dy and
-/// ds[k] = <dy, x>.
+/// `y = s[k] * x` where `s` is a GPU tensor (no readback). Gradients: `dx = s[k] * dy` and
+/// `ds[k] = <dy, x>`.
 pub fn scale(x: &Tensor, s: &Tensor, k: usize) -> Result<Tensor> {
     if k >= s.numel() {
         return Err(Error::shape("scale", format!("scalar index {k} out of {:?}", s.shape())));
@@ -137,7 +144,7 @@ pub fn scale(x: &Tensor, s: &Tensor, k: usize) -> Result<Tensor> {
     Ok(y)
 }
 
-/// y += s[k] * x, in place and not recorded.
+/// `y += s[k] * x`, in place and not recorded.
 pub fn scale_accumulate_(y: &Tensor, x: &Tensor, s: &Tensor, k: usize) -> Result<()> {
     same_shape("scale_accumulate_", y, x)?;
     launch("scale_accumulate", &[], x.numel(), k, &[s, x, y]);

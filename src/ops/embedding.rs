@@ -33,8 +33,8 @@ fn launch(entry: &'static str, params: Params, threads: usize, bufs: [&Tensor; 3
     });
 }
 
-/// y[n] = table[idx[n]]. table: [V, D] f32, idx: [N] u32 -> y: [N, D].
-/// Gradient to the table: dtable[v] = sum of dy[n] over the n with idx[n] == v (none to idx).
+/// `y[n] = table[idx[n]]`. table: [V, D] f32, idx: `[N]` u32 -> y: [N, D].
+/// Gradient to the table: `dtable[v]` = sum of `dy[n]` over the n with `idx[n] == v` (none to idx).
 pub fn embedding(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
     const OP: &str = "embedding";
     let [vocab, dim] = dims::<2>(OP, table)?;

@@ -124,7 +124,7 @@ struct WindowParams {
     stride: u32,
 }
 
-/// The spatial window y[n,c,i,j] = x[n,c, off_h + i*stride, off_w + j*stride], zero where that
+/// The spatial window `y[n,c,i,j] = x[n,c, off_h + i*stride, off_w + j*stride]`, zero where that
 /// falls outside x: x [N, C, H, W] -> y [N, C, OH, OW] with (OH, OW) = `out_hw`. Offsets may be
 /// negative. FactorizedReduce's shifted path on an H x W input is
 /// `window(x, (1, 1), (H.div_ceil(2), W.div_ceil(2)), 2)`.
@@ -178,7 +178,7 @@ pub fn window(x: &Tensor, offset: (isize, isize), out_hw: (usize, usize), stride
 }
 
 /// x shifted up by `dh` rows and left by `dw` columns, same size, zero fill at the bottom and
-/// right: y[n,c,i,j] = x[n,c,i+dh,j+dw] (PyTorch's `pad(x, (0, dw, 0, dh))[:, :, dh:, dw:]`).
+/// right: `y[n,c,i,j] = x[n,c,i+dh,j+dw]` (PyTorch's `pad(x, (0, dw, 0, dh))[:, :, dh:, dw:]`).
 pub fn shift_crop(x: &Tensor, dh: usize, dw: usize) -> Result<Tensor> {
     let [_, _, h, w] = dims::<4>("shift_crop", x)?;
     window(x, (dh as isize, dw as isize), (h, w), 1)

@@ -88,7 +88,7 @@ fn check_f32(op: &'static str, name: &str, t: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// y = x @ w^T + b. x: [N, in], w: [out, in], b: [out] -> y: [N, out].
+/// y = x @ w^T + b. x: [N, in], w: [out, in], b: `[out]` -> y: [N, out].
 /// Gradients: dx = dy @ w, dw = dy^T @ x, db = sum over N of dy.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     const OP: &str = "linear";

@@ -33,7 +33,7 @@ fn launch(entry: &'static str, [n, hidden]: [usize; 2], bufs: &[&Tensor]) {
 }
 
 /// (h1, c1) = LSTMCell(x, (h0, c0)).
-/// x: [N, in], h0, c0: [N, H], w_ih: [4H, in], w_hh: [4H, H], b_ih, b_hh: [4H] -> h1, c1: [N, H].
+/// x: [N, in], h0, c0: [N, H], w_ih: [4H, in], w_hh: [4H, H], b_ih, b_hh: `[4H]` -> h1, c1: [N, H].
 /// gates = x @ w_ih^T + b_ih + h0 @ w_hh^T + b_hh, split i, f, g, o; i, f, o = sigmoid,
 /// g = tanh; c1 = f*c0 + i*g; h1 = o*tanh(c1).
 pub fn lstm_cell(

@@ -87,8 +87,8 @@ fn dispatch(entry: &'static str, p: &Params, bufs: &[&Tensor], workgroups: [u32;
 /// docs). `w` has any shape (e.g. softmax(alphas) `[E, K]`), every `y` the same shape, at least
 /// one term; an index may repeat (its terms add up). One dispatch per 8 terms.
 ///
-/// Backward: dy = w[idx] * dout for each term whose y requires a gradient; dw is zero except
-/// dw.flat[idx] = <dout, y>, all terms' dot products in two dispatches per 8 terms with a fixed
+/// Backward: `dy = w[idx] * dout` for each term whose y requires a gradient; dw is zero except
+/// `dw.flat[idx] = <dout, y>`, all terms' dot products in two dispatches per 8 terms with a fixed
 /// reduction order.
 pub fn weighted_sum(w: &Tensor, terms: &[(usize, &Tensor)]) -> Result<Tensor> {
     let op = "weighted_sum";

@@ -133,9 +133,13 @@ fn check_loaded_state(op: &'static str, tensors: &[Tensor], per: usize) -> Resul
 /// Stochastic gradient descent as torch.optim.SGD with dampening 0: d = g + wd*p;
 /// buf = momentum*buf + d; d = d + momentum*buf (Nesterov) or buf; p -= lr*d.
 pub struct Sgd {
+    /// Learning rate, applied at the next step.
     pub lr: f32,
+    /// Momentum factor (0: plain SGD, no buffers).
     pub momentum: f32,
+    /// L2 weight decay, added to the gradient.
     pub weight_decay: f32,
+    /// Nesterov momentum (ENAS's shared weights) instead of heavy-ball (DARTS).
     pub nesterov: bool,
     /// [lr, momentum, weight_decay], rewritten at every step.
     hyper: Tensor,
@@ -155,6 +159,7 @@ impl Sgd {
         Ok(Sgd { lr, momentum, weight_decay, nesterov, hyper, momentum_buffers, steps: 0 })
     }
 
+    /// Sets the learning rate of the next steps (a schedule calls it every epoch).
     pub fn set_lr(&mut self, lr: f32) {
         self.lr = lr;
     }
@@ -231,10 +236,15 @@ impl Sgd {
 /// Adam as torch.optim.Adam (L2 weight decay added to the gradient, not AdamW): d = g + wd*p;
 /// m = b1*m + (1-b1)*d; v = b2*v + (1-b2)*d^2; p -= lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps).
 pub struct Adam {
+    /// Learning rate, applied at the next step.
     pub lr: f32,
+    /// Decay of the first moment m.
     pub beta1: f32,
+    /// Decay of the second moment v.
     pub beta2: f32,
+    /// Added to sqrt(v) in the denominator.
     pub eps: f32,
+    /// L2 weight decay, added to the gradient.
     pub weight_decay: f32,
     /// [lr, beta1, beta2, eps, weight_decay, 1 - beta1^t, sqrt(1 - beta2^t)], rewritten at
     /// every step.
@@ -254,6 +264,7 @@ impl Adam {
         Ok(Adam { lr, beta1, beta2, eps, weight_decay, hyper, moments, steps: 0 })
     }
 
+    /// Sets the learning rate of the next steps.
     pub fn set_lr(&mut self, lr: f32) {
         self.lr = lr;
     }
@@ -360,6 +371,7 @@ pub fn check_lr(what: &str, lr: f32) -> Result<()> {
 
 /// A learning rate as a function of the (fractional) epoch or step `t`.
 pub trait Schedule {
+    /// The learning rate at `t`.
     fn lr(&self, t: f64) -> f32;
 }
 
@@ -372,12 +384,16 @@ fn cosine(lr_max: f32, lr_min: f32, t_cur: f64, t_i: f64) -> f32 {
 /// DARTS steps it per epoch from 0.025 to 0.001 over the search.
 #[derive(Clone, Copy, Debug)]
 pub struct CosineAnnealing {
+    /// The learning rate at t = 0.
     pub lr_max: f32,
+    /// The learning rate at t = t_max.
     pub lr_min: f32,
+    /// Length of the schedule, in the caller's unit of t (DARTS: epochs).
     pub t_max: f64,
 }
 
 impl CosineAnnealing {
+    /// The schedule from `lr_max` to `lr_min` over `t_max`; `t_max` must be positive.
     pub fn new(lr_max: f32, lr_min: f32, t_max: f64) -> Result<CosineAnnealing> {
         if t_max.is_nan() || t_max <= 0.0 {
             return Err(Error::Config(format!("cosine schedule needs t_max > 0, got {t_max}")));
@@ -396,13 +412,18 @@ impl Schedule for CosineAnnealing {
 /// of t0, restarting at lr_max; each period is t_mult times the previous one. ENAS uses it.
 #[derive(Clone, Copy, Debug)]
 pub struct CosineWarmRestarts {
+    /// The learning rate at the start of every period.
     pub lr_max: f32,
+    /// The learning rate each period ends at.
     pub lr_min: f32,
+    /// Length of the first period, in the caller's unit of t (ENAS: epochs).
     pub t0: f64,
+    /// Each period is this many times the one before (at least 1).
     pub t_mult: f64,
 }
 
 impl CosineWarmRestarts {
+    /// The schedule; `t0` must be positive and `t_mult` at least 1.
     pub fn new(lr_max: f32, lr_min: f32, t0: f64, t_mult: f64) -> Result<CosineWarmRestarts> {
         if !(t0 > 0.0 && t_mult >= 1.0) {
             return Err(Error::Config(format!("warm restarts need t0 > 0 and t_mult >= 1, got {t0} and {t_mult}")));

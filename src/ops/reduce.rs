@@ -74,13 +74,13 @@ fn reduce_into(mode: Mode, a: &Tensor, b: &Tensor, out: &Tensor, k: usize, scale
     Ok(())
 }
 
-/// out[k] (+)= <a, b>; not recorded.
+/// `out[k] (+)= <a, b>`; not recorded.
 pub fn dot_into(a: &Tensor, b: &Tensor, out: &Tensor, k: usize, accumulate: bool) -> Result<()> {
     same_shape("dot", a, b)?;
     reduce_into(Mode::Dot, a, b, out, k, 1.0, accumulate)
 }
 
-/// out[k] (+)= sum of squares of a; not recorded (gradient norms).
+/// `out[k] (+)=` sum of squares of a; not recorded (gradient norms).
 pub fn sum_squares_into(a: &Tensor, out: &Tensor, k: usize, accumulate: bool) -> Result<()> {
     reduce_into(Mode::SumSquares, a, a, out, k, 1.0, accumulate)
 }

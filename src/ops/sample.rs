@@ -26,11 +26,11 @@ fn check_dtype(op: &'static str, name: &str, t: &Tensor, want: DType) -> Result<
     Ok(())
 }
 
-/// One draw per row from softmax(logits[r]): idx[r] = the first j whose cumulative probability
+/// One draw per row from `softmax(logits[r])`: `idx[r]` = the first j whose cumulative probability
 /// exceeds uniforms[offset + r]. The choices also go to `decisions[offset + r]`, so that the
 /// decisions of a whole rollout are read back at once.
 /// logits: [R, K] f32, uniforms: [>= offset + R] f32 in [0, 1), decisions: [>= offset + R] u32
-/// -> idx: [R] u32.
+/// -> idx: `[R]` u32.
 pub fn categorical(logits: &Tensor, uniforms: &Tensor, offset: usize, decisions: &Tensor) -> Result<Tensor> {
     const OP: &str = "categorical";
     let [rows, k] = dims::<2>(OP, logits)?;
@@ -63,9 +63,9 @@ pub fn categorical(logits: &Tensor, uniforms: &Tensor, offset: usize, decisions:
     Ok(idx)
 }
 
-/// w[j] = bits[j] / (1 + sum bits) for 0/1 choices: the ENAS macro controller's next input is
+/// `w[j] = bits[j] / (1 + sum bits)` for 0/1 choices: the ENAS macro controller's next input is
 /// the hidden states of the layers a skip was drawn from, summed and divided by 1 + their count.
-/// bits: [R] u32 -> w: [R] f32.
+/// bits: `[R]` u32 -> w: `[R]` f32.
 pub fn mean_weights(bits: &Tensor) -> Result<Tensor> {
     const OP: &str = "mean_weights";
     let [rows] = dims::<1>(OP, bits)?;

@@ -110,7 +110,7 @@ fn softmax_variant(op: &'static str, x: &Tensor, log: u32) -> Result<Tensor> {
     Ok(y)
 }
 
-/// loss = mean_n (logsumexp(logits[n]) - logits[n, labels[n]]), shape `[]`; logits `[N, K]`,
+/// `loss = mean_n (logsumexp(logits[n]) - logits[n, labels[n]])`, shape `[]`; logits `[N, K]`,
 /// labels u32 `[N]`. One fused row kernel (row statistics and per-row loss) and a fixed-order
 /// mean. Backward: dlogits = upstream * (softmax(logits) - onehot(labels)) / N, the upstream
 /// scalar read on the GPU.

@@ -12,14 +12,18 @@ use crate::error::{Error, Result};
 /// `j`), each with an operation (an index into [`ENAS_MICRO_OPS`]); the results are summed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MicroNode {
+    /// Where each of the two branches reads: 0 and 1 are the cell inputs, `2 + j` is node `j`.
     pub inputs: [usize; 2],
+    /// The operation of each branch, an index into [`ENAS_MICRO_OPS`].
     pub ops: [usize; 2],
 }
 
 /// An ENAS micro-space architecture: a normal cell and a reduction cell.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MicroArch {
+    /// The normal cell's nodes, in order.
     pub normal: Vec<MicroNode>,
+    /// The reduction cell's nodes, in order.
     pub reduce: Vec<MicroNode>,
 }
 
@@ -106,13 +110,16 @@ impl MicroArch {
 /// output joins this layer's; `skips.len()` is the layer's index).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MacroLayer {
+    /// The layer's operation, an index into [`ENAS_MACRO_OPS`].
     pub op: usize,
+    /// `skips[j]`: whether layer `j`'s output is added to this layer's.
     pub skips: Vec<bool>,
 }
 
 /// An ENAS macro-space architecture: a chain of layers with skip connections.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MacroArch {
+    /// The layers, input side first.
     pub layers: Vec<MacroLayer>,
 }
 

@@ -17,9 +17,13 @@ use crate::error::{Error, Result};
 /// "reduce_concat": [...]}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Genotype {
+    /// The normal cell: `(operation, input index)` per node input, two per node.
     pub normal: Vec<(String, usize)>,
+    /// The normal cell's nodes whose outputs the cell concatenates (`[2, 3, 4, 5]` in DARTS).
     pub normal_concat: Vec<usize>,
+    /// The reduction cell: `(operation, input index)` per node input, two per node.
     pub reduce: Vec<(String, usize)>,
+    /// The reduction cell's nodes whose outputs the cell concatenates.
     pub reduce_concat: Vec<usize>,
 }
 

@@ -14,16 +14,22 @@ use crate::error::Error;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeKind {
+    /// Fed from outside (a cell input, the network's image).
     Input,
+    /// Computed by the edges into it (a cell node, a macro layer).
     Intermediate,
+    /// The result: the concatenation of the edges into it (exactly one per graph).
     Output,
 }
 
 /// A tensor in the architecture. `id` is what edges refer to; `name` is for people (DOT, errors).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraphNode {
+    /// What edges refer to; unique in the graph.
     pub id: usize,
+    /// Input, intermediate or output.
     pub kind: NodeKind,
+    /// The name shown in DOT and errors, e.g. `c_{k-1}`.
     pub name: String,
 }
 
@@ -32,51 +38,119 @@ pub struct GraphNode {
 /// spatial stride.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraphEdge {
+    /// Id of the node the operation reads.
     pub from: usize,
+    /// Id of the node its result goes into.
     pub to: usize,
+    /// The operation's name, e.g. `sep_conv_3x3`, or [`CONCAT`] into the output.
     pub op: String,
+    /// Spatial stride: 1, or a power of 2 (2 on a reduction cell's input edges).
     pub stride: usize,
 }
 
 /// A discrete architecture: nodes and the operations between them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelGraph {
+    /// The tensors.
     pub nodes: Vec<GraphNode>,
+    /// The operations between them.
     pub edges: Vec<GraphEdge>,
 }
 
 /// Why a [`ModelGraph`] is not a runnable architecture.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidGraph {
+    /// Two nodes share this id.
     #[error("two nodes have id {0}; ids must be unique")]
     DuplicateId(usize),
+    /// No node is an input.
     #[error("the graph has no input node")]
     NoInput,
+    /// There are this many output nodes instead of one.
     #[error("the graph has {0} output nodes; it needs exactly one")]
     OutputCount(usize),
+    /// An edge names a node id that no node has.
     #[error("edge {edge} refers to node id {id}, which does not exist")]
-    MissingNode { edge: usize, id: usize },
+    MissingNode {
+        /// Index of the edge in `edges`.
+        edge: usize,
+        /// The missing id.
+        id: usize,
+    },
+    /// An edge goes into an input node.
     #[error("edge {from} -> {to} enters input node {to}; inputs are fed from outside")]
-    EdgeIntoInput { from: String, to: String },
+    EdgeIntoInput {
+        /// The name of the edge's source node.
+        from: String,
+        /// The name of the edge's target node.
+        to: String,
+    },
+    /// An edge leaves the output node.
     #[error("edge {from} -> {to} leaves the output node {from}")]
-    EdgeFromOutput { from: String, to: String },
+    EdgeFromOutput {
+        /// The name of the edge's source node.
+        from: String,
+        /// The name of the edge's target node.
+        to: String,
+    },
+    /// An edge's operation is not one the architecture's space knows.
     #[error("edge {from} -> {to}: unknown operation {op:?}; known operations: {known}")]
-    UnknownOp { from: String, to: String, op: String, known: String },
+    UnknownOp {
+        /// The name of the edge's source node.
+        from: String,
+        /// The name of the edge's target node.
+        to: String,
+        /// The operation given.
+        op: String,
+        /// The known operations, comma-separated.
+        known: String,
+    },
+    /// An edge into the output node is not [`CONCAT`].
     #[error("edge {from} -> {to} enters the output node with operation {op:?}; it must be {CONCAT:?}")]
-    OutputOp { from: String, to: String, op: String },
+    OutputOp {
+        /// The name of the edge's source node.
+        from: String,
+        /// The name of the edge's target node.
+        to: String,
+        /// The operation given.
+        op: String,
+    },
+    /// An edge's stride is not a power of 2.
     #[error("edge {from} -> {to} has stride {stride}; strides must be 1, 2, 4, ...")]
-    BadStride { from: String, to: String, stride: usize },
+    BadStride {
+        /// The name of the edge's source node.
+        from: String,
+        /// The name of the edge's target node.
+        to: String,
+        /// The stride given.
+        stride: usize,
+    },
+    /// The nodes of a cycle, by name.
     #[error("the graph has a cycle through nodes {0:?}")]
     Cycle(Vec<String>),
+    /// This node (by name) is not reachable from any input.
     #[error("node {0} cannot be reached from any input")]
     Unreachable(String),
+    /// This node (by name) does not lead to the output.
     #[error("node {0} does not reach the output (a dangling node: its result would be thrown away)")]
     DeadEnd(String),
+    /// Two edges into one node arrive at different resolutions.
     #[error(
         "inconsistent strides into node {node}: edge from {a} arrives at 1/{a_scale} of the input resolution, \
          edge from {b} at 1/{b_scale}; summed tensors must have one resolution"
     )]
-    Stride { node: String, a: String, a_scale: usize, b: String, b_scale: usize },
+    Stride {
+        /// The node the edges go into.
+        node: String,
+        /// The source node of the first edge.
+        a: String,
+        /// The first edge arrives at 1/a_scale of the input resolution.
+        a_scale: usize,
+        /// The source node of the second edge.
+        b: String,
+        /// The second edge arrives at 1/b_scale of the input resolution.
+        b_scale: usize,
+    },
 }
 
 impl From<InvalidGraph> for Error {

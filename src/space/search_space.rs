@@ -14,8 +14,11 @@ use crate::error::{Error, Result};
 /// nodes the cell output concatenates (`multiplier`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchSpace {
+    /// The candidate operation names, in alpha column order (a subset of [`DARTS_PRIMITIVES`]).
     pub primitives: Vec<String>,
+    /// Intermediate nodes per cell (4 in DARTS).
     pub steps: usize,
+    /// How many of the last nodes the cell output concatenates (4 in DARTS).
     pub multiplier: usize,
 }
 

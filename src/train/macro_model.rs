@@ -109,13 +109,16 @@ impl Module for FixedLayer {
 
 /// `GeneralChild` with a fixed architecture (see the module documentation).
 pub struct FixedMacroNetwork {
+    /// The configuration it was built from.
     pub config: ModelConfig,
     stem_conv: Conv,
     stem_bn: BatchNorm,
+    /// The layers, input side first.
     pub layers: Vec<FixedLayer>,
     /// At each pooling layer, one FactorizedReduce (C -> 2C, stride 2) per layer output so far:
     /// (layer, modules).
     pools: Vec<(usize, Vec<FactorizedReduce>)>,
+    /// The auxiliary classifier after the second pooling layer, when configured.
     pub auxiliary_head: Option<AuxiliaryHeadCifar>,
     classifier: Linear,
 }

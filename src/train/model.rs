@@ -68,6 +68,7 @@ impl Architecture {
 pub struct ModelConfig {
     /// Channels of the input images (3 for CIFAR, 1 for Fashion-MNIST).
     pub in_channels: usize,
+    /// Number of classes.
     pub num_classes: usize,
     /// Initial channels C (the macro network's `out_filters`).
     pub channels: usize,
@@ -77,6 +78,7 @@ pub struct ModelConfig {
     /// The auxiliary classifier after cell 2*layers/3, or after the macro network's second
     /// pooling layer (training only).
     pub auxiliary: bool,
+    /// The cells' genotype, or the ENAS macro architecture.
     pub architecture: Architecture,
 }
 
@@ -118,6 +120,8 @@ impl ModelConfig {
         DARTS_PRIMITIVES.iter().copied().filter(|&p| p != NONE).chain([IDENTITY]).collect()
     }
 
+    /// Checks the sizes (at least 1, C even), at least 3 cells for a genotype and its operations,
+    /// and for a macro architecture its length and where the auxiliary head would read.
     pub fn validate(&self) -> Result<()> {
         if self.channels == 0 || self.in_channels == 0 || self.num_classes == 0 {
             return Err(Error::Config(format!(
@@ -177,7 +181,9 @@ pub fn count_parameters_in_mb(net: &impl Module) -> f64 {
 /// The network a retraining run trains: cells ([`NetworkCifar`]) or an ENAS macro network
 /// ([`FixedMacroNetwork`]).
 pub enum EvalNetwork {
+    /// A DARTS-style cell network built from a genotype.
     Cells(NetworkCifar),
+    /// An ENAS macro network with a fixed architecture.
     Macro(FixedMacroNetwork),
 }
 
@@ -190,6 +196,7 @@ impl EvalNetwork {
         })
     }
 
+    /// The configuration it was built from.
     pub fn config(&self) -> &ModelConfig {
         match self {
             EvalNetwork::Cells(net) => &net.config,
@@ -216,6 +223,7 @@ impl EvalNetwork {
         }
     }
 
+    /// Millions of trainable values outside the auxiliary head, as the papers report model size.
     pub fn count_parameters_in_mb(&self) -> f64 {
         count_parameters_in_mb(self)
     }
@@ -267,6 +275,7 @@ pub struct AuxiliaryHeadCifar {
 }
 
 impl AuxiliaryHeadCifar {
+    /// The head on `c` channels at the auxiliary cell, classifying into `num_classes`.
     pub fn new(gpu: &Gpu, rng: &mut Rng, c: usize, num_classes: usize) -> Result<Self> {
         Ok(AuxiliaryHeadCifar {
             conv1: Conv::new(gpu, rng, c, 128, 1, Conv2d::new(1, 0, 1, 1))?,
@@ -318,6 +327,7 @@ impl Module for AuxiliaryHeadCifar {
 /// `ops[2i](states[indices[2i]])` and `ops[2i+1](states[indices[2i+1]])`; the output is the
 /// channel concatenation of the `concat` states.
 pub struct Cell {
+    /// Whether this cell reduces: stride 2 on the ops that read its inputs, twice the channels.
     pub reduction: bool,
     preprocess0: Preprocess,
     preprocess1: ReluConvBn,
@@ -408,10 +418,13 @@ impl Module for Cell {
 /// `NetworkCIFAR`: stem (conv 3x3 to 3C, BN), the cells, global average pooling, a linear
 /// classifier, and (optionally) the auxiliary head after cell 2*layers/3.
 pub struct NetworkCifar {
+    /// The configuration it was built from.
     pub config: ModelConfig,
     stem_conv: Conv,
     stem_bn: BatchNorm,
+    /// The cells, input side first.
     pub cells: Vec<Cell>,
+    /// The auxiliary classifier after cell 2*layers/3, when configured.
     pub auxiliary_head: Option<AuxiliaryHeadCifar>,
     classifier: Linear,
 }

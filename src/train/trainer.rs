@@ -26,14 +26,21 @@ const KIND: &str = "train";
 /// Every setting of a retraining run. `TrainConfig::darts` gives the paper's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// The evaluation network's shape and architecture.
     pub network: ModelConfig,
+    /// Epochs to train (600); also the period of the cosine and the drop path ramp.
     pub epochs: usize,
+    /// Images per batch (96).
     pub batch_size: usize,
     /// SGD from `lr` down to `lr_min`, cosine over the epochs (stepped per epoch).
     pub lr: f32,
+    /// The learning rate the cosine schedule ends at (0).
     pub lr_min: f32,
+    /// SGD momentum (0.9).
     pub momentum: f32,
+    /// L2 weight decay (3e-4).
     pub weight_decay: f32,
+    /// Gradients are clipped to this total L2 norm (5).
     pub grad_clip: f32,
     /// Weight of the auxiliary head's loss (used when the network has the head).
     pub auxiliary_weight: f32,
@@ -47,6 +54,7 @@ pub struct TrainConfig {
     pub eval_batches: Option<usize>,
     /// Metrics are read back every this many steps.
     pub log_every: usize,
+    /// Seeds weight init, data order, augmentation and drop-path masks.
     pub seed: u64,
 }
 
@@ -106,10 +114,15 @@ impl TrainConfig {
 /// reference logs it); `train_acc` is the main classifier's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
+    /// Epoch of the step, from 0.
     pub epoch: usize,
+    /// Global step number, from 0.
     pub step: u64,
+    /// The learning rate at this step.
     pub lr: f32,
+    /// Cross-entropy of the batch, plus `auxiliary_weight` times the auxiliary head's.
     pub train_loss: f32,
+    /// Accuracy of the main classifier on the batch, in [0, 1].
     pub train_acc: f32,
 }
 
@@ -117,12 +130,19 @@ pub struct StepMetrics {
 /// statistics, no drop path).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
+    /// Epoch number, from 0.
     pub epoch: usize,
+    /// The learning rate during the epoch.
     pub lr: f32,
+    /// The drop path probability during the epoch.
     pub drop_prob: f32,
+    /// Mean training loss of the epoch's steps (auxiliary loss included).
     pub train_loss: f32,
+    /// Mean training accuracy of the epoch's steps, in [0, 1].
     pub train_acc: f32,
+    /// Cross-entropy on the test set after the epoch.
     pub test_loss: f32,
+    /// Accuracy on the test set after the epoch, in [0, 1].
     pub test_acc: f32,
 }
 
@@ -143,7 +163,9 @@ struct State {
 /// A retraining run: the network, its optimizer and data, and the metrics so far.
 pub struct Trainer {
     gpu: Gpu,
+    /// The settings, with the network's input channels and classes taken from the data.
     pub config: TrainConfig,
+    /// The network being trained.
     pub net: EvalNetwork,
     optimizer: Sgd,
     schedule: CosineAnnealing,
@@ -159,7 +181,9 @@ pub struct Trainer {
     global_step: u64,
     /// Each step's loss and accuracy, waiting on the GPU for the next flush.
     metrics_ring: MetricsRing,
+    /// Every step's metrics read back so far.
     pub metrics: Vec<StepMetrics>,
+    /// Every finished epoch's metrics.
     pub epochs: Vec<EpochMetrics>,
 }
 
@@ -203,18 +227,22 @@ impl Trainer {
         })
     }
 
+    /// Steps per epoch: `config.steps_per_epoch`, or one pass over the training set in full batches.
     pub fn steps_per_epoch(&self) -> usize {
         self.config.steps_per_epoch.unwrap_or(self.train.batches_per_epoch()).max(1)
     }
 
+    /// The current epoch, from 0; equal to `config.epochs` once finished.
     pub fn epoch(&self) -> usize {
         self.epoch
     }
 
+    /// Steps taken so far, over all epochs.
     pub fn global_step(&self) -> u64 {
         self.global_step
     }
 
+    /// Whether every epoch has run.
     pub fn is_finished(&self) -> bool {
         self.epoch >= self.config.epochs
     }
