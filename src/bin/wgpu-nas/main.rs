@@ -80,6 +80,7 @@ mod cli {
         },
         /// Print a genotype (JSON or the reference's Python text) as JSON, Python text or DOT.
         Export {
+            /// genotype.json, genotype.py, or FILE:NAME for one genotype of a genotypes.py.
             #[arg(long)]
             genotype: PathBuf,
             #[arg(long, value_enum, default_value_t = search::Format::Python)]
