@@ -79,6 +79,27 @@ fn every_reference_genotype_builds_with_the_reference_parameter_count() {
     }
 }
 
+/// PNASNet is not in quark0/darts `genotypes.py`; DARTS-derived code bases carry it (transcribed
+/// from chenxi116/PNASNet.pytorch) in the same layout. Here as a user pastes it: tuples and a
+/// module prefix.
+const PNASNET_TEXT: &str = "PNASNet = genotypes.Genotype(
+  normal=(('sep_conv_5x5', 0), ('max_pool_3x3', 0), ('sep_conv_7x7', 1), ('max_pool_3x3', 1), ('sep_conv_5x5', 1),
+          ('sep_conv_3x3', 1), ('sep_conv_3x3', 4), ('max_pool_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 1)),
+  normal_concat=(2, 3, 4, 5, 6),
+  reduce=(('sep_conv_5x5', 0), ('max_pool_3x3', 0), ('sep_conv_7x7', 1), ('max_pool_3x3', 1), ('sep_conv_5x5', 1),
+          ('sep_conv_3x3', 1), ('sep_conv_3x3', 4), ('max_pool_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 1)),
+  reduce_concat=(2, 3, 4, 5, 6),
+)";
+
+/// The reference's count for PNASNet, obtained as [`REFERENCE_COUNTS`] were, with PNASNet appended
+/// to the reference's `genotypes.py`.
+#[test]
+fn pnasnet_pasted_as_text_has_the_reference_parameter_count() {
+    let genotype = Genotype::from_python(PNASNET_TEXT).unwrap();
+    let net = NetworkCifar::new(&gpu(), &mut Rng::new(0), ModelConfig::darts(3, 10, genotype)).unwrap();
+    assert!((net.count_parameters_in_mb() - 4.481110).abs() < 1e-12, "{}", net.count_parameters_in_mb());
+}
+
 /// NASNet and AmoebaNet use `sep_conv_7x7` and `conv_7x1_1x7`, in normal and reduction cells:
 /// a tiny network of each trains a step, every parameter getting a finite gradient.
 #[test]
