@@ -1,5 +1,5 @@
-// 2-D convolution (PyTorch's conv2d: cross-correlation, zero padding, groups, dilation), NCHW
-// activations and OIHW weights [c_out, cin_g, KH, KW]. Forward and input gradient are direct
+// 2-D convolution (PyTorch's conv2d: cross-correlation, zero padding, groups, dilation; kernel,
+// stride and padding per axis), NCHW activations and OIHW weights [c_out, cin_g, KH, KW]. Forward and input gradient are direct
 // loops (one thread per element: no im2col buffer); the weight and bias gradients are
 // deterministic reductions over the N*OH*OW output positions: fixed chunks, a fixed-order tree
 // inside each workgroup, then the chunk partials summed in order. No atomics.
@@ -14,13 +14,17 @@ struct Params {
     ow: u32,
     cin_g: u32,     // input channels per group (c_in / groups)
     cout_g: u32,    // output channels per group (c_out / groups)
-    stride: u32,
-    padding: u32,
+    stride_h: u32,  // stride along H (rows)
+    stride_w: u32,  // stride along W (columns)
+    pad_h: u32,     // zero padding above and below
+    pad_w: u32,     // zero padding left and right
     dilation: u32,
     chunk: u32,     // output positions per workgroup in the reductions
     chunks: u32,    // number of chunks (partials per reduced value)
     outputs: u32,   // values a reduction produces (weights or channels)
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // Kernel height and width: fixed per pipeline, so the tap loops have constant bounds.
@@ -53,10 +57,14 @@ fn tree_sum(lid: u32, v: f32) -> f32 {
     return tree[0];
 }
 
-// Input coordinate that output coordinate `o` reads through tap `t`; negative or >= size when it
-// falls in the zero padding.
-fn input_coord(o: u32, t: u32) -> i32 {
-    return i32(o * p.stride + t * p.dilation) - i32(p.padding);
+// Input row (column) that output row i (column j) reads through tap u (v); negative or >= size
+// when it falls in the zero padding.
+fn input_row(i: u32, u: u32) -> i32 {
+    return i32(i * p.stride_h + u * p.dilation) - i32(p.pad_h);
+}
+
+fn input_col(j: u32, v: u32) -> i32 {
+    return i32(j * p.stride_w + v * p.dilation) - i32(p.pad_w);
 }
 
 // forward: y = conv(x, w) (+ bias)
@@ -81,10 +89,10 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         let x_base = (b * p.c_in + c0 + c) * p.h * p.w;
         let w_base = (o * p.cin_g + c) * KH * KW;
         for (var u = 0u; u < KH; u = u + 1u) {
-            let y = input_coord(i, u);
+            let y = input_row(i, u);
             if (y < 0 || y >= i32(p.h)) { continue; }
             for (var v = 0u; v < KW; v = v + 1u) {
-                let x = input_coord(j, v);
+                let x = input_col(j, v);
                 if (x < 0 || x >= i32(p.w)) { continue; }
                 acc = acc + f_w[w_base + u * KW + v] * f_x[x_base + u32(y) * p.w + u32(x)];
             }
@@ -113,21 +121,22 @@ fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let b = idx / (p.w * p.h * p.c_in);
     let o0 = (c / p.cin_g) * p.cout_g; // first output channel of c's group
     let cl = c % p.cin_g;              // c's index inside its group
-    let s = i32(p.stride);
+    let sh = i32(p.stride_h);
+    let sw = i32(p.stride_w);
     var acc = 0.0;
     for (var ol = 0u; ol < p.cout_g; ol = ol + 1u) {
         let o = o0 + ol;
         let dy_base = (b * p.c_out + o) * p.oh * p.ow;
         let w_base = (o * p.cin_g + cl) * KH * KW;
         for (var u = 0u; u < KH; u = u + 1u) {
-            // Output row i reads row y through tap u when i * stride = y + padding - u * dilation.
-            let ti = i32(y + p.padding) - i32(u * p.dilation);
-            if (ti < 0 || ti % s != 0 || ti / s >= i32(p.oh)) { continue; }
-            let i = u32(ti / s);
+            // Output row i reads row y through tap u when i * stride_h = y + pad_h - u * dilation.
+            let ti = i32(y + p.pad_h) - i32(u * p.dilation);
+            if (ti < 0 || ti % sh != 0 || ti / sh >= i32(p.oh)) { continue; }
+            let i = u32(ti / sh);
             for (var v = 0u; v < KW; v = v + 1u) {
-                let tj = i32(x + p.padding) - i32(v * p.dilation);
-                if (tj < 0 || tj % s != 0 || tj / s >= i32(p.ow)) { continue; }
-                let j = u32(tj / s);
+                let tj = i32(x + p.pad_w) - i32(v * p.dilation);
+                if (tj < 0 || tj % sw != 0 || tj / sw >= i32(p.ow)) { continue; }
+                let j = u32(tj / sw);
                 acc = acc + ib_dy[dy_base + i * p.ow + j] * ib_w[w_base + u * KW + v];
             }
         }
@@ -173,8 +182,8 @@ fn weight_backward(
         let x_base = (b * p.c_in + ci) * p.h * p.w;
         for (var t = 0u; t < TAPS; t = t + 1u) {
             let tap = tap0 + t;
-            let y = input_coord(i, tap / KW);
-            let x = input_coord(j, tap % KW);
+            let y = input_row(i, tap / KW);
+            let x = input_col(j, tap % KW);
             if (tap < taps && y >= 0 && y < i32(p.h) && x >= 0 && x < i32(p.w)) {
                 acc[t] = acc[t] + g * wb_x[x_base + u32(y) * p.w + u32(x)];
             }

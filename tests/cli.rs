@@ -88,6 +88,47 @@ fn bad_settings_are_one_clear_line_and_exit_code_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `--genotype FILE:NAME` picks a genotype of a whole genotypes.py (the reference's, in its own
+/// layout); a missing name is one line listing the names found, exit code 2.
+#[test]
+fn export_picks_a_genotype_of_a_genotypes_py_by_name() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures_data/reference_genotypes.py");
+    let export = |genotype: &str| wgpu_nas(&["export", "--genotype", genotype, "--format", "python"]);
+    let out = export(&format!("{file}:AmoebaNet"));
+    assert!(out.status.success(), "{}", text(&out));
+    let amoeba = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(amoeba.contains("('conv_7x1_1x7', 0)") && amoeba.contains("reduce_concat=[3, 4, 6]"), "{amoeba}");
+    // The alias DARTS = DARTS_V2.
+    let (v2, darts) = (export(&format!("{file}:DARTS_V2")), export(&format!("{file}:DARTS")));
+    assert!(v2.status.success() && v2.stdout == darts.stdout, "{}{}", text(&v2), text(&darts));
+
+    for (genotype, needle) in [
+        (format!("{file}:PNASNet"), "no genotype named \"PNASNet\": expected one of the names the text assigns"),
+        (file.to_string(), "assigns 5 genotypes"),
+    ] {
+        let out = export(&genotype);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{genotype}: {}", text(&out));
+        assert_eq!(err.trim_end().lines().count(), 1, "{genotype}: one line: {err}");
+        assert!(err.contains(needle) && err.contains("NASNet, AmoebaNet, DARTS_V1, DARTS_V2, DARTS"), "{err}");
+    }
+
+    // A path with ':' in it that exists is a file, pasted text (tuples, module prefix) in it; and
+    // FILE:NAME still works after such a path.
+    let dir = fresh_dir("colon");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pasted = dir.join("v2:pasted.py");
+    let v2_text = String::from_utf8_lossy(&v2.stdout).replace("[2, 3, 4, 5]", "(2, 3, 4, 5)");
+    std::fs::write(&pasted, format!("genotypes.{v2_text}")).unwrap();
+    let out = export(pasted.to_str().unwrap());
+    assert!(out.status.success() && out.stdout == v2.stdout, "{}", text(&out));
+    let module = dir.join("mod:ule.py");
+    std::fs::copy(file, &module).unwrap();
+    let out = export(&format!("{}:AmoebaNet", module.display()));
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout) == amoeba, "{}", text(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn tiny_enas_searches_write_their_run_directories() {
     for space in ["micro", "macro"] {

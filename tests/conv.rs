@@ -21,7 +21,21 @@ struct Row {
 }
 
 const fn row(name: &'static str, x: [usize; 4], w: [usize; 4], spec: [usize; 4], bias: bool) -> Row {
-    Row { name, x, w, spec: Conv2d { stride: spec[0], padding: spec[1], dilation: spec[2], groups: spec[3] }, bias }
+    let spec = Conv2d { stride: [spec[0]; 2], padding: [spec[1]; 2], dilation: spec[2], groups: spec[3] };
+    Row { name, x, w, spec, bias }
+}
+
+/// A row whose stride and padding differ between the axes: `[along H, along W]`.
+const fn row_per_axis(
+    name: &'static str,
+    x: [usize; 4],
+    w: [usize; 4],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    groups: usize,
+    bias: bool,
+) -> Row {
+    Row { name, x, w, spec: Conv2d { stride, padding, dilation: 1, groups }, bias }
 }
 
 // spec: [stride, padding, dilation, groups]
@@ -65,6 +79,13 @@ const ROWS: &[Row] = &[
     // The strips' forward pass and weight gradient on full and grouped convs (the stem).
     row("full strips k3 3->6 on 9x10", [2, 3, 9, 10], [6, 3, 3, 3], [1, 1, 1, 1], false),
     row("grouped strips k5 s2 6->4 on 11x11", [2, 6, 11, 11], [4, 3, 5, 5], [2, 2, 1, 2], false),
+    // conv_7x1_1x7's two convs, at stride 1 and 2 (stride and padding per axis: the direct kernels).
+    row_per_axis("1x7 pad (0, 3) on 5x8", [2, 3, 5, 8], [4, 3, 1, 7], [1, 1], [0, 3], 1, false),
+    row_per_axis("1x7 stride (1, 2) pad (0, 3) on 6x9", [2, 3, 6, 9], [4, 3, 1, 7], [1, 2], [0, 3], 1, false),
+    row_per_axis("7x1 stride (2, 1) pad (3, 0) on 9x5", [2, 3, 9, 5], [3, 3, 7, 1], [2, 1], [3, 0], 1, true),
+    row_per_axis("7x1 pad (3, 0) on 7x4", [1, 4, 7, 4], [4, 4, 7, 1], [1, 1], [3, 0], 1, false),
+    // A depthwise conv the strips would take but for its per-axis stride and padding.
+    row_per_axis("depthwise k3 stride (2, 1) pad (1, 0) on 7x8", [2, 3, 7, 8], [3, 1, 3, 3], [2, 1], [1, 0], 3, false),
 ];
 
 fn check_row(gpu: &Gpu, rng: &mut Rng, r: &Row) {
@@ -137,9 +158,14 @@ fn conv2d_computes_only_the_gradients_asked_for() {
 fn conv2d_matches_finite_differences() {
     let gpu = gpu();
     let mut rng = Rng::new(13);
-    // (x, w, spec): a full stride-2 conv and a dilated depthwise one, each with a bias.
-    let cases =
-        [([1, 2, 5, 5], [3, 2, 3, 3], Conv2d::new(2, 1, 1, 1)), ([1, 3, 5, 5], [3, 1, 3, 3], Conv2d::new(1, 2, 2, 3))];
+    // (x, w, spec): a full stride-2 conv, a dilated depthwise one, and conv_7x1_1x7's (1, 7) and
+    // (7, 1) convs at stride 2, each with a bias.
+    let cases = [
+        ([1, 2, 5, 5], [3, 2, 3, 3], Conv2d::new(2, 1, 1, 1)),
+        ([1, 3, 5, 5], [3, 1, 3, 3], Conv2d::new(1, 2, 2, 3)),
+        ([1, 2, 4, 7], [2, 2, 1, 7], Conv2d::per_axis([1, 2], [0, 3], 1, 1)),
+        ([1, 2, 7, 4], [2, 2, 7, 1], Conv2d::per_axis([2, 1], [3, 0], 1, 1)),
+    ];
     for (i, (xs, ws, spec)) in cases.into_iter().enumerate() {
         let inputs = vec![
             (xs.to_vec(), rand_vec(&mut rng, xs.iter().product())),
@@ -165,13 +191,21 @@ fn conv2d_rejects_bad_shapes() {
     let gpu = gpu();
     let t = |shape: &[usize]| Tensor::zeros(&gpu, shape).unwrap();
     let x = t(&[2, 6, 8, 8]);
-    let bad: [(&str, Tensor, Tensor, Option<Tensor>, Conv2d); 8] = [
+    let bad: [(&str, Tensor, Tensor, Option<Tensor>, Conv2d); 10] = [
         ("groups must divide C_in", x.clone(), t(&[4, 1, 3, 3]), None, Conv2d::new(1, 1, 1, 4)),
         ("groups must divide C_out", x.clone(), t(&[5, 2, 3, 3]), None, Conv2d::new(1, 1, 1, 3)),
         ("weight in-channels", x.clone(), t(&[4, 3, 3, 3]), None, Conv2d::new(1, 1, 1, 1)),
         ("kernel larger than padded input", x.clone(), t(&[4, 6, 5, 5]), None, Conv2d::new(1, 0, 3, 1)),
         ("bias length", x.clone(), t(&[4, 6, 3, 3]), Some(t(&[5])), Conv2d::new(1, 1, 1, 1)),
         ("stride 0", x.clone(), t(&[4, 6, 3, 3]), None, Conv2d::new(0, 1, 1, 1)),
+        ("stride 0 along W", x.clone(), t(&[4, 6, 1, 7]), None, Conv2d::per_axis([1, 0], [0, 3], 1, 1)),
+        (
+            "7 taps along W without padding there",
+            x.clone(),
+            t(&[4, 6, 1, 9]),
+            None,
+            Conv2d::per_axis([1, 1], [4, 0], 1, 1),
+        ),
         ("input rank", t(&[6, 8, 8]), t(&[4, 6, 3, 3]), None, Conv2d::default()),
         ("weight rank", x.clone(), t(&[4, 6, 3]), None, Conv2d::default()),
     ];

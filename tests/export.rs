@@ -23,7 +23,7 @@ fn retrained_weights_carry_the_reference_state_dict_names_and_values() {
     let _ = std::fs::remove_dir_all(&root);
     let run = root.join("train");
     let r = run.to_str().unwrap();
-    let genotype = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures_data/genotype_tiny.py");
+    let genotype = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures_data/genotype_export.py");
     let o = wgpu_nas(&[
         "train",
         "--genotype",
@@ -71,6 +71,7 @@ fn retrained_weights_carry_the_reference_state_dict_names_and_values() {
         ("net.stem.conv.weight", "stem.0.weight"),
         ("net.cells.0.ops.0.dw2.weight", "cells.0._ops.0.op.5.weight"),
         ("net.cells.1.ops.7.bn.running_var", "cells.1._ops.7.bn.running_var"),
+        ("net.cells.1.ops.3.conv_7x1.weight", "cells.1._ops.3.2.weight"),
         ("net.auxiliary_head.bn2.running_mean", "auxiliary_head.features.6.running_mean"),
     ] {
         let want = checkpoint.get(ours).unwrap_or_else(|| panic!("checkpoint has no {ours}"));
@@ -144,7 +145,7 @@ fn onnxruntime_runs_the_exported_network_as_we_do_and_python_reads_the_weights()
     let _ = std::fs::remove_dir_all(&root);
     let run = root.join("train");
     let r = run.to_str().unwrap();
-    let genotype = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures_data/genotype_tiny.py");
+    let genotype = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures_data/genotype_export.py");
     let o = wgpu_nas(&[
         "train",
         "--genotype",

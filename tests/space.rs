@@ -99,6 +99,67 @@ fn python_text_in_free_layout() {
     g.validate(&DARTS_PRIMITIVES).unwrap();
 }
 
+/// What users paste: tuples for lists, a module prefix, `NAME = genotypes.Genotype(...)`.
+#[test]
+fn python_text_with_tuples_and_module_prefixes() {
+    let tupled = DARTS_V2_TEXT.replace("[2, 3, 4, 5]", "(2, 3, 4, 5)");
+    assert!(tupled.contains("normal_concat=(2, 3, 4, 5)"));
+    assert_eq!(Genotype::from_python(&tupled).unwrap(), darts_v2());
+    // Cells as tuples of pairs, and a one-element tuple with its trailing comma.
+    let cells = tupled.replace("normal=[", "normal=(").replace("], normal_concat", "), normal_concat");
+    assert_eq!(Genotype::from_python(&cells).unwrap(), darts_v2());
+    let one =
+        "Genotype(normal=(('skip_connect', 0),), normal_concat=(2,), reduce=[], reduce_concat=tuple(range(2, 3)))";
+    let g = Genotype::from_python(one).unwrap();
+    assert_eq!((g.normal, g.normal_concat, g.reduce_concat), (vec![("skip_connect".into(), 0)], vec![2], vec![2]));
+    for prefixed in [
+        DARTS_V2_TEXT.replace("= Genotype(", "= genotypes.Genotype("),
+        DARTS_V2_TEXT.replace("DARTS_V2 = Genotype(", "genotypes.Genotype("),
+        DARTS_V2_TEXT.replace("DARTS_V2 = Genotype(", "cnn.genotypes . Genotype("),
+    ] {
+        assert_eq!(Genotype::from_python(&prefixed).unwrap(), darts_v2(), "{prefixed}");
+    }
+    let msg = config_message(Genotype::from_python(&DARTS_V2_TEXT.replace("= Genotype(", "= genotypes.Genome(")));
+    assert!(msg.contains("column 12") && msg.contains("expected `Genotype(`"), "{msg}");
+}
+
+/// A whole module in genotypes.py's layout: each `NAME = Genotype(...)` by name, aliases, the
+/// names listed when the one asked for is not there.
+#[test]
+fn a_whole_genotypes_module_by_name() {
+    let module = format!(
+        "from collections import namedtuple\n\nGenotype = namedtuple('Genotype', 'normal normal_concat reduce \
+         reduce_concat')\n\nPRIMITIVES = [\n    'none',\n    'max_pool_3x3',  # ')' in a comment\n]\n\n\
+         {NASNET_TEXT}\n    \n{DARTS_V1_TEXT}\n{DARTS_V2_TEXT}\n\nDARTS = DARTS_V2\nBROKEN = Genotype(normal=[], normal_concat=[2], reduce=[], reduce_concat=[2]) extra\n"
+    );
+    let found = Genotype::python_module_genotypes(&module);
+    let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["NASNet", "DARTS_V1", "DARTS_V2", "DARTS", "BROKEN"]);
+    let pick = |name| Genotype::from_python_module(&module, Some(name));
+    assert_eq!(pick("DARTS_V1").unwrap(), darts_v1());
+    assert_eq!(pick("DARTS").unwrap(), darts_v2());
+    assert_eq!(pick("NASNet").unwrap(), Genotype::from_python(NASNET_TEXT).unwrap());
+    // The broken one fails alone, with the file's line.
+    let msg = config_message(pick("BROKEN"));
+    let line = module.lines().position(|l| l.starts_with("BROKEN")).unwrap() + 1;
+    assert!(msg.contains(&format!("line {line}, column 79: expected end of text")), "{msg}");
+    let msg = config_message(pick("PNASNet"));
+    assert_eq!(
+        msg,
+        "invalid configuration: no genotype named \"PNASNet\": expected one of the names the text assigns: NASNet, DARTS_V1, \
+         DARTS_V2, DARTS, BROKEN"
+    );
+    // No name: the whole text as one genotype fails, and the module has several to choose from.
+    let msg = config_message(Genotype::from_python_module(&module, None));
+    assert!(msg.contains("assigns 5 genotypes (NASNet, DARTS_V1, DARTS_V2, DARTS, BROKEN)"), "{msg}");
+    // One genotype in a module (imports around it) needs no name; one `Genotype(...)` neither.
+    let single = format!("from genotypes import Genotype\n{DARTS_V1_TEXT}\nprint(DARTS_V1)\n");
+    assert_eq!(Genotype::from_python_module(&single, None).unwrap(), darts_v1());
+    assert_eq!(Genotype::from_python_module(DARTS_V2_TEXT, None).unwrap(), darts_v2());
+    let msg = config_message(Genotype::from_python_module("import os\n", Some("DARTS")));
+    assert!(msg.contains("no genotype named \"DARTS\"") && msg.contains("has none"), "{msg}");
+}
+
 #[test]
 fn malformed_python_text_says_where_and_what() {
     let cases: &[(&str, &[&str])] = &[

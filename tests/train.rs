@@ -47,6 +47,92 @@ fn darts_v2_at_paper_size_has_the_reference_parameter_count() {
     assert_eq!(numel(&aux), 576 * 128 + 2 * 128 + 128 * 768 * 4 + 2 * 768 + 768 * 10 + 10);
 }
 
+/// quark0/darts `cnn/genotypes.py` in its own layout (tests/fixtures_data/README.md).
+const REFERENCE_GENOTYPES: &str = include_str!("fixtures_data/reference_genotypes.py");
+
+/// Every genotype of the reference's `genotypes.py` with the reference's parameter count at paper
+/// size: `utils.count_parameters_in_MB` * 1e6 of `model.NetworkCIFAR(36, 10, 20, True, genotype)`,
+/// as `train.py` builds it. Computed once with the reference's own `model.py`, `operations.py` and
+/// `utils.py` under torch 2.15.0 (CPU) by tests/fixtures_data/count_reference_params.py.
+const REFERENCE_COUNTS: [(&str, usize); 5] = [
+    ("NASNet", 3_830_950),
+    ("AmoebaNet", 3_145_078),
+    ("DARTS_V1", 3_169_414),
+    ("DARTS_V2", 3_349_342),
+    ("DARTS", 3_349_342),
+];
+
+#[test]
+fn every_reference_genotype_builds_with_the_reference_parameter_count() {
+    let found: Vec<String> =
+        Genotype::python_module_genotypes(REFERENCE_GENOTYPES).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(found, REFERENCE_COUNTS.map(|(n, _)| n), "the table covers every genotype of the file");
+    let gpu = gpu();
+    for (name, count) in REFERENCE_COUNTS {
+        let genotype = Genotype::from_python_module(REFERENCE_GENOTYPES, Some(name)).unwrap();
+        let net = NetworkCifar::new(&gpu, &mut Rng::new(0), ModelConfig::darts(3, 10, genotype)).unwrap();
+        let mut named = Vec::new();
+        net.params("", &mut named);
+        let main: Vec<_> = named.into_iter().filter(|(n, _)| !n.contains("auxiliary")).collect();
+        assert_eq!(numel(&main), count, "{name}");
+        assert!((net.count_parameters_in_mb() - count as f64 / 1e6).abs() < 1e-12, "{name}");
+    }
+}
+
+/// PNASNet is not in quark0/darts `genotypes.py`; DARTS-derived code bases carry it (transcribed
+/// from chenxi116/PNASNet.pytorch) in the same layout. Here as a user pastes it: tuples and a
+/// module prefix.
+const PNASNET_TEXT: &str = "PNASNet = genotypes.Genotype(
+  normal=(('sep_conv_5x5', 0), ('max_pool_3x3', 0), ('sep_conv_7x7', 1), ('max_pool_3x3', 1), ('sep_conv_5x5', 1),
+          ('sep_conv_3x3', 1), ('sep_conv_3x3', 4), ('max_pool_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 1)),
+  normal_concat=(2, 3, 4, 5, 6),
+  reduce=(('sep_conv_5x5', 0), ('max_pool_3x3', 0), ('sep_conv_7x7', 1), ('max_pool_3x3', 1), ('sep_conv_5x5', 1),
+          ('sep_conv_3x3', 1), ('sep_conv_3x3', 4), ('max_pool_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 1)),
+  reduce_concat=(2, 3, 4, 5, 6),
+)";
+
+/// The reference's count for PNASNet, obtained as [`REFERENCE_COUNTS`] were, with PNASNet appended
+/// to the reference's `genotypes.py`.
+#[test]
+fn pnasnet_pasted_as_text_has_the_reference_parameter_count() {
+    let genotype = Genotype::from_python(PNASNET_TEXT).unwrap();
+    let net = NetworkCifar::new(&gpu(), &mut Rng::new(0), ModelConfig::darts(3, 10, genotype)).unwrap();
+    assert!((net.count_parameters_in_mb() - 4.481110).abs() < 1e-12, "{}", net.count_parameters_in_mb());
+}
+
+/// NASNet and AmoebaNet use `sep_conv_7x7` and `conv_7x1_1x7`, in normal and reduction cells:
+/// a tiny network of each trains a step, every parameter getting a finite gradient.
+#[test]
+fn nasnet_and_amoebanet_train_with_the_7x7_operations() {
+    let gpu = gpu();
+    let mut rng = Rng::new(4);
+    for name in ["NASNet", "AmoebaNet"] {
+        let genotype = Genotype::from_python_module(REFERENCE_GENOTYPES, Some(name)).unwrap();
+        let architecture = Architecture::Cells(genotype);
+        let config =
+            ModelConfig { in_channels: 1, num_classes: 3, channels: 4, layers: 3, auxiliary: false, architecture };
+        let net = NetworkCifar::new(&gpu, &mut rng, config).unwrap();
+        // x: [2, 1, 8, 8]
+        let x = Tensor::from_slice(&gpu, &[2, 1, 8, 8], &rng.uniform_vec(128, -1.0, 1.0)).unwrap();
+        let (logits, _) = net.forward(&x, true, 0.2, &mut rng).unwrap();
+        assert_eq!(logits.shape(), [2, 3], "{name}");
+        let dy = Tensor::from_slice(&gpu, &[2, 3], &rng.uniform_vec(6, -1.0, 1.0)).unwrap();
+        let grads = gpu.backward_from(&[(&logits, dy)]).unwrap();
+        let mut named = Vec::new();
+        net.params("", &mut named);
+        let mut factorized = 0;
+        for (param, t) in &named {
+            let g = grads.get(t).unwrap_or_else(|| panic!("{name}: no gradient for {param}")).to_vec().unwrap();
+            assert!(g.iter().all(|v| v.is_finite()), "{name}: {param}");
+            if param.contains("conv_1x7") || param.contains("conv_7x1") {
+                factorized += 1;
+                assert!(g.iter().any(|&v| v != 0.0), "{name}: {param} has a zero gradient");
+            }
+        }
+        assert_eq!(factorized > 0, name == "AmoebaNet", "{name}: only AmoebaNet uses conv_7x1_1x7");
+    }
+}
+
 #[test]
 fn auxiliary_pool_is_the_reference_at_8x8_and_gives_2x2_everywhere() {
     assert_eq!(auxiliary_pool(8).unwrap(), (5, 3));

@@ -6,7 +6,8 @@
 //! Names follow `cnn/model.py` and `cnn/operations.py`: `stem.0` (conv) and `stem.1` (BN);
 //! `cells.I.preprocess0/1` as `ReLUConvBN` (`op.1` conv, `op.2` BN) or `FactorizedReduce`
 //! (`conv_1`, `conv_2`, `bn`); `cells.I._ops.K` as `SepConv` (`op.1`, `op.2`, `op.3`, `op.5`,
-//! `op.6`, `op.7`), `DilConv` (`op.1`, `op.2`, `op.3`) or `FactorizedReduce`;
+//! `op.6`, `op.7`), `DilConv` (`op.1`, `op.2`, `op.3`), `conv_7x1_1x7` (`1`, `2`, `3`) or
+//! `FactorizedReduce`;
 //! `auxiliary_head.features.2/3/5/6` and `auxiliary_head.classifier`; `classifier`. Every
 //! BatchNorm2d also gets the `num_batches_tracked` (int64) that PyTorch keeps: the run's
 //! training steps. Layouts are PyTorch's already (conv weights [C_out, C_in / groups, kH, kW],
@@ -78,6 +79,10 @@ pub fn darts_name(ours: &str, all: &HashSet<&str>) -> Result<String> {
                 "dw" => "op.1",
                 "pw" => "op.2",
                 "bn" if has(&prefix, "dw") => "op.3",
+                // conv_7x1_1x7: a Sequential of ReLU, conv (1, 7), conv (7, 1), BN.
+                "conv_1x7" => "1",
+                "conv_7x1" => "2",
+                "bn" if has(&prefix, "conv_1x7") => "3",
                 // FactorizedReduce (skip_connect with stride 2).
                 "conv_1" | "conv_2" => module,
                 "bn" if has(&prefix, "conv_1") => "bn",

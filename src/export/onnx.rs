@@ -237,6 +237,13 @@ impl Graph<'_> {
         Ok(self.node("Conv", &[x, &w], attrs, "conv"))
     }
 
+    /// A full conv without bias, per-axis stride and padding ([along H, along W]).
+    fn conv_rect(&mut self, x: &str, ours: &str, stride: [i64; 2], pad: [i64; 2]) -> Result<String> {
+        let w = self.weight(&format!("{ours}.weight"))?;
+        let attrs = vec![ints("strides", &stride), ints("pads", &[pad[0], pad[1], pad[0], pad[1]])];
+        Ok(self.node("Conv", &[x, &w], attrs, "conv"))
+    }
+
     fn bn(&mut self, x: &str, ours: &str) -> Result<String> {
         let inputs: Vec<String> = ["weight", "bias", "running_mean", "running_var"]
             .iter()
@@ -294,6 +301,12 @@ impl Graph<'_> {
                 let d = self.conv(&r, &format!("{ours}.dw"), stride, k - 1, 2, c)?;
                 let p = self.conv(&d, &format!("{ours}.pw"), 1, 0, 1, 1)?;
                 self.bn(&p, &format!("{ours}.bn"))?
+            }
+            "conv_7x1_1x7" => {
+                let r = self.relu(x);
+                let a = self.conv_rect(&r, &format!("{ours}.conv_1x7"), [1, stride], [0, 3])?;
+                let b = self.conv_rect(&a, &format!("{ours}.conv_7x1"), [stride, 1], [3, 0])?;
+                self.bn(&b, &format!("{ours}.bn"))?
             }
             other => return Err(Error::Config(format!("the ONNX export has no operation {other:?}"))),
         })

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::{conv::Conv2d, elementwise::relu, layout, mixed_op, pool};
 use crate::rng::Rng;
+use crate::space::REFERENCE_EXTRA_OPS;
 use crate::tensor::Tensor;
 
 /// The DARTS primitives, in the reference order (the column order of the alpha matrices).
@@ -268,6 +269,44 @@ impl Module for DilConv {
     }
 }
 
+/// `conv_7x1_1x7`, NASNet's factorised 7x7 conv: ReLU, conv (1, 7) with stride (1, s) and padding
+/// (0, 3), conv (7, 1) with stride (s, 1) and padding (3, 0), BN; full convs without bias.
+pub struct FactorizedConv7x7 {
+    /// Weight [C, C, 1, 7], stride (1, s), padding (0, 3).
+    pub conv_1x7: Conv,
+    /// Weight [C, C, 7, 1], stride (s, 1), padding (3, 0).
+    pub conv_7x1: Conv,
+    /// BN over the C output channels.
+    pub bn: BatchNorm,
+}
+
+impl FactorizedConv7x7 {
+    /// The block for C channels at stride `stride` (1, or 2 in a reduction cell).
+    pub fn new(gpu: &Gpu, rng: &mut Rng, c: usize, stride: usize, affine: bool) -> Result<Self> {
+        Ok(FactorizedConv7x7 {
+            conv_1x7: Conv::rect(gpu, rng, c, c, [1, 7], Conv2d::per_axis([1, stride], [0, 3], 1, 1))?,
+            conv_7x1: Conv::rect(gpu, rng, c, c, [7, 1], Conv2d::per_axis([stride, 1], [3, 0], 1, 1))?,
+            bn: BatchNorm::new(gpu, c, affine)?,
+        })
+    }
+
+    /// The block from relu(x) on. rx: [N, C, H, W] -> [N, C, H/s, W/s]
+    pub fn forward_activated(&self, rx: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn.forward(&self.conv_7x1.forward(&self.conv_1x7.forward(rx)?)?, train)
+    }
+}
+
+impl Module for FactorizedConv7x7 {
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.conv_1x7.params(&join(prefix, "conv_1x7"), out);
+        self.conv_7x1.params(&join(prefix, "conv_7x1"), out);
+        self.bn.params(&join(prefix, "bn"), out);
+    }
+    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.bn.buffers(&join(prefix, "bn"), out);
+    }
+}
+
 /// Which pooling a [`PoolBn`] does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolKind {
@@ -312,10 +351,12 @@ pub enum Primitive {
     Identity,
     /// `skip_connect` at stride 2.
     FactorizedReduce(FactorizedReduce),
-    /// `sep_conv_3x3` or `sep_conv_5x5`.
+    /// `sep_conv_3x3`, `sep_conv_5x5` or `sep_conv_7x7`.
     SepConv(SepConv),
     /// `dil_conv_3x3` or `dil_conv_5x5`.
     DilConv(DilConv),
+    /// `conv_7x1_1x7` (NASNet, AmoebaNet): a 1x7 then a 7x1 conv.
+    FactorizedConv7x7(FactorizedConv7x7),
 }
 
 impl Primitive {
@@ -342,10 +383,13 @@ impl Primitive {
             "skip_connect" => Primitive::FactorizedReduce(FactorizedReduce::new(gpu, rng, c, c, affine)?),
             "sep_conv_3x3" => Primitive::SepConv(SepConv::new(gpu, rng, c, 3, stride, affine)?),
             "sep_conv_5x5" => Primitive::SepConv(SepConv::new(gpu, rng, c, 5, stride, affine)?),
+            "sep_conv_7x7" => Primitive::SepConv(SepConv::new(gpu, rng, c, 7, stride, affine)?),
             "dil_conv_3x3" => Primitive::DilConv(DilConv::new(gpu, rng, c, 3, stride, affine)?),
             "dil_conv_5x5" => Primitive::DilConv(DilConv::new(gpu, rng, c, 5, stride, affine)?),
+            "conv_7x1_1x7" => Primitive::FactorizedConv7x7(FactorizedConv7x7::new(gpu, rng, c, stride, affine)?),
             other => {
-                return Err(Error::Config(format!("unknown operation {other:?}; known: {}", PRIMITIVES.join(", "))))
+                let known: Vec<&str> = PRIMITIVES.iter().chain(&REFERENCE_EXTRA_OPS).copied().collect();
+                return Err(Error::Config(format!("unknown operation {other:?}; known: {}", known.join(", "))));
             }
         })
     }
@@ -364,6 +408,7 @@ impl Primitive {
             Primitive::FactorizedReduce(f) => f.forward_activated(input.relu()?, train)?,
             Primitive::SepConv(s) => s.forward_activated(input.relu()?, train)?,
             Primitive::DilConv(d) => d.forward_activated(input.relu()?, train)?,
+            Primitive::FactorizedConv7x7(f) => f.forward_activated(input.relu()?, train)?,
         }))
     }
 }
@@ -375,6 +420,7 @@ impl Module for Primitive {
             Primitive::FactorizedReduce(f) => f.params(prefix, out),
             Primitive::SepConv(s) => s.params(prefix, out),
             Primitive::DilConv(d) => d.params(prefix, out),
+            Primitive::FactorizedConv7x7(f) => f.params(prefix, out),
         }
     }
     fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
@@ -388,6 +434,7 @@ impl Module for Primitive {
             Primitive::FactorizedReduce(f) => f.buffers(prefix, out),
             Primitive::SepConv(s) => s.buffers(prefix, out),
             Primitive::DilConv(d) => d.buffers(prefix, out),
+            Primitive::FactorizedConv7x7(f) => f.buffers(prefix, out),
         }
     }
 }

@@ -5,7 +5,8 @@
 pub mod darts_ops;
 
 pub use darts_ops::{
-    DilConv, FactorizedReduce, Input, MixedOp, PoolBn, Preprocess, Primitive, ReluConvBn, SepConv, PRIMITIVES,
+    DilConv, FactorizedConv7x7, FactorizedReduce, Input, MixedOp, PoolBn, Preprocess, Primitive, ReluConvBn, SepConv,
+    PRIMITIVES,
 };
 
 use crate::error::Result;
@@ -58,8 +59,20 @@ pub struct Conv {
 impl Conv {
     /// weight: [c_out, c_in/groups, k, k]
     pub fn new(gpu: &Gpu, rng: &mut Rng, c_in: usize, c_out: usize, k: usize, spec: conv::Conv2d) -> Result<Conv> {
-        let fan_in = c_in / spec.groups * k * k;
-        let weight = uniform_fan_in(gpu, rng, &[c_out, c_in / spec.groups, k, k], fan_in)?;
+        Conv::rect(gpu, rng, c_in, c_out, [k, k], spec)
+    }
+
+    /// A kernel of `[kh, kw]` (`conv_7x1_1x7`'s (1, 7) and (7, 1)); weight: [c_out, c_in/groups, kh, kw]
+    pub fn rect(
+        gpu: &Gpu,
+        rng: &mut Rng,
+        c_in: usize,
+        c_out: usize,
+        k: [usize; 2],
+        spec: conv::Conv2d,
+    ) -> Result<Conv> {
+        let fan_in = c_in / spec.groups * k[0] * k[1];
+        let weight = uniform_fan_in(gpu, rng, &[c_out, c_in / spec.groups, k[0], k[1]], fan_in)?;
         Ok(Conv { weight, spec })
     }
 

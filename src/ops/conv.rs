@@ -1,5 +1,6 @@
 //! 2-D convolution (`shaders/conv.wgsl`) with PyTorch's semantics: cross-correlation, zero
-//! padding, stride, dilation and groups (depthwise when groups = c_in), optional bias.
+//! padding, stride, dilation and groups (depthwise when groups = c_in), optional bias; kernel,
+//! stride and padding per axis (`conv_7x1_1x7`'s (1, 7) and (7, 1) convs).
 //! Activations NCHW, weights OIHW `[c_out, c_in / groups, kh, kw]`.
 //!
 //! The shapes of DARTS's separable convs go to register-blocked kernels (`Path`): 1x1 convs to
@@ -17,13 +18,14 @@ use crate::error::{Error, Result};
 use crate::gpu::{grid_1d, grid_groups, Dispatch, Gpu, GpuBuffer, WORKGROUP};
 use crate::tensor::Tensor;
 
-/// The geometry of a convolution (the kernel size comes from the weight).
+/// The geometry of a convolution (the kernel size comes from the weight). Stride and padding
+/// are per axis, `[along H, along W]`, as PyTorch's tuples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2d {
-    /// Step between output positions, in input pixels (same on both axes).
-    pub stride: usize,
-    /// Zero padding added on every side, in pixels.
-    pub padding: usize,
+    /// Step between output positions, in input pixels: [along H, along W].
+    pub stride: [usize; 2],
+    /// Zero padding added on both sides, in pixels: [along H, along W].
+    pub padding: [usize; 2],
     /// Spacing between kernel taps (1: a dense kernel).
     pub dilation: usize,
     /// Channel groups: 1 is a full conv, C_in a depthwise one; divides C_in and C_out.
@@ -31,20 +33,31 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    /// The geometry with these values (PyTorch's `Conv2d` argument order).
+    /// The same stride and padding along both axes (PyTorch's `Conv2d` argument order).
     pub fn new(stride: usize, padding: usize, dilation: usize, groups: usize) -> Conv2d {
+        Conv2d { stride: [stride; 2], padding: [padding; 2], dilation, groups }
+    }
+
+    /// Stride and padding `[along H, along W]`.
+    pub fn per_axis(stride: [usize; 2], padding: [usize; 2], dilation: usize, groups: usize) -> Conv2d {
         Conv2d { stride, padding, dilation, groups }
     }
 
-    /// Output length along one axis: floor((size + 2*padding - dilation*(k-1) - 1) / stride) + 1,
-    /// or `None` when the dilated kernel does not fit in the padded input (or k or the
-    /// stride is 0).
-    pub fn output_size(&self, size: usize, k: usize) -> Option<usize> {
-        if k == 0 || self.stride == 0 {
+    /// Whether both axes have the same stride and padding (what the strip kernels take).
+    pub fn is_square(&self) -> bool {
+        self.stride[0] == self.stride[1] && self.padding[0] == self.padding[1]
+    }
+
+    /// Output length along `axis` (0: H, 1: W):
+    /// floor((size + 2*padding - dilation*(k-1) - 1) / stride) + 1, or `None` when the dilated
+    /// kernel does not fit in the padded input (or k or the stride is 0).
+    pub fn output_size(&self, axis: usize, size: usize, k: usize) -> Option<usize> {
+        let (stride, padding) = (self.stride[axis], self.padding[axis]);
+        if k == 0 || stride == 0 {
             return None;
         }
         let span = self.dilation * (k - 1) + 1;
-        (size + 2 * self.padding).checked_sub(span).map(|room| room / self.stride + 1)
+        (size + 2 * padding).checked_sub(span).map(|room| room / stride + 1)
     }
 }
 
@@ -67,13 +80,15 @@ struct Params {
     ow: u32,
     cin_g: u32,
     cout_g: u32,
-    stride: u32,
-    padding: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
     dilation: u32,
     chunk: u32,
     chunks: u32,
     outputs: u32,
-    _pad: u32,
+    _pad: [u32; 3],
 }
 
 /// Taps one `weight_backward` workgroup reduces together (`MAX_TAPS` in the shader).
@@ -118,7 +133,7 @@ impl Geometry {
         let [c_out, cin_g, kh, kw] = dims::<4>(op, w).map_err(|_| {
             Error::shape(op, format!("weight must be [C_out, C_in/groups, kH, kW], got {:?}", w.shape()))
         })?;
-        if spec.stride == 0 || spec.dilation == 0 || spec.groups == 0 {
+        if spec.stride.contains(&0) || spec.dilation == 0 || spec.groups == 0 {
             return Err(Error::shape(op, format!("stride, dilation and groups must be at least 1: {spec:?}")));
         }
         let g = spec.groups;
@@ -142,11 +157,11 @@ impl Geometry {
         if kh == 0 || kw == 0 || c_out == 0 || n == 0 || c_in == 0 {
             return Err(Error::shape(op, format!("empty input {:?} or weight {:?}", x.shape(), w.shape())));
         }
-        let (Some(oh), Some(ow)) = (spec.output_size(h, kh), spec.output_size(width, kw)) else {
+        let (Some(oh), Some(ow)) = (spec.output_size(0, h, kh), spec.output_size(1, width, kw)) else {
             return Err(Error::shape(
                 op,
                 format!(
-                    "kernel {kh}x{kw} with dilation {} does not fit the input {h}x{width} padded by {}",
+                    "kernel {kh}x{kw} with dilation {} does not fit the input {h}x{width} padded by {:?}",
                     spec.dilation, spec.padding
                 ),
             ));
@@ -161,7 +176,8 @@ impl Geometry {
 
     fn path(&self) -> Path {
         let s = self.spec;
-        if self.kh == 1 && self.kw == 1 && s.stride == 1 && s.padding == 0 && s.groups == 1 && pointwise::fits(self) {
+        let unit = s.stride == [1, 1] && s.padding == [0, 0];
+        if self.kh == 1 && self.kw == 1 && unit && s.groups == 1 && pointwise::fits(self) {
             Path::Pointwise
         } else if depthwise::fits(self) {
             Path::Strips
@@ -215,13 +231,15 @@ impl Geometry {
             ow: self.ow as u32,
             cin_g: (self.c_in / g) as u32,
             cout_g: (self.c_out / g) as u32,
-            stride: self.spec.stride as u32,
-            padding: self.spec.padding as u32,
+            stride_h: self.spec.stride[0] as u32,
+            stride_w: self.spec.stride[1] as u32,
+            pad_h: self.spec.padding[0] as u32,
+            pad_w: self.spec.padding[1] as u32,
             dilation: self.spec.dilation as u32,
             chunk: chunk as u32,
             chunks: chunks as u32,
             outputs: outputs as u32,
-            _pad: 0,
+            _pad: [0; 3],
         }
     }
 
@@ -373,7 +391,10 @@ mod layout_tests {
         params_layout_matches!(
             Params,
             "conv",
-            [n, c_in, h, w, c_out, oh, ow, cin_g, cout_g, stride, padding, dilation, chunk, chunks, outputs]
+            [
+                n, c_in, h, w, c_out, oh, ow, cin_g, cout_g, stride_h, stride_w, pad_h, pad_w, dilation, chunk, chunks,
+                outputs
+            ]
         );
     }
 }

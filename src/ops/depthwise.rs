@@ -56,22 +56,26 @@ const MAX_TAPS: usize = 25;
 const TARGET_THREADS: usize = 4096;
 
 /// Whether the strip kernels' registers hold this convolution (forward and weight gradient, any
-/// grouping): stride 1 or 2, at most 25 taps, and a strip's input segment within `SEG`.
+/// grouping): the same stride (1 or 2) and padding along both axes, at most 25 taps, and a
+/// strip's input segment within `SEG`.
 pub(crate) fn fits(geo: &Geometry) -> bool {
-    let (s, d) = (geo.spec.stride, geo.spec.dilation);
-    (1..=2).contains(&s) && geo.kh * geo.kw <= MAX_TAPS && (OUTS - 1) * s + (geo.kw - 1) * d < SEG
+    let (s, d) = (geo.spec.stride[0], geo.spec.dilation);
+    geo.spec.is_square()
+        && (1..=2).contains(&s)
+        && geo.kh * geo.kw <= MAX_TAPS
+        && (OUTS - 1) * s + (geo.kw - 1) * d < SEG
 }
 
 /// Whether the input gradient is the rotated kernel's forward pass: stride 1, a square kernel
 /// at least as wide as twice the padding (as every 'same' convolution is).
 fn rotated_input_grad(geo: &Geometry) -> bool {
     let s = geo.spec;
-    s.stride == 1 && geo.kh == geo.kw && (geo.kh - 1) * s.dilation >= s.padding
+    s.stride[0] == 1 && geo.kh == geo.kw && (geo.kh - 1) * s.dilation >= s.padding[0]
 }
 
 /// Whether `input_backward`'s segment holds the dy columns a strip of 8 input columns meets.
 fn strided_input_grad(geo: &Geometry) -> bool {
-    let (s, d, pad) = (geo.spec.stride as i64, geo.spec.dilation as i64, geo.spec.padding as i64);
+    let (s, d, pad) = (geo.spec.stride[0] as i64, geo.spec.dilation as i64, geo.spec.padding[0] as i64);
     let lo = (pad - (geo.kw as i64 - 1) * d).div_euclid(s);
     let hi = (OUTS as i64 - 1 + pad) / s;
     pad <= 16 && hi - lo < SEG as i64
@@ -143,20 +147,21 @@ fn strips(
 /// y: [N, C, OH, OW] from x: [N, C, H, W] and w: [C, 1, KH, KW].
 pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, y: &Tensor) {
     let s = geo.spec;
-    strips(geo, x, w, y, [geo.h, geo.w], [geo.oh, geo.ow], s.padding, s.stride, false);
+    strips(geo, x, w, y, [geo.h, geo.w], [geo.oh, geo.ow], s.padding[0], s.stride[0], false);
 }
 
 /// dx: [N, C, H, W] from dy: [N, C, OH, OW] (when [`fits_input_grad`]).
 pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) {
     let s = geo.spec;
+    let (stride, pad) = (s.stride[0], s.padding[0]);
     if rotated_input_grad(geo) {
-        let padding = (geo.kh - 1) * s.dilation - s.padding;
+        let padding = (geo.kh - 1) * s.dilation - pad;
         strips(geo, dy, w, dx, [geo.oh, geo.ow], [geo.h, geo.w], padding, 1, true);
         return;
     }
-    let p = Params::of(geo, [geo.h, geo.w], [geo.oh, geo.ow], s.padding);
-    let [kh, kw, stride, dil, ..] = constants(geo, s.stride, false, geo.w, s.padding);
-    let c = [kh, kw, stride, dil, ("PAD", s.padding as f64)];
+    let p = Params::of(geo, [geo.h, geo.w], [geo.oh, geo.ow], pad);
+    let [kh, kw, stride, dil, ..] = constants(geo, stride, false, geo.w, pad);
+    let c = [kh, kw, stride, dil, ("PAD", pad as f64)];
     let threads = geo.n * geo.c_in * geo.h * geo.w.div_ceil(OUTS);
     launch(dy.gpu(), "input_backward", &c, &p, &[dy.buf(), w.buf(), dx.buf()], threads, geo.flops());
 }
@@ -169,13 +174,13 @@ pub(crate) fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Ten
     let rows = geo.oh.div_ceil(rblocks);
     let rblocks = geo.oh.div_ceil(rows);
     let chunks = geo.n * rblocks;
-    let mut p = Params::of(geo, [geo.h, geo.w], [geo.oh, geo.ow], geo.spec.padding);
+    let mut p = Params::of(geo, [geo.h, geo.w], [geo.oh, geo.ow], geo.spec.padding[0]);
     p.rows = rows as u32;
     p.rblocks = rblocks as u32;
     let dw = Tensor::empty(gpu, &[geo.c_out, geo.c_in / geo.spec.groups, geo.kh, geo.kw])?;
     // partial: [N * rblocks, C_out, C_in/groups, KH, KW]
     let partial = Tensor::empty(gpu, &[chunks, slices * geo.kh * geo.kw])?;
-    let c = constants(geo, geo.spec.stride, false, geo.w, geo.spec.padding);
+    let c = constants(geo, geo.spec.stride[0], false, geo.w, geo.spec.padding[0]);
     let bufs = [dy.buf(), x.buf(), partial.buf(), x.buf()];
     launch(gpu, "weight_backward", &c, &p, &bufs, chunks * slices, geo.flops());
     sum_chunks(&partial, &dw, chunks);

@@ -135,13 +135,80 @@ impl Genotype {
         )
     }
 
-    /// Parses the reference's text form. Accepted: an optional `NAME =` in front, keyword or
-    /// positional arguments in any layout (whitespace, newlines, trailing commas, `#` comments),
-    /// strings in `'` or `"`, and concat lists written `[2, 3, 4, 5]`, `range(2, 6)`, `range(6)`
-    /// or `list(range(2, 6))`. The structure is parsed, not judged: call [`Genotype::validate`]
-    /// to check it against an operation set.
+    /// Parses the reference's text form. Accepted: an optional `NAME =` in front, a module
+    /// prefix (`genotypes.Genotype(...)`), keyword or positional arguments in any layout
+    /// (whitespace, newlines, trailing commas, `#` comments), strings in `'` or `"`, lists or
+    /// tuples (`[...]`, `(...)`), and concat lists written `[2, 3, 4, 5]`, `(2, 3, 4, 5)`,
+    /// `range(2, 6)`, `range(6)`, `list(range(2, 6))` or `tuple(range(2, 6))`. The structure is
+    /// parsed, not judged: call [`Genotype::validate`] to check it against an operation set.
     pub fn from_python(text: &str) -> Result<Genotype> {
         Parser { src: text, pos: 0 }.genotype()
+    }
+
+    /// The genotypes a Python module assigns at its top level (`NAME = Genotype(...)`, as in
+    /// quark0/darts `genotypes.py`), in file order, each parsed on its own so that one broken
+    /// assignment does not hide the others. An alias of an earlier one (`DARTS = DARTS_V2`)
+    /// counts as a genotype of its own name; every other statement (imports, `PRIMITIVES`, the
+    /// namedtuple) is skipped.
+    pub fn python_module_genotypes(text: &str) -> Vec<(String, Result<Genotype>)> {
+        let mut found: Vec<(String, Result<Genotype>)> = Vec::new();
+        for (start, end) in top_level_statements(text) {
+            let mut p = Parser { src: &text[..end], pos: start };
+            let Some(name) = p.ident() else { continue };
+            if p.peek_after_ws() != Some('=') {
+                continue;
+            }
+            p.skip_ws();
+            p.pos += 1;
+            let rhs = p.pos;
+            if p.dotted_name().is_some_and(|callee| is_genotype_callee(&callee)) && p.peek_after_ws() == Some('(') {
+                p.pos = rhs;
+                let genotype = p.call().and_then(|g| p.end("`Genotype(...)`").map(|()| g));
+                found.push((name, genotype));
+            } else {
+                p.pos = rhs;
+                let alias = p.ident().filter(|_| p.end("").is_ok());
+                let Some(alias) = alias else { continue };
+                let aliased = match found.iter().rev().find(|(n, _)| *n == alias) {
+                    Some((_, Ok(g))) => Ok(g.clone()),
+                    Some((_, Err(e))) => Err(Error::Config(format!("{name} = {alias}, and {alias}: {e}"))),
+                    None => continue,
+                };
+                found.push((name, aliased));
+            }
+        }
+        found
+    }
+
+    /// The genotype named `name` in a Python module ([`Genotype::python_module_genotypes`]).
+    /// Without a name: the text parsed as one `Genotype(...)` ([`Genotype::from_python`]), or,
+    /// failing that, the module's only genotype. The errors name what the module holds.
+    pub fn from_python_module(text: &str, name: Option<&str>) -> Result<Genotype> {
+        let module = |single_error: Option<Error>| {
+            let mut found = Genotype::python_module_genotypes(text);
+            let names = found.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+            match (name, found.len()) {
+                (Some(name), _) => match found.iter().position(|(n, _)| n == name) {
+                    Some(i) => found.swap_remove(i).1,
+                    None if found.is_empty() => Err(Error::Config(format!(
+                        "no genotype named {name:?}: expected a `{name} = Genotype(...)` assignment, and the \
+                         text has none"
+                    ))),
+                    None => Err(Error::Config(format!(
+                        "no genotype named {name:?}: expected one of the names the text assigns: {names}"
+                    ))),
+                },
+                (None, 0) => Err(single_error.expect("no name: the text was tried as one genotype first")),
+                (None, 1) => found.remove(0).1,
+                (None, n) => Err(Error::Config(format!(
+                    "the text assigns {n} genotypes ({names}); expected a name to pick one (FILE:NAME)"
+                ))),
+            }
+        };
+        match name {
+            Some(_) => module(None),
+            None => Genotype::from_python(text).or_else(|e| module(Some(e))),
+        }
     }
 
     /// Graphviz DOT of both cells, one cluster each ("normal", "reduce"), nodes named as in the
@@ -202,16 +269,88 @@ struct Parser<'a> {
 
 const FIELDS: [&str; 4] = ["normal", "normal_concat", "reduce", "reduce_concat"];
 
+/// `Genotype`, or `Genotype` reached through a module (`genotypes.Genotype`).
+fn is_genotype_callee(name: &str) -> bool {
+    name.rsplit('.').next() == Some("Genotype")
+}
+
+/// The byte ranges of a Python module's top-level statements: each starts at the beginning of a
+/// line outside brackets, strings and comments, and runs to the next one. Enough of Python's
+/// lexing to find them in a `genotypes.py` (brackets, `'`/`"` strings with escapes, triple
+/// quotes, `#` comments).
+fn top_level_statements(text: &str) -> Vec<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut starts = Vec::new();
+    let (mut depth, mut i, mut line_start) = (0usize, 0, true);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if line_start && depth == 0 && !b.is_ascii_whitespace() && b != b'#' {
+            starts.push(i);
+        }
+        line_start = false;
+        match b {
+            b'\n' => line_start = true,
+            b'#' => i += bytes[i..].iter().position(|&c| c == b'\n').unwrap_or(bytes.len() - i) - 1,
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b'\'' | b'"' => {
+                let quote: &[u8] = if bytes[i..].starts_with(&[b; 3]) { &bytes[i..i + 3] } else { &bytes[i..i + 1] };
+                let mut j = i + quote.len();
+                while j < bytes.len() && !bytes[j..].starts_with(quote) && (quote.len() == 3 || bytes[j] != b'\n') {
+                    j += if bytes[j] == b'\\' { 2 } else { 1 };
+                }
+                // Past the closing quote; an unclosed one-line string ends before its newline.
+                i = if bytes[j.min(bytes.len())..].starts_with(quote) {
+                    j + quote.len() - 1
+                } else {
+                    j.min(bytes.len()) - 1
+                };
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let ends = starts.iter().skip(1).copied().chain([text.len()]);
+    starts.iter().copied().zip(ends).collect()
+}
+
 impl Parser<'_> {
     fn genotype(mut self) -> Result<Genotype> {
         self.skip_ws();
-        let mut name = self.ident().ok_or_else(|| self.error("`Genotype(`"))?;
-        if name != "Genotype" {
+        let start = self.pos;
+        let name = self.dotted_name().ok_or_else(|| self.error("`Genotype(`"))?;
+        if is_genotype_callee(&name) {
+            self.pos = start;
+        } else {
             // `DARTS_V2 = Genotype(...)`: a Python assignment in front.
-            self.expect('=', "`=` or `(` after the name")?;
-            name = self.ident().ok_or_else(|| self.error("`Genotype(`"))?;
-            if name != "Genotype" {
-                self.pos -= name.len();
+            if name.contains('.') {
+                self.pos = start;
+                return Err(self.error("`Genotype(`"));
+            }
+            self.expect('=', "`=` or `(` after the name (a whole genotypes.py: name the genotype to pick)")?;
+        }
+        let genotype = self.call()?;
+        self.end("`Genotype(...)`")?;
+        Ok(genotype)
+    }
+
+    /// Nothing but whitespace and comments left; else an error naming what came before.
+    fn end(&mut self, after: &str) -> Result<()> {
+        self.skip_ws();
+        if self.pos < self.src.len() {
+            return Err(self.error(&format!("end of text after {after}")));
+        }
+        Ok(())
+    }
+
+    /// `Genotype(...)` or `module.Genotype(...)`.
+    fn call(&mut self) -> Result<Genotype> {
+        self.skip_ws();
+        let start = self.pos;
+        match self.dotted_name() {
+            Some(name) if is_genotype_callee(&name) => {}
+            _ => {
+                self.pos = start;
                 return Err(self.error("`Genotype(`"));
             }
         }
@@ -266,10 +405,6 @@ impl Parser<'_> {
                 _ => return Err(self.error("`,` or `)` after a Genotype field")),
             }
         }
-        self.skip_ws();
-        if self.pos < self.src.len() {
-            return Err(self.error("end of text after `Genotype(...)`"));
-        }
         let missing = |field: &str| Error::Config(format!("genotype text: field `{field}` is missing"));
         Ok(Genotype {
             normal: normal.ok_or_else(|| missing("normal"))?,
@@ -279,13 +414,19 @@ impl Parser<'_> {
         })
     }
 
-    /// `[('op', 0), ('op', 1), ...]`
+    /// `[('op', 0), ('op', 1), ...]`, or the same as a tuple `(('op', 0), ...)`.
     fn entries(&mut self) -> Result<Vec<(String, usize)>> {
-        self.expect('[', "`[` opening a list of ('operation', input) pairs")?;
+        self.skip_ws();
+        let close = match self.peek() {
+            Some('[') => ']',
+            Some('(') => ')',
+            _ => return Err(self.error("`[` opening a list of ('operation', input) pairs")),
+        };
+        self.pos += 1;
         let mut out = Vec::new();
         loop {
             self.skip_ws();
-            if self.peek() == Some(']') {
+            if self.peek() == Some(close) {
                 self.pos += 1;
                 return Ok(out);
             }
@@ -302,21 +443,26 @@ impl Parser<'_> {
             self.skip_ws();
             match self.peek() {
                 Some(',') => self.pos += 1,
-                Some(']') => {}
-                _ => return Err(self.error("`,` or `]` in a list of pairs")),
+                Some(c) if c == close => {}
+                _ => return Err(self.error(&format!("`,` or `{close}` in a list of pairs"))),
             }
         }
     }
 
-    /// `[2, 3, 4, 5]`, `range(2, 6)`, `range(6)` or `list(range(2, 6))`.
+    /// `[2, 3, 4, 5]`, `(2, 3, 4, 5)`, `range(2, 6)`, `range(6)`, `list(range(2, 6))` or
+    /// `tuple(range(2, 6))`.
     fn indices(&mut self) -> Result<Vec<usize>> {
         self.skip_ws();
-        if self.peek() == Some('[') {
+        if let Some(close) = match self.peek() {
+            Some('[') => Some(']'),
+            Some('(') => Some(')'),
+            _ => None,
+        } {
             self.pos += 1;
             let mut out = Vec::new();
             loop {
                 self.skip_ws();
-                if self.peek() == Some(']') {
+                if self.peek() == Some(close) {
                     self.pos += 1;
                     return Ok(out);
                 }
@@ -324,17 +470,17 @@ impl Parser<'_> {
                 self.skip_ws();
                 match self.peek() {
                     Some(',') => self.pos += 1,
-                    Some(']') => {}
-                    _ => return Err(self.error("`,` or `]` in a list of node indices")),
+                    Some(c) if c == close => {}
+                    _ => return Err(self.error(&format!("`,` or `{close}` in a list of node indices"))),
                 }
             }
         }
         let start = self.pos;
         match self.ident().as_deref() {
-            Some("list") => {
-                self.expect('(', "`(` after `list`")?;
+            Some(wrapper @ ("list" | "tuple")) => {
+                self.expect('(', &format!("`(` after `{wrapper}`"))?;
                 let out = self.indices()?;
-                self.expect(')', "`)` closing `list(`")?;
+                self.expect(')', &format!("`)` closing `{wrapper}(`"))?;
                 Ok(out)
             }
             Some("range") => {
@@ -352,7 +498,7 @@ impl Parser<'_> {
             }
             _ => {
                 self.pos = start;
-                Err(self.error("a list of node indices: `[2, 3, 4, 5]` or `range(2, 6)`"))
+                Err(self.error("a list of node indices: `[2, 3, 4, 5]`, `(2, 3, 4, 5)` or `range(2, 6)`"))
             }
         }
     }
@@ -395,6 +541,24 @@ impl Parser<'_> {
         }
         self.pos += len;
         Some(rest[..len].to_string())
+    }
+
+    /// `name` or `module.name` (whitespace allowed around the dots, as Python allows).
+    fn dotted_name(&mut self) -> Option<String> {
+        let mut name = self.ident()?;
+        while self.peek_after_ws() == Some('.') {
+            let here = self.pos;
+            self.skip_ws();
+            self.pos += 1;
+            match self.ident() {
+                Some(part) => name = format!("{name}.{part}"),
+                None => {
+                    self.pos = here;
+                    break;
+                }
+            }
+        }
+        Some(name)
     }
 
     fn expect(&mut self, c: char, what: &str) -> Result<()> {

@@ -37,6 +37,11 @@ pub const DARTS_PRIMITIVES: [&str; 8] = [
     "dil_conv_5x5",
 ];
 
+/// The operations of quark0/darts `operations.OPS` outside [`DARTS_PRIMITIVES`]: the NASNet,
+/// AmoebaNet and PNASNet genotypes of its `genotypes.py` use them. A retrained network builds
+/// them; the search space does not offer them.
+pub const REFERENCE_EXTRA_OPS: [&str; 2] = ["sep_conv_7x7", "conv_7x1_1x7"];
+
 /// The zero operation: in search it lets an edge switch itself off; a derived architecture
 /// never contains it.
 pub const NONE: &str = "none";

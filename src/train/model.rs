@@ -14,7 +14,7 @@ use crate::gpu::Gpu;
 use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module, Preprocess, Primitive, ReluConvBn};
 use crate::ops::{conv::Conv2d, drop_path::drop_path, elementwise, layout, linear, pool};
 use crate::rng::Rng;
-use crate::space::{Genotype, MacroArch, DARTS_PRIMITIVES, IDENTITY, NONE};
+use crate::space::{Genotype, MacroArch, DARTS_PRIMITIVES, IDENTITY, NONE, REFERENCE_EXTRA_OPS};
 use crate::tensor::Tensor;
 
 /// What an evaluation network is built from.
@@ -114,10 +114,12 @@ impl ModelConfig {
         2 * self.layers / 3
     }
 
-    /// The operations a genotype may use here: the DARTS ones without `none` (a retrained
-    /// cell keeps only real operations), and ENAS's `identity` (= `skip_connect`).
+    /// The operations a genotype may use here: every one of the reference's `OPS` but `none` (a
+    /// retrained cell keeps only real operations; `sep_conv_7x7` and `conv_7x1_1x7` for the
+    /// NASNet, AmoebaNet and PNASNet genotypes), and ENAS's `identity` (= `skip_connect`).
     pub fn known_ops() -> Vec<&'static str> {
-        DARTS_PRIMITIVES.iter().copied().filter(|&p| p != NONE).chain([IDENTITY]).collect()
+        let reference = DARTS_PRIMITIVES.iter().chain(&REFERENCE_EXTRA_OPS).copied();
+        reference.filter(|&p| p != NONE).chain([IDENTITY]).collect()
     }
 
     /// Checks the sizes (at least 1, C even), at least 3 cells for a genotype and its operations,

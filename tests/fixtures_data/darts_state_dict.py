@@ -8,7 +8,7 @@ parameter (the reference hard-codes 3 for CIFAR).
 
     python3 darts_state_dict.py GENOTYPE_FILE C CLASSES LAYERS AUXILIARY IN_CHANNELS > out.json
 
-wrote darts_state_dict_tiny.json from genotype_tiny.py, C=2, 10 classes, 3 layers, auxiliary 1,
+wrote darts_state_dict_tiny.json from genotype_export.py, C=2, 10 classes, 3 layers, auxiliary 1,
 1 input channel (the embedded Fashion-MNIST set).
 """
 import json

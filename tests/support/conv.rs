@@ -1,5 +1,6 @@
 //! Plain-loop f64 reference of 2-D convolution (PyTorch's conv2d: cross-correlation, zero
-//! padding, stride, dilation, groups, optional bias), forward and backward.
+//! padding, stride, dilation, groups, optional bias; stride and padding per axis), forward and
+//! backward.
 #![allow(dead_code)]
 
 use wgpu_nas::ops::conv::Conv2d;
@@ -18,8 +19,9 @@ impl ConvShape {
         let [n, _, h, w] = self.x;
         let [c_out, _, kh, kw] = self.w;
         let s = self.spec;
-        let out = |size: usize, k: usize| (size + 2 * s.padding - s.dilation * (k - 1) - 1) / s.stride + 1;
-        [n, c_out, out(h, kh), out(w, kw)]
+        let out =
+            |a: usize, size: usize, k: usize| (size + 2 * s.padding[a] - s.dilation * (k - 1) - 1) / s.stride[a] + 1;
+        [n, c_out, out(0, h, kh), out(1, w, kw)]
     }
 
     /// Calls `f(y_index, x_index, w_index)` for every product w * x that forms an output (padding
@@ -39,12 +41,12 @@ impl ConvShape {
                         for c in 0..cin_g {
                             let ci = group * cin_g + c;
                             for u in 0..kh {
-                                let y = (i * s.stride + u * s.dilation) as isize - s.padding as isize;
+                                let y = (i * s.stride[0] + u * s.dilation) as isize - s.padding[0] as isize;
                                 if y < 0 || y >= h as isize {
                                     continue;
                                 }
                                 for v in 0..kw {
-                                    let x = (j * s.stride + v * s.dilation) as isize - s.padding as isize;
+                                    let x = (j * s.stride[1] + v * s.dilation) as isize - s.padding[1] as isize;
                                     if x < 0 || x >= w as isize {
                                         continue;
                                     }
@@ -61,7 +63,7 @@ impl ConvShape {
     }
 }
 
-/// y[n, o, i, j] = bias[o] + sum_{c, u, v} w[o, c, u, v] * x[n, g*cin_g + c, i*s - p + u*d, j*s - p + v*d]
+/// y[n, o, i, j] = bias[o] + sum_{c, u, v} w[o, c, u, v] * x[n, g*cin_g + c, i*sh - ph + u*d, j*sw - pw + v*d]
 pub fn conv2d_forward(shape: &ConvShape, x: &[f64], w: &[f64], bias: Option<&[f64]>) -> Vec<f64> {
     let [n, c_out, oh, ow] = shape.y();
     let mut y = vec![0.0; n * c_out * oh * ow];

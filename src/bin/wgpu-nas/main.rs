@@ -80,7 +80,8 @@ mod cli {
         },
         /// Print a genotype (JSON or the reference's Python text) as JSON, Python text or DOT.
         Export {
-            /// A genotype to print (genotype.json, genotype.py or the reference's text).
+            /// A genotype to print: genotype.json, genotype.py, the reference's text, or FILE:NAME for one
+            /// genotype of a genotypes.py.
             #[arg(long, required_unless_present = "weights", conflicts_with = "weights")]
             genotype: Option<PathBuf>,
             /// The run directory of a retraining (`train`) whose network to write as a file.

@@ -176,15 +176,38 @@ pub fn export_weights(run: &Path, format: Option<Format>, output: Option<PathBuf
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads a genotype file: JSON (`genotype.json`) or the reference's Python text (`genotype.py`),
-/// checked as `train` checks it (nodes, inputs, operations, concat).
+/// Reads a genotype file: JSON (`genotype.json`) or the reference's Python text (`genotype.py`,
+/// or a whole `genotypes.py`), checked as `train` checks it (nodes, inputs, operations, concat).
+/// `FILE:NAME` picks the genotype assigned to NAME in a Python module; a path that exists is
+/// read as it is, even with a `:` in it.
 pub fn read_genotype(path: &Path) -> Result<Genotype> {
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let genotype =
-        if text.trim_start().starts_with('{') { Genotype::from_json(&text) } else { Genotype::from_python(&text) };
+    let (file, name) = split_genotype_name(path);
+    let text = std::fs::read_to_string(&file).map_err(io(&file))?;
+    let genotype = if name.is_none() && text.trim_start().starts_with('{') {
+        Genotype::from_json(&text)
+    } else {
+        Genotype::from_python_module(&text, name.as_deref())
+    };
     genotype
         .and_then(|g| g.validate(&ModelConfig::known_ops()).map(|()| g))
         .map_err(|e| Error::File { path: path.display().to_string(), msg: e.to_string() })
+}
+
+/// `FILE:NAME` -> (FILE, Some(NAME)) when FILE exists and `path` itself does not, NAME being a
+/// Python identifier; otherwise (path, None).
+fn split_genotype_name(path: &Path) -> (PathBuf, Option<String>) {
+    let whole = (path.to_path_buf(), None);
+    if path.exists() {
+        return whole;
+    }
+    let Some((file, name)) = path.to_str().and_then(|p| p.rsplit_once(':')) else { return whole };
+    let identifier = name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+    if identifier && Path::new(file).is_file() {
+        (PathBuf::from(file), Some(name.to_string()))
+    } else {
+        whole
+    }
 }
 
 pub fn load(name: DatasetName, dir: Option<&Path>) -> Result<Dataset> {

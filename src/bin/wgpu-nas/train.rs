@@ -21,8 +21,10 @@ use crate::{out, plot};
 /// `train.py`) are given with each option.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// The architecture: genotype.json or genotype.py of a search run (or the reference's text).
-    /// Not needed with --resume (the checkpoint holds the architecture).
+    /// The architecture: genotype.json or genotype.py of a search run (or the reference's text),
+    /// or FILE:NAME for the genotype NAME of a Python module such as the reference's
+    /// genotypes.py (NASNet, AmoebaNet, DARTS_V2). Not needed with --resume (the checkpoint holds
+    /// the architecture).
     #[arg(long, required_unless_present_any = ["resume", "architecture"], conflicts_with = "architecture")]
     genotype: Option<PathBuf>,
     /// An ENAS architecture instead of --genotype: the architecture.json of `search enas` (its
