@@ -14,7 +14,7 @@ pub mod macro_model;
 pub mod model;
 pub mod trainer;
 
-pub use macro_model::{FixedLayer, FixedMacroNetwork};
+pub use macro_model::{FixedLayer, FixedMacroNetwork, MacroVariant};
 pub use model::{
     auxiliary_pool, count_parameters_in_mb, Architecture, AuxiliaryHeadCifar, Cell, EvalNetwork, ModelConfig,
     NetworkCifar,

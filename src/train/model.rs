@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::macro_model::FixedMacroNetwork;
+use super::macro_model::{FixedMacroNetwork, MacroVariant};
 use crate::enas::macro_space::pool_layers;
 use crate::enas::Arch;
 use crate::error::{Error, Result};
@@ -14,7 +14,7 @@ use crate::gpu::Gpu;
 use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module, Preprocess, Primitive, ReluConvBn};
 use crate::ops::{conv::Conv2d, drop_path::drop_path, elementwise, layout, linear, pool};
 use crate::rng::Rng;
-use crate::space::{Genotype, MacroArch, DARTS_PRIMITIVES, IDENTITY, NONE};
+use crate::space::{Genotype, MacroArch, MicroArch, SearchFor, DARTS_PRIMITIVES, IDENTITY, NONE};
 use crate::tensor::Tensor;
 
 /// What an evaluation network is built from.
@@ -29,10 +29,11 @@ pub enum Architecture {
 impl Architecture {
     /// Reads an ENAS architecture: the `architecture.json` that `wgpu-nas search enas` writes
     /// (a serialized [`crate::enas::search::Derived`]: its best architecture), a serialized
-    /// [`Arch`] or [`MacroArch`], or the reference's fixed_arc text
-    /// ([`MacroArch::from_reference_text`]). A micro architecture retrains as cells (its
-    /// genotype), a macro one as the macro network.
-    pub fn from_enas_text(text: &str) -> Result<Architecture> {
+    /// [`Arch`] or [`MacroArch`], or the reference's fixed_arc text in the space `search_for`
+    /// names ([`MacroArch::from_reference_text`], [`MicroArch::from_reference_text`]); without
+    /// it the number of integers decides ([`SearchFor::from_count`]). A micro architecture
+    /// retrains as cells (its genotype), a macro one as the macro network.
+    pub fn from_enas_text(text: &str, search_for: Option<SearchFor>) -> Result<Architecture> {
         let arch = if text.trim_start().starts_with('{') {
             let value: serde_json::Value = serde_json::from_str(text)?;
             let value = value.pointer("/best/arch").cloned().unwrap_or(value);
@@ -47,7 +48,22 @@ impl Architecture {
                     )
                 })?
         } else {
-            Arch::Macro(MacroArch::from_reference_text(text)?)
+            let count = text.split_whitespace().count();
+            match search_for.or_else(|| SearchFor::from_count(count)) {
+                Some(SearchFor::Macro) => Arch::Macro(MacroArch::from_reference_text(text)?),
+                Some(SearchFor::Micro) => Arch::Micro(MicroArch::from_reference_text(text)?),
+                None => {
+                    return Err(Error::Config(format!(
+                        "a fixed_arc has L(L+1)/2 integers for a macro architecture of L layers (300 for 24) or 8 \
+                         per node for a micro one (40 for 5 nodes); {count} {}",
+                        if count > 0 && count.is_multiple_of(8) {
+                            "fits both: name the space (--search-for macro or micro)"
+                        } else {
+                            "fits neither"
+                        }
+                    )))
+                }
+            }
         };
         match arch {
             Arch::Micro(a) => {
@@ -78,13 +94,25 @@ pub struct ModelConfig {
     /// pooling layer (training only).
     pub auxiliary: bool,
     pub architecture: Architecture,
+    /// Which network a macro architecture builds: the reference's (`general_child.py`) or the
+    /// one our search scores. Cells ignore it.
+    #[serde(default)]
+    pub macro_variant: MacroVariant,
 }
 
 impl ModelConfig {
     /// The paper's CIFAR-10 evaluation network: C=36, 20 cells, auxiliary head.
     pub fn darts(in_channels: usize, num_classes: usize, genotype: Genotype) -> Self {
         let architecture = Architecture::Cells(genotype);
-        ModelConfig { in_channels, num_classes, channels: 36, layers: 20, auxiliary: true, architecture }
+        ModelConfig {
+            in_channels,
+            num_classes,
+            channels: 36,
+            layers: 20,
+            auxiliary: true,
+            architecture,
+            macro_variant: MacroVariant::default(),
+        }
     }
 
     /// The ENAS reference's macro retraining (`cifar10_macro_final.sh`): `out_filters` 96, one
@@ -99,6 +127,7 @@ impl ModelConfig {
             layers,
             auxiliary: false,
             architecture: Architecture::Macro(arch),
+            macro_variant: MacroVariant::Reference,
         }
     }
 
