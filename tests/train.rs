@@ -16,7 +16,7 @@ use wgpu_nas::nn::Module;
 use wgpu_nas::rng::Rng;
 use wgpu_nas::space::{darts_v2, Genotype, MicroArch, MicroNode};
 use wgpu_nas::train::{
-    auxiliary_pool, Architecture, Cell, EvalNetwork, ModelConfig, NetworkCifar, TrainConfig, Trainer,
+    auxiliary_pool, Architecture, Cell, CellVariant, EvalNetwork, ModelConfig, NetworkCifar, TrainConfig, Trainer,
 };
 use wgpu_nas::Tensor;
 
@@ -73,7 +73,7 @@ fn drop_path_spares_identities_and_draws_one_mask_per_other_operation() {
 
     // Only identities: drop path changes nothing and draws nothing.
     let identities = cell_genotype(&[("skip_connect", 0), ("skip_connect", 1), ("skip_connect", 2), ("identity", 0)]);
-    let cell = Cell::new(&gpu, &mut rng, &identities, c, c, c, false, false).unwrap();
+    let cell = Cell::new(&gpu, &mut rng, &identities, c, c, c, false, false, CellVariant::Darts).unwrap();
     let mut draws = Rng::new(5);
     let plain = cell.forward(&s0, &s1, true, 0.0, &mut draws).unwrap().to_vec().unwrap();
     let dropped = cell.forward(&s0, &s1, true, 0.9, &mut draws).unwrap().to_vec().unwrap();
@@ -82,7 +82,7 @@ fn drop_path_spares_identities_and_draws_one_mask_per_other_operation() {
 
     // Two convs, a pool and an identity: three masks of N draws each, in training only.
     let mixed = cell_genotype(&[("sep_conv_3x3", 0), ("skip_connect", 1), ("max_pool_3x3", 2), ("dil_conv_3x3", 1)]);
-    let cell = Cell::new(&gpu, &mut rng, &mixed, c, c, c, false, false).unwrap();
+    let cell = Cell::new(&gpu, &mut rng, &mixed, c, c, c, false, false, CellVariant::Darts).unwrap();
     let mut draws = Rng::new(6);
     cell.forward(&s0, &s1, true, 0.5, &mut draws).unwrap();
     let mut want = Rng::new(6);

@@ -1,7 +1,8 @@
-//! Retraining an ENAS macro architecture (`general_child.py` with `fixed_arc`): the network's
-//! parameters are exactly those of the chosen operations, channels double at the pooling
-//! layers, a tiny one learns the embedded set, a run resumes exactly, architecture files read
-//! back, and settings that cannot work are clear errors.
+//! Retraining ENAS architectures. The macro network (`general_child.py` with `fixed_arc`) has
+//! exactly the parameters of its chosen operations, channels double at the pooling layers, a
+//! tiny one learns the embedded set, a run resumes exactly, architecture files read back, and
+//! settings that cannot work are clear errors. The reference scripts' final macro and micro
+//! architectures read as the scripts write them and count the reference's parameters.
 
 #[path = "support/train.rs"]
 mod retrain;
@@ -14,8 +15,11 @@ use support::gpu;
 use wgpu_nas::data::{Augment, Dataset};
 use wgpu_nas::nn::Module;
 use wgpu_nas::rng::Rng;
-use wgpu_nas::space::{MacroArch, MacroLayer, SearchFor};
-use wgpu_nas::train::{Architecture, EvalNetwork, FixedMacroNetwork, MacroVariant, ModelConfig, TrainConfig, Trainer};
+use wgpu_nas::space::{MacroArch, MacroLayer, MicroArch, MicroNode, SearchFor};
+use wgpu_nas::train::{
+    Architecture, CellVariant, EvalNetwork, FixedMacroNetwork, MacroVariant, ModelConfig, NetworkCifar, TrainConfig,
+    Trainer,
+};
 use wgpu_nas::{Gpu, Tensor};
 
 /// Six layers (pooling after layers 1 and 3), every operation once or twice, skips of every
@@ -316,4 +320,162 @@ fn macro_settings_that_cannot_work_are_clear_errors() {
     shallow.batch_size = 8;
     shallow.network.auxiliary = true;
     assert!(err(shallow).contains("turn the auxiliary head off"));
+}
+
+/// `cifar10_micro_final.sh`'s fixed_arc, as the script writes it: the normal cell's
+/// `x_id x_op y_id y_op` per node, then the reduction cell's.
+const MICRO_FINAL_ARC: &str = "0 2 0 0 0 4 0 1 0 4 1 1 1 0 0 1 0 2 1 1
+1 0 1 0 0 3 0 2 1 1 3 1 1 0 0 4 0 3 1 1";
+
+/// The number of trainable values of `micro_child.py`'s fixed network outside the auxiliary
+/// head (`_build_train`, lines 721-724), counted as the reference creates its weights, for
+/// `num_layers` + 2 cells at `out_filters` on `hw` x `hw` images with 10 classes. A BN counts
+/// `offset` and `scale` (`image_ops.py` lines 92-107).
+fn reference_micro_count(arc: &[usize], num_layers: usize, out_filters: usize, num_cells: usize, hw: usize) -> usize {
+    let bn = |c: usize| 2 * c;
+    let reduction = |c_in: usize, c_out: usize| 2 * c_in * (c_out / 2) + bn(c_out); // lines 115-163
+    let (normal_arc, reduce_arc) = arc.split_at(4 * num_cells); // connect_controller, 815-817
+    let pool_distance = num_layers / 3; // lines 109-110
+    let pool_layers = [pool_distance, 2 * pool_distance + 1];
+    let mut n = 3 * 3 * 3 * (3 * out_filters) + bn(3 * out_filters); // stem_conv, 248-252
+    let mut layers = [(3 * out_filters, hw), (3 * out_filters, hw)]; // (channels, size), line 259
+    let mut f = out_filters;
+    for layer_id in 0..num_layers + 2 {
+        let (a, stride) = if pool_layers.contains(&layer_id) {
+            f *= 2; // line 274
+            (reduce_arc, 2)
+        } else {
+            (normal_arc, 1)
+        };
+        // _maybe_calibrate_size, 209-238: x reduced if larger, else convolved if its channels
+        // differ; y convolved if its channels differ.
+        let [(c0, hw0), (c1, hw1)] = layers;
+        if hw0 != hw1 {
+            n += reduction(c0, f);
+        } else if c0 != f {
+            n += c0 * f + bn(f);
+        }
+        if c1 != f {
+            n += c1 * f + bn(f);
+        }
+        n += f * f + bn(f); // layer_base, 416-424
+                            // The cell's states: both inputs at f channels and y's size, then one per node.
+        let mut states = vec![(f, hw1), (f, hw1)];
+        let mut used = vec![0; num_cells + 2];
+        for cell in a.chunks(4) {
+            for (id, op) in [(cell[0], cell[1]), (cell[2], cell[3])] {
+                used[id] += 1;
+                let s = if id < 2 { stride } else { 1 };
+                match op {
+                    // _fixed_conv, 341-367: two separable convs, depthwise k x k and
+                    // pointwise to f, BN each.
+                    0 | 1 => n += 2 * ([3, 5][op] * [3, 5][op] * f + f * f + bn(f)),
+                    // pools: a conv only if the channels differ (449-454), never here.
+                    2 | 3 => {}
+                    // identity: a reduction at stride 2 (457-459).
+                    _ => n += if s > 1 { reduction(f, f) } else { 0 },
+                }
+            }
+            states.push((f, hw1 / stride));
+        }
+        // _fixed_combine, 369-401: the unused states, reduced where larger, concatenated.
+        let out_hw = (0..num_cells + 2).filter(|&i| used[i] == 0).map(|i| states[i].1).min().unwrap();
+        let mut c_out = 0;
+        for i in (0..num_cells + 2).filter(|&i| used[i] == 0) {
+            let (c, h) = states[i];
+            if h > out_hw {
+                n += reduction(c, f);
+                c_out += f;
+            } else {
+                c_out += c;
+            }
+        }
+        layers = [layers[1], (c_out, out_hw)];
+    }
+    n + layers[1].0 * 10 // fc, 335-338: no bias
+}
+
+#[test]
+fn the_reference_micro_fixed_arc_reads_as_its_two_cells() {
+    let arch = MicroArch::from_reference_text(MICRO_FINAL_ARC).unwrap();
+    let node = |x, x_op, y, y_op| MicroNode { inputs: [x, y], ops: [x_op, y_op] };
+    assert_eq!(arch.normal, [node(0, 2, 0, 0), node(0, 4, 0, 1), node(0, 4, 1, 1), node(1, 0, 0, 1), node(0, 2, 1, 1)]);
+    assert_eq!(arch.reduce, [node(1, 0, 1, 0), node(0, 3, 0, 2), node(1, 1, 3, 1), node(1, 0, 0, 4), node(0, 3, 1, 1)]);
+    let flat: Vec<usize> = MICRO_FINAL_ARC.split_whitespace().map(|t| t.parse().unwrap()).collect();
+    assert_eq!(arch.to_flat(), flat);
+    // ENAS concatenates the states no node reads: all five normal nodes, four reduction ones.
+    let genotype = arch.to_genotype();
+    assert_eq!((genotype.normal_concat, genotype.reduce_concat), (vec![2, 3, 4, 5, 6], vec![2, 4, 5, 6]));
+    assert_eq!(genotype.normal[0], ("avg_pool_3x3".to_string(), 0));
+    assert_eq!(genotype.reduce[7], ("identity".to_string(), 0));
+    // The number of integers picks the space; --search-for overrides it.
+    assert_eq!(Architecture::from_enas_text(MICRO_FINAL_ARC, None).unwrap(), Architecture::Cells(arch.to_genotype()));
+    assert!(matches!(Architecture::from_enas_text(MACRO_FINAL_ARC, None).unwrap(), Architecture::Macro(_)));
+
+    let micro_err = |text: &str| MicroArch::from_reference_text(text).unwrap_err().to_string();
+    let words: Vec<&str> = MICRO_FINAL_ARC.split_whitespace().collect();
+    let with = |i: usize, v: &str| {
+        let mut w = words.clone();
+        w[i] = v;
+        w.join(" ")
+    };
+    for (text, needle) in [
+        (String::new(), "8 integers per node"),
+        (words[..39].join(" "), "got 39"),
+        (format!("{MICRO_FINAL_ARC} 0"), "got 41"),
+        (with(1, "5"), "normal cell, node 0: operation 5 is not one of 0..5"),
+        (with(0, "2"), "normal cell, node 0: input 2 is not one of 0..=1"),
+        (with(22, "6"), "reduce cell, node 0: input 6 is not one of 0..=1"),
+        (with(4 * 4 + 20, "7"), "reduce cell, node 4: input 7 is not one of 0..=5"),
+        (with(3, "x"), "\"x\" is not a non-negative integer"),
+    ] {
+        let msg = micro_err(&text);
+        assert!(msg.contains(needle), "{text:?}: {msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+    }
+    let err = |text: &str, space| Architecture::from_enas_text(text, space).unwrap_err().to_string();
+    assert!(err(MACRO_FINAL_ARC, Some(SearchFor::Micro)).contains("8 integers per node (x_id x_op y_id y_op"));
+    assert!(err(MICRO_FINAL_ARC, Some(SearchFor::Macro)).contains("L(L+1)/2 integers"));
+    assert!(err(&["0"; 41].join(" "), None).contains("41 fits neither"));
+    assert!(err(&["0"; 120].join(" "), None).contains("120 fits both: name the space (--search-for macro or micro)"));
+}
+
+#[test]
+fn the_reference_final_micro_architecture_has_the_reference_parameter_count() {
+    let gpu = gpu();
+    let arch = MicroArch::from_reference_text(MICRO_FINAL_ARC).unwrap();
+    let expected = reference_micro_count(&arch.to_flat(), 15, 36, 5, 32);
+    assert_eq!(expected, 3_894_372);
+    let config = ModelConfig::enas_micro(3, 10, &arch);
+    assert_eq!(
+        (config.channels, config.layers, config.reduction_cells(), config.auxiliary_cell()),
+        (36, 17, [5, 11], 12)
+    );
+    let net = NetworkCifar::new(&gpu, &mut Rng::new(0), config.clone()).unwrap();
+    assert_eq!(numel(&net, |n| !n.contains("auxiliary")), expected);
+    assert!((net.count_parameters_in_mb() - expected as f64 / 1e6).abs() < 1e-12);
+    // DARTS's cells for the same genotype: no layer_base conv, a classifier bias.
+    let mut darts = config;
+    darts.cell_variant = CellVariant::Darts;
+    let darts = NetworkCifar::new(&gpu, &mut Rng::new(0), darts).unwrap();
+    let layer_base: usize = [36, 72, 144].iter().zip([5, 6, 6]).map(|(f, cells)| cells * (f * f + 2 * f)).sum();
+    assert_eq!(numel(&darts, |n| !n.contains("auxiliary")), expected - layer_base + 10);
+}
+
+/// A tiny ENAS micro network runs forward with its auxiliary head after the cell that follows
+/// the second reduction: 5 cells (the reference's num_layers 3), reductions at 1 and 3.
+#[test]
+fn a_tiny_enas_micro_network_runs_with_its_auxiliary_head() {
+    let gpu = gpu();
+    let arch = MicroArch::from_reference_text(MICRO_FINAL_ARC).unwrap();
+    let mut config = ModelConfig::enas_micro(1, 10, &arch);
+    (config.channels, config.layers) = (4, 5);
+    assert_eq!((config.reduction_cells(), config.auxiliary_cell()), ([1, 3], 4));
+    let net = NetworkCifar::new(&gpu, &mut Rng::new(0), config).unwrap();
+    // Every cell has its layer_base conv, f x f at f = 4, 8, 8, 16, 16.
+    assert_eq!(numel(&net, |n| n.ends_with(".base.conv.weight")), 16 + 2 * 64 + 2 * 256);
+    let x = Tensor::from_slice(&gpu, &[2, 1, 16, 16], &Rng::new(1).uniform_vec(512, -1.0, 1.0)).unwrap();
+    let (logits, aux) = net.forward(&x, true, 0.1, &mut Rng::new(2)).unwrap();
+    assert_eq!((logits.shape(), aux.unwrap().shape()), (&[2, 10][..], &[2, 10][..]));
+    assert_eq!(net.predict(&x).unwrap().shape(), &[2, 10][..]);
 }

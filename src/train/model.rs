@@ -98,6 +98,28 @@ pub struct ModelConfig {
     /// one our search scores. Cells ignore it.
     #[serde(default)]
     pub macro_variant: MacroVariant,
+    /// How cells are built: DARTS's `model.py` or ENAS's `micro_child.py` (a macro
+    /// architecture ignores it).
+    #[serde(default)]
+    pub cell_variant: CellVariant,
+}
+
+/// Which reference a cell network follows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CellVariant {
+    /// quark0/darts `model.py`: both inputs through a preprocessing conv (FactorizedReduce
+    /// after a reduction cell), reduction cells at layers/3 and 2*layers/3, the auxiliary head
+    /// after cell 2*layers/3, a classifier with bias.
+    #[default]
+    Darts,
+    /// melodyguan/enas `micro_child.py` with `fixed_arc` (`_fixed_layer`, lines 403-517):
+    /// `_maybe_calibrate_size` (lines 209-238) convs an input only where its size or channels
+    /// differ from the cell's, then `layer_base` (lines 416-424) always convs the second input
+    /// once more; `layers` counts the reference's `--child_num_layers` plus its two reduction
+    /// cells, which sit at `d` and `2d + 1` with `d = (layers - 2) / 3` (line 110); the
+    /// auxiliary head reads after the cell that follows the second (line 113); ReLU before
+    /// the global pool and a classifier without bias (lines 331-338).
+    EnasMicro,
 }
 
 impl ModelConfig {
@@ -112,6 +134,7 @@ impl ModelConfig {
             auxiliary: true,
             architecture,
             macro_variant: MacroVariant::default(),
+            cell_variant: CellVariant::Darts,
         }
     }
 
@@ -128,17 +151,44 @@ impl ModelConfig {
             auxiliary: false,
             architecture: Architecture::Macro(arch),
             macro_variant: MacroVariant::Reference,
+            cell_variant: CellVariant::default(),
+        }
+    }
+
+    /// The ENAS reference's micro retraining (`cifar10_micro_final.sh`): `out_filters` 36,
+    /// `--child_num_layers=15` (17 cells with the two reduction cells), auxiliary head, cells as
+    /// `micro_child.py` builds them.
+    pub fn enas_micro(in_channels: usize, num_classes: usize, arch: &MicroArch) -> Self {
+        ModelConfig {
+            in_channels,
+            num_classes,
+            channels: 36,
+            layers: 15 + 2,
+            auxiliary: true,
+            architecture: Architecture::Cells(arch.to_genotype()),
+            macro_variant: MacroVariant::default(),
+            cell_variant: CellVariant::EnasMicro,
         }
     }
 
     /// The cells that halve the resolution and double the channels.
     pub fn reduction_cells(&self) -> [usize; 2] {
-        [self.layers / 3, 2 * self.layers / 3]
+        match self.cell_variant {
+            CellVariant::Darts => [self.layers / 3, 2 * self.layers / 3],
+            CellVariant::EnasMicro => {
+                let d = self.layers.saturating_sub(2) / 3;
+                [d, 2 * d + 1]
+            }
+        }
     }
 
-    /// The cell after which the auxiliary head reads (the second reduction cell).
+    /// The cell after which the auxiliary head reads: the second reduction cell (DARTS), the
+    /// cell after it (ENAS).
     pub fn auxiliary_cell(&self) -> usize {
-        2 * self.layers / 3
+        match self.cell_variant {
+            CellVariant::Darts => self.reduction_cells()[1],
+            CellVariant::EnasMicro => self.reduction_cells()[1] + 1,
+        }
     }
 
     /// The operations a genotype may use here: the DARTS ones without `none` (a retrained
@@ -348,8 +398,11 @@ impl Module for AuxiliaryHeadCifar {
 /// channel concatenation of the `concat` states.
 pub struct Cell {
     pub reduction: bool,
-    preprocess0: Preprocess,
-    preprocess1: ReluConvBn,
+    /// `None` where ENAS's calibration leaves the input as it is.
+    preprocess0: Option<Preprocess>,
+    preprocess1: Option<ReluConvBn>,
+    /// ENAS's `layer_base`: ReLU, conv 1x1 C -> C, BN on the second input, after preprocess1.
+    base: Option<ReluConvBn>,
     ops: Vec<Primitive>,
     indices: Vec<usize>,
     concat: Vec<usize>,
@@ -367,13 +420,19 @@ impl Cell {
         c: usize,
         reduction: bool,
         reduction_prev: bool,
+        variant: CellVariant,
     ) -> Result<Cell> {
+        let enas = variant == CellVariant::EnasMicro;
         let preprocess0 = if reduction_prev {
-            Preprocess::FactorizedReduce(FactorizedReduce::new(gpu, rng, c_prev_prev, c, true)?)
+            Some(Preprocess::FactorizedReduce(FactorizedReduce::new(gpu, rng, c_prev_prev, c, true)?))
+        } else if !enas || c_prev_prev != c {
+            Some(Preprocess::ReluConvBn(ReluConvBn::new(gpu, rng, c_prev_prev, c, 1, 1, 0, true)?))
         } else {
-            Preprocess::ReluConvBn(ReluConvBn::new(gpu, rng, c_prev_prev, c, 1, 1, 0, true)?)
+            None
         };
-        let preprocess1 = ReluConvBn::new(gpu, rng, c_prev, c, 1, 1, 0, true)?;
+        let preprocess1 =
+            if !enas || c_prev != c { Some(ReluConvBn::new(gpu, rng, c_prev, c, 1, 1, 0, true)?) } else { None };
+        let base = if enas { Some(ReluConvBn::new(gpu, rng, c, c, 1, 1, 0, true)?) } else { None };
         let (entries, concat) = if reduction {
             (&genotype.reduce, &genotype.reduce_concat)
         } else {
@@ -388,7 +447,7 @@ impl Cell {
             ops.push(Primitive::new(gpu, rng, name, c, stride, true, false)?);
         }
         let indices = entries.iter().map(|(_, i)| *i).collect();
-        Ok(Cell { reduction, preprocess0, preprocess1, ops, indices, concat: concat.clone() })
+        Ok(Cell { reduction, preprocess0, preprocess1, base, ops, indices, concat: concat.clone() })
     }
 
     /// Channels of the output, per node channel: the number of concatenated nodes.
@@ -400,7 +459,18 @@ impl Cell {
     /// `drop_prob > 0`, every operation's output but the identity's goes through drop path,
     /// its mask drawn from `rng`.
     pub fn forward(&self, s0: &Tensor, s1: &Tensor, train: bool, drop_prob: f32, rng: &mut Rng) -> Result<Tensor> {
-        let mut states = vec![self.preprocess0.forward(s0, train)?, self.preprocess1.forward(s1, train)?];
+        let s0 = match &self.preprocess0 {
+            Some(p) => p.forward(s0, train)?,
+            None => s0.clone(),
+        };
+        let mut s1 = match &self.preprocess1 {
+            Some(p) => p.forward(s1, train)?,
+            None => s1.clone(),
+        };
+        if let Some(base) = &self.base {
+            s1 = base.forward(&s1, train)?;
+        }
+        let mut states = vec![s0, s1];
         for (ops, indices) in self.ops.chunks(2).zip(self.indices.chunks(2)) {
             let mut hs = Vec::with_capacity(2);
             for (op, &index) in ops.iter().zip(indices) {
@@ -419,15 +489,29 @@ impl Cell {
 
 impl Module for Cell {
     fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.preprocess0.module().params(&join(prefix, "preprocess0"), out);
-        self.preprocess1.params(&join(prefix, "preprocess1"), out);
+        if let Some(p) = &self.preprocess0 {
+            p.module().params(&join(prefix, "preprocess0"), out);
+        }
+        if let Some(p) = &self.preprocess1 {
+            p.params(&join(prefix, "preprocess1"), out);
+        }
+        if let Some(b) = &self.base {
+            b.params(&join(prefix, "base"), out);
+        }
         for (k, op) in self.ops.iter().enumerate() {
             op.params(&join(prefix, &format!("ops.{k}")), out);
         }
     }
     fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.preprocess0.module().buffers(&join(prefix, "preprocess0"), out);
-        self.preprocess1.buffers(&join(prefix, "preprocess1"), out);
+        if let Some(p) = &self.preprocess0 {
+            p.module().buffers(&join(prefix, "preprocess0"), out);
+        }
+        if let Some(p) = &self.preprocess1 {
+            p.buffers(&join(prefix, "preprocess1"), out);
+        }
+        if let Some(b) = &self.base {
+            b.buffers(&join(prefix, "base"), out);
+        }
         for (k, op) in self.ops.iter().enumerate() {
             op.buffers(&join(prefix, &format!("ops.{k}")), out);
         }
@@ -472,7 +556,17 @@ impl NetworkCifar {
             if reduction {
                 c_curr *= 2;
             }
-            let cell = Cell::new(gpu, rng, genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)?;
+            let cell = Cell::new(
+                gpu,
+                rng,
+                genotype,
+                c_prev_prev,
+                c_prev,
+                c_curr,
+                reduction,
+                reduction_prev,
+                config.cell_variant,
+            )?;
             reduction_prev = reduction;
             (c_prev_prev, c_prev) = (c_prev, cell.multiplier() * c_curr);
             cells.push(cell);
@@ -482,7 +576,8 @@ impl NetworkCifar {
         }
         let auxiliary_head =
             if config.auxiliary { Some(AuxiliaryHeadCifar::new(gpu, rng, c_aux, config.num_classes)?) } else { None };
-        let classifier = Linear::new(gpu, rng, c_prev, config.num_classes, true)?;
+        let bias = config.cell_variant == CellVariant::Darts;
+        let classifier = Linear::new(gpu, rng, c_prev, config.num_classes, bias)?;
         Ok(NetworkCifar { config, stem_conv, stem_bn, cells, auxiliary_head, classifier })
     }
 
@@ -503,6 +598,9 @@ impl NetworkCifar {
             }
         }
         let [n, c] = [s1.shape()[0], s1.shape()[1]];
+        if self.config.cell_variant == CellVariant::EnasMicro {
+            s1 = elementwise::relu(&s1)?;
+        }
         let features = pool::global_avg_pool(&s1)?.reshape(&[n, c])?; // [N, C_last]
         Ok((self.classifier.forward(&features)?, logits_aux))
     }

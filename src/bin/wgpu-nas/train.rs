@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use wgpu_nas::data::{Augment, Dataset, Split};
 use wgpu_nas::run_dir::{test_hook, RunDir};
 use wgpu_nas::space::SearchFor;
-use wgpu_nas::train::{Architecture, MacroVariant, TrainConfig, Trainer};
+use wgpu_nas::train::{Architecture, CellVariant, MacroVariant, TrainConfig, Trainer};
 use wgpu_nas::{Error, Gpu, Result};
 
 use crate::progress::Progress;
@@ -30,8 +30,10 @@ pub struct TrainArgs {
     /// best architecture), a serialized Arch or MacroArch, or the reference's fixed_arc text as
     /// its scripts write it (whitespace-separated integers: macro, an operation and the skip
     /// bits per layer, L(L+1)/2 for L layers; micro, x_id x_op y_id y_op per node of the normal
-    /// then the reduction cell, 8 per node). A micro architecture retrains as cells; a macro one
-    /// as the macro network (general_child.py), whose layers the architecture fixes (--layers is
+    /// then the reduction cell, 8 per node). A micro architecture retrains as cells built as
+    /// micro_child.py builds them (--layers counts its two reduction cells: the reference's
+    /// --child_num_layers=15 is --layers 17, at --init-channels 36); a macro one as the macro
+    /// network (general_child.py), whose layers the architecture fixes (--layers is
     /// ignored) and whose out_filters is --init-channels (96 in the reference, 24 layers, no
     /// auxiliary head, no drop path).
     #[arg(long)]
@@ -128,6 +130,10 @@ fn config_of(args: &TrainArgs, architecture: Architecture, train: &Dataset) -> T
         Architecture::Cells(genotype) => {
             let mut config = TrainConfig::darts(train.channels, train.num_classes, genotype);
             config.network.layers = args.layers;
+            if args.architecture.is_some() {
+                // An ENAS micro architecture: cells as micro_child.py builds them.
+                config.network.cell_variant = CellVariant::EnasMicro;
+            }
             config
         }
         Architecture::Macro(arch) => TrainConfig::enas_macro(train.channels, train.num_classes, arch),
