@@ -118,7 +118,15 @@ pub enum CellVariant {
     /// once more; `layers` counts the reference's `--child_num_layers` plus its two reduction
     /// cells, which sit at `d` and `2d + 1` with `d = (layers - 2) / 3` (line 110); the
     /// auxiliary head reads after the cell that follows the second (line 113); ReLU before
-    /// the global pool and a classifier without bias (lines 331-338).
+    /// the global pool and a classifier without bias (lines 331-338); the identity at stride 2
+    /// a factorized reduction without a leading ReLU and without drop path (457-468).
+    ///
+    /// Still as DARTS: drop path's probability rises with the epoch alone (the reference's
+    /// `_apply_drop_path`, 196-207, also scales it with the cell's depth); the auxiliary head's
+    /// classifier has a bias (outside the parameter count). Not expressible in a [`Genotype`]:
+    /// the reference also concatenates a cell input that no node reads (`_fixed_combine`,
+    /// reduced first in a reduction cell); [`crate::space::MicroArch::to_genotype`]'s concat
+    /// lists nodes only (the scripts' final architecture reads both inputs in both cells).
     EnasMicro,
 }
 
@@ -403,6 +411,7 @@ pub struct Cell {
     preprocess1: Option<ReluConvBn>,
     /// ENAS's `layer_base`: ReLU, conv 1x1 C -> C, BN on the second input, after preprocess1.
     base: Option<ReluConvBn>,
+    variant: CellVariant,
     ops: Vec<Primitive>,
     indices: Vec<usize>,
     concat: Vec<usize>,
@@ -447,7 +456,7 @@ impl Cell {
             ops.push(Primitive::new(gpu, rng, name, c, stride, true, false)?);
         }
         let indices = entries.iter().map(|(_, i)| *i).collect();
-        Ok(Cell { reduction, preprocess0, preprocess1, base, ops, indices, concat: concat.clone() })
+        Ok(Cell { reduction, preprocess0, preprocess1, base, variant, ops, indices, concat: concat.clone() })
     }
 
     /// Channels of the output, per node channel: the number of concatenated nodes.
@@ -474,10 +483,20 @@ impl Cell {
         for (ops, indices) in self.ops.chunks(2).zip(self.indices.chunks(2)) {
             let mut hs = Vec::with_capacity(2);
             for (op, &index) in ops.iter().zip(indices) {
-                let h = op.forward(&states[index], train)?.ok_or_else(|| {
+                // ENAS's identity at stride 2 is a factorized reduction with no ReLU before it
+                // (micro_child.py lines 457-459), and drop path skips it (lines 465-468).
+                let enas_reduce = match op {
+                    Primitive::FactorizedReduce(fr) if self.variant == CellVariant::EnasMicro => Some(fr),
+                    _ => None,
+                };
+                let h = match enas_reduce {
+                    Some(fr) => Some(fr.forward_activated(&states[index], train)?),
+                    None => op.forward(&states[index], train)?,
+                };
+                let h = h.ok_or_else(|| {
                     Error::Config("the evaluation network has no `none` operation (validate the genotype)".into())
                 })?;
-                let drop = train && drop_prob > 0.0 && !matches!(op, Primitive::Identity);
+                let drop = train && drop_prob > 0.0 && !matches!(op, Primitive::Identity) && enas_reduce.is_none();
                 hs.push(if drop { drop_path(&h, drop_prob, rng)? } else { h });
             }
             states.push(elementwise::add(&hs[0], &hs[1])?);
