@@ -56,15 +56,6 @@ pub enum MacroVariant {
 }
 
 impl MacroVariant {
-    /// `"reference"` or `"searched"`.
-    pub fn parse(name: &str) -> Result<MacroVariant> {
-        match name {
-            "reference" => Ok(MacroVariant::Reference),
-            "searched" => Ok(MacroVariant::Searched),
-            other => Err(Error::Config(format!("macro network {other:?}: expected reference or searched"))),
-        }
-    }
-
     /// The operation a fixed layer builds for `op` (an index into [`ENAS_MACRO_OPS`]): the
     /// reference builds the separable ones as plain convs of the same size.
     fn built_op(self, op: usize) -> &'static str {
@@ -111,14 +102,14 @@ impl FixedLayer {
         layer: &MacroLayer,
         index: usize,
         c: usize,
-        network: MacroVariant,
+        variant: MacroVariant,
     ) -> Result<FixedLayer> {
         let op = ENAS_MACRO_OPS[layer.op];
         let conv_1x1 = ReluConvBn::new(gpu, rng, c, c, 1, 1, 0, true)?;
-        let branch = BranchOp::new(gpu, rng, network.built_op(layer.op), c)?;
+        let branch = BranchOp::new(gpu, rng, variant.built_op(layer.op), c)?;
         let bn = if branch.is_conv() { Some(BatchNorm::new(gpu, c, true)?) } else { None };
         let skips: Vec<usize> =
-            layer.skips.iter().enumerate().filter(|(_, &s)| s).map(|(j, _)| network.skip_source(j)).collect();
+            layer.skips.iter().enumerate().filter(|(_, &s)| s).map(|(j, _)| variant.skip_source(j)).collect();
         let skip =
             if index > 0 { Some(ReluConvBn::new(gpu, rng, (skips.len() + 1) * c, c, 1, 1, 0, true)?) } else { None };
         Ok(FixedLayer { op, conv_1x1, branch, bn, skips, skip })
@@ -191,7 +182,7 @@ impl FixedMacroNetwork {
             ));
         };
         let pool_at = pool_layers(arch.layers.len());
-        let network = config.macro_variant;
+        let variant = config.macro_variant;
         let mut c = config.channels; // out_filters
         let stem_conv = Conv::new(gpu, rng, config.in_channels, c, 3, Conv2d::new(1, 1, 1, 1))?;
         let stem_bn = BatchNorm::new(gpu, c, true)?;
@@ -199,11 +190,11 @@ impl FixedMacroNetwork {
         let mut pools = Vec::with_capacity(pool_at.len());
         let mut auxiliary_head = None;
         for (i, layer) in arch.layers.iter().enumerate() {
-            layers.push(FixedLayer::new(gpu, rng, layer, i, c, network)?);
+            layers.push(FixedLayer::new(gpu, rng, layer, i, c, variant)?);
             if pool_at.contains(&i) {
                 c *= 2;
                 // The stem and layers 0..=i are stored; the searched network never reads the stem again.
-                let stored = match network {
+                let stored = match variant {
                     MacroVariant::Reference => i + 2,
                     MacroVariant::Searched => i + 1,
                 };
@@ -248,8 +239,8 @@ impl FixedMacroNetwork {
                 // The head reads after the second pooling layer.
                 if train && k == 1 {
                     if let Some(head) = &self.auxiliary_head {
+                        // outputs[i + 1] is layer i's: [N, 4C, H/4, W/4]
                         logits_aux = Some(head.forward(&outputs[i + 1], train)?);
-                        // reads [N, 4C, H/4, W/4]
                     }
                 }
             }
