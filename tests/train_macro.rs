@@ -479,3 +479,18 @@ fn a_tiny_enas_micro_network_runs_with_its_auxiliary_head() {
     assert_eq!((logits.shape(), aux.unwrap().shape()), (&[2, 10][..], &[2, 10][..]));
     assert_eq!(net.predict(&x).unwrap().shape(), &[2, 10][..]);
 }
+
+/// A config saved before `macro_variant` existed built the searched network, and resumes as it;
+/// a new config says which it is.
+#[test]
+fn a_config_without_macro_variant_is_the_searched_network() {
+    let config = ModelConfig::enas_macro(1, 10, six_layers());
+    assert_eq!(config.macro_variant, MacroVariant::Reference);
+    let mut value = serde_json::to_value(&config).unwrap();
+    assert_eq!(value["macro_variant"], "Reference");
+    assert_eq!(serde_json::from_value::<ModelConfig>(value.clone()).unwrap(), config);
+    value.as_object_mut().unwrap().remove("macro_variant");
+    value.as_object_mut().unwrap().remove("cell_variant");
+    let old: ModelConfig = serde_json::from_value(value).unwrap();
+    assert_eq!((old.macro_variant, old.cell_variant), (MacroVariant::Searched, CellVariant::Darts));
+}

@@ -56,6 +56,11 @@ pub enum MacroVariant {
 }
 
 impl MacroVariant {
+    /// The network of a saved config without the field: the searched one, the only one then.
+    pub fn before_the_field() -> MacroVariant {
+        MacroVariant::Searched
+    }
+
     /// The operation a fixed layer builds for `op` (an index into [`ENAS_MACRO_OPS`]): the
     /// reference builds the separable ones as plain convs of the same size.
     fn built_op(self, op: usize) -> &'static str {

@@ -95,8 +95,9 @@ pub struct ModelConfig {
     pub auxiliary: bool,
     pub architecture: Architecture,
     /// Which network a macro architecture builds: the reference's (`general_child.py`) or the
-    /// one our search scores. Cells ignore it.
-    #[serde(default)]
+    /// one our search scores. Cells ignore it. A config saved before the field existed built
+    /// the searched one, so that is what a missing field means.
+    #[serde(default = "MacroVariant::before_the_field")]
     pub macro_variant: MacroVariant,
     /// How cells are built: DARTS's `model.py` or ENAS's `micro_child.py` (a macro
     /// architecture ignores it).
