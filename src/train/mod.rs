@@ -8,7 +8,8 @@
 //! and [`CellVariant::EnasMicro`] builds its cells as `micro_child.py` does.
 //! ENAS macro architectures retrain as [`FixedMacroNetwork`] (melodyguan/enas `general_child.py`
 //! with a fixed architecture: only the chosen operations, channels doubling at the two pooling
-//! layers, concatenated skips); [`ModelConfig::architecture`] says which network
+//! layers, concatenated skips; [`MacroVariant`] picks the reference's construction or the one
+//! our search scores); [`ModelConfig::architecture`] says which network
 //! ([`EvalNetwork`]) a run trains, [`TrainConfig::enas_macro`] gives the reference's settings.
 
 pub mod macro_model;
