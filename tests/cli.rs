@@ -320,8 +320,8 @@ fn train_retrains_a_genotype_and_writes_its_run_directory() {
 fn train_retrains_an_enas_macro_architecture_from_fixed_arc_text() {
     let dir = fresh_dir("train-macro");
     std::fs::create_dir_all(&dir).unwrap();
-    // Three layers in the reference's fixed_arc layout: conv_3x3; max_pool_3x3 with a skip from
-    // layer 0; sep_conv_3x3 with a skip from layer 1.
+    // Three layers in the reference's fixed_arc layout: conv_3x3; max_pool_3x3 joined by
+    // prev_layers[0] (the stem); sep_conv_3x3 joined by prev_layers[1] (layer 0).
     let arc = dir.join("fixed_arc.txt");
     std::fs::write(&arc, "0\n5 1\n1 0 1\n").unwrap();
     let run = dir.join("run");
@@ -340,15 +340,52 @@ fn train_retrains_an_enas_macro_architecture_from_fixed_arc_text() {
     let network = &config["train"]["network"];
     assert_eq!(network["architecture"]["Macro"]["layers"][2]["op"], 1, "{network}");
     assert_eq!((network["layers"].as_u64(), network["channels"].as_u64()), (Some(3), Some(4)), "{network}");
+    assert_eq!(network["macro_variant"], "Reference", "{network}");
 
-    // A count that is no L(L+1)/2, a file that is no architecture, and two architectures at once
-    // are one clear line and exit code 2.
+    // cifar10_micro_final.sh's fixed_arc retrains as micro_child.py's cells.
+    let micro = dir.join("micro_arc.txt");
+    let micro_arc = "0 2 0 0 0 4 0 1 0 4 1 1 1 0 0 1 0 2 1 1\n1 0 1 0 0 3 0 2 1 1 3 1 1 0 0 4 0 3 1 1\n";
+    std::fs::write(&micro, micro_arc).unwrap();
+    let m = micro.to_str().unwrap();
+    let micro_run = dir.join("micro-run");
+    let mr = micro_run.to_str().unwrap();
+    let mut args = vec!["train", "--architecture", m, "--init-channels", "4", "--layers", "5", "--out", mr, "--quiet"];
+    args.extend(tiny);
+    let out = wgpu_nas(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(micro_run.join("config.json")).unwrap()).unwrap();
+    let network = &config["train"]["network"];
+    assert_eq!(network["cell_variant"], "EnasMicro", "{network}");
+    assert_eq!(network["architecture"]["Cells"]["normal_concat"], serde_json::json!([2, 3, 4, 5, 6]), "{network}");
+
+    // A count that fits no space (or not the space named), an operation or input out of range, a
+    // file that is no architecture, and two architectures at once are one clear line and exit
+    // code 2.
     std::fs::write(&arc, "0 5 1 1").unwrap();
     let genotype = dir.join("genotype.json");
     std::fs::write(&genotype, "{\"normal\": []}").unwrap();
     let g = genotype.to_str().unwrap();
-    let cases: [(&[&str], &str); 3] = [
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let bad_op = write("bad_op.txt", "0 9 1");
+    let bad_micro_op = write("bad_micro_op.txt", &micro_arc.replacen("0 2", "0 5", 1));
+    let bad_input = write("bad_input.txt", &micro_arc.replacen("0 2", "3 2", 1));
+    let short_micro = write("short_micro.txt", &micro_arc[..micro_arc.len() - 3]);
+    let cases: [(&[&str], &str); 9] = [
         (&["train", "--architecture", a], "L(L+1)/2"),
+        (
+            &["train", "--architecture", a, "--search-for", "macro"],
+            "a macro fixed_arc of L layers has L(L+1)/2 integers",
+        ),
+        (&["train", "--architecture", m, "--search-for", "macro"], "got 40"),
+        (&["train", "--architecture", &short_micro, "--search-for", "micro"], "8 integers per node"),
+        (&["train", "--architecture", &bad_op], "layer 1: operation 9 is not one of 0..6"),
+        (&["train", "--architecture", &bad_micro_op], "normal cell, node 0: operation 5 is not one of 0..5"),
+        (&["train", "--architecture", &bad_input], "normal cell, node 0: input 3 is not one of 0..=1"),
         (&["train", "--architecture", g], "not an ENAS architecture"),
         (&["train", "--architecture", a, "--genotype", g], "cannot be used with"),
     ];
@@ -358,6 +395,9 @@ fn train_retrains_an_enas_macro_architecture_from_fixed_arc_text() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
+        if !needle.contains("cannot be used") {
+            assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
+        }
     }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -17,6 +17,15 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
+/// A tiny retraining of `genotype` (auxiliary head on) in `out`.
+fn tiny_retraining(out: &str, genotype: &str) {
+    let mut args = vec!["train", "--genotype", genotype, "--epochs", "1", "--steps-per-epoch", "2"];
+    args.extend(["--eval-batches", "1", "--init-channels", "2", "--layers", "3", "--auxiliary"]);
+    args.extend(["--batch-size", "4", "--quiet", "--out", out]);
+    let o = wgpu_nas(&args);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
 #[test]
 fn retrained_weights_carry_the_reference_state_dict_names_and_values() {
     let root = std::env::temp_dir().join(format!("wgpu-nas-export-{}", std::process::id()));
@@ -24,28 +33,7 @@ fn retrained_weights_carry_the_reference_state_dict_names_and_values() {
     let run = root.join("train");
     let r = run.to_str().unwrap();
     let genotype = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures_data/genotype_export.py");
-    let o = wgpu_nas(&[
-        "train",
-        "--genotype",
-        genotype,
-        "--epochs",
-        "1",
-        "--steps-per-epoch",
-        "2",
-        "--eval-batches",
-        "1",
-        "--init-channels",
-        "2",
-        "--layers",
-        "3",
-        "--auxiliary",
-        "--batch-size",
-        "4",
-        "--quiet",
-        "--out",
-        r,
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    tiny_retraining(r, genotype);
     let o = wgpu_nas(&["export", "--weights", r]);
     assert!(o.status.success(), "{}", text(&o));
     let bytes = std::fs::read(run.join("weights.safetensors")).unwrap();
@@ -146,28 +134,7 @@ fn onnxruntime_runs_the_exported_network_as_we_do_and_python_reads_the_weights()
     let run = root.join("train");
     let r = run.to_str().unwrap();
     let genotype = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures_data/genotype_export.py");
-    let o = wgpu_nas(&[
-        "train",
-        "--genotype",
-        genotype,
-        "--epochs",
-        "1",
-        "--steps-per-epoch",
-        "2",
-        "--eval-batches",
-        "1",
-        "--init-channels",
-        "2",
-        "--layers",
-        "3",
-        "--auxiliary",
-        "--batch-size",
-        "4",
-        "--quiet",
-        "--out",
-        r,
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    tiny_retraining(r, genotype);
     for format in ["onnx", "safetensors"] {
         let o = wgpu_nas(&["export", "--weights", r, "--format", format]);
         assert!(o.status.success(), "{}", text(&o));

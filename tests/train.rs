@@ -16,7 +16,7 @@ use wgpu_nas::nn::Module;
 use wgpu_nas::rng::Rng;
 use wgpu_nas::space::{darts_v2, Genotype, MicroArch, MicroNode};
 use wgpu_nas::train::{
-    auxiliary_pool, Architecture, Cell, EvalNetwork, ModelConfig, NetworkCifar, TrainConfig, Trainer,
+    auxiliary_pool, Architecture, Cell, CellVariant, EvalNetwork, ModelConfig, NetworkCifar, TrainConfig, Trainer,
 };
 use wgpu_nas::Tensor;
 
@@ -109,8 +109,16 @@ fn nasnet_and_amoebanet_train_with_the_7x7_operations() {
     for name in ["NASNet", "AmoebaNet"] {
         let genotype = Genotype::from_python_module(REFERENCE_GENOTYPES, Some(name)).unwrap();
         let architecture = Architecture::Cells(genotype);
-        let config =
-            ModelConfig { in_channels: 1, num_classes: 3, channels: 4, layers: 3, auxiliary: false, architecture };
+        let config = ModelConfig {
+            in_channels: 1,
+            num_classes: 3,
+            channels: 4,
+            layers: 3,
+            auxiliary: false,
+            architecture,
+            macro_variant: Default::default(),
+            cell_variant: Default::default(),
+        };
         let net = NetworkCifar::new(&gpu, &mut rng, config).unwrap();
         // x: [2, 1, 8, 8]
         let x = Tensor::from_slice(&gpu, &[2, 1, 8, 8], &rng.uniform_vec(128, -1.0, 1.0)).unwrap();
@@ -159,7 +167,7 @@ fn drop_path_spares_identities_and_draws_one_mask_per_other_operation() {
 
     // Only identities: drop path changes nothing and draws nothing.
     let identities = cell_genotype(&[("skip_connect", 0), ("skip_connect", 1), ("skip_connect", 2), ("identity", 0)]);
-    let cell = Cell::new(&gpu, &mut rng, &identities, c, c, c, false, false).unwrap();
+    let cell = Cell::new(&gpu, &mut rng, &identities, c, c, c, false, false, CellVariant::Darts).unwrap();
     let mut draws = Rng::new(5);
     let plain = cell.forward(&s0, &s1, true, 0.0, &mut draws).unwrap().to_vec().unwrap();
     let dropped = cell.forward(&s0, &s1, true, 0.9, &mut draws).unwrap().to_vec().unwrap();
@@ -168,7 +176,7 @@ fn drop_path_spares_identities_and_draws_one_mask_per_other_operation() {
 
     // Two convs, a pool and an identity: three masks of N draws each, in training only.
     let mixed = cell_genotype(&[("sep_conv_3x3", 0), ("skip_connect", 1), ("max_pool_3x3", 2), ("dil_conv_3x3", 1)]);
-    let cell = Cell::new(&gpu, &mut rng, &mixed, c, c, c, false, false).unwrap();
+    let cell = Cell::new(&gpu, &mut rng, &mixed, c, c, c, false, false, CellVariant::Darts).unwrap();
     let mut draws = Rng::new(6);
     cell.forward(&s0, &s1, true, 0.5, &mut draws).unwrap();
     let mut want = Rng::new(6);

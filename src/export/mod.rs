@@ -11,8 +11,8 @@
 //! `auxiliary_head.features.2/3/5/6` and `auxiliary_head.classifier`; `classifier`. Every
 //! BatchNorm2d also gets the `num_batches_tracked` (int64) that PyTorch keeps: the run's
 //! training steps. Layouts are PyTorch's already (conv weights [C_out, C_in / groups, kH, kW],
-//! linear weights [out, in]). An ENAS macro network has no PyTorch reference: its tensors keep
-//! this crate's names.
+//! linear weights [out, in]). ENAS networks (macro, or micro cells built as `micro_child.py`)
+//! have no PyTorch reference: their tensors keep this crate's names.
 
 mod onnx;
 
@@ -24,7 +24,7 @@ use safetensors::tensor::{Dtype, TensorView};
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
-use crate::train::{Architecture, TrainConfig};
+use crate::train::{Architecture, CellVariant, TrainConfig};
 
 /// The reference's name for the evaluation network's tensor `ours` (a name under `net.` in a
 /// retraining's checkpoint, without the prefix); `all` holds every such name (some modules are
@@ -95,19 +95,23 @@ pub fn darts_name(ours: &str, all: &HashSet<&str>) -> Result<String> {
     })
 }
 
-/// The network of a retraining's checkpoint as safetensors bytes: reference names for DARTS
-/// cells (see the module doc), this crate's names for an ENAS macro network; metadata says
-/// where it came from (`format: pt`, as `safetensors.torch` writes).
-pub fn safetensors(checkpoint: &Checkpoint) -> Result<Vec<u8>> {
+/// The config of a retraining's checkpoint (weights come only from `train` runs).
+fn retraining(checkpoint: &Checkpoint) -> Result<TrainConfig> {
     if checkpoint.kind != "train" {
         return Err(Error::Config(format!(
             "weights come from a retraining (`wgpu-nas train`); this checkpoint is from a {} run",
             checkpoint.kind
         )));
     }
-    let config: TrainConfig = serde_json::from_value(
-        checkpoint.meta.get("config").cloned().ok_or_else(|| Error::Config("the checkpoint has no config".into()))?,
-    )?;
+    let config = checkpoint.meta.get("config").cloned();
+    Ok(serde_json::from_value(config.ok_or_else(|| Error::Config("the checkpoint has no config".into()))?)?)
+}
+
+/// The network of a retraining's checkpoint as safetensors bytes: reference names for DARTS
+/// cells (see the module doc), this crate's names for an ENAS macro network; metadata says
+/// where it came from (`format: pt`, as `safetensors.torch` writes).
+pub fn safetensors(checkpoint: &Checkpoint) -> Result<Vec<u8>> {
+    let config = retraining(checkpoint)?;
     let steps = checkpoint.meta.get("global_step").and_then(|v| v.as_i64()).unwrap_or(0);
     let net: Vec<(&str, &[usize], &[f32])> = checkpoint
         .tensors
@@ -115,7 +119,9 @@ pub fn safetensors(checkpoint: &Checkpoint) -> Result<Vec<u8>> {
         .filter_map(|(e, v)| Some((e.name.strip_prefix("net.")?, e.shape.as_slice(), v.as_slice())))
         .collect();
     let all: HashSet<&str> = net.iter().map(|(n, _, _)| *n).collect();
-    let cells = matches!(config.network.architecture, Architecture::Cells(_));
+    // Only quark0/darts cells have a PyTorch reference to name the tensors after.
+    let cells = matches!(config.network.architecture, Architecture::Cells(_))
+        && config.network.cell_variant == CellVariant::Darts;
     // (name, dtype, shape, little-endian bytes), by name.
     let mut out: BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for (name, shape, values) in &net {
@@ -141,7 +147,7 @@ pub fn safetensors(checkpoint: &Checkpoint) -> Result<Vec<u8>> {
     info.insert("source".to_string(), format!("wgpu-nas {}", env!("CARGO_PKG_VERSION")));
     info.insert(
         "model".to_string(),
-        if cells { "quark0/darts cnn/model.py NetworkCIFAR".into() } else { "wgpu-nas ENAS macro network".into() },
+        if cells { "quark0/darts cnn/model.py NetworkCIFAR".into() } else { "wgpu-nas ENAS network".into() },
     );
     if let Architecture::Cells(g) = &config.network.architecture {
         info.insert("genotype".to_string(), g.to_python());

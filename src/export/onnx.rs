@@ -15,7 +15,7 @@ use super::darts_name;
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::space::Genotype;
-use crate::train::{Architecture, TrainConfig};
+use crate::train::{Architecture, CellVariant};
 
 #[derive(Clone, PartialEq, Message)]
 struct ModelProto {
@@ -315,15 +315,12 @@ impl Graph<'_> {
 
 /// The evaluation network of a retraining's checkpoint as ONNX bytes.
 pub fn onnx(checkpoint: &Checkpoint) -> Result<Vec<u8>> {
-    if checkpoint.kind != "train" {
-        return Err(Error::Config(format!(
-            "weights come from a retraining (`wgpu-nas train`); this checkpoint is from a {} run",
-            checkpoint.kind
-        )));
+    let config = super::retraining(checkpoint)?;
+    if config.network.cell_variant != CellVariant::Darts {
+        return Err(Error::Config(
+            "the ONNX export covers quark0/darts cell networks; this run retrained ENAS micro cells".into(),
+        ));
     }
-    let config: TrainConfig = serde_json::from_value(
-        checkpoint.meta.get("config").cloned().ok_or_else(|| Error::Config("the checkpoint has no config".into()))?,
-    )?;
     let Architecture::Cells(genotype) = &config.network.architecture else {
         return Err(Error::Config(
             "the ONNX export covers DARTS cell networks; this run retrained an ENAS macro network".into(),

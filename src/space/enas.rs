@@ -52,6 +52,23 @@ impl MicroArch {
         Ok(arch)
     }
 
+    /// Reads the reference's `--child_fixed_arc` text for the micro space
+    /// (`cifar10_micro_final.sh`, split as `micro_child.py`'s `connect_controller` does): the
+    /// normal cell's `x_id x_op y_id y_op` per node, then the reduction cell's, as
+    /// whitespace-separated integers; the number of nodes follows from the count, 8 per node (40
+    /// for the reference's 5).
+    pub fn from_reference_text(text: &str) -> Result<MicroArch> {
+        let flat = fixed_arc_integers(text, "micro")?;
+        if flat.is_empty() || !flat.len().is_multiple_of(8) {
+            return Err(Error::Config(format!(
+                "a micro fixed_arc has 8 integers per node (x_id x_op y_id y_op for each node of the normal cell, \
+                 then of the reduction cell: 8, 16, ..., 40 for the reference's 5 nodes), got {}",
+                flat.len()
+            )));
+        }
+        MicroArch::from_flat(&flat, flat.len() / 8)
+    }
+
     /// Node `i` reads only from `0..i + 2`; operations index [`ENAS_MICRO_OPS`].
     pub fn validate(&self) -> Result<()> {
         for (name, cell) in [("normal", &self.normal), ("reduce", &self.reduce)] {
@@ -103,6 +120,41 @@ impl MicroArch {
     pub fn to_graphs(&self) -> (ModelGraph, ModelGraph) {
         ModelGraph::from_genotype(&self.to_genotype())
     }
+}
+
+/// The space a reference `--child_fixed_arc` text is in (the reference's `--search_for`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SearchFor {
+    /// A chain of layers: per layer an operation and its skip bits (`general_child.py`).
+    Macro,
+    /// A normal and a reduction cell of nodes, 4 integers per node (`micro_child.py`).
+    Micro,
+}
+
+impl SearchFor {
+    /// The space of a fixed_arc of `count` integers when only one fits: a macro one has
+    /// `L(L+1)/2`, a micro one `8 * nodes`; `None` when both do (120, 136, ...) or neither.
+    pub fn from_count(count: usize) -> Option<SearchFor> {
+        let triangular = (1..=count).take_while(|l| l * (l + 1) / 2 <= count).any(|l| l * (l + 1) / 2 == count);
+        let micro = count > 0 && count.is_multiple_of(8);
+        match (triangular, micro) {
+            (true, false) => Some(SearchFor::Macro),
+            (false, true) => Some(SearchFor::Micro),
+            _ => None,
+        }
+    }
+}
+
+/// The integers of a reference `--child_fixed_arc` text (whitespace-separated, as the
+/// reference's `fixed_arc.split(" ")` with empty pieces dropped); `space` names it in errors.
+fn fixed_arc_integers(text: &str, space: &str) -> Result<Vec<usize>> {
+    text.split_whitespace()
+        .map(|token| {
+            token
+                .parse::<usize>()
+                .map_err(|_| Error::Config(format!("{space} fixed_arc: {token:?} is not a non-negative integer")))
+        })
+        .collect()
 }
 
 /// One layer of the ENAS macro space: an operation (an index into [`ENAS_MACRO_OPS`]) applied
@@ -173,25 +225,18 @@ impl MacroArch {
     /// [`MacroArch::to_flat`] decisions as whitespace-separated integers. The number of layers
     /// `L` follows from the count, `L(L+1)/2` (1, 3, 6, 10, ...).
     ///
-    /// The reference's child reads skip bit `j` of a layer as its `prev_layers[j]`, whose entry
-    /// 0 is the stem, so there bit `j` joins layer `j - 1` (the stem for `j = 0`), while its
-    /// controller's attention anchor `j` is layer `j`. We read bit `j` as layer `j` everywhere
-    /// (search, retraining, graphs), as the controller and the paper do: a reference fixed_arc
-    /// retrains here with each skip starting one layer later than in the reference's run.
+    /// The bits are stored as given. What bit `j` joins is the network's reading: the
+    /// reference's child reads it as its `prev_layers[j]`, whose entry 0 is the stem (the stem
+    /// for `j = 0`, layer `j - 1` otherwise), while its controller's attention anchor `j` is
+    /// layer `j`. Our search and graphs read layer `j`; retraining follows the reference by
+    /// default ([`crate::train::MacroVariant`]).
     pub fn from_reference_text(text: &str) -> Result<MacroArch> {
-        let flat = text
-            .split_whitespace()
-            .map(|token| {
-                token
-                    .parse::<usize>()
-                    .map_err(|_| Error::Config(format!("macro fixed_arc: {token:?} is not a non-negative integer")))
-            })
-            .collect::<Result<Vec<usize>>>()?;
+        let flat = fixed_arc_integers(text, "macro")?;
         let num_layers = (1..).find(|l| l * (l + 1) / 2 >= flat.len()).expect("the triangular numbers are unbounded");
-        if num_layers * (num_layers + 1) / 2 != flat.len() {
+        if flat.is_empty() || num_layers * (num_layers + 1) / 2 != flat.len() {
             return Err(Error::Config(format!(
                 "a macro fixed_arc of L layers has L(L+1)/2 integers (an operation and a skip bit per earlier \
-                 layer for each layer: 1, 3, 6, 10, ...), got {}",
+                 layer for each layer: 1, 3, 6, 10, ..., 300 for the reference's 24), got {}",
                 flat.len()
             )));
         }

@@ -17,7 +17,7 @@ mod graph;
 mod search_space;
 
 pub use derive::{derive_cell, derive_genotype, softmax_rows, DeriveRule};
-pub use enas::{MacroArch, MacroLayer, MicroArch, MicroNode};
+pub use enas::{MacroArch, MacroLayer, MicroArch, MicroNode, SearchFor};
 pub use genotype::{darts_v1, darts_v2, Genotype};
 pub use graph::{GraphEdge, GraphNode, InvalidGraph, ModelGraph, NodeKind};
 pub use search_space::SearchSpace;

@@ -4,20 +4,22 @@
 //! with test accuracy per epoch, the parameter count and checkpoint/resume.
 //!
 //! ENAS micro architectures retrain through the same network: [`crate::space::MicroArch::to_genotype`]
-//! gives a genotype whose `identity` is `skip_connect` and whose concat lists the loose ends.
+//! gives a genotype whose `identity` is `skip_connect` and whose concat lists the loose ends,
+//! and [`CellVariant::EnasMicro`] builds its cells as `micro_child.py` does.
 //! ENAS macro architectures retrain as [`FixedMacroNetwork`] (melodyguan/enas `general_child.py`
 //! with a fixed architecture: only the chosen operations, channels doubling at the two pooling
-//! layers, concatenated skips); [`ModelConfig::architecture`] says which network
+//! layers, concatenated skips; [`MacroVariant`] picks the reference's construction or the one
+//! our search scores); [`ModelConfig::architecture`] says which network
 //! ([`EvalNetwork`]) a run trains, [`TrainConfig::enas_macro`] gives the reference's settings.
 
 pub mod macro_model;
 pub mod model;
 pub mod trainer;
 
-pub use macro_model::{FixedLayer, FixedMacroNetwork};
+pub use macro_model::{FixedLayer, FixedMacroNetwork, MacroVariant};
 pub use model::{
-    auxiliary_pool, count_parameters_in_mb, Architecture, AuxiliaryHeadCifar, Cell, EvalNetwork, ModelConfig,
-    NetworkCifar,
+    auxiliary_pool, count_parameters_in_mb, Architecture, AuxiliaryHeadCifar, Cell, CellVariant, EvalNetwork,
+    ModelConfig, NetworkCifar,
 };
 pub use trainer::{EpochMetrics, StepMetrics, TrainConfig, Trainer};
 

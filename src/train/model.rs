@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::macro_model::FixedMacroNetwork;
+use super::macro_model::{FixedMacroNetwork, MacroVariant};
 use crate::enas::macro_space::pool_layers;
 use crate::enas::Arch;
 use crate::error::{Error, Result};
@@ -14,7 +14,7 @@ use crate::gpu::Gpu;
 use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module, Preprocess, Primitive, ReluConvBn};
 use crate::ops::{conv::Conv2d, drop_path::drop_path, elementwise, layout, linear, pool};
 use crate::rng::Rng;
-use crate::space::{Genotype, MacroArch, DARTS_PRIMITIVES, IDENTITY, NONE, REFERENCE_EXTRA_OPS};
+use crate::space::{Genotype, MacroArch, MicroArch, SearchFor, DARTS_PRIMITIVES, IDENTITY, NONE, REFERENCE_EXTRA_OPS};
 use crate::tensor::Tensor;
 
 /// What an evaluation network is built from.
@@ -29,10 +29,11 @@ pub enum Architecture {
 impl Architecture {
     /// Reads an ENAS architecture: the `architecture.json` that `wgpu-nas search enas` writes
     /// (a serialized [`crate::enas::search::Derived`]: its best architecture), a serialized
-    /// [`Arch`] or [`MacroArch`], or the reference's fixed_arc text
-    /// ([`MacroArch::from_reference_text`]). A micro architecture retrains as cells (its
-    /// genotype), a macro one as the macro network.
-    pub fn from_enas_text(text: &str) -> Result<Architecture> {
+    /// [`Arch`] or [`MacroArch`], or the reference's fixed_arc text in the space `search_for`
+    /// names ([`MacroArch::from_reference_text`], [`MicroArch::from_reference_text`]); without
+    /// it the number of integers decides ([`SearchFor::from_count`]). A micro architecture
+    /// retrains as cells (its genotype), a macro one as the macro network.
+    pub fn from_enas_text(text: &str, search_for: Option<SearchFor>) -> Result<Architecture> {
         let arch = if text.trim_start().starts_with('{') {
             let value: serde_json::Value = serde_json::from_str(text)?;
             let value = value.pointer("/best/arch").cloned().unwrap_or(value);
@@ -47,7 +48,22 @@ impl Architecture {
                     )
                 })?
         } else {
-            Arch::Macro(MacroArch::from_reference_text(text)?)
+            let count = text.split_whitespace().count();
+            match search_for.or_else(|| SearchFor::from_count(count)) {
+                Some(SearchFor::Macro) => Arch::Macro(MacroArch::from_reference_text(text)?),
+                Some(SearchFor::Micro) => Arch::Micro(MicroArch::from_reference_text(text)?),
+                None => {
+                    return Err(Error::Config(format!(
+                        "a fixed_arc has L(L+1)/2 integers for a macro architecture of L layers (300 for 24) or 8 \
+                         per node for a micro one (40 for 5 nodes); {count} {}",
+                        if count > 0 && count.is_multiple_of(8) {
+                            "fits both: name the space (--search-for macro or micro)"
+                        } else {
+                            "fits neither"
+                        }
+                    )))
+                }
+            }
         };
         match arch {
             Arch::Micro(a) => {
@@ -80,13 +96,57 @@ pub struct ModelConfig {
     pub auxiliary: bool,
     /// The cells' genotype, or the ENAS macro architecture.
     pub architecture: Architecture,
+    /// Which network a macro architecture builds: the reference's (`general_child.py`) or the
+    /// one our search scores. Cells ignore it. A config saved before the field existed built
+    /// the searched one, so that is what a missing field means.
+    #[serde(default = "MacroVariant::before_the_field")]
+    pub macro_variant: MacroVariant,
+    /// How cells are built: DARTS's `model.py` or ENAS's `micro_child.py` (a macro
+    /// architecture ignores it).
+    #[serde(default)]
+    pub cell_variant: CellVariant,
+}
+
+/// Which reference a cell network follows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CellVariant {
+    /// quark0/darts `model.py`: both inputs through a preprocessing conv (FactorizedReduce
+    /// after a reduction cell), reduction cells at layers/3 and 2*layers/3, the auxiliary head
+    /// after cell 2*layers/3, a classifier with bias.
+    #[default]
+    Darts,
+    /// melodyguan/enas `micro_child.py` with `fixed_arc` (`_fixed_layer`, lines 403-517):
+    /// `_maybe_calibrate_size` (lines 209-238) convs an input only where its size or channels
+    /// differ from the cell's, then `layer_base` (lines 416-424) always convs the second input
+    /// once more; `layers` counts the reference's `--child_num_layers` plus its two reduction
+    /// cells, which sit at `d` and `2d + 1` with `d = (layers - 2) / 3` (line 110); the
+    /// auxiliary head reads after the cell that follows the second (line 113); ReLU before
+    /// the global pool and a classifier without bias (lines 331-338); the identity at stride 2
+    /// a factorized reduction without a leading ReLU and without drop path (457-468).
+    ///
+    /// Still as DARTS: drop path's probability rises with the epoch alone (the reference's
+    /// `_apply_drop_path`, 196-207, also scales it with the cell's depth); the auxiliary head's
+    /// classifier has a bias (outside the parameter count). Not expressible in a [`Genotype`]:
+    /// the reference also concatenates a cell input that no node reads (`_fixed_combine`,
+    /// reduced first in a reduction cell); [`crate::space::MicroArch::to_genotype`]'s concat
+    /// lists nodes only (the scripts' final architecture reads both inputs in both cells).
+    EnasMicro,
 }
 
 impl ModelConfig {
     /// The paper's CIFAR-10 evaluation network: C=36, 20 cells, auxiliary head.
     pub fn darts(in_channels: usize, num_classes: usize, genotype: Genotype) -> Self {
         let architecture = Architecture::Cells(genotype);
-        ModelConfig { in_channels, num_classes, channels: 36, layers: 20, auxiliary: true, architecture }
+        ModelConfig {
+            in_channels,
+            num_classes,
+            channels: 36,
+            layers: 20,
+            auxiliary: true,
+            architecture,
+            macro_variant: MacroVariant::default(),
+            cell_variant: CellVariant::Darts,
+        }
     }
 
     /// The ENAS reference's macro retraining (`cifar10_macro_final.sh`): `out_filters` 96, one
@@ -101,17 +161,45 @@ impl ModelConfig {
             layers,
             auxiliary: false,
             architecture: Architecture::Macro(arch),
+            macro_variant: MacroVariant::Reference,
+            cell_variant: CellVariant::default(),
+        }
+    }
+
+    /// The ENAS reference's micro retraining (`cifar10_micro_final.sh`): `out_filters` 36,
+    /// `--child_num_layers=15` (17 cells with the two reduction cells), auxiliary head, cells as
+    /// `micro_child.py` builds them.
+    pub fn enas_micro(in_channels: usize, num_classes: usize, arch: &MicroArch) -> Self {
+        ModelConfig {
+            in_channels,
+            num_classes,
+            channels: 36,
+            layers: 15 + 2,
+            auxiliary: true,
+            architecture: Architecture::Cells(arch.to_genotype()),
+            macro_variant: MacroVariant::default(),
+            cell_variant: CellVariant::EnasMicro,
         }
     }
 
     /// The cells that halve the resolution and double the channels.
     pub fn reduction_cells(&self) -> [usize; 2] {
-        [self.layers / 3, 2 * self.layers / 3]
+        match self.cell_variant {
+            CellVariant::Darts => [self.layers / 3, 2 * self.layers / 3],
+            CellVariant::EnasMicro => {
+                let d = self.layers.saturating_sub(2) / 3;
+                [d, 2 * d + 1]
+            }
+        }
     }
 
-    /// The cell after which the auxiliary head reads (the second reduction cell).
+    /// The cell after which the auxiliary head reads: the second reduction cell (DARTS), the
+    /// cell after it (ENAS).
     pub fn auxiliary_cell(&self) -> usize {
-        2 * self.layers / 3
+        match self.cell_variant {
+            CellVariant::Darts => self.reduction_cells()[1],
+            CellVariant::EnasMicro => self.reduction_cells()[1] + 1,
+        }
     }
 
     /// The operations a genotype may use here: every one of the reference's `OPS` but `none` (a
@@ -331,8 +419,12 @@ impl Module for AuxiliaryHeadCifar {
 pub struct Cell {
     /// Whether this cell reduces: stride 2 on the ops that read its inputs, twice the channels.
     pub reduction: bool,
-    preprocess0: Preprocess,
-    preprocess1: ReluConvBn,
+    /// `None` where ENAS's calibration leaves the input as it is.
+    preprocess0: Option<Preprocess>,
+    preprocess1: Option<ReluConvBn>,
+    /// ENAS's `layer_base`: ReLU, conv 1x1 C -> C, BN on the second input, after preprocess1.
+    base: Option<ReluConvBn>,
+    variant: CellVariant,
     ops: Vec<Primitive>,
     indices: Vec<usize>,
     concat: Vec<usize>,
@@ -350,13 +442,19 @@ impl Cell {
         c: usize,
         reduction: bool,
         reduction_prev: bool,
+        variant: CellVariant,
     ) -> Result<Cell> {
+        let enas = variant == CellVariant::EnasMicro;
         let preprocess0 = if reduction_prev {
-            Preprocess::FactorizedReduce(FactorizedReduce::new(gpu, rng, c_prev_prev, c, true)?)
+            Some(Preprocess::FactorizedReduce(FactorizedReduce::new(gpu, rng, c_prev_prev, c, true)?))
+        } else if !enas || c_prev_prev != c {
+            Some(Preprocess::ReluConvBn(ReluConvBn::new(gpu, rng, c_prev_prev, c, 1, 1, 0, true)?))
         } else {
-            Preprocess::ReluConvBn(ReluConvBn::new(gpu, rng, c_prev_prev, c, 1, 1, 0, true)?)
+            None
         };
-        let preprocess1 = ReluConvBn::new(gpu, rng, c_prev, c, 1, 1, 0, true)?;
+        let preprocess1 =
+            if !enas || c_prev != c { Some(ReluConvBn::new(gpu, rng, c_prev, c, 1, 1, 0, true)?) } else { None };
+        let base = if enas { Some(ReluConvBn::new(gpu, rng, c, c, 1, 1, 0, true)?) } else { None };
         let (entries, concat) = if reduction {
             (&genotype.reduce, &genotype.reduce_concat)
         } else {
@@ -371,7 +469,7 @@ impl Cell {
             ops.push(Primitive::new(gpu, rng, name, c, stride, true, false)?);
         }
         let indices = entries.iter().map(|(_, i)| *i).collect();
-        Ok(Cell { reduction, preprocess0, preprocess1, ops, indices, concat: concat.clone() })
+        Ok(Cell { reduction, preprocess0, preprocess1, base, variant, ops, indices, concat: concat.clone() })
     }
 
     /// Channels of the output, per node channel: the number of concatenated nodes.
@@ -383,14 +481,35 @@ impl Cell {
     /// `drop_prob > 0`, every operation's output but the identity's goes through drop path,
     /// its mask drawn from `rng`.
     pub fn forward(&self, s0: &Tensor, s1: &Tensor, train: bool, drop_prob: f32, rng: &mut Rng) -> Result<Tensor> {
-        let mut states = vec![self.preprocess0.forward(s0, train)?, self.preprocess1.forward(s1, train)?];
+        let s0 = match &self.preprocess0 {
+            Some(p) => p.forward(s0, train)?,
+            None => s0.clone(),
+        };
+        let mut s1 = match &self.preprocess1 {
+            Some(p) => p.forward(s1, train)?,
+            None => s1.clone(),
+        };
+        if let Some(base) = &self.base {
+            s1 = base.forward(&s1, train)?;
+        }
+        let mut states = vec![s0, s1];
         for (ops, indices) in self.ops.chunks(2).zip(self.indices.chunks(2)) {
             let mut hs = Vec::with_capacity(2);
             for (op, &index) in ops.iter().zip(indices) {
-                let h = op.forward(&states[index], train)?.ok_or_else(|| {
+                // ENAS's identity at stride 2 is a factorized reduction with no ReLU before it
+                // (micro_child.py lines 457-459), and drop path skips it (lines 465-468).
+                let enas_reduce = match op {
+                    Primitive::FactorizedReduce(fr) if self.variant == CellVariant::EnasMicro => Some(fr),
+                    _ => None,
+                };
+                let h = match enas_reduce {
+                    Some(fr) => Some(fr.forward_activated(&states[index], train)?),
+                    None => op.forward(&states[index], train)?,
+                };
+                let h = h.ok_or_else(|| {
                     Error::Config("the evaluation network has no `none` operation (validate the genotype)".into())
                 })?;
-                let drop = train && drop_prob > 0.0 && !matches!(op, Primitive::Identity);
+                let drop = train && drop_prob > 0.0 && !matches!(op, Primitive::Identity) && enas_reduce.is_none();
                 hs.push(if drop { drop_path(&h, drop_prob, rng)? } else { h });
             }
             states.push(elementwise::add(&hs[0], &hs[1])?);
@@ -402,15 +521,29 @@ impl Cell {
 
 impl Module for Cell {
     fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.preprocess0.module().params(&join(prefix, "preprocess0"), out);
-        self.preprocess1.params(&join(prefix, "preprocess1"), out);
+        if let Some(p) = &self.preprocess0 {
+            p.module().params(&join(prefix, "preprocess0"), out);
+        }
+        if let Some(p) = &self.preprocess1 {
+            p.params(&join(prefix, "preprocess1"), out);
+        }
+        if let Some(b) = &self.base {
+            b.params(&join(prefix, "base"), out);
+        }
         for (k, op) in self.ops.iter().enumerate() {
             op.params(&join(prefix, &format!("ops.{k}")), out);
         }
     }
     fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.preprocess0.module().buffers(&join(prefix, "preprocess0"), out);
-        self.preprocess1.buffers(&join(prefix, "preprocess1"), out);
+        if let Some(p) = &self.preprocess0 {
+            p.module().buffers(&join(prefix, "preprocess0"), out);
+        }
+        if let Some(p) = &self.preprocess1 {
+            p.buffers(&join(prefix, "preprocess1"), out);
+        }
+        if let Some(b) = &self.base {
+            b.buffers(&join(prefix, "base"), out);
+        }
         for (k, op) in self.ops.iter().enumerate() {
             op.buffers(&join(prefix, &format!("ops.{k}")), out);
         }
@@ -458,7 +591,17 @@ impl NetworkCifar {
             if reduction {
                 c_curr *= 2;
             }
-            let cell = Cell::new(gpu, rng, genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)?;
+            let cell = Cell::new(
+                gpu,
+                rng,
+                genotype,
+                c_prev_prev,
+                c_prev,
+                c_curr,
+                reduction,
+                reduction_prev,
+                config.cell_variant,
+            )?;
             reduction_prev = reduction;
             (c_prev_prev, c_prev) = (c_prev, cell.multiplier() * c_curr);
             cells.push(cell);
@@ -468,7 +611,8 @@ impl NetworkCifar {
         }
         let auxiliary_head =
             if config.auxiliary { Some(AuxiliaryHeadCifar::new(gpu, rng, c_aux, config.num_classes)?) } else { None };
-        let classifier = Linear::new(gpu, rng, c_prev, config.num_classes, true)?;
+        let bias = config.cell_variant == CellVariant::Darts;
+        let classifier = Linear::new(gpu, rng, c_prev, config.num_classes, bias)?;
         Ok(NetworkCifar { config, stem_conv, stem_bn, cells, auxiliary_head, classifier })
     }
 
@@ -489,6 +633,9 @@ impl NetworkCifar {
             }
         }
         let [n, c] = [s1.shape()[0], s1.shape()[1]];
+        if self.config.cell_variant == CellVariant::EnasMicro {
+            s1 = elementwise::relu(&s1)?;
+        }
         let features = pool::global_avg_pool(&s1)?.reshape(&[n, c])?; // [N, C_last]
         Ok((self.classifier.forward(&features)?, logits_aux))
     }

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use wgpu_nas::data::{Augment, Dataset, Split};
 use wgpu_nas::run_dir::{test_hook, RunDir};
-use wgpu_nas::train::{Architecture, TrainConfig, Trainer};
+use wgpu_nas::space::SearchFor;
+use wgpu_nas::train::{Architecture, CellVariant, MacroVariant, TrainConfig, Trainer};
 use wgpu_nas::{Error, Gpu, Result};
 
 use crate::progress::Progress;
@@ -28,13 +29,26 @@ pub struct TrainArgs {
     #[arg(long, required_unless_present_any = ["resume", "architecture"], conflicts_with = "architecture")]
     genotype: Option<PathBuf>,
     /// An ENAS architecture instead of --genotype: the architecture.json of `search enas` (its
-    /// best architecture), a serialized Arch or MacroArch, or the reference's fixed_arc text
-    /// (whitespace-separated integers, L(L+1)/2 of them for L layers). A micro architecture
-    /// retrains as cells; a macro one as the macro network (general_child.py), whose layers the
-    /// architecture fixes (--layers is ignored) and whose out_filters is --init-channels (96 in
-    /// the reference, 24 layers, no auxiliary head, no drop path).
+    /// best architecture), a serialized Arch or MacroArch, or the reference's fixed_arc text as
+    /// its scripts write it (whitespace-separated integers: macro, an operation and the skip
+    /// bits per layer, L(L+1)/2 for L layers; micro, x_id x_op y_id y_op per node of the normal
+    /// then the reduction cell, 8 per node). A micro architecture retrains as cells built as
+    /// micro_child.py builds them (--layers counts its two reduction cells: the reference's
+    /// --child_num_layers=15 is --layers 17, at --init-channels 36); a macro one as the macro
+    /// network (general_child.py), whose layers the architecture fixes (--layers is
+    /// ignored) and whose out_filters is --init-channels (96 in the reference, 24 layers, no
+    /// auxiliary head, no drop path).
     #[arg(long)]
     architecture: Option<PathBuf>,
+    /// The space of a fixed_arc text (the reference's --search_for); without it the number of
+    /// integers decides.
+    #[arg(long, value_enum, requires = "architecture")]
+    search_for: Option<SearchForArg>,
+    /// The network a macro architecture builds: reference (general_child.py's fixed network:
+    /// the separable ops as plain convs, skip bit j = prev_layers[j] with the stem at 0) or
+    /// searched (the network our ENAS search scores: separable ops, skip bit j = layer j).
+    #[arg(long, value_enum, default_value_t = MacroVariantArg::Reference)]
+    macro_variant: MacroVariantArg,
     #[arg(long, value_enum, default_value_t = DatasetName::Embedded)]
     dataset: DatasetName,
     /// Directory of the data set's files (CIFAR binaries, IDX files).
@@ -80,10 +94,24 @@ pub struct TrainArgs {
     run: RunArgs,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SearchForArg {
+    Macro,
+    Micro,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MacroVariantArg {
+    Reference,
+    Searched,
+}
+
 /// The settings of `train` and where each lands in its [`TrainConfig`].
 const SETTINGS: &[Setting] = &[
     Setting { id: "genotype", pointer: "/network/architecture", resumable: false },
     Setting { id: "architecture", pointer: "/network/architecture", resumable: false },
+    Setting { id: "search_for", pointer: "/network/architecture", resumable: false },
+    Setting { id: "macro_variant", pointer: "/network/macro_variant", resumable: false },
     Setting { id: "epochs", pointer: "/epochs", resumable: true },
     Setting { id: "batch_size", pointer: "/batch_size", resumable: false },
     Setting { id: "init_channels", pointer: "/network/channels", resumable: false },
@@ -104,6 +132,10 @@ fn config_of(args: &TrainArgs, architecture: Architecture, train: &Dataset) -> T
         Architecture::Cells(genotype) => {
             let mut config = TrainConfig::darts(train.channels, train.num_classes, genotype);
             config.network.layers = args.layers;
+            if args.architecture.is_some() {
+                // An ENAS micro architecture: cells as micro_child.py builds them.
+                config.network.cell_variant = CellVariant::EnasMicro;
+            }
             config
         }
         Architecture::Macro(arch) => TrainConfig::enas_macro(train.channels, train.num_classes, arch),
@@ -112,6 +144,10 @@ fn config_of(args: &TrainArgs, architecture: Architecture, train: &Dataset) -> T
     config.batch_size = args.batch_size;
     config.lr = args.learning_rate;
     config.network.channels = args.init_channels;
+    config.network.macro_variant = match args.macro_variant {
+        MacroVariantArg::Reference => MacroVariant::Reference,
+        MacroVariantArg::Searched => MacroVariant::Searched,
+    };
     config.network.auxiliary = args.auxiliary && !args.no_auxiliary;
     config.drop_path_prob = args.drop_path;
     config.augment = Augment::darts_train(args.cutout);
@@ -277,7 +313,11 @@ fn read_architecture(args: &TrainArgs) -> Result<Architecture> {
         (Some(path), _) => Ok(Architecture::Cells(read_genotype(path)?)),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path).map_err(io(path))?;
-            Architecture::from_enas_text(&text)
+            let search_for = args.search_for.map(|s| match s {
+                SearchForArg::Macro => SearchFor::Macro,
+                SearchForArg::Micro => SearchFor::Micro,
+            });
+            Architecture::from_enas_text(&text, search_for)
                 .map_err(|e| Error::File { path: path.display().to_string(), msg: e.to_string() })
         }
         (None, None) => Err(Error::Config("a new run needs --genotype FILE or --architecture FILE".into())),
