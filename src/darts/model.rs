@@ -4,7 +4,9 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Input, Linear, MixedOp, Module, Preprocess, ReluConvBn};
+use crate::nn::{
+    join, BatchNorm, Conv, FactorizedReduce, Input, Linear, MixedOp, Module, Preprocess, ReluConvBn, Visit,
+};
 use crate::ops::{conv::Conv2d, elementwise, layout, pool, softmax};
 use crate::rng::Rng;
 use crate::space::SearchSpace;
@@ -160,18 +162,11 @@ impl Cell {
 }
 
 impl Module for Cell {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.preprocess0.module().params(&join(prefix, "preprocess0"), out);
-        self.preprocess1.params(&join(prefix, "preprocess1"), out);
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        self.preprocess0.module().visit(&join(prefix, "preprocess0"), f);
+        self.preprocess1.visit(&join(prefix, "preprocess1"), f);
         for (e, op) in self.edges.iter().enumerate() {
-            op.params(&join(prefix, &format!("edges.{e}")), out);
-        }
-    }
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.preprocess0.module().buffers(&join(prefix, "preprocess0"), out);
-        self.preprocess1.buffers(&join(prefix, "preprocess1"), out);
-        for (e, op) in self.edges.iter().enumerate() {
-            op.buffers(&join(prefix, &format!("edges.{e}")), out);
+            op.visit(&join(prefix, &format!("edges.{e}")), f);
         }
     }
 }
@@ -250,18 +245,12 @@ impl Network {
 }
 
 impl Module for Network {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.stem_conv.params(&join(prefix, "stem.conv"), out);
-        self.stem_bn.params(&join(prefix, "stem.bn"), out);
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        self.stem_conv.visit(&join(prefix, "stem.conv"), f);
+        self.stem_bn.visit(&join(prefix, "stem.bn"), f);
         for (i, cell) in self.cells.iter().enumerate() {
-            cell.params(&join(prefix, &format!("cells.{i}")), out);
+            cell.visit(&join(prefix, &format!("cells.{i}")), f);
         }
-        self.classifier.params(&join(prefix, "classifier"), out);
-    }
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.stem_bn.buffers(&join(prefix, "stem.bn"), out);
-        for (i, cell) in self.cells.iter().enumerate() {
-            cell.buffers(&join(prefix, &format!("cells.{i}")), out);
-        }
+        self.classifier.visit(&join(prefix, "classifier"), f);
     }
 }

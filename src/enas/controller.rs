@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{Arch, EnasSpace};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{join, Module};
+use crate::nn::{join, Module, Role, Visit};
 use crate::ops::optim::Adam;
 use crate::ops::{elementwise, embedding::embedding, layout, linear::linear, lstm::lstm_cell, mixed_op, reduce};
 use crate::ops::{sample, softmax};
@@ -442,19 +442,19 @@ impl Controller {
 }
 
 impl Module for Controller {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        let mut push = |name: &str, t: &Tensor| out.push((join(prefix, name), t.clone()));
-        push("lstm.w_ih", &self.w_ih);
-        push("lstm.w_hh", &self.w_hh);
-        push("g_emb", &self.g_emb);
-        push("emb.w", &self.w_emb);
-        push("softmax.w", &self.w_soft);
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        let mut param = |name: &str, t: &Tensor| f(Role::Param, join(prefix, name), t);
+        param("lstm.w_ih", &self.w_ih);
+        param("lstm.w_hh", &self.w_hh);
+        param("g_emb", &self.g_emb);
+        param("emb.w", &self.w_emb);
+        param("softmax.w", &self.w_soft);
         if let Some(b) = &self.b_soft {
-            push("softmax.b", b);
+            param("softmax.b", b);
         }
-        push("attention.w_1", &self.w_attn_1);
-        push("attention.w_2", &self.w_attn_2);
-        push("attention.v", &self.v_attn);
+        param("attention.w_1", &self.w_attn_1);
+        param("attention.w_2", &self.w_attn_2);
+        param("attention.v", &self.v_attn);
     }
 }
 

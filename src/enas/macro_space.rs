@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module};
+use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module, Visit};
 use crate::ops::{conv::Conv2d, elementwise, pool};
 use crate::rng::Rng;
 use crate::space::{MacroArch, ENAS_MACRO_OPS};
@@ -143,11 +143,11 @@ impl BranchOp {
 }
 
 impl Module for BranchOp {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
         if let BranchOp::Conv { conv, pointwise } = self {
-            conv.params(&join(prefix, "conv"), out);
+            conv.visit(&join(prefix, "conv"), f);
             if let Some(pw) = pointwise {
-                pw.params(&join(prefix, "pointwise"), out);
+                pw.visit(&join(prefix, "pointwise"), f);
             }
         }
     }
@@ -178,16 +178,14 @@ impl Branch {
 }
 
 impl Module for Branch {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.op.params(prefix, out);
-        self.input.conv.params(&join(prefix, "inp_conv"), out);
-    }
-
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        self.op.visit(prefix, f);
+        // Affine-free BNs: running statistics only.
         if let Some(bn) = &self.bn {
-            bn.buffers(&join(prefix, "bn"), out);
+            bn.visit(&join(prefix, "bn"), f);
         }
-        self.input.bn.buffers(&join(prefix, "inp_bn"), out);
+        self.input.conv.visit(&join(prefix, "inp_conv"), f);
+        self.input.bn.visit(&join(prefix, "inp_bn"), f);
     }
 }
 
@@ -266,36 +264,22 @@ impl MacroNetwork {
 }
 
 impl Module for MacroNetwork {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.stem_conv.params(&join(prefix, "stem.conv"), out);
-        self.stem_bn.params(&join(prefix, "stem.bn"), out);
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        self.stem_conv.visit(&join(prefix, "stem.conv"), f);
+        self.stem_bn.visit(&join(prefix, "stem.bn"), f);
         for (i, layer) in self.branches.iter().enumerate() {
             for (b, branch) in layer.iter().enumerate() {
-                branch.params(&join(prefix, &format!("layer_{i}.{}", ENAS_MACRO_OPS[b])), out);
-            }
-        }
-        for (at, reduce) in &self.pools {
-            for (j, r) in reduce.iter().enumerate() {
-                r.params(&join(prefix, &format!("pool_at_{at}.from_{j}")), out);
-            }
-        }
-        self.classifier.params(&join(prefix, "classifier"), out);
-    }
-
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.stem_bn.buffers(&join(prefix, "stem.bn"), out);
-        for (i, layer) in self.branches.iter().enumerate() {
-            for (b, branch) in layer.iter().enumerate() {
-                branch.buffers(&join(prefix, &format!("layer_{i}.{}", ENAS_MACRO_OPS[b])), out);
+                branch.visit(&join(prefix, &format!("layer_{i}.{}", ENAS_MACRO_OPS[b])), f);
             }
         }
         for (i, bn) in self.skip_bn.iter().enumerate() {
-            bn.buffers(&join(prefix, &format!("layer_{}.skip_bn", i + 1)), out);
+            bn.visit(&join(prefix, &format!("layer_{}.skip_bn", i + 1)), f);
         }
         for (at, reduce) in &self.pools {
             for (j, r) in reduce.iter().enumerate() {
-                r.buffers(&join(prefix, &format!("pool_at_{at}.from_{j}")), out);
+                r.visit(&join(prefix, &format!("pool_at_{at}.from_{j}")), f);
             }
         }
+        self.classifier.visit(&join(prefix, "classifier"), f);
     }
 }

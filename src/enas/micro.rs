@@ -14,7 +14,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module, ReluConvBn, SepConv};
+use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module, ReluConvBn, SepConv, Visit};
 use crate::ops::{conv::Conv2d, elementwise, pool};
 use crate::rng::Rng;
 use crate::space::{MicroArch, MicroNode};
@@ -170,40 +170,25 @@ impl MicroCell {
 }
 
 impl Module for MicroCell {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
         for (name, c) in [("calibrate_x", &self.calibrate_x), ("calibrate_y", &self.calibrate_y)] {
             if let Some(m) = c.module() {
-                m.params(&join(prefix, name), out);
+                m.visit(&join(prefix, name), f);
             }
         }
         for (j, branches) in self.sep.iter().enumerate() {
             for (b, inputs) in branches.iter().enumerate() {
                 for (i, [s3, s5]) in inputs.iter().enumerate() {
-                    s3.params(&join(prefix, &format!("node_{j}.branch_{b}.from_{i}.sep_conv_3x3")), out);
-                    s5.params(&join(prefix, &format!("node_{j}.branch_{b}.from_{i}.sep_conv_5x5")), out);
+                    s3.visit(&join(prefix, &format!("node_{j}.branch_{b}.from_{i}.sep_conv_3x3")), f);
+                    s5.visit(&join(prefix, &format!("node_{j}.branch_{b}.from_{i}.sep_conv_5x5")), f);
                 }
             }
         }
         for (j, c) in self.final_conv.iter().enumerate() {
-            c.params(&join(prefix, &format!("final_conv.{j}")), out);
+            c.visit(&join(prefix, &format!("final_conv.{j}")), f);
         }
-    }
-
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        for (name, c) in [("calibrate_x", &self.calibrate_x), ("calibrate_y", &self.calibrate_y)] {
-            if let Some(m) = c.module() {
-                m.buffers(&join(prefix, name), out);
-            }
-        }
-        for (j, branches) in self.sep.iter().enumerate() {
-            for (b, inputs) in branches.iter().enumerate() {
-                for (i, [s3, s5]) in inputs.iter().enumerate() {
-                    s3.buffers(&join(prefix, &format!("node_{j}.branch_{b}.from_{i}.sep_conv_3x3")), out);
-                    s5.buffers(&join(prefix, &format!("node_{j}.branch_{b}.from_{i}.sep_conv_5x5")), out);
-                }
-            }
-        }
-        self.final_bn.buffers(&join(prefix, "final_bn"), out);
+        // Affine-free: running statistics only.
+        self.final_bn.visit(&join(prefix, "final_bn"), f);
     }
 }
 
@@ -285,25 +270,15 @@ impl MicroNetwork {
 }
 
 impl Module for MicroNetwork {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.stem_conv.params(&join(prefix, "stem.conv"), out);
-        self.stem_bn.params(&join(prefix, "stem.bn"), out);
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        self.stem_conv.visit(&join(prefix, "stem.conv"), f);
+        self.stem_bn.visit(&join(prefix, "stem.bn"), f);
         for (i, r) in &self.reduce_inputs {
-            r.params(&join(prefix, &format!("reduce_input_{i}")), out);
+            r.visit(&join(prefix, &format!("reduce_input_{i}")), f);
         }
         for (i, cell) in self.cells.iter().enumerate() {
-            cell.params(&join(prefix, &format!("cells.{i}")), out);
+            cell.visit(&join(prefix, &format!("cells.{i}")), f);
         }
-        self.classifier.params(&join(prefix, "classifier"), out);
-    }
-
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.stem_bn.buffers(&join(prefix, "stem.bn"), out);
-        for (i, r) in &self.reduce_inputs {
-            r.buffers(&join(prefix, &format!("reduce_input_{i}")), out);
-        }
-        for (i, cell) in self.cells.iter().enumerate() {
-            cell.buffers(&join(prefix, &format!("cells.{i}")), out);
-        }
+        self.classifier.visit(&join(prefix, "classifier"), f);
     }
 }

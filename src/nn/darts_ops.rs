@@ -3,7 +3,7 @@
 
 use std::cell::OnceCell;
 
-use super::{join, BatchNorm, Conv, Module};
+use super::{join, BatchNorm, Conv, Module, Visit};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::{conv::Conv2d, elementwise::relu, layout, mixed_op, pool};
@@ -76,12 +76,9 @@ impl ReluConvBn {
 }
 
 impl Module for ReluConvBn {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.conv.params(&join(prefix, "conv"), out);
-        self.bn.params(&join(prefix, "bn"), out);
-    }
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.bn.buffers(&join(prefix, "bn"), out);
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        self.conv.visit(&join(prefix, "conv"), f);
+        self.bn.visit(&join(prefix, "bn"), f);
     }
 }
 
@@ -131,13 +128,10 @@ impl FactorizedReduce {
 }
 
 impl Module for FactorizedReduce {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.conv_1.params(&join(prefix, "conv_1"), out);
-        self.conv_2.params(&join(prefix, "conv_2"), out);
-        self.bn.params(&join(prefix, "bn"), out);
-    }
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.bn.buffers(&join(prefix, "bn"), out);
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        self.conv_1.visit(&join(prefix, "conv_1"), f);
+        self.conv_2.visit(&join(prefix, "conv_2"), f);
+        self.bn.visit(&join(prefix, "bn"), f);
     }
 }
 
@@ -212,17 +206,13 @@ impl SepConv {
 }
 
 impl Module for SepConv {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.dw1.params(&join(prefix, "dw1"), out);
-        self.pw1.params(&join(prefix, "pw1"), out);
-        self.bn1.params(&join(prefix, "bn1"), out);
-        self.dw2.params(&join(prefix, "dw2"), out);
-        self.pw2.params(&join(prefix, "pw2"), out);
-        self.bn2.params(&join(prefix, "bn2"), out);
-    }
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.bn1.buffers(&join(prefix, "bn1"), out);
-        self.bn2.buffers(&join(prefix, "bn2"), out);
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        self.dw1.visit(&join(prefix, "dw1"), f);
+        self.pw1.visit(&join(prefix, "pw1"), f);
+        self.bn1.visit(&join(prefix, "bn1"), f);
+        self.dw2.visit(&join(prefix, "dw2"), f);
+        self.pw2.visit(&join(prefix, "pw2"), f);
+        self.bn2.visit(&join(prefix, "bn2"), f);
     }
 }
 
@@ -259,13 +249,10 @@ impl DilConv {
 }
 
 impl Module for DilConv {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.dw.params(&join(prefix, "dw"), out);
-        self.pw.params(&join(prefix, "pw"), out);
-        self.bn.params(&join(prefix, "bn"), out);
-    }
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.bn.buffers(&join(prefix, "bn"), out);
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        self.dw.visit(&join(prefix, "dw"), f);
+        self.pw.visit(&join(prefix, "pw"), f);
+        self.bn.visit(&join(prefix, "bn"), f);
     }
 }
 
@@ -297,13 +284,10 @@ impl FactorizedConv7x7 {
 }
 
 impl Module for FactorizedConv7x7 {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.conv_1x7.params(&join(prefix, "conv_1x7"), out);
-        self.conv_7x1.params(&join(prefix, "conv_7x1"), out);
-        self.bn.params(&join(prefix, "bn"), out);
-    }
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.bn.buffers(&join(prefix, "bn"), out);
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        self.conv_1x7.visit(&join(prefix, "conv_1x7"), f);
+        self.conv_7x1.visit(&join(prefix, "conv_7x1"), f);
+        self.bn.visit(&join(prefix, "bn"), f);
     }
 }
 
@@ -414,27 +398,18 @@ impl Primitive {
 }
 
 impl Module for Primitive {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        match self {
-            Primitive::Zero | Primitive::Identity | Primitive::Pool(_) => {}
-            Primitive::FactorizedReduce(f) => f.params(prefix, out),
-            Primitive::SepConv(s) => s.params(prefix, out),
-            Primitive::DilConv(d) => d.params(prefix, out),
-            Primitive::FactorizedConv7x7(f) => f.params(prefix, out),
-        }
-    }
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
         match self {
             Primitive::Zero | Primitive::Identity => {}
             Primitive::Pool(p) => {
                 if let Some(bn) = &p.bn {
-                    bn.buffers(&join(prefix, "bn"), out)
+                    bn.visit(&join(prefix, "bn"), f)
                 }
             }
-            Primitive::FactorizedReduce(f) => f.buffers(prefix, out),
-            Primitive::SepConv(s) => s.buffers(prefix, out),
-            Primitive::DilConv(d) => d.buffers(prefix, out),
-            Primitive::FactorizedConv7x7(f) => f.buffers(prefix, out),
+            Primitive::FactorizedReduce(m) => m.visit(prefix, f),
+            Primitive::SepConv(m) => m.visit(prefix, f),
+            Primitive::DilConv(m) => m.visit(prefix, f),
+            Primitive::FactorizedConv7x7(m) => m.visit(prefix, f),
         }
     }
 }
@@ -485,14 +460,9 @@ impl MixedOp {
 }
 
 impl Module for MixedOp {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
         for (_, name, op) in &self.ops {
-            op.params(&join(prefix, name), out);
-        }
-    }
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        for (_, name, op) in &self.ops {
-            op.buffers(&join(prefix, name), out);
+            op.visit(&join(prefix, name), f);
         }
     }
 }

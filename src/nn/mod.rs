@@ -15,14 +15,43 @@ use crate::ops::{batch_norm, conv, linear};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
-/// Named parameters of a block, for optimizers and checkpoints. Buffers that are state but not
-/// trained (BN running statistics) are listed by `buffers`.
+/// What a tensor of a block is to the optimizers and checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Trained: a weight, a bias, an affine BN's gamma and beta.
+    Param,
+    /// State that is not trained: BN running statistics.
+    Buffer,
+}
+
+/// Called once per tensor of a walk: its role, its dotted name, the tensor.
+pub type Visit<'a> = dyn FnMut(Role, String, &Tensor) + 'a;
+
+/// A parameterised block: one walk over its tensors, by name, for optimizers, checkpoints and
+/// the fixtures.
 pub trait Module {
-    /// Trainable tensors, each with its dotted name under `prefix`.
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>);
+    /// Every tensor of the block, trained or not, with its dotted name under `prefix`, children
+    /// in a fixed order: the one walk that [`Module::params`], [`Module::buffers`] and
+    /// [`Module::param_list`] read.
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>);
+
+    /// Trainable tensors, each with its dotted name under `prefix`, in walk order.
+    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.visit(prefix, &mut |role, name, t| {
+            if role == Role::Param {
+                out.push((name, t.clone()))
+            }
+        });
+    }
 
     /// Non-trained state (running statistics), each with its dotted name under `prefix`.
-    fn buffers(&self, _prefix: &str, _out: &mut Vec<(String, Tensor)>) {}
+    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.visit(prefix, &mut |role, name, t| {
+            if role == Role::Buffer {
+                out.push((name, t.clone()))
+            }
+        });
+    }
 
     /// All trainable tensors, unnamed, in a fixed order.
     fn param_list(&self) -> Vec<Tensor> {
@@ -83,8 +112,8 @@ impl Conv {
 }
 
 impl Module for Conv {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        out.push((join(prefix, "weight"), self.weight.clone()));
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        f(Role::Param, join(prefix, "weight"), &self.weight);
     }
 }
 
@@ -140,16 +169,13 @@ impl BatchNorm {
 }
 
 impl Module for BatchNorm {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
         if let (Some(w), Some(b)) = (&self.weight, &self.bias) {
-            out.push((join(prefix, "weight"), w.clone()));
-            out.push((join(prefix, "bias"), b.clone()));
+            f(Role::Param, join(prefix, "weight"), w);
+            f(Role::Param, join(prefix, "bias"), b);
         }
-    }
-
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        out.push((join(prefix, "running_mean"), self.running_mean.clone()));
-        out.push((join(prefix, "running_var"), self.running_var.clone()));
+        f(Role::Buffer, join(prefix, "running_mean"), &self.running_mean);
+        f(Role::Buffer, join(prefix, "running_var"), &self.running_var);
     }
 }
 
@@ -176,10 +202,10 @@ impl Linear {
 }
 
 impl Module for Linear {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        out.push((join(prefix, "weight"), self.weight.clone()));
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        f(Role::Param, join(prefix, "weight"), &self.weight);
         if let Some(b) = &self.bias {
-            out.push((join(prefix, "bias"), b.clone()));
+            f(Role::Param, join(prefix, "bias"), b);
         }
     }
 }

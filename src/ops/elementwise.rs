@@ -114,13 +114,6 @@ pub fn add_n(xs: &[&Tensor]) -> Result<Tensor> {
     Ok(y)
 }
 
-/// acc += x, in place and not recorded (gradient accumulation, optimizer internals).
-pub fn accumulate_(acc: &Tensor, x: &Tensor) -> Result<()> {
-    same_shape("accumulate_", acc, x)?;
-    launch("accumulate", &[], acc.numel(), 0, &[x, acc]);
-    Ok(())
-}
-
 /// `y = s[k] * x` where `s` is a GPU tensor (no readback). Gradients: `dx = s[k] * dy` and
 /// `ds[k] = <dy, x>`.
 pub fn scale(x: &Tensor, s: &Tensor, k: usize) -> Result<Tensor> {

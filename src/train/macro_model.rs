@@ -39,7 +39,7 @@ use super::model::{count_parameters_in_mb, Architecture, AuxiliaryHeadCifar, Mod
 use crate::enas::macro_space::{pool_layers, BranchOp};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module, ReluConvBn};
+use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module, ReluConvBn, Visit};
 use crate::ops::{conv::Conv2d, elementwise, layout, pool};
 use crate::rng::Rng;
 use crate::space::{MacroLayer, ENAS_MACRO_OPS};
@@ -138,24 +138,15 @@ impl FixedLayer {
 }
 
 impl Module for FixedLayer {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.conv_1x1.params(&join(prefix, "conv_1x1"), out);
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        self.conv_1x1.visit(&join(prefix, "conv_1x1"), f);
         let op = join(prefix, self.op);
-        self.branch.params(&op, out);
+        self.branch.visit(&op, f);
         if let Some(bn) = &self.bn {
-            bn.params(&join(&op, "bn"), out);
+            bn.visit(&join(&op, "bn"), f);
         }
         if let Some(skip) = &self.skip {
-            skip.params(&join(prefix, "skip"), out);
-        }
-    }
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.conv_1x1.buffers(&join(prefix, "conv_1x1"), out);
-        if let Some(bn) = &self.bn {
-            bn.buffers(&join(&join(prefix, self.op), "bn"), out);
-        }
-        if let Some(skip) = &self.skip {
-            skip.buffers(&join(prefix, "skip"), out);
+            skip.visit(&join(prefix, "skip"), f);
         }
     }
 }
@@ -267,34 +258,20 @@ impl FixedMacroNetwork {
 }
 
 impl Module for FixedMacroNetwork {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.stem_conv.params(&join(prefix, "stem.conv"), out);
-        self.stem_bn.params(&join(prefix, "stem.bn"), out);
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        self.stem_conv.visit(&join(prefix, "stem.conv"), f);
+        self.stem_bn.visit(&join(prefix, "stem.bn"), f);
         for (i, layer) in self.layers.iter().enumerate() {
-            layer.params(&join(prefix, &format!("layer_{i}")), out);
+            layer.visit(&join(prefix, &format!("layer_{i}")), f);
         }
         for (at, reduce) in &self.pools {
             for (j, r) in reduce.iter().enumerate() {
-                r.params(&join(prefix, &format!("pool_at_{at}.from_{j}")), out);
+                r.visit(&join(prefix, &format!("pool_at_{at}.from_{j}")), f);
             }
         }
         if let Some(head) = &self.auxiliary_head {
-            head.params(&join(prefix, "auxiliary_head"), out);
+            head.visit(&join(prefix, "auxiliary_head"), f);
         }
-        self.classifier.params(&join(prefix, "classifier"), out);
-    }
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.stem_bn.buffers(&join(prefix, "stem.bn"), out);
-        for (i, layer) in self.layers.iter().enumerate() {
-            layer.buffers(&join(prefix, &format!("layer_{i}")), out);
-        }
-        for (at, reduce) in &self.pools {
-            for (j, r) in reduce.iter().enumerate() {
-                r.buffers(&join(prefix, &format!("pool_at_{at}.from_{j}")), out);
-            }
-        }
-        if let Some(head) = &self.auxiliary_head {
-            head.buffers(&join(prefix, "auxiliary_head"), out);
-        }
+        self.classifier.visit(&join(prefix, "classifier"), f);
     }
 }

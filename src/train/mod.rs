@@ -22,6 +22,3 @@ pub use model::{
     ModelConfig, NetworkCifar,
 };
 pub use trainer::{EpochMetrics, StepMetrics, TrainConfig, Trainer};
-
-#[cfg(not(target_arch = "wasm32"))]
-pub use trainer::train;

@@ -11,7 +11,7 @@ use crate::enas::macro_space::pool_layers;
 use crate::enas::Arch;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module, Preprocess, Primitive, ReluConvBn};
+use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module, Preprocess, Primitive, ReluConvBn, Visit};
 use crate::ops::{conv::Conv2d, drop_path::drop_path, elementwise, layout, linear, pool};
 use crate::rng::Rng;
 use crate::space::{Genotype, MacroArch, MicroArch, SearchFor, DARTS_PRIMITIVES, IDENTITY, NONE, REFERENCE_EXTRA_OPS};
@@ -320,16 +320,10 @@ impl EvalNetwork {
 }
 
 impl Module for EvalNetwork {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
         match self {
-            EvalNetwork::Cells(net) => net.params(prefix, out),
-            EvalNetwork::Macro(net) => net.params(prefix, out),
-        }
-    }
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        match self {
-            EvalNetwork::Cells(net) => net.buffers(prefix, out),
-            EvalNetwork::Macro(net) => net.buffers(prefix, out),
+            EvalNetwork::Cells(net) => net.visit(prefix, f),
+            EvalNetwork::Macro(net) => net.visit(prefix, f),
         }
     }
 }
@@ -400,16 +394,12 @@ impl AuxiliaryHeadCifar {
 }
 
 impl Module for AuxiliaryHeadCifar {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.conv1.params(&join(prefix, "conv1"), out);
-        self.bn1.params(&join(prefix, "bn1"), out);
-        self.conv2.params(&join(prefix, "conv2"), out);
-        self.bn2.params(&join(prefix, "bn2"), out);
-        self.classifier.params(&join(prefix, "classifier"), out);
-    }
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.bn1.buffers(&join(prefix, "bn1"), out);
-        self.bn2.buffers(&join(prefix, "bn2"), out);
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        self.conv1.visit(&join(prefix, "conv1"), f);
+        self.bn1.visit(&join(prefix, "bn1"), f);
+        self.conv2.visit(&join(prefix, "conv2"), f);
+        self.bn2.visit(&join(prefix, "bn2"), f);
+        self.classifier.visit(&join(prefix, "classifier"), f);
     }
 }
 
@@ -520,32 +510,18 @@ impl Cell {
 }
 
 impl Module for Cell {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
         if let Some(p) = &self.preprocess0 {
-            p.module().params(&join(prefix, "preprocess0"), out);
+            p.module().visit(&join(prefix, "preprocess0"), f);
         }
         if let Some(p) = &self.preprocess1 {
-            p.params(&join(prefix, "preprocess1"), out);
+            p.visit(&join(prefix, "preprocess1"), f);
         }
         if let Some(b) = &self.base {
-            b.params(&join(prefix, "base"), out);
+            b.visit(&join(prefix, "base"), f);
         }
         for (k, op) in self.ops.iter().enumerate() {
-            op.params(&join(prefix, &format!("ops.{k}")), out);
-        }
-    }
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        if let Some(p) = &self.preprocess0 {
-            p.module().buffers(&join(prefix, "preprocess0"), out);
-        }
-        if let Some(p) = &self.preprocess1 {
-            p.buffers(&join(prefix, "preprocess1"), out);
-        }
-        if let Some(b) = &self.base {
-            b.buffers(&join(prefix, "base"), out);
-        }
-        for (k, op) in self.ops.iter().enumerate() {
-            op.buffers(&join(prefix, &format!("ops.{k}")), out);
+            op.visit(&join(prefix, &format!("ops.{k}")), f);
         }
     }
 }
@@ -654,24 +630,15 @@ impl NetworkCifar {
 }
 
 impl Module for NetworkCifar {
-    fn params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.stem_conv.params(&join(prefix, "stem.conv"), out);
-        self.stem_bn.params(&join(prefix, "stem.bn"), out);
+    fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
+        self.stem_conv.visit(&join(prefix, "stem.conv"), f);
+        self.stem_bn.visit(&join(prefix, "stem.bn"), f);
         for (i, cell) in self.cells.iter().enumerate() {
-            cell.params(&join(prefix, &format!("cells.{i}")), out);
+            cell.visit(&join(prefix, &format!("cells.{i}")), f);
         }
         if let Some(head) = &self.auxiliary_head {
-            head.params(&join(prefix, "auxiliary_head"), out);
+            head.visit(&join(prefix, "auxiliary_head"), f);
         }
-        self.classifier.params(&join(prefix, "classifier"), out);
-    }
-    fn buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        self.stem_bn.buffers(&join(prefix, "stem.bn"), out);
-        for (i, cell) in self.cells.iter().enumerate() {
-            cell.buffers(&join(prefix, &format!("cells.{i}")), out);
-        }
-        if let Some(head) = &self.auxiliary_head {
-            head.buffers(&join(prefix, "auxiliary_head"), out);
-        }
+        self.classifier.visit(&join(prefix, "classifier"), f);
     }
 }

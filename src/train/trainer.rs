@@ -455,16 +455,6 @@ impl Trainer {
     }
 }
 
-/// Retrains `config.network` on `train`, scoring `test` after every epoch (blocking, native
-/// only): the whole of `train.py`. Returns the run (its network and metrics) and the metrics of
-/// every epoch.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn train(gpu: &Gpu, config: TrainConfig, train: &Dataset, test: &Dataset) -> Result<(Trainer, Vec<EpochMetrics>)> {
-    let mut trainer = Trainer::new(gpu, config, train, test)?;
-    let epochs = pollster::block_on(trainer.run(|_| {}, |_, _| Ok(())))?;
-    Ok((trainer, epochs))
-}
-
 /// Settings that cannot work with these data sets, as one clear error each.
 fn check(config: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<()> {
     config.network.validate()?;
