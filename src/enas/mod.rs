@@ -18,10 +18,8 @@ pub use controller::{Controller, ControllerConfig, Sample, UpdateStats};
 pub use macro_space::{MacroConfig, MacroNetwork};
 pub use micro::{MicroConfig, MicroNetwork};
 #[cfg(not(target_arch = "wasm32"))]
-pub use search::bench_enas;
 pub use search::{
-    BenchReport, ControllerMetrics, Derived, EnasConfig, EnasSearch, EpochSummary, ModelConfig, Scored, SharedModel,
-    StepMetrics,
+    ControllerMetrics, Derived, EnasConfig, EnasSearch, EpochSummary, ModelConfig, Scored, SharedModel, StepMetrics,
 };
 
 use serde::{Deserialize, Serialize};

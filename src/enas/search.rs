@@ -401,6 +401,12 @@ impl EnasSearch {
         Ok(())
     }
 
+    /// One architecture from the controller, drawn from the search's random stream, recorded
+    /// on the tape (for a [`Controller::update`] after it).
+    pub async fn sample(&mut self) -> Result<Sample> {
+        self.controller.sample(&mut self.rng).await
+    }
+
     /// Reads back the pending shared-step metrics at once.
     pub async fn flush_metrics(&mut self) -> Result<()> {
         if self.metrics_ring.is_empty() {
@@ -605,77 +611,4 @@ impl EnasSearch {
         search.epochs = state.epochs;
         Ok(search)
     }
-}
-
-/// What `wgpu-nas bench enas` prints.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BenchReport {
-    /// The adapter's name.
-    pub adapter: String,
-    /// Layers of the macro network timed.
-    pub num_layers: usize,
-    /// Channels of each layer.
-    pub channels: usize,
-    /// Images per batch.
-    pub batch_size: usize,
-    /// One controller sample with its tape, and its share of an update (averaged over
-    /// `num_aggregate` samples per update), milliseconds.
-    pub controller_ms_per_sample: f64,
-    /// One shared-weight step (sample, forward, backward, SGD), seconds.
-    pub shared_step_s: f64,
-    /// Readbacks per controller sample (1 by design).
-    pub readbacks_per_sample: f64,
-}
-
-/// Times the macro space (12 layers, 36 channels by default) on the embedded data: controller
-/// samples + updates and shared-weight steps, after one warm-up of each.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn bench_enas(gpu: &Gpu, num_layers: usize, channels: usize, batch_size: usize) -> Result<BenchReport> {
-    use std::time::Instant;
-    let data = Dataset::embedded_train()?;
-    let mut config = EnasConfig::macro_space(data.channels, data.num_classes);
-    config.model = ModelConfig::Macro(MacroConfig { channels, num_layers, ..MacroConfig::enas(1, 10) });
-    config.controller = ControllerConfig { num_aggregate: 4, ..ControllerConfig::macro_space(num_layers) };
-    config.batch_size = batch_size;
-    let mut search = EnasSearch::new(gpu, config, &data)?;
-    pollster::block_on(async {
-        let samples = search.config.controller.num_aggregate;
-        // Warm-up: pipelines and pooled buffers.
-        search.shared_step().await?;
-        search.controller_update().await?;
-        gpu.synchronize();
-
-        // The controller alone: samples with their tape and the update, child evaluation excluded.
-        let (t, reads) = (Instant::now(), gpu.readbacks());
-        let updates = 2;
-        for _ in 0..updates {
-            let mut batch = Vec::with_capacity(samples);
-            for _ in 0..samples {
-                batch.push(search.controller.sample(&mut search.rng).await?);
-            }
-            search.controller.update(&batch, &vec![0.5; samples])?;
-        }
-        gpu.synchronize();
-        let n = (updates * samples) as f64;
-        let controller_ms_per_sample = t.elapsed().as_secs_f64() * 1e3 / n;
-        let readbacks_per_sample = (gpu.readbacks() - reads) as f64 / n;
-
-        let t = Instant::now();
-        let steps = 3;
-        for _ in 0..steps {
-            search.shared_step().await?;
-        }
-        search.flush_metrics().await?;
-        gpu.synchronize();
-        let shared_step_s = t.elapsed().as_secs_f64() / steps as f64;
-        Ok(BenchReport {
-            adapter: gpu.adapter().to_string(),
-            num_layers,
-            channels,
-            batch_size,
-            controller_ms_per_sample,
-            shared_step_s,
-            readbacks_per_sample,
-        })
-    })
 }
