@@ -153,21 +153,7 @@ impl Checkpoint {
     /// Writes atomically: a temporary file beside `path`, flushed, then renamed over it.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        use std::io::Write;
-        let io = |e: std::io::Error| Error::File { path: path.display().to_string(), msg: e.to_string() };
-        let tmp = path.with_extension("tmp");
-        let written = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&self.to_bytes().map_err(std::io::Error::other)?)?;
-            f.sync_all()
-        })();
-        if let Err(e) = written {
-            // A full disk: the previous checkpoint stays, and no half-written file is left.
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io(e));
-        }
-        crate::run_dir::test_hook("checkpoint-written");
-        std::fs::rename(&tmp, path).map_err(io)
+        crate::run_dir::write_atomic_then(path, &self.to_bytes()?, || crate::run_dir::test_hook("checkpoint-written"))
     }
 
     /// Reads and parses the checkpoint file at `path`.

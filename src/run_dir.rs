@@ -217,8 +217,13 @@ impl RunDir {
 /// Writes `path` atomically: a `.tmp` beside it, flushed, then renamed over it; a failed write
 /// removes the `.tmp`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!("{name}.tmp"));
+    write_atomic_then(path, bytes, || {})
+}
+
+/// [`write_atomic`], calling `before_rename` once the `.tmp` is written (the fault tests stop a
+/// checkpoint there).
+pub fn write_atomic_then(path: &Path, bytes: &[u8], before_rename: impl FnOnce()) -> Result<()> {
+    let tmp = tmp_path(path);
     let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -228,7 +233,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(io(path)(e));
     }
+    before_rename();
     std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// Where [`write_atomic`] writes `path` before the rename: `NAME.tmp` beside it.
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!("{name}.tmp"))
 }
 
 /// For the fault tests: with `WGPU_NAS_TEST_HOOK=POINT:N:FILE` set, the N-th time the run

@@ -1,22 +1,15 @@
 //! The command line: a tiny search writes its run directory; derive and export read it back;
 //! bad settings are one clear line and exit code 2.
 
-use std::process::{Command, Output};
+#[path = "support/commands.rs"]
+mod commands;
+use commands::{text, wgpu_nas};
 
-fn wgpu_nas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgpu-nas")).args(args).output().unwrap()
-}
-
-/// An empty path under the temporary directory for one test's files (removed if a previous run
-/// left it).
+/// An empty path under the temporary directory for one test's files.
 fn fresh_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgpu-nas-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = commands::scratch(&format!("cli-{name}"));
+    std::fs::remove_dir(&dir).unwrap();
     dir
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[test]

@@ -3,19 +3,15 @@
 //! come from a transcription of the reference's module tree (darts_state_dict.py, beside it).
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use wgpu_nas::checkpoint::Checkpoint;
 
-fn wgpu_nas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgpu-nas")).args(args).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+#[path = "support/commands.rs"]
+mod commands;
+use commands::{text, wgpu_nas};
 
 /// A tiny retraining of `genotype` (auxiliary head on) in `out`.
 fn tiny_retraining(out: &str, genotype: &str) {
@@ -28,8 +24,7 @@ fn tiny_retraining(out: &str, genotype: &str) {
 
 #[test]
 fn retrained_weights_carry_the_reference_state_dict_names_and_values() {
-    let root = std::env::temp_dir().join(format!("wgpu-nas-export-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let root = commands::scratch("export");
     let run = root.join("train");
     let r = run.to_str().unwrap();
     let genotype = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures_data/genotype_export.py");
@@ -129,8 +124,7 @@ fn onnxruntime_runs_the_exported_network_as_we_do_and_python_reads_the_weights()
     use wgpu_nas::train::Trainer;
     use wgpu_nas::{Gpu, Tensor};
 
-    let root = std::env::temp_dir().join(format!("wgpu-nas-onnx-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let root = commands::scratch("export-onnx");
     let run = root.join("train");
     let r = run.to_str().unwrap();
     let genotype = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures_data/genotype_export.py");

@@ -5,26 +5,13 @@
 //! log appends, after the logs and files but before the checkpoint, with the checkpoint's .tmp
 //! written but not renamed, and with the checkpoint in place.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgpu-nas-faults-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        files.insert(p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap());
-    }
-    files
-}
+#[path = "support/commands.rs"]
+mod commands;
+use commands::{scratch, snapshot};
 
 fn run_ok(args: &[&str]) {
     let o = Command::new(env!("CARGO_BIN_EXE_wgpu-nas")).args(args).output().unwrap();
@@ -60,7 +47,7 @@ fn run_and_kill_at(args: &[&str], point: &str, n: u32, marker: &Path) {
 
 /// A straight run of `args` (with `--out`) against runs killed at each of `points` and resumed.
 fn killed_and_resumed_runs_equal_a_straight_run(name: &str, args: &[&str], points: &[(&str, u32)]) {
-    let root = scratch(name);
+    let root = scratch(&format!("faults-{name}"));
     let straight = root.join("straight");
     let with_out = |dir: &Path| -> Vec<String> {
         let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();

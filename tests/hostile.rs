@@ -3,39 +3,15 @@
 //! Rows share one tiny finished run of each kind to be misused. Also: `--out` onto a finished
 //! run leaves it unchanged, and `--force` moves it aside intact.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
+#[path = "support/commands.rs"]
+mod commands;
+use commands::{scratch, snapshot, text, wgpu_nas_env};
+
 fn wgpu_nas(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_wgpu-nas"));
-    c.args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-/// A fresh directory under the temporary directory for this test's files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgpu-nas-hostile-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Every file under `dir` (relative path -> bytes).
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        files.insert(p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap());
-    }
-    files
+    wgpu_nas_env(args, env)
 }
 
 /// A hostile call: its arguments, its environment, the exit code it must end with and a word
@@ -66,7 +42,7 @@ fn tiny_darts(out: &Path, extra: &[&str]) -> Output {
 
 #[test]
 fn out_onto_a_finished_run_leaves_it_unchanged_and_force_moves_it_aside() {
-    let root = scratch("out");
+    let root = scratch("hostile-out");
     let run = root.join("run");
     let o = tiny_darts(&run, &[]);
     assert!(o.status.success(), "{}", text(&o));
@@ -101,7 +77,7 @@ fn out_onto_a_finished_run_leaves_it_unchanged_and_force_moves_it_aside() {
 
 #[test]
 fn hostile_calls_are_one_clear_line_with_the_right_exit_code() {
-    let root = scratch("table");
+    let root = scratch("hostile-table");
     // Paths as &str for the rows (leaked: one test's worth).
     let r = |p: &str| -> &'static str { Box::leak(root.join(p).to_str().unwrap().to_string().into_boxed_str()) };
     // The runs and files the rows misuse.
@@ -254,7 +230,7 @@ fn hostile_calls_are_one_clear_line_with_the_right_exit_code() {
 
 #[test]
 fn a_closed_stdout_does_not_stop_a_search() {
-    let root = scratch("pipe");
+    let root = scratch("hostile-pipe");
     let run = root.join("run");
     let mut args = vec!["search", "darts", "--json", "--out", run.to_str().unwrap()];
     args.extend(TINY_DARTS);

@@ -11,12 +11,12 @@ use wgpu_nas::enas::controller::ControllerConfig;
 use wgpu_nas::enas::macro_space::MacroConfig;
 use wgpu_nas::enas::micro::MicroConfig;
 use wgpu_nas::enas::search::{EnasConfig, EnasSearch, ModelConfig};
-use wgpu_nas::run_dir::{test_hook, RunDir};
+use wgpu_nas::run_dir::test_hook;
 use wgpu_nas::{Gpu, Result};
 
 use crate::progress::Progress;
-use crate::run::{self, check_data, resumed_config, resumed_source, DataSource, Given, RunArgs, Setting};
-use crate::search::{check_epochs, load, DatasetName};
+use crate::run::{self, DataSource, Given, RunArgs, Setting};
+use crate::search::{load, DatasetName};
 use crate::{out, plot};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -135,21 +135,18 @@ pub fn search(args: EnasArgs, given: &Given) -> Result<ExitCode> {
     let gpu = Gpu::new()?;
     let (mut search, mut run, data) = match &args.run.resume {
         Some(dir) => {
-            let (mut run, mut checkpoint) = RunDir::open(dir, "enas")?;
-            let (name, data_dir) = resumed_source(&run, args.dataset, args.data_dir.as_deref(), given)?;
-            let data = load(name, data_dir.as_deref())?;
-            let source = DataSource::new(name, data_dir.as_deref(), &[&data]);
-            check_data(&run, &source)?;
-            let fresh = serde_json::to_value(config_of(&args, &data))?;
-            let saved = checkpoint.meta.get("config").cloned().unwrap_or_default();
-            let (config, changed) = resumed_config(&saved, &fresh, given, SETTINGS)?;
-            checkpoint.meta["config"] = config.clone();
-            let search = EnasSearch::resume(&gpu, &checkpoint, &data)?;
-            check_epochs(search.epoch(), search.config.epochs)?;
-            run::prepare_resume(&mut run, &source, "search", &config, &changed)?;
-            if args.run.chatty() && !changed.is_empty() {
-                out::line(format_args!("resuming with {}", changed.join(", ")))?;
-            }
+            let (resume, data) = run::open_resume(
+                dir,
+                "enas",
+                (args.dataset, args.data_dir.as_deref()),
+                given,
+                SETTINGS,
+                load,
+                |d| vec![d],
+                |d, _| Ok(serde_json::to_value(config_of(&args, d))?),
+            )?;
+            let search = EnasSearch::resume(&gpu, &resume.checkpoint, &data)?;
+            let run = resume.finish(search.epoch(), search.config.epochs, "search", args.run.chatty())?;
             (search, run, data)
         }
         None => {
@@ -181,7 +178,7 @@ pub fn search(args: EnasArgs, given: &Given) -> Result<ExitCode> {
     while !search.is_finished() {
         let (steps_before, updates_before) = (search.metrics.len(), search.controller_metrics.len());
         let json = args.run.json;
-        let epoch = (|| -> Result<_> {
+        let summary = run::epoch(&mut run, &progress, |run| {
             let summary = pollster::block_on(search.run_epoch(|m| {
                 if json {
                     progress.println(&serde_json::json!({ "step": m }).to_string());
@@ -196,10 +193,6 @@ pub fn search(args: EnasArgs, given: &Given) -> Result<ExitCode> {
             plot::enas(&dir, &search)?;
             run.commit(pollster::block_on(search.checkpoint())?)?;
             Ok(summary)
-        })();
-        let summary = epoch.inspect_err(|_| {
-            progress.finish();
-            run::stopped(&run);
         })?;
         if args.run.json {
             progress.println(&serde_json::json!({ "epoch": summary }).to_string());

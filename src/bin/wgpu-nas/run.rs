@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use wgpu_nas::checkpoint::Checkpoint;
 use wgpu_nas::data::{Dataset, Fingerprint};
 use wgpu_nas::run_dir::{RunDir, CONFIG};
 use wgpu_nas::{Error, Result};
 
 use crate::out;
+use crate::progress::Progress;
 use crate::search::DatasetName;
 
 /// The options every run command has.
@@ -214,20 +216,68 @@ pub fn create(args: &RunArgs, default_name: &str, source: &DataSource, meta: &Va
     Ok(run)
 }
 
-/// Brings a resumed run's directory back to its checkpoint (see [`RunDir::prepare_resume`]);
-/// settings that changed are written into config.json under `key`, with a note of the change.
-pub fn prepare_resume(
-    run: &mut RunDir,
-    source: &DataSource,
-    key: &str,
-    config: &Value,
-    changed: &[String],
-) -> Result<()> {
-    run.prepare_resume()?;
-    run.set_data(serde_json::to_value(source)?);
-    if changed.is_empty() {
-        return Ok(());
+/// A run opened for resuming and checked: its checkpoint carries the config with the
+/// resumable settings of the command line applied. Nothing in its directory has changed yet.
+pub struct Resume {
+    pub run: RunDir,
+    pub checkpoint: Checkpoint,
+    source: DataSource,
+    config: Value,
+    changed: Vec<String>,
+}
+
+/// Opens the `kind` run in `dir` for resuming: loads its data set with `load` (the one it was
+/// started with, unless --dataset or --data-dir say otherwise) and checks its fingerprint
+/// (`splits` lists the data's splits), then applies the settings given (`fresh`: the config the
+/// options ask for on that data, given the run's saved config) by the rules of [`resumed_config`].
+#[allow(clippy::too_many_arguments)]
+pub fn open_resume<D>(
+    dir: &Path,
+    kind: &str,
+    (dataset, data_dir): (DatasetName, Option<&Path>),
+    given: &Given,
+    settings: &[Setting],
+    load: impl FnOnce(DatasetName, Option<&Path>) -> Result<D>,
+    splits: impl FnOnce(&D) -> Vec<&Dataset>,
+    fresh: impl FnOnce(&D, &Value) -> Result<Value>,
+) -> Result<(Resume, D)> {
+    let (run, mut checkpoint) = RunDir::open(dir, kind)?;
+    let (name, data_dir) = resumed_source(&run, dataset, data_dir, given)?;
+    let data = load(name, data_dir.as_deref())?;
+    let source = DataSource::new(name, data_dir.as_deref(), &splits(&data));
+    check_data(&run, &source)?;
+    let saved = checkpoint.meta.get("config").cloned().unwrap_or_default();
+    let (config, changed) = resumed_config(&saved, &fresh(&data, &saved)?, given, settings)?;
+    checkpoint.meta["config"] = config.clone();
+    Ok((Resume { run, checkpoint, source, config, changed }, data))
+}
+
+impl Resume {
+    /// Once the method has resumed from the checkpoint (`done` of its `epochs` epochs behind):
+    /// checks the epochs, brings the directory back to the checkpoint (see
+    /// [`RunDir::prepare_resume`]) and writes the changed settings into config.json under
+    /// `key`, with a note of the change (said on stdout when `chatty`).
+    pub fn finish(self, done: usize, epochs: usize, key: &str, chatty: bool) -> Result<RunDir> {
+        if epochs < done {
+            return Err(Error::Config(format!("--epochs {epochs} is fewer than the {done} epochs this run has done")));
+        }
+        let Resume { mut run, source, config, changed, .. } = self;
+        run.prepare_resume()?;
+        run.set_data(serde_json::to_value(&source)?);
+        if changed.is_empty() {
+            return Ok(run);
+        }
+        record_changes(&run, key, &config, &changed)?;
+        if chatty {
+            out::line(format_args!("resuming with {}", changed.join(", ")))?;
+        }
+        Ok(run)
     }
+}
+
+/// Writes a resumed run's changed settings into config.json: the config under `key`, and the
+/// changes appended to `resumed_with`.
+fn record_changes(run: &RunDir, key: &str, config: &Value, changed: &[String]) -> Result<()> {
     let file = run.file(CONFIG);
     let mut meta: Value = std::fs::read_to_string(&file)
         .ok()
@@ -252,4 +302,13 @@ pub fn stopped(run: &RunDir) {
              --out {dir} --force"
         ));
     }
+}
+
+/// Runs one epoch's work (`body`: the epoch, then its logs, files and checkpoint); if it fails,
+/// clears the progress bar and says where the run stands before the error goes up.
+pub fn epoch<T>(run: &mut RunDir, progress: &Progress, body: impl FnOnce(&mut RunDir) -> Result<T>) -> Result<T> {
+    body(run).inspect_err(|_| {
+        progress.finish();
+        stopped(run);
+    })
 }

@@ -8,13 +8,13 @@ use clap::{Args, ValueEnum};
 use wgpu_nas::checkpoint::Checkpoint;
 use wgpu_nas::darts::{DartsSearch, Order, SearchConfig};
 use wgpu_nas::data::{Cifar100Labels, Dataset, Split};
-use wgpu_nas::run_dir::{test_hook, RunDir};
+use wgpu_nas::run_dir::test_hook;
 use wgpu_nas::space::{DeriveRule, Genotype, ModelGraph, SearchSpace};
 use wgpu_nas::train::ModelConfig;
 use wgpu_nas::{Error, Gpu, Result};
 
 use crate::progress::Progress;
-use crate::run::{self, check_data, resumed_config, resumed_source, DataSource, Given, RunArgs, Setting};
+use crate::run::{self, DataSource, Given, RunArgs, Setting};
 use crate::{out, plot};
 
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -275,33 +275,22 @@ fn config_of(args: &DartsArgs, data: &Dataset) -> Result<SearchConfig> {
     Ok(config)
 }
 
-/// A resumed run that asks for fewer epochs than it has done.
-pub fn check_epochs(done: usize, epochs: usize) -> Result<()> {
-    if epochs < done {
-        return Err(Error::Config(format!("--epochs {epochs} is fewer than the {done} epochs this run has done")));
-    }
-    Ok(())
-}
-
 pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
     let gpu = Gpu::new()?;
     let (mut search, mut run, data) = match &args.run.resume {
         Some(dir) => {
-            let (mut run, mut checkpoint) = RunDir::open(dir, "darts")?;
-            let (name, data_dir) = resumed_source(&run, args.dataset, args.data_dir.as_deref(), given)?;
-            let data = load(name, data_dir.as_deref())?;
-            let source = DataSource::new(name, data_dir.as_deref(), &[&data]);
-            check_data(&run, &source)?;
-            let fresh = serde_json::to_value(config_of(&args, &data)?)?;
-            let saved = checkpoint.meta.get("config").cloned().unwrap_or_default();
-            let (config, changed) = resumed_config(&saved, &fresh, given, SETTINGS)?;
-            checkpoint.meta["config"] = config.clone();
-            let search = DartsSearch::resume(&gpu, &checkpoint, &data)?;
-            check_epochs(search.epoch(), search.config.epochs)?;
-            run::prepare_resume(&mut run, &source, "search", &config, &changed)?;
-            if args.run.chatty() && !changed.is_empty() {
-                out::line(format_args!("resuming with {}", changed.join(", ")))?;
-            }
+            let (resume, data) = run::open_resume(
+                dir,
+                "darts",
+                (args.dataset, args.data_dir.as_deref()),
+                given,
+                SETTINGS,
+                load,
+                |d| vec![d],
+                |d, _| Ok(serde_json::to_value(config_of(&args, d)?)?),
+            )?;
+            let search = DartsSearch::resume(&gpu, &resume.checkpoint, &data)?;
+            let run = resume.finish(search.epoch(), search.config.epochs, "search", args.run.chatty())?;
             (search, run, data)
         }
         None => {
@@ -343,7 +332,7 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
     while !search.is_finished() {
         let (metrics_before, alphas_before) = (search.metrics.len(), search.alpha_history.len());
         let json = args.run.json;
-        let epoch = (|| -> Result<_> {
+        let summary = run::epoch(&mut run, &progress, |run| {
             let summary = pollster::block_on(search.run_epoch(|m| {
                 if json {
                     progress.println(&serde_json::json!({ "step": m }).to_string());
@@ -370,10 +359,6 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
             plot::darts(&dir, &search)?;
             run.commit(pollster::block_on(search.checkpoint())?)?;
             Ok(summary)
-        })();
-        let summary = epoch.inspect_err(|_| {
-            progress.finish();
-            run::stopped(&run);
         })?;
         if args.run.json {
             progress.println(&serde_json::json!({ "epoch": summary }).to_string());

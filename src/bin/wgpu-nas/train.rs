@@ -8,14 +8,14 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use wgpu_nas::data::{Augment, Dataset, Split};
-use wgpu_nas::run_dir::{test_hook, RunDir};
+use wgpu_nas::run_dir::test_hook;
 use wgpu_nas::space::SearchFor;
 use wgpu_nas::train::{Architecture, CellVariant, MacroVariant, TrainConfig, Trainer};
 use wgpu_nas::{Error, Gpu, Result};
 
 use crate::progress::Progress;
-use crate::run::{self, check_data, resumed_config, resumed_source, DataSource, Given, RunArgs, Setting};
-use crate::search::{check_epochs, io, load_split, read_genotype, DatasetName};
+use crate::run::{self, DataSource, Given, RunArgs, Setting};
+use crate::search::{io, load_split, read_genotype, DatasetName};
 use crate::{out, plot};
 
 /// The defaults make a run a CPU finishes in a minute or two; the paper's values (CIFAR-10,
@@ -166,30 +166,29 @@ pub fn train(args: TrainArgs, given: &Given) -> Result<ExitCode> {
     };
     let (mut trainer, mut run, train, test) = match &args.run.resume {
         Some(dir) => {
-            let (mut run, mut checkpoint) = RunDir::open(dir, "train")?;
-            let (name, data_dir) = resumed_source(&run, args.dataset, args.data_dir.as_deref(), given)?;
-            let (train, test) = splits(name, data_dir.as_deref())?;
-            let source = DataSource::new(name, data_dir.as_deref(), &[&train, &test]);
-            check_data(&run, &source)?;
-            let saved = checkpoint.meta.get("config").cloned().unwrap_or_default();
-            let architecture = match (&args.genotype, &args.architecture) {
-                (None, None) => saved
-                    .pointer("/network/architecture")
-                    .cloned()
-                    .map(serde_json::from_value)
-                    .transpose()?
-                    .ok_or_else(|| Error::Config("the checkpoint's config has no architecture".into()))?,
-                _ => read_architecture(&args)?,
-            };
-            let fresh = serde_json::to_value(config_of(&args, architecture, &train))?;
-            let (config, changed) = resumed_config(&saved, &fresh, given, SETTINGS)?;
-            checkpoint.meta["config"] = config.clone();
-            let trainer = Trainer::resume(&gpu, &checkpoint, &train, &test)?;
-            check_epochs(trainer.epoch(), trainer.config.epochs)?;
-            run::prepare_resume(&mut run, &source, "train", &config, &changed)?;
-            if args.run.chatty() && !changed.is_empty() {
-                out::line(format_args!("resuming with {}", changed.join(", ")))?;
-            }
+            let (resume, (train, test)) = run::open_resume(
+                dir,
+                "train",
+                (args.dataset, args.data_dir.as_deref()),
+                given,
+                SETTINGS,
+                splits,
+                |(train, test)| vec![train, test],
+                |(train, _), saved| {
+                    let architecture = match (&args.genotype, &args.architecture) {
+                        (None, None) => saved
+                            .pointer("/network/architecture")
+                            .cloned()
+                            .map(serde_json::from_value)
+                            .transpose()?
+                            .ok_or_else(|| Error::Config("the checkpoint's config has no architecture".into()))?,
+                        _ => read_architecture(&args)?,
+                    };
+                    Ok(serde_json::to_value(config_of(&args, architecture, train))?)
+                },
+            )?;
+            let trainer = Trainer::resume(&gpu, &resume.checkpoint, &train, &test)?;
+            let run = resume.finish(trainer.epoch(), trainer.config.epochs, "train", args.run.chatty())?;
             (trainer, run, train, test)
         }
         None => {
@@ -242,7 +241,7 @@ pub fn train(args: TrainArgs, given: &Given) -> Result<ExitCode> {
     while !trainer.is_finished() {
         let (metrics_before, epochs_before) = (trainer.metrics.len(), trainer.epochs.len());
         let json = args.run.json;
-        let epoch = (|| -> Result<_> {
+        let summary = run::epoch(&mut run, &progress, |run| {
             let summary = pollster::block_on(trainer.run_epoch(|m| {
                 if json {
                     progress.println(&serde_json::json!({ "step": m }).to_string());
@@ -259,10 +258,6 @@ pub fn train(args: TrainArgs, given: &Given) -> Result<ExitCode> {
             plot::train(&dir, &trainer)?;
             run.commit(pollster::block_on(trainer.checkpoint())?)?;
             Ok(summary)
-        })();
-        let summary = epoch.inspect_err(|_| {
-            progress.finish();
-            run::stopped(&run);
         })?;
         if json {
             progress.println(&serde_json::json!({ "epoch": summary }).to_string());
