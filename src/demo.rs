@@ -334,22 +334,22 @@ impl Demo {
         let (search, ops, steps, edges, params) = match config.algorithm {
             Algorithm::Darts => {
                 let search = DartsSearch::new(gpu, config.darts(&data)?, &data)?;
-                let space = &search.net.config.space;
+                let space = &search.method.net.config.space;
                 let ops = space.primitives().iter().map(|s| s.to_string()).collect();
-                let params = search.net.weights().iter().map(|t| t.numel()).sum();
+                let params = search.method.net.weights().iter().map(|t| t.numel()).sum();
                 let (steps, edges) = (space.steps, space.num_edges());
                 (Search::Darts(Box::new(search)), ops, steps, edges, params)
             }
             Algorithm::Enas => {
                 let search = EnasSearch::new(gpu, config.enas(&data), &data)?;
-                let params = search.model.module().param_list().iter().map(|t| t.numel()).sum();
+                let params = search.method.model.module().param_list().iter().map(|t| t.numel()).sum();
                 let ops = ENAS_MICRO_OPS.iter().map(|s| s.to_string()).collect();
                 (Search::Enas(Box::new(search)), ops, ENAS_NODES, 2 * ENAS_NODES, params)
             }
         };
         let train_part = match &search {
-            Search::Darts(s) => s.config.train_portion,
-            Search::Enas(s) => s.config.train_portion,
+            Search::Darts(s) => s.config().train_portion,
+            Search::Enas(s) => s.config().train_portion,
         };
         let train = (train_part * data.n as f64).floor() as usize;
         let info = Info {
@@ -418,15 +418,15 @@ impl Demo {
         };
         let snapshot = match &self.search {
             Search::Darts(s) => {
-                let (normal, reduce) = s.alphas().await?;
-                let space = &s.net.config.space;
+                let (normal, reduce) = s.method.alphas().await?;
+                let space = &s.method.net.config.space;
                 let genotype = derive_genotype(
                     &normal,
                     &reduce,
                     &space.primitives(),
                     space.steps,
                     space.multiplier,
-                    s.config.rule,
+                    s.config().rule,
                 )?;
                 let metrics = s.metrics[self.seen_metrics..]
                     .iter()
@@ -491,7 +491,7 @@ impl Demo {
                         baseline: Some(e.baseline),
                     })
                     .collect();
-                let updates = s.controller_metrics[self.seen_updates..]
+                let updates = s.method.controller_metrics[self.seen_updates..]
                     .iter()
                     .map(|m| Update {
                         update: m.update,
@@ -502,8 +502,9 @@ impl Demo {
                     })
                     .collect();
                 (self.seen_metrics, self.seen_epochs, self.seen_updates) =
-                    (s.metrics.len(), s.epochs.len(), s.controller_metrics.len());
+                    (s.metrics.len(), s.epochs.len(), s.method.controller_metrics.len());
                 let mut recent: Vec<Sampled> = s
+                    .method
                     .last_samples
                     .iter()
                     .filter_map(|x| Some(Sampled { genotype: x.arch.genotype()?, reward: x.score }))
@@ -532,7 +533,7 @@ impl Demo {
     /// download.
     pub fn alpha_history(&self) -> &[AlphaRecord] {
         match &self.search {
-            Search::Darts(s) => &s.alpha_history,
+            Search::Darts(s) => &s.method.alpha_history,
             Search::Enas(_) => &[],
         }
     }

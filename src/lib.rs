@@ -37,6 +37,7 @@ pub mod ops;
 pub mod rng;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod run_dir;
+pub mod run_loop;
 pub mod space;
 pub mod tensor;
 pub mod train;

@@ -69,7 +69,7 @@ fn search_ranks_the_planted_operation_first_on_5_of_5_seeds() {
             last = Some(e);
         }
         let last = last.unwrap();
-        let (normal, _) = pollster::block_on(search.alphas()).unwrap();
+        let (normal, _) = pollster::block_on(search.method.alphas()).unwrap();
         let genotype = last.genotype;
         eprintln!("seed {seed}: alphas {normal:?}, val acc {:.2}, genotype {:?}", last.val_acc, genotype.normal);
         for (op, _) in &genotype.normal {
@@ -140,7 +140,7 @@ fn a_short_search_on_real_data_learns() {
     assert!(last.val_acc > first.val_acc, "validation accuracy {} -> {}", first.val_acc, last.val_acc);
     assert!(last.val_acc > 0.2, "validation accuracy {} (chance is 0.1)", last.val_acc);
     assert_eq!(search.metrics.len(), 40, "every step's metrics were read back");
-    assert_eq!(search.alpha_history.len(), 8, "alphas recorded every 5 steps");
+    assert_eq!(search.method.alpha_history.len(), 8, "alphas recorded every 5 steps");
 }
 
 #[test]
@@ -168,16 +168,16 @@ fn a_resumed_search_continues_exactly() {
         pollster::block_on(resumed.run_epoch(|_| {})).unwrap();
     }
 
-    let a = pollster::block_on(straight.alphas()).unwrap();
-    let b = pollster::block_on(resumed.alphas()).unwrap();
+    let a = pollster::block_on(straight.method.alphas()).unwrap();
+    let b = pollster::block_on(resumed.method.alphas()).unwrap();
     assert_eq!(a, b, "alphas differ after resume");
     assert_eq!(straight.metrics, resumed.metrics);
-    let wa: Vec<Vec<f32>> = straight.net.weights().iter().map(|w| w.to_vec().unwrap()).collect();
-    let wb: Vec<Vec<f32>> = resumed.net.weights().iter().map(|w| w.to_vec().unwrap()).collect();
+    let wa: Vec<Vec<f32>> = straight.method.net.weights().iter().map(|w| w.to_vec().unwrap()).collect();
+    let wb: Vec<Vec<f32>> = resumed.method.net.weights().iter().map(|w| w.to_vec().unwrap()).collect();
     assert!(wa == wb, "weights differ after resume");
     // The second run's alphas really moved: the comparison is not of two untouched inits.
     let start = DartsSearch::new(&gpu, small_config(5), &data).unwrap();
-    assert_ne!(pollster::block_on(start.alphas()).unwrap(), a);
+    assert_ne!(pollster::block_on(start.method.alphas()).unwrap(), a);
 }
 
 /// A warm search step creates no pipeline and no bind group, allocates no GPU memory, reads
@@ -190,14 +190,14 @@ fn a_warm_step_stays_on_the_gpu_and_reuses_every_cached_object() {
     config.log_every = 1000;
     let mut search = DartsSearch::new(&gpu, config, &data).unwrap();
     for _ in 0..3 {
-        search.step().unwrap();
+        pollster::block_on(search.step()).unwrap();
     }
     gpu.synchronize();
     let (pipelines, bind_groups, readbacks, total) =
         (gpu.pipelines_created(), gpu.bind_groups_created(), gpu.readbacks(), gpu.memory().total);
     let (submissions, dispatches) = (gpu.submissions(), gpu.dispatches());
     for _ in 0..2 {
-        search.step().unwrap();
+        pollster::block_on(search.step()).unwrap();
     }
     gpu.synchronize();
     let per_step = (gpu.dispatches() - dispatches) / 2;

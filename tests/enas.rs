@@ -249,10 +249,10 @@ fn micro_search_end_to_end_reward_rises() {
         rewards.push(s.reward);
     }
     assert_eq!(search.metrics.len(), 120);
-    assert_eq!(search.controller_metrics.len(), 6);
+    assert_eq!(search.method.controller_metrics.len(), 6);
     assert!(rewards[2] > rewards[0], "mean reward per round {rewards:?}");
 
-    let derived = pollster::block_on(search.derive()).unwrap();
+    let derived = pollster::block_on(search.method.derive()).unwrap();
     assert_eq!(derived.top.len(), 10);
     assert!(derived.top.windows(2).all(|w| w[0].score >= w[1].score));
     assert_eq!(derived.best, derived.top[0]);
@@ -281,9 +281,9 @@ fn macro_search_runs_and_derives() {
     pollster::block_on(search.run_epoch(|_| {})).unwrap();
     assert_eq!(search.metrics.len(), 5);
     assert!(search.metrics.iter().all(|m| m.loss.is_finite()));
-    let stats = &search.controller_metrics[0].stats;
+    let stats = &search.method.controller_metrics[0].stats;
     assert!((0.0..=1.0).contains(&stats.skip_rate) && stats.entropy > 0.0, "{stats:?}");
-    let derived = pollster::block_on(search.derive()).unwrap();
+    let derived = pollster::block_on(search.method.derive()).unwrap();
     assert_eq!(derived.top.len(), 4);
     assert!(derived.genotype.is_none() && derived.graphs.len() == 1);
     for s in &derived.top {
@@ -313,6 +313,6 @@ fn resumed_search_continues_exactly() {
     let sa = pollster::block_on(a.run_epoch(|_| {})).unwrap();
     let sb = pollster::block_on(b.run_epoch(|_| {})).unwrap();
     assert_eq!(a.metrics, b.metrics);
-    assert_eq!(a.controller_metrics, b.controller_metrics);
+    assert_eq!(a.method.controller_metrics, b.method.controller_metrics);
     assert_eq!(sa, sb);
 }

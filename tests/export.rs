@@ -142,7 +142,7 @@ fn onnxruntime_runs_the_exported_network_as_we_do_and_python_reads_the_weights()
     let mut rng = Rng::new(7);
     let x = rng.normal_vec(shape.iter().product(), 1.0);
     let input = Tensor::from_slice(&gpu, &shape, &x).unwrap();
-    let (logits, _) = gpu.no_grad(|| trainer.net.forward(&input, false, 0.0, &mut rng)).unwrap();
+    let (logits, _) = gpu.no_grad(|| trainer.method.net.forward(&input, false, 0.0, &mut rng)).unwrap();
     let logits = pollster::block_on(logits.read()).unwrap();
     let bytes = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
     std::fs::write(root.join("x.f32"), bytes(&x)).unwrap();

@@ -277,11 +277,11 @@ fn an_enas_micro_architecture_retrains_through_the_same_network() {
     config.batch_size = 5;
     config.steps_per_epoch = Some(1);
     let mut trainer = Trainer::new(&gpu, config, &train, &test).unwrap();
-    let EvalNetwork::Cells(net) = &trainer.net else { panic!("a micro architecture retrains as cells") };
+    let EvalNetwork::Cells(net) = &trainer.method.net else { panic!("a micro architecture retrains as cells") };
     assert_eq!(net.cells.iter().map(|c| c.multiplier()).collect::<Vec<_>>(), [1, 2, 2]);
     let epoch = pollster::block_on(trainer.run_epoch(|_| {})).unwrap();
     assert!(epoch.train_loss.is_finite() && epoch.test_loss.is_finite());
-    let logits = trainer.net.predict(&Tensor::zeros(&gpu, &[2, 1, 28, 28]).unwrap()).unwrap();
+    let logits = trainer.method.net.predict(&Tensor::zeros(&gpu, &[2, 1, 28, 28]).unwrap()).unwrap();
     assert_eq!(logits.shape(), [2, 10]);
 }
 

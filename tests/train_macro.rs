@@ -247,7 +247,7 @@ fn a_tiny_macro_network_learns_the_embedded_set_well_above_chance() {
     config.lr = 0.1;
     let started = Instant::now();
     let mut trainer = Trainer::new(&gpu, config, &train, &test).unwrap();
-    assert!(matches!(trainer.net, EvalNetwork::Macro(_)));
+    assert!(matches!(trainer.method.net, EvalNetwork::Macro(_)));
     let mut steps = 0;
     let epochs = pollster::block_on(trainer.run(|_| steps += 1, |_, _| Ok(()))).unwrap();
     let seconds = started.elapsed().as_secs_f64();

@@ -8,4 +8,4 @@ pub mod search;
 
 pub use architect::{Architect, ArchitectConfig, Order, ValScore, WeightStep};
 pub use model::{Network, NetworkConfig};
-pub use search::{AlphaRecord, DartsSearch, EpochSummary, SearchConfig, StepMetrics};
+pub use search::{AlphaRecord, Darts, DartsEpoch, DartsSearch, DartsState, DartsStep, SearchConfig};

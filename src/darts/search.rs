@@ -1,8 +1,8 @@
-//! The DARTS search loop (quark0/darts `train_search.py`): the training set split in two halves,
-//! an architecture step on a validation batch then a weight step on a training batch, a cosine
-//! learning rate per epoch, metrics and the alpha history read back every `log_every` steps (not
-//! inside a step), the supernet's validation accuracy and the derived genotype per epoch, and
-//! checkpoints a resumed search continues from exactly.
+//! The DARTS search (quark0/darts `train_search.py`) as a [`Method`] of the run loop: the
+//! training set split in two halves, an architecture step on a validation batch then a weight
+//! step on a training batch, a cosine learning rate per epoch, the alpha history read back with
+//! the metrics (not inside a step), the supernet's validation accuracy and the derived genotype
+//! per epoch. Counters, metrics, checkpoints and resume are the [`RunLoop`]'s.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,11 +12,12 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{Augment, Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::metrics::{MetricsRing, PendingStep};
+use crate::metrics::PendingStep;
 use crate::nn::Module;
-use crate::ops::optim::{check_lr, grad_norm, CosineAnnealing, Schedule, Sgd};
+use crate::ops::optim::{check_lr, grad_norm, CosineAnnealing, Optimizer, Schedule, Sgd};
 use crate::ops::softmax;
 use crate::rng::Rng;
+use crate::run_loop::{mean_of, Evaluator, Method, Recorded, RunLoop, StepAt};
 use crate::space::{derive_genotype, DeriveRule, Genotype};
 use crate::tensor::{read_all, Tensor};
 
@@ -83,7 +84,7 @@ impl SearchConfig {
 
 /// One step's numbers, as read back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StepMetrics {
+pub struct DartsStep {
     /// Epoch of the step, from 0.
     pub epoch: usize,
     /// Global step number, from 0.
@@ -113,7 +114,7 @@ pub struct AlphaRecord {
 
 /// The numbers of one finished epoch and the genotype derived at its end.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochSummary {
+pub struct DartsEpoch {
     /// Epoch number, from 0.
     pub epoch: usize,
     /// The weights' learning rate during the epoch.
@@ -130,28 +131,17 @@ pub struct EpochSummary {
     pub genotype: Genotype,
 }
 
-/// Metrics per step in the ring: train loss, train accuracy, validation loss and accuracy.
-const METRICS: usize = 4;
-
-/// Counters and cursors saved in a checkpoint (besides the tensors).
+/// The search's own cursors in a checkpoint.
 #[derive(Serialize, Deserialize)]
-struct State {
-    config: SearchConfig,
-    epoch: usize,
-    step_in_epoch: usize,
-    global_step: u64,
-    sgd_steps: u64,
-    adam_steps: u64,
+pub struct DartsState {
     train: LoaderState,
     valid: LoaderState,
-    metrics: Vec<StepMetrics>,
     alpha_history: Vec<AlphaRecord>,
-    epochs: Vec<EpochSummary>,
 }
 
-/// A DARTS search in progress (quark0/darts `train_search.py`): the supernet, its architect
-/// and weight optimizer, the two data halves, and the metrics read back so far.
-pub struct DartsSearch {
+/// The DARTS search method: the supernet, its architect and weight optimizer, the two data
+/// halves, and the alphas read back so far.
+pub struct Darts {
     gpu: Gpu,
     /// The settings, with the network's input channels and classes taken from the data set.
     pub config: SearchConfig,
@@ -162,24 +152,40 @@ pub struct DartsSearch {
     schedule: CosineAnnealing,
     train: Loader,
     valid: Loader,
-    valid_data: Dataset,
-    normalize: Normalize,
-    epoch: usize,
-    step_in_epoch: usize,
-    global_step: u64,
-    /// Each step's METRICS scalars, waiting on the GPU for the next flush.
-    metrics_ring: MetricsRing,
-    /// Every step's metrics read back so far.
-    pub metrics: Vec<StepMetrics>,
+    /// Scores the supernet on the validation half at the end of each epoch.
+    evaluator: Evaluator,
     /// The alphas after each read-back (every `log_every` steps).
     pub alpha_history: Vec<AlphaRecord>,
-    /// Every finished epoch's summary.
-    pub epochs: Vec<EpochSummary>,
 }
 
-impl DartsSearch {
+/// A DARTS search in progress: [`Darts`] in the run loop.
+pub type DartsSearch = RunLoop<Darts>;
+
+impl RunLoop<Darts> {
     /// A new search on `data` (its training set), split by `train_portion`.
     pub fn new(gpu: &Gpu, config: SearchConfig, data: &Dataset) -> Result<DartsSearch> {
+        RunLoop::start(gpu, Darts::new(gpu, config, data)?)
+    }
+
+    /// Continues a search from a checkpoint taken on the same data set.
+    pub fn resume(gpu: &Gpu, checkpoint: &Checkpoint, data: &Dataset) -> Result<DartsSearch> {
+        RunLoop::resume_with(gpu, checkpoint, |config| Darts::new(gpu, config, data))
+    }
+
+    /// The weights' learning rate in the current epoch.
+    pub fn lr(&self) -> f32 {
+        self.method.lr_at(self.epoch())
+    }
+
+    /// The genotype of the current alphas under the configured rule.
+    pub async fn genotype(&self) -> Result<Genotype> {
+        self.method.genotype().await
+    }
+}
+
+impl Darts {
+    /// The search method on `data` (its training set), split by `train_portion`.
+    pub fn new(gpu: &Gpu, config: SearchConfig, data: &Dataset) -> Result<Darts> {
         let mut rng = Rng::new(config.seed);
         let mut config = config;
         config.network.in_channels = data.channels;
@@ -194,11 +200,11 @@ impl DartsSearch {
             LoaderConfig::new(config.batch_size, normalize.clone()).with_augment(augment).with_drop_last(true);
         let train = Loader::new(train_data, loader_config.clone(), &mut rng)?;
         let valid = Loader::new(valid_data.clone(), loader_config, &mut rng)?;
+        let evaluator = Evaluator::new(valid_data, config.batch_size, normalize, true, config.eval_batches)?;
         let architect = Architect::new(&net, config.architect.clone())?;
         let optimizer = Sgd::new(&net.weights(), config.lr, config.momentum, config.weight_decay, false)?;
         let schedule = CosineAnnealing::new(config.lr, config.lr_min, config.epochs as f64)?;
-        let metrics_ring = MetricsRing::new(gpu, config.log_every, METRICS)?;
-        Ok(DartsSearch {
+        Ok(Darts {
             gpu: gpu.clone(),
             config,
             net,
@@ -207,54 +213,23 @@ impl DartsSearch {
             schedule,
             train,
             valid,
-            valid_data,
-            normalize,
-            epoch: 0,
-            step_in_epoch: 0,
-            global_step: 0,
-            metrics_ring,
-            metrics: vec![],
+            evaluator,
             alpha_history: vec![],
-            epochs: vec![],
         })
     }
 
-    /// Steps per epoch: `config.steps_per_epoch`, or one pass over the weights' half in full batches.
-    pub fn steps_per_epoch(&self) -> usize {
-        self.config.steps_per_epoch.unwrap_or(self.train.batches_per_epoch()).max(1)
+    /// The weights' learning rate in `epoch` (cosine per epoch, as the reference).
+    pub fn lr_at(&self, epoch: usize) -> f32 {
+        self.schedule.lr(epoch as f64)
     }
 
-    /// The current epoch, from 0; equal to `config.epochs` once finished.
-    pub fn epoch(&self) -> usize {
-        self.epoch
-    }
-
-    /// Steps taken so far, over all epochs.
-    pub fn global_step(&self) -> u64 {
-        self.global_step
-    }
-
-    /// Whether every epoch has run.
-    pub fn is_finished(&self) -> bool {
-        self.epoch >= self.config.epochs
-    }
-
-    /// The current learning rate of the weights (cosine per epoch, as the reference).
-    pub fn lr(&self) -> f32 {
-        self.schedule.lr(self.epoch as f64)
-    }
-
-    /// One bi-level step: alphas on a validation batch, then weights on a training batch.
-    /// Records its work on the GPU and reads nothing back; its metrics stay on the GPU until
-    /// [`DartsSearch::flush_metrics`].
-    pub fn step(&mut self) -> Result<()> {
-        self.step_with(|| {})
-    }
-
-    /// [`DartsSearch::step`], calling `between_halves` once the architecture half is recorded
-    /// and before the weight half (`bench darts` times each half).
-    pub fn step_with(&mut self, between_halves: impl FnOnce()) -> Result<()> {
-        let lr = self.lr();
+    /// One bi-level step: alphas on a validation batch, then weights on a training batch, at
+    /// the learning rate of `epoch`; calls `between_halves` once the architecture half is
+    /// recorded and before the weight half (`bench darts` times each half). Records its work on
+    /// the GPU and reads nothing back; returns the step's scalars (train loss and accuracy,
+    /// validation loss and accuracy).
+    pub fn step_with(&mut self, epoch: usize, between_halves: impl FnOnce()) -> Result<Recorded> {
+        let lr = self.lr_at(epoch);
         self.optimizer.set_lr(lr);
         let (xt, yt) = self.train.next_gpu(&self.gpu)?;
         let (xv, yv) = self.valid.next_gpu(&self.gpu)?;
@@ -288,124 +263,13 @@ impl DartsSearch {
             a.set_requires_grad(true);
         }
         let (train_loss, train_acc) = result?;
-        let pending = PendingStep { epoch: self.epoch, step: self.global_step, lr };
-        self.metrics_ring.push(pending, &[&train_loss, &train_acc, &val.loss, &val.acc])?;
-        self.global_step += 1;
-        self.step_in_epoch += 1;
-        Ok(())
-    }
-
-    /// Reads back the pending step metrics and the current softmax(alphas) in one go.
-    pub async fn flush_metrics(&mut self) -> Result<()> {
-        if self.metrics_ring.is_empty() {
-            return Ok(());
-        }
-        let (wn, wr) = self.gpu.no_grad(|| -> Result<_> {
-            Ok((softmax::softmax(&self.net.alphas_normal)?, softmax::softmax(&self.net.alphas_reduce)?))
-        })?;
-        let (values, steps) = self.metrics_ring.read_with(&[&wn, &wr]).await?;
-        let ops = self.net.config.space.num_ops();
-        let rows = |v: &[f32]| v.chunks(ops).map(<[f32]>::to_vec).collect::<Vec<_>>();
-        let last_step = steps.last().map(|(p, _)| p.step).unwrap_or(0);
-        for (p, r) in steps {
-            let m = StepMetrics {
-                epoch: p.epoch,
-                step: p.step,
-                lr: p.lr,
-                train_loss: r[0],
-                train_acc: r[1],
-                val_loss: r[2],
-                val_acc: r[3],
-            };
-            if !m.train_loss.is_finite() {
-                return Err(Error::NonFinite { step: m.step, what: "the training loss" });
-            }
-            if !m.val_loss.is_finite() {
-                return Err(Error::NonFinite { step: m.step, what: "the architecture step's validation loss" });
-            }
-            self.metrics.push(m);
-        }
-        self.alpha_history.push(AlphaRecord { step: last_step, normal: rows(&values[0]), reduce: rows(&values[1]) });
-        Ok(())
-    }
-
-    /// Runs the rest of the current epoch; then scores the supernet on the validation half and
-    /// derives the genotype. `on_step` sees every step's metrics once they are read back.
-    pub async fn run_epoch(&mut self, mut on_step: impl FnMut(&StepMetrics)) -> Result<EpochSummary> {
-        loop {
-            let before = self.metrics.len();
-            let closed = self.advance().await?;
-            self.metrics[before..].iter().for_each(&mut on_step);
-            if let Some(summary) = closed {
-                return Ok(summary);
-            }
-        }
-    }
-
-    /// The next step of the current epoch (metrics read back every `log_every` steps); after the
-    /// epoch's last step, closes the epoch and returns its summary. For callers that show
-    /// progress within an epoch (the browser demo).
-    pub async fn advance(&mut self) -> Result<Option<EpochSummary>> {
-        if self.step_in_epoch < self.steps_per_epoch() {
-            self.step()?;
-            if self.metrics_ring.len() >= self.config.log_every.max(1) {
-                self.flush_metrics().await?;
-            }
-        }
-        if self.step_in_epoch < self.steps_per_epoch() {
-            return Ok(None);
-        }
-        Ok(Some(self.finish_epoch().await?))
-    }
-
-    /// Reads back pending metrics, scores the supernet on the validation half, derives the
-    /// genotype, and moves to the next epoch's learning rate.
-    async fn finish_epoch(&mut self) -> Result<EpochSummary> {
-        self.flush_metrics().await?;
-        let (val_loss, val_acc) = self.evaluate().await?;
-        if !val_loss.is_finite() {
-            return Err(Error::NonFinite { step: self.global_step, what: "the epoch's validation loss" });
-        }
-        let genotype = self.genotype().await?;
-        let this_epoch: Vec<&StepMetrics> = self.metrics.iter().filter(|m| m.epoch == self.epoch).collect();
-        let mean =
-            |f: fn(&StepMetrics) -> f32| this_epoch.iter().map(|m| f(m)).sum::<f32>() / this_epoch.len().max(1) as f32;
-        let summary = EpochSummary {
-            epoch: self.epoch,
-            lr: self.lr(),
-            train_loss: mean(|m| m.train_loss),
-            train_acc: mean(|m| m.train_acc),
-            val_loss,
-            val_acc,
-            genotype,
-        };
-        self.epochs.push(summary.clone());
-        self.epoch += 1;
-        self.step_in_epoch = 0;
-        Ok(summary)
+        Ok(Recorded { lr, scalars: vec![train_loss, train_acc, val.loss, val.acc] })
     }
 
     /// The supernet's mean loss and accuracy on the validation half, BN in eval mode, no tape.
     pub async fn evaluate(&mut self) -> Result<(f32, f32)> {
-        let config = LoaderConfig::eval(self.config.batch_size, self.normalize.clone()).with_drop_last(true);
-        let mut loader = Loader::with_seed(self.valid_data.clone(), config, 0)?;
-        let batches = self.config.eval_batches.unwrap_or(usize::MAX).min(loader.batches_per_epoch()).max(1);
-        let mut scalars = Vec::with_capacity(2 * batches);
-        for _ in 0..batches {
-            let (x, y) = loader.next_gpu(&self.gpu)?;
-            let (l, a) = self.gpu.no_grad(|| -> Result<_> {
-                let logits = self.net.forward(&x, false)?;
-                Ok((softmax::cross_entropy(&logits, &y)?, softmax::accuracy(&logits, &y)?))
-            })?;
-            scalars.push(l);
-            scalars.push(a);
-        }
-        let refs: Vec<&Tensor> = scalars.iter().collect();
-        let v = read_all(&refs).await?;
-        let n = batches as f32;
-        let loss = v.iter().step_by(2).map(|x| x[0]).sum::<f32>() / n;
-        let acc = v.iter().skip(1).step_by(2).map(|x| x[0]).sum::<f32>() / n;
-        Ok((loss, acc))
+        let net = &self.net;
+        self.evaluator.evaluate(&self.gpu, |x| net.forward(x, false)).await
     }
 
     /// Raw alphas on the host: (normal, reduce), each `[edges][ops]`.
@@ -422,87 +286,102 @@ impl DartsSearch {
         let space = &self.net.config.space;
         derive_genotype(&n, &r, &space.primitives(), space.steps, space.multiplier, self.config.rule)
     }
-
-    /// Every tensor a resumed search needs, by name.
-    fn named_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut named = Vec::new();
-        self.net.params("net", &mut named);
-        self.net.buffers("net", &mut named);
-        named.push(("alphas.normal".into(), self.net.alphas_normal.clone()));
-        named.push(("alphas.reduce".into(), self.net.alphas_reduce.clone()));
-        for (i, t) in self.optimizer.state().into_iter().enumerate() {
-            named.push((format!("sgd.{i}"), t.clone()));
-        }
-        for (i, t) in self.architect.optimizer.state().into_iter().enumerate() {
-            named.push((format!("adam.{i}"), t.clone()));
-        }
-        named
-    }
-
-    /// A checkpoint of the whole search (pending metrics are read back first).
-    pub async fn checkpoint(&mut self) -> Result<Checkpoint> {
-        self.flush_metrics().await?;
-        let state = State {
-            config: self.config.clone(),
-            epoch: self.epoch,
-            step_in_epoch: self.step_in_epoch,
-            global_step: self.global_step,
-            sgd_steps: self.optimizer.step_count(),
-            adam_steps: self.architect.optimizer.step_count(),
-            train: self.train.state(),
-            valid: self.valid.state(),
-            metrics: self.metrics.clone(),
-            alpha_history: self.alpha_history.clone(),
-            epochs: self.epochs.clone(),
-        };
-        Checkpoint::capture("darts", serde_json::to_value(&state)?, &self.named_tensors()).await
-    }
-
-    /// Continues a search from a checkpoint taken on the same data set.
-    pub fn resume(gpu: &Gpu, checkpoint: &Checkpoint, data: &Dataset) -> Result<DartsSearch> {
-        if checkpoint.kind != "darts" {
-            return Err(Error::Config(format!(
-                "this checkpoint is from a {} run, not a DARTS search",
-                checkpoint.kind
-            )));
-        }
-        let state: State = serde_json::from_value(checkpoint.meta.clone())?;
-        let mut search = DartsSearch::new(gpu, state.config, data)?;
-        // Optimizer state tensors exist only after a first step: make them, then fill them.
-        let sgd_state: Vec<Tensor> = (0..checkpoint.tensors.iter().filter(|(e, _)| e.name.starts_with("sgd.")).count())
-            .map(|i| restored(gpu, checkpoint, &format!("sgd.{i}")))
-            .collect::<Result<_>>()?;
-        search.optimizer.load_state(sgd_state, state.sgd_steps)?;
-        let adam_state: Vec<Tensor> =
-            (0..checkpoint.tensors.iter().filter(|(e, _)| e.name.starts_with("adam.")).count())
-                .map(|i| restored(gpu, checkpoint, &format!("adam.{i}")))
-                .collect::<Result<_>>()?;
-        search.architect.optimizer.load_state(adam_state, state.adam_steps)?;
-        let named: Vec<(String, Tensor)> = search
-            .named_tensors()
-            .into_iter()
-            .filter(|(n, _)| !n.starts_with("sgd.") && !n.starts_with("adam."))
-            .collect();
-        checkpoint.restore_into(&named)?;
-        search.train.restore(state.train)?;
-        search.valid.restore(state.valid)?;
-        search.epoch = state.epoch;
-        search.step_in_epoch = state.step_in_epoch;
-        search.global_step = state.global_step;
-        search.metrics = state.metrics;
-        search.alpha_history = state.alpha_history;
-        search.epochs = state.epochs;
-        Ok(search)
-    }
 }
 
-fn restored(gpu: &Gpu, c: &Checkpoint, name: &str) -> Result<Tensor> {
-    let (entry, values) = c
-        .tensors
-        .iter()
-        .find(|(e, _)| e.name == name)
-        .ok_or_else(|| Error::Config(format!("the checkpoint has no tensor {name:?}")))?;
-    Tensor::from_slice(gpu, &entry.shape, values)
+impl Method for Darts {
+    type Config = SearchConfig;
+    type Step = DartsStep;
+    type Epoch = DartsEpoch;
+    type State = DartsState;
+    const KIND: &'static str = "darts";
+    const NAME: &'static str = "a DARTS search";
+    const SCALARS: usize = 4;
+    const LOSSES: &'static [(usize, &'static str)] =
+        &[(0, "the training loss"), (2, "the architecture step's validation loss")];
+
+    fn config(&self) -> &SearchConfig {
+        &self.config
+    }
+
+    fn epochs(&self) -> usize {
+        self.config.epochs
+    }
+
+    /// `config.steps_per_epoch`, or one pass over the weights' half in full batches.
+    fn steps_per_epoch(&self) -> usize {
+        self.config.steps_per_epoch.unwrap_or(self.train.batches_per_epoch()).max(1)
+    }
+
+    fn log_every(&self) -> usize {
+        self.config.log_every
+    }
+
+    async fn step(&mut self, at: StepAt) -> Result<Recorded> {
+        self.step_with(at.epoch, || {})
+    }
+
+    fn step_metrics(&self, p: PendingStep, r: &[f32]) -> DartsStep {
+        DartsStep {
+            epoch: p.epoch,
+            step: p.step,
+            lr: p.lr,
+            train_loss: r[0],
+            train_acc: r[1],
+            val_loss: r[2],
+            val_acc: r[3],
+        }
+    }
+
+    fn flush_reads(&self) -> Result<Vec<Tensor>> {
+        self.gpu.no_grad(|| {
+            Ok(vec![softmax::softmax(&self.net.alphas_normal)?, softmax::softmax(&self.net.alphas_reduce)?])
+        })
+    }
+
+    fn flushed(&mut self, last_step: u64, values: Vec<Vec<f32>>) {
+        let ops = self.net.config.space.num_ops();
+        let rows = |v: &[f32]| v.chunks(ops).map(<[f32]>::to_vec).collect::<Vec<_>>();
+        self.alpha_history.push(AlphaRecord { step: last_step, normal: rows(&values[0]), reduce: rows(&values[1]) });
+    }
+
+    /// Scores the supernet on the validation half and derives the genotype.
+    async fn close_epoch(&mut self, at: StepAt, steps: &[DartsStep]) -> Result<DartsEpoch> {
+        let (val_loss, val_acc) = self.evaluate().await?;
+        if !val_loss.is_finite() {
+            return Err(Error::NonFinite { step: at.step, what: "the epoch's validation loss" });
+        }
+        Ok(DartsEpoch {
+            epoch: at.epoch,
+            lr: self.lr_at(at.epoch),
+            train_loss: mean_of(steps, |m| m.train_loss),
+            train_acc: mean_of(steps, |m| m.train_acc),
+            val_loss,
+            val_acc,
+            genotype: self.genotype().await?,
+        })
+    }
+
+    fn tensors(&self, named: &mut Vec<(String, Tensor)>) {
+        self.net.params("net", named);
+        self.net.buffers("net", named);
+        named.push(("alphas.normal".into(), self.net.alphas_normal.clone()));
+        named.push(("alphas.reduce".into(), self.net.alphas_reduce.clone()));
+    }
+
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut dyn Optimizer)> {
+        vec![("sgd", &mut self.optimizer), ("adam", &mut self.architect.optimizer)]
+    }
+
+    fn state(&self) -> DartsState {
+        DartsState { train: self.train.state(), valid: self.valid.state(), alpha_history: self.alpha_history.clone() }
+    }
+
+    fn restore(&mut self, state: DartsState) -> Result<()> {
+        self.train.restore(state.train)?;
+        self.valid.restore(state.valid)?;
+        self.alpha_history = state.alpha_history;
+        Ok(())
+    }
 }
 
 /// Settings that cannot work with this data set, as one clear error each.

@@ -247,6 +247,11 @@ impl Loader {
         Ok(())
     }
 
+    /// Back to the first batch of epoch 0 (an evaluation pass starts there every time).
+    pub fn rewind(&mut self) {
+        (self.epoch, self.batch, self.prefetched) = (0, 0, None);
+    }
+
     /// The order of the images in `epoch`: a permutation seeded by (seed, epoch) when
     /// shuffling, file order otherwise.
     pub fn epoch_order(&self, epoch: u64) -> Vec<usize> {

@@ -19,7 +19,8 @@ pub use macro_space::{MacroConfig, MacroNetwork};
 pub use micro::{MicroConfig, MicroNetwork};
 #[cfg(not(target_arch = "wasm32"))]
 pub use search::{
-    ControllerMetrics, Derived, EnasConfig, EnasSearch, EpochSummary, ModelConfig, Scored, SharedModel, StepMetrics,
+    ControllerMetrics, Derived, Enas, EnasConfig, EnasEpoch, EnasSearch, EnasState, EnasStep, ModelConfig, Scored,
+    SharedModel,
 };
 
 use serde::{Deserialize, Serialize};

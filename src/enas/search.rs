@@ -1,7 +1,8 @@
-//! The ENAS search loop (melodyguan/enas `main.py` train loop): per epoch, shared-weight
-//! training on the training part (a fresh architecture from the controller per minibatch) and
-//! a round of controller training (reward = the sampled child's accuracy on one validation
-//! minibatch); then derivation of the final architecture, checkpoints, and `bench enas`.
+//! The ENAS search (melodyguan/enas `main.py` train loop) as a [`Method`] of the run loop: per
+//! epoch, shared-weight training on the training part (a fresh architecture from the
+//! controller per minibatch), then a round of controller training (reward = the sampled
+//! child's accuracy on one validation minibatch) as the epoch's extra work; then derivation of
+//! the final architecture. Counters, metrics, checkpoints and resume are the [`RunLoop`]'s.
 //!
 //! Rewards and derivation scores use batch statistics in BN (train mode, no gradient): the
 //! running statistics mix every architecture sampled so far and fit none of them.
@@ -16,11 +17,12 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::metrics::{MetricsRing, PendingStep};
+use crate::metrics::PendingStep;
 use crate::nn::Module;
-use crate::ops::optim::{clip_grad_norm, CosineWarmRestarts, Schedule, Sgd};
+use crate::ops::optim::{clip_grad_norm, CosineWarmRestarts, Optimizer, Schedule, Sgd};
 use crate::ops::softmax;
 use crate::rng::Rng;
+use crate::run_loop::{mean_of, Method, Recorded, RunLoop, StepAt};
 use crate::space::{Genotype, ModelGraph};
 use crate::tensor::{read_all, Tensor};
 
@@ -69,7 +71,7 @@ pub struct EnasConfig {
     pub log_every: usize,
     /// Seeds init, the split, data order, and the controller's draws.
     pub seed: u64,
-    /// Architectures sampled by [`EnasSearch::derive`].
+    /// Architectures sampled by [`Enas::derive`].
     pub derive_samples: usize,
 }
 
@@ -177,7 +179,7 @@ impl SharedModel {
 
 /// One shared-weight step's numbers, as read back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StepMetrics {
+pub struct EnasStep {
     /// Epoch of the step, from 0.
     pub epoch: usize,
     /// Global shared-weight step, from 0.
@@ -204,7 +206,7 @@ pub struct ControllerMetrics {
 
 /// The numbers of one finished epoch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochSummary {
+pub struct EnasEpoch {
     /// Epoch number, from 0.
     pub epoch: usize,
     /// The shared weights' learning rate during the epoch.
@@ -255,27 +257,20 @@ impl Derived {
     }
 }
 
-/// Counters and cursors saved in a checkpoint (besides the tensors).
+/// The search's own cursors and counters in a checkpoint.
 #[derive(Serialize, Deserialize)]
-struct State {
-    config: EnasConfig,
-    epoch: usize,
-    global_step: u64,
+pub struct EnasState {
     updates: u64,
     baseline: Option<f32>,
     rng: Rng,
-    sgd_steps: u64,
-    adam_steps: u64,
     train: LoaderState,
     valid: LoaderState,
-    metrics: Vec<StepMetrics>,
     controller_metrics: Vec<ControllerMetrics>,
-    epochs: Vec<EpochSummary>,
 }
 
-/// An ENAS search in progress (melodyguan/enas `main.py`): the controller, the shared model and
-/// its optimizer, the two data parts, and the metrics read back so far.
-pub struct EnasSearch {
+/// The ENAS search method (melodyguan/enas `main.py`): the controller, the shared model and
+/// its optimizer, the two data parts, and the controller's numbers so far.
+pub struct Enas {
     gpu: Gpu,
     /// The settings, with the model's input channels and classes taken from the data set.
     pub config: EnasConfig,
@@ -288,25 +283,38 @@ pub struct EnasSearch {
     train: Loader,
     valid: Loader,
     rng: Rng,
-    epoch: usize,
-    global_step: u64,
     updates: u64,
-    /// Each step's loss and accuracy, waiting on the GPU for the next flush.
-    metrics_ring: MetricsRing,
-    /// Every shared step's metrics read back so far.
-    pub metrics: Vec<StepMetrics>,
     /// Every controller update's numbers.
     pub controller_metrics: Vec<ControllerMetrics>,
-    /// Every finished epoch's summary.
-    pub epochs: Vec<EpochSummary>,
     /// The architectures the latest controller update sampled, with their rewards' accuracies
     /// (for display; not part of a checkpoint).
     pub last_samples: Vec<Scored>,
 }
 
-impl EnasSearch {
+/// An ENAS search in progress: [`Enas`] in the run loop.
+pub type EnasSearch = RunLoop<Enas>;
+
+impl RunLoop<Enas> {
     /// A new search on `data` (its training set), split by `train_portion`.
     pub fn new(gpu: &Gpu, config: EnasConfig, data: &Dataset) -> Result<EnasSearch> {
+        RunLoop::start(gpu, Enas::new(gpu, config, data)?)
+    }
+
+    /// Continues a search from a checkpoint taken on the same data set.
+    pub fn resume(gpu: &Gpu, checkpoint: &Checkpoint, data: &Dataset) -> Result<EnasSearch> {
+        RunLoop::resume_with(gpu, checkpoint, |config| Enas::new(gpu, config, data))
+    }
+
+    /// One controller update now (outside the epoch's order; `bench enas` times it).
+    pub async fn controller_update(&mut self) -> Result<ControllerMetrics> {
+        let at = StepAt { epoch: self.epoch(), step: self.global_step() };
+        self.method.controller_update(at).await
+    }
+}
+
+impl Enas {
+    /// The search method on `data` (its training set), split by `train_portion`.
+    pub fn new(gpu: &Gpu, config: EnasConfig, data: &Dataset) -> Result<Enas> {
         let mut config = config;
         match &mut config.model {
             ModelConfig::Micro(m) => (m.in_channels, m.num_classes) = (data.channels, data.num_classes),
@@ -330,8 +338,7 @@ impl EnasSearch {
         let weights = model.module().param_list();
         let optimizer = Sgd::new(&weights, config.lr_max, config.momentum, config.weight_decay, true)?;
         let schedule = CosineWarmRestarts::new(config.lr_max, config.lr_min, config.lr_t0, config.lr_t_mult)?;
-        let metrics_ring = MetricsRing::new(gpu, config.log_every, 2)?;
-        Ok(EnasSearch {
+        Ok(Enas {
             gpu: gpu.clone(),
             config,
             controller,
@@ -341,86 +348,21 @@ impl EnasSearch {
             train,
             valid,
             rng,
-            epoch: 0,
-            global_step: 0,
             updates: 0,
-            metrics_ring,
-            metrics: vec![],
             controller_metrics: vec![],
-            epochs: vec![],
             last_samples: vec![],
         })
     }
 
-    /// The current epoch, from 0; equal to `config.epochs` once finished.
-    pub fn epoch(&self) -> usize {
-        self.epoch
-    }
-
-    /// Shared-weight steps taken so far.
-    pub fn global_step(&self) -> u64 {
-        self.global_step
-    }
-
-    /// Whether every epoch has run.
-    pub fn is_finished(&self) -> bool {
-        self.epoch >= self.config.epochs
-    }
-
-    /// Shared steps per epoch: `config.steps_per_epoch`, or one pass over the training part in full
-    /// batches.
-    pub fn steps_per_epoch(&self) -> usize {
-        self.config.steps_per_epoch.unwrap_or(self.train.batches_per_epoch()).max(1)
-    }
-
-    /// The shared weights' learning rate this epoch.
-    pub fn lr(&self) -> f32 {
-        self.schedule.lr(self.epoch as f64)
-    }
-
-    /// One shared-weight step on a training batch with a freshly sampled architecture (one
-    /// readback: the architecture). Its metrics stay on the GPU until the next flush.
-    pub async fn shared_step(&mut self) -> Result<()> {
-        let lr = self.lr();
-        self.optimizer.set_lr(lr);
-        let sample = self.gpu.no_grad(|| self.controller.sample(&mut self.rng)).await?;
-        let (x, y) = self.train.next_gpu(&self.gpu)?;
-        let weights = self.model.module().param_list();
-        let logits = self.model.forward(&x, &sample.arch, true)?;
-        let loss = softmax::cross_entropy(&logits, &y)?;
-        let acc = softmax::accuracy(&logits, &y)?;
-        let mut grads = self.gpu.backward(&loss)?;
-        // Weights of operations the child did not run get no gradient: zero (SGD's weight decay
-        // and momentum still move them, as PyTorch's SGD does for a zero gradient).
-        let g = grads.take_all(&weights)?;
-        clip_grad_norm(&g, self.config.grad_clip)?;
-        self.optimizer.step(&weights, &g)?;
-        let pending = PendingStep { epoch: self.epoch, step: self.global_step, lr };
-        self.metrics_ring.push(pending, &[&loss, &acc])?;
-        self.global_step += 1;
-        Ok(())
+    /// The shared weights' learning rate in `epoch`.
+    pub fn lr_at(&self, epoch: usize) -> f32 {
+        self.schedule.lr(epoch as f64)
     }
 
     /// One architecture from the controller, drawn from the search's random stream, recorded
     /// on the tape (for a [`Controller::update`] after it).
     pub async fn sample(&mut self) -> Result<Sample> {
         self.controller.sample(&mut self.rng).await
-    }
-
-    /// Reads back the pending shared-step metrics at once.
-    pub async fn flush_metrics(&mut self) -> Result<()> {
-        if self.metrics_ring.is_empty() {
-            return Ok(());
-        }
-        let (_, steps) = self.metrics_ring.read_with(&[]).await?;
-        for (p, r) in steps {
-            let m = StepMetrics { epoch: p.epoch, step: p.step, lr: p.lr, loss: r[0], acc: r[1] };
-            if !m.loss.is_finite() {
-                return Err(Error::NonFinite { step: m.step, what: "the shared weights' training loss" });
-            }
-            self.metrics.push(m);
-        }
-        Ok(())
     }
 
     /// The accuracy of `arch` on the batch (x, y), no gradient, BN batch statistics: [].
@@ -430,7 +372,7 @@ impl EnasSearch {
 
     /// One controller update: `num_aggregate` samples, each rewarded on its own validation
     /// minibatch; one readback per sample plus one for the rewards.
-    pub async fn controller_update(&mut self) -> Result<ControllerMetrics> {
+    pub async fn controller_update(&mut self, at: StepAt) -> Result<ControllerMetrics> {
         let mut samples: Vec<Sample> = Vec::with_capacity(self.config.controller.num_aggregate);
         let mut accs = Vec::with_capacity(samples.capacity());
         for _ in 0..self.config.controller.num_aggregate {
@@ -448,76 +390,15 @@ impl EnasSearch {
             (stats.log_prob, "the controller's log-probability"),
         ] {
             if !value.is_finite() {
-                return Err(Error::NonFinite { step: self.global_step, what });
+                return Err(Error::NonFinite { step: at.step, what });
             }
         }
         self.last_samples =
             samples.into_iter().zip(&rewards).map(|(s, &score)| Scored { arch: s.arch, score }).collect();
-        let m = ControllerMetrics { epoch: self.epoch, update: self.updates, stats };
+        let m = ControllerMetrics { epoch: at.epoch, update: self.updates, stats };
         self.updates += 1;
         self.controller_metrics.push(m.clone());
         Ok(m)
-    }
-
-    /// An epoch of shared-weight training, then a round of controller training.
-    pub async fn run_epoch(&mut self, mut on_step: impl FnMut(&StepMetrics)) -> Result<EpochSummary> {
-        loop {
-            let before = self.metrics.len();
-            let closed = self.advance().await?;
-            self.metrics[before..].iter().for_each(&mut on_step);
-            if let Some(summary) = closed {
-                return Ok(summary);
-            }
-        }
-    }
-
-    /// Shared-weight steps and controller updates done in the current epoch.
-    fn epoch_progress(&self) -> (usize, usize) {
-        let steps = self.metrics.iter().rev().take_while(|m| m.epoch == self.epoch).count() + self.metrics_ring.len();
-        let updates = self.controller_metrics.iter().rev().take_while(|m| m.epoch == self.epoch).count();
-        (steps, updates)
-    }
-
-    /// The next piece of the current epoch, in [`EnasSearch::run_epoch`]'s order: a shared-weight
-    /// step while the epoch has some left (metrics read back every `log_every` steps and after
-    /// the last), then one controller update. After the epoch's last update it closes the epoch
-    /// and returns its summary. For callers that show progress within an epoch (the browser demo).
-    pub async fn advance(&mut self) -> Result<Option<EpochSummary>> {
-        let (steps, updates) = self.epoch_progress();
-        let steps_per_epoch = self.steps_per_epoch();
-        if steps < steps_per_epoch {
-            self.shared_step().await?;
-            if self.metrics_ring.len() >= self.config.log_every.max(1) || steps + 1 == steps_per_epoch {
-                self.flush_metrics().await?;
-            }
-        } else if updates < self.config.controller_steps {
-            self.controller_update().await?;
-        }
-        let (steps, updates) = self.epoch_progress();
-        if steps < steps_per_epoch || updates < self.config.controller_steps {
-            return Ok(None);
-        }
-        Ok(Some(self.finish_epoch()))
-    }
-
-    /// The epoch's summary (means of its steps and controller updates); moves to the next epoch.
-    fn finish_epoch(&mut self) -> EpochSummary {
-        let epoch_steps: Vec<&StepMetrics> = self.metrics.iter().filter(|m| m.epoch == self.epoch).collect();
-        let updates: Vec<&ControllerMetrics> =
-            self.controller_metrics.iter().filter(|m| m.epoch == self.epoch).collect();
-        let mean = |v: &mut dyn Iterator<Item = f32>, n: usize| v.sum::<f32>() / n.max(1) as f32;
-        let summary = EpochSummary {
-            epoch: self.epoch,
-            lr: self.lr(),
-            train_loss: mean(&mut epoch_steps.iter().map(|m| m.loss), epoch_steps.len()),
-            train_acc: mean(&mut epoch_steps.iter().map(|m| m.acc), epoch_steps.len()),
-            reward: mean(&mut updates.iter().map(|m| m.stats.reward), updates.len()),
-            baseline: self.controller.baseline.unwrap_or(0.0),
-            entropy: mean(&mut updates.iter().map(|m| m.stats.entropy), updates.len()),
-        };
-        self.epochs.push(summary.clone());
-        self.epoch += 1;
-        summary
     }
 
     /// Samples `derive_samples` architectures, scores each on the same validation batch, and
@@ -540,75 +421,111 @@ impl EnasSearch {
         let best = scored[0].clone();
         Ok(Derived { genotype: best.arch.genotype(), graphs: best.arch.graphs(), best, top: scored })
     }
+}
 
-    /// Every tensor a resumed search needs, by name (optimizer state separately).
-    fn named_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut named = Vec::new();
-        self.controller.params("controller", &mut named);
-        self.model.module().params("model", &mut named);
-        self.model.module().buffers("model", &mut named);
-        named
+impl Method for Enas {
+    type Config = EnasConfig;
+    type Step = EnasStep;
+    type Epoch = EnasEpoch;
+    type State = EnasState;
+    const KIND: &'static str = "enas";
+    const NAME: &'static str = "an ENAS search";
+    const SCALARS: usize = 2;
+    const LOSSES: &'static [(usize, &'static str)] = &[(0, "the shared weights' training loss")];
+
+    fn config(&self) -> &EnasConfig {
+        &self.config
     }
 
-    /// A checkpoint of the whole search (pending metrics are read back first).
-    pub async fn checkpoint(&mut self) -> Result<Checkpoint> {
-        self.flush_metrics().await?;
-        let state = State {
-            config: self.config.clone(),
-            epoch: self.epoch,
-            global_step: self.global_step,
+    fn epochs(&self) -> usize {
+        self.config.epochs
+    }
+
+    /// `config.steps_per_epoch`, or one pass over the training part in full batches.
+    fn steps_per_epoch(&self) -> usize {
+        self.config.steps_per_epoch.unwrap_or(self.train.batches_per_epoch()).max(1)
+    }
+
+    fn log_every(&self) -> usize {
+        self.config.log_every
+    }
+
+    /// One shared-weight step on a training batch with a freshly sampled architecture (one
+    /// readback: the architecture).
+    async fn step(&mut self, at: StepAt) -> Result<Recorded> {
+        let lr = self.lr_at(at.epoch);
+        self.optimizer.set_lr(lr);
+        let sample = self.gpu.no_grad(|| self.controller.sample(&mut self.rng)).await?;
+        let (x, y) = self.train.next_gpu(&self.gpu)?;
+        let weights = self.model.module().param_list();
+        let logits = self.model.forward(&x, &sample.arch, true)?;
+        let loss = softmax::cross_entropy(&logits, &y)?;
+        let acc = softmax::accuracy(&logits, &y)?;
+        let mut grads = self.gpu.backward(&loss)?;
+        // Weights of operations the child did not run get no gradient: zero (SGD's weight decay
+        // and momentum still move them, as PyTorch's SGD does for a zero gradient).
+        let g = grads.take_all(&weights)?;
+        clip_grad_norm(&g, self.config.grad_clip)?;
+        self.optimizer.step(&weights, &g)?;
+        Ok(Recorded { lr, scalars: vec![loss, acc] })
+    }
+
+    fn step_metrics(&self, p: PendingStep, r: &[f32]) -> EnasStep {
+        EnasStep { epoch: p.epoch, step: p.step, lr: p.lr, loss: r[0], acc: r[1] }
+    }
+
+    /// The controller updates of the epoch.
+    fn extra_units(&self) -> usize {
+        self.config.controller_steps
+    }
+
+    async fn extra(&mut self, at: StepAt) -> Result<()> {
+        self.controller_update(at).await.map(|_| ())
+    }
+
+    /// The means of the epoch's steps and controller updates.
+    async fn close_epoch(&mut self, at: StepAt, steps: &[EnasStep]) -> Result<EnasEpoch> {
+        let updates: Vec<&ControllerMetrics> = self.controller_metrics.iter().filter(|m| m.epoch == at.epoch).collect();
+        Ok(EnasEpoch {
+            epoch: at.epoch,
+            lr: self.lr_at(at.epoch),
+            train_loss: mean_of(steps, |m| m.loss),
+            train_acc: mean_of(steps, |m| m.acc),
+            reward: mean_of(&updates, |m| m.stats.reward),
+            baseline: self.controller.baseline.unwrap_or(0.0),
+            entropy: mean_of(&updates, |m| m.stats.entropy),
+        })
+    }
+
+    /// The controller's and the shared model's parameters, and the model's buffers.
+    fn tensors(&self, named: &mut Vec<(String, Tensor)>) {
+        self.controller.params("controller", named);
+        self.model.module().params("model", named);
+        self.model.module().buffers("model", named);
+    }
+
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut dyn Optimizer)> {
+        vec![("sgd", &mut self.optimizer), ("adam", &mut self.controller.optimizer)]
+    }
+
+    fn state(&self) -> EnasState {
+        EnasState {
             updates: self.updates,
             baseline: self.controller.baseline,
             rng: self.rng.clone(),
-            sgd_steps: self.optimizer.step_count(),
-            adam_steps: self.controller.optimizer.step_count(),
             train: self.train.state(),
             valid: self.valid.state(),
-            metrics: self.metrics.clone(),
             controller_metrics: self.controller_metrics.clone(),
-            epochs: self.epochs.clone(),
-        };
-        let mut named = self.named_tensors();
-        for (i, t) in self.optimizer.state().into_iter().enumerate() {
-            named.push((format!("sgd.{i}"), t.clone()));
         }
-        for (i, t) in self.controller.optimizer.state().into_iter().enumerate() {
-            named.push((format!("adam.{i}"), t.clone()));
-        }
-        Checkpoint::capture("enas", serde_json::to_value(&state)?, &named).await
     }
 
-    /// Continues a search from a checkpoint taken on the same data set.
-    pub fn resume(gpu: &Gpu, checkpoint: &Checkpoint, data: &Dataset) -> Result<EnasSearch> {
-        if checkpoint.kind != "enas" {
-            return Err(Error::Config(format!(
-                "this checkpoint is from a {} run, not an ENAS search",
-                checkpoint.kind
-            )));
-        }
-        let state: State = serde_json::from_value(checkpoint.meta.clone())?;
-        let mut search = EnasSearch::new(gpu, state.config, data)?;
-        checkpoint.restore_into(&search.named_tensors())?;
-        let restore_state = |prefix: &str| -> Result<Vec<Tensor>> {
-            checkpoint
-                .tensors
-                .iter()
-                .filter(|(e, _)| e.name.strip_prefix(prefix).is_some_and(|i| i.parse::<usize>().is_ok()))
-                .map(|(e, v)| Tensor::from_slice(gpu, &e.shape, v))
-                .collect()
-        };
-        search.optimizer.load_state(restore_state("sgd.")?, state.sgd_steps)?;
-        search.controller.optimizer.load_state(restore_state("adam.")?, state.adam_steps)?;
-        search.controller.baseline = state.baseline;
-        search.rng = state.rng;
-        search.train.restore(state.train)?;
-        search.valid.restore(state.valid)?;
-        search.epoch = state.epoch;
-        search.global_step = state.global_step;
-        search.updates = state.updates;
-        search.metrics = state.metrics;
-        search.controller_metrics = state.controller_metrics;
-        search.epochs = state.epochs;
-        Ok(search)
+    fn restore(&mut self, state: EnasState) -> Result<()> {
+        self.updates = state.updates;
+        self.controller.baseline = state.baseline;
+        self.rng = state.rng;
+        self.train.restore(state.train)?;
+        self.valid.restore(state.valid)?;
+        self.controller_metrics = state.controller_metrics;
+        Ok(())
     }
 }

@@ -130,6 +130,18 @@ fn check_loaded_state(op: &'static str, tensors: &[Tensor], per: usize) -> Resul
     Ok(())
 }
 
+/// What a checkpoint saves of an optimizer and gives back on resume: its state tensors (made,
+/// zero-filled, with the optimizer) and its step count.
+pub trait Optimizer {
+    /// The state tensors, in a fixed order.
+    fn state(&self) -> Vec<&Tensor>;
+    /// Steps taken.
+    fn step_count(&self) -> u64;
+    /// Restores what [`Optimizer::state`] and [`Optimizer::step_count`] gave; checked against
+    /// the parameters at the next step.
+    fn load_state(&mut self, tensors: Vec<Tensor>, step: u64) -> Result<()>;
+}
+
 /// Stochastic gradient descent as torch.optim.SGD with dampening 0: d = g + wd*p;
 /// buf = momentum*buf + d; d = d + momentum*buf (Nesterov) or buf; p -= lr*d.
 pub struct Sgd {
@@ -212,20 +224,20 @@ impl Sgd {
         self.steps += 1;
         Ok(())
     }
+}
 
+impl Optimizer for Sgd {
     /// The momentum buffers, one per parameter in the order of `step` (none while momentum is 0).
-    pub fn state(&self) -> Vec<&Tensor> {
+    fn state(&self) -> Vec<&Tensor> {
         self.momentum_buffers.iter().collect()
     }
 
     /// Steps taken (SGD's update does not depend on it; kept for checkpoints).
-    pub fn step_count(&self) -> u64 {
+    fn step_count(&self) -> u64 {
         self.steps
     }
 
-    /// Restores what [`Sgd::state`] and [`Sgd::step_count`] gave; checked against the
-    /// parameters at the next step.
-    pub fn load_state(&mut self, tensors: Vec<Tensor>, step: u64) -> Result<()> {
+    fn load_state(&mut self, tensors: Vec<Tensor>, step: u64) -> Result<()> {
         check_loaded_state("sgd", &tensors, 1)?;
         self.momentum_buffers = tensors;
         self.steps = step;
@@ -297,21 +309,21 @@ impl Adam {
         self.steps += 1;
         Ok(())
     }
+}
 
+impl Optimizer for Adam {
     /// The moments in a fixed order: m_0, v_0, m_1, v_1, ... for the parameters in the order of
     /// `step`.
-    pub fn state(&self) -> Vec<&Tensor> {
+    fn state(&self) -> Vec<&Tensor> {
         self.moments.iter().collect()
     }
 
     /// Steps taken: t of the bias corrections is `step_count() + 1` at the next step.
-    pub fn step_count(&self) -> u64 {
+    fn step_count(&self) -> u64 {
         self.steps
     }
 
-    /// Restores what [`Adam::state`] and [`Adam::step_count`] gave; checked against the
-    /// parameters at the next step.
-    pub fn load_state(&mut self, tensors: Vec<Tensor>, step: u64) -> Result<()> {
+    fn load_state(&mut self, tensors: Vec<Tensor>, step: u64) -> Result<()> {
         check_loaded_state("adam", &tensors, 2)?;
         self.moments = tensors;
         self.steps = step;

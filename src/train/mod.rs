@@ -21,4 +21,4 @@ pub use model::{
     auxiliary_pool, count_parameters_in_mb, Architecture, AuxiliaryHeadCifar, Cell, CellVariant, EvalNetwork,
     ModelConfig, NetworkCifar,
 };
-pub use trainer::{EpochMetrics, StepMetrics, TrainConfig, Trainer};
+pub use trainer::{Retrain, RetrainState, TrainConfig, TrainEpoch, TrainStep, Trainer};

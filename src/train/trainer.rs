@@ -1,9 +1,8 @@
-//! The retraining loop (quark0/darts `train.py`): SGD with momentum and weight decay, a cosine
-//! learning rate per epoch from `lr` to `lr_min`, gradient clipping, the auxiliary loss, drop
-//! path rising linearly per epoch, crop/flip/cutout augmentation, and the test accuracy after
-//! every epoch. Metrics are read back every `log_every` steps, never inside a step; a
-//! checkpoint holds everything a resumed run needs to continue exactly. The same loop trains
-//! an ENAS macro network ([`TrainConfig::enas_macro`]).
+//! Retraining (quark0/darts `train.py`) as a [`Method`] of the run loop: SGD with momentum and
+//! weight decay, a cosine learning rate per epoch from `lr` to `lr_min`, gradient clipping, the
+//! auxiliary loss, drop path rising linearly per epoch, crop/flip/cutout augmentation, and the
+//! test accuracy after every epoch. Counters, metrics, checkpoints and resume are the
+//! [`RunLoop`]'s. The same method trains an ENAS macro network ([`TrainConfig::enas_macro`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -12,16 +11,14 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{Augment, Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::metrics::{MetricsRing, PendingStep};
+use crate::metrics::PendingStep;
 use crate::nn::Module;
-use crate::ops::optim::{clip_grad_norm, CosineAnnealing, Schedule, Sgd};
+use crate::ops::optim::{clip_grad_norm, CosineAnnealing, Optimizer, Schedule, Sgd};
 use crate::ops::{elementwise, softmax};
 use crate::rng::Rng;
+use crate::run_loop::{mean_of, Evaluator, Method, Recorded, RunLoop, StepAt};
 use crate::space::{Genotype, MacroArch};
-use crate::tensor::{read_all, Tensor};
-
-/// The checkpoint kind this loop writes and accepts.
-const KIND: &str = "train";
+use crate::tensor::Tensor;
 
 /// Every setting of a retraining run. `TrainConfig::darts` gives the paper's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -113,7 +110,7 @@ impl TrainConfig {
 /// One step's numbers, as read back. `train_loss` includes the weighted auxiliary loss (as the
 /// reference logs it); `train_acc` is the main classifier's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StepMetrics {
+pub struct TrainStep {
     /// Epoch of the step, from 0.
     pub epoch: usize,
     /// Global step number, from 0.
@@ -129,7 +126,7 @@ pub struct StepMetrics {
 /// One epoch: the means of its steps, and the test set scored afterwards (BN running
 /// statistics, no drop path).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
+pub struct TrainEpoch {
     /// Epoch number, from 0.
     pub epoch: usize,
     /// The learning rate during the epoch.
@@ -146,22 +143,15 @@ pub struct EpochMetrics {
     pub test_acc: f32,
 }
 
-/// Counters and cursors saved in a checkpoint (besides the tensors).
+/// Retraining's own cursors in a checkpoint.
 #[derive(Serialize, Deserialize)]
-struct State {
-    config: TrainConfig,
-    epoch: usize,
-    step_in_epoch: usize,
-    global_step: u64,
-    sgd_steps: u64,
+pub struct RetrainState {
     rng: Rng,
     train: LoaderState,
-    metrics: Vec<StepMetrics>,
-    epochs: Vec<EpochMetrics>,
 }
 
-/// A retraining run: the network, its optimizer and data, and the metrics so far.
-pub struct Trainer {
+/// The retraining method: the network, its optimizer and data.
+pub struct Retrain {
     gpu: Gpu,
     /// The settings, with the network's input channels and classes taken from the data.
     pub config: TrainConfig,
@@ -172,25 +162,72 @@ pub struct Trainer {
     /// Draws the drop-path masks (weight init and the loader's seed came from it first).
     rng: Rng,
     train: Loader,
-    test_data: Dataset,
-    normalize: Normalize,
+    /// Scores the network on the test set after each epoch.
+    evaluator: Evaluator,
     /// [1] = auxiliary_weight, a constant the auxiliary loss is scaled by on the GPU.
     aux_weight: Tensor,
-    epoch: usize,
-    step_in_epoch: usize,
-    global_step: u64,
-    /// Each step's loss and accuracy, waiting on the GPU for the next flush.
-    metrics_ring: MetricsRing,
-    /// Every step's metrics read back so far.
-    pub metrics: Vec<StepMetrics>,
-    /// Every finished epoch's metrics.
-    pub epochs: Vec<EpochMetrics>,
 }
 
-impl Trainer {
+/// A retraining run: [`Retrain`] in the run loop.
+pub type Trainer = RunLoop<Retrain>;
+
+impl RunLoop<Retrain> {
     /// A new run on `train` (augmented, shuffled) scored on `test`. The input channels and
     /// classes of the network are taken from the data.
     pub fn new(gpu: &Gpu, config: TrainConfig, train: &Dataset, test: &Dataset) -> Result<Trainer> {
+        RunLoop::start(gpu, Retrain::new(gpu, config, train, test)?)
+    }
+
+    /// Continues a run from a checkpoint taken with the same training and test data.
+    pub fn resume(gpu: &Gpu, checkpoint: &Checkpoint, train: &Dataset, test: &Dataset) -> Result<Trainer> {
+        RunLoop::resume_with(gpu, checkpoint, |config| Retrain::new(gpu, config, train, test))
+    }
+
+    /// The learning rate of the current epoch.
+    pub fn lr(&self) -> f32 {
+        self.method.lr_at(self.epoch())
+    }
+
+    /// The drop path probability of the current epoch.
+    pub fn drop_prob(&self) -> f32 {
+        self.method.drop_prob_at(self.epoch())
+    }
+
+    /// `utils.count_parameters_in_MB` of the network (auxiliary head excluded).
+    pub fn param_size_mb(&self) -> f64 {
+        self.method.net.count_parameters_in_mb()
+    }
+
+    /// Runs the remaining epochs; `on_epoch` sees each epoch's metrics (write a checkpoint
+    /// there). Returns the metrics of every epoch of the run.
+    pub async fn run(
+        &mut self,
+        mut on_step: impl FnMut(&TrainStep),
+        mut on_epoch: impl FnMut(&mut Trainer, &TrainEpoch) -> Result<()>,
+    ) -> Result<Vec<TrainEpoch>> {
+        while !self.is_finished() {
+            let m = self.run_epoch(&mut on_step).await?;
+            on_epoch(self, &m)?;
+        }
+        Ok(self.epochs.clone())
+    }
+
+    /// Writes a checkpoint to `path` atomically (temporary file, then rename).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn save(&mut self, path: &std::path::Path) -> Result<()> {
+        pollster::block_on(self.checkpoint())?.save(path)
+    }
+
+    /// Reads a checkpoint file and continues the run it holds.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(gpu: &Gpu, path: &std::path::Path, train: &Dataset, test: &Dataset) -> Result<Trainer> {
+        Trainer::resume(gpu, &Checkpoint::load(path)?, train, test)
+    }
+}
+
+impl Retrain {
+    /// The method on `train` (augmented, shuffled) scored on `test`.
+    pub fn new(gpu: &Gpu, config: TrainConfig, train: &Dataset, test: &Dataset) -> Result<Retrain> {
         let mut config = config;
         config.network.in_channels = train.channels;
         config.network.num_classes = train.num_classes;
@@ -203,70 +240,62 @@ impl Trainer {
         let loader_config =
             LoaderConfig::new(config.batch_size, normalize.clone()).with_augment(config.augment).with_drop_last(true);
         let train = Loader::new(train.clone(), loader_config, &mut rng)?;
+        let evaluator = Evaluator::new(test.clone(), config.batch_size, normalize, false, config.eval_batches)?;
         let optimizer = Sgd::new(&net.param_list(), config.lr, config.momentum, config.weight_decay, false)?;
         let schedule = CosineAnnealing::new(config.lr, config.lr_min, config.epochs as f64)?;
         let aux_weight = Tensor::from_slice(gpu, &[1], &[config.auxiliary_weight])?;
-        let metrics_ring = MetricsRing::new(gpu, config.log_every, 2)?;
-        Ok(Trainer {
-            gpu: gpu.clone(),
-            config,
-            net,
-            optimizer,
-            schedule,
-            rng,
-            train,
-            test_data: test.clone(),
-            normalize,
-            aux_weight,
-            epoch: 0,
-            step_in_epoch: 0,
-            global_step: 0,
-            metrics_ring,
-            metrics: vec![],
-            epochs: vec![],
-        })
+        Ok(Retrain { gpu: gpu.clone(), config, net, optimizer, schedule, rng, train, evaluator, aux_weight })
     }
 
-    /// Steps per epoch: `config.steps_per_epoch`, or one pass over the training set in full batches.
-    pub fn steps_per_epoch(&self) -> usize {
+    /// The learning rate of `epoch` (cosine, stepped per epoch as the reference).
+    pub fn lr_at(&self, epoch: usize) -> f32 {
+        self.schedule.lr(epoch as f64)
+    }
+
+    /// The drop path probability of `epoch`: `drop_path_prob * epoch / epochs`.
+    pub fn drop_prob_at(&self, epoch: usize) -> f32 {
+        (self.config.drop_path_prob as f64 * epoch as f64 / self.config.epochs as f64) as f32
+    }
+
+    /// Mean loss and accuracy on the test set (each image counted once, the last batch
+    /// weighted by its size): eval mode, no tape, no auxiliary head.
+    pub async fn evaluate(&mut self) -> Result<(f32, f32)> {
+        let net = &self.net;
+        self.evaluator.evaluate(&self.gpu, |x| net.predict(x)).await
+    }
+}
+
+impl Method for Retrain {
+    type Config = TrainConfig;
+    type Step = TrainStep;
+    type Epoch = TrainEpoch;
+    type State = RetrainState;
+    const KIND: &'static str = "train";
+    const NAME: &'static str = "a retraining run";
+    const SCALARS: usize = 2;
+    const LOSSES: &'static [(usize, &'static str)] = &[(0, "the training loss")];
+
+    fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    fn epochs(&self) -> usize {
+        self.config.epochs
+    }
+
+    /// `config.steps_per_epoch`, or one pass over the training set in full batches.
+    fn steps_per_epoch(&self) -> usize {
         self.config.steps_per_epoch.unwrap_or(self.train.batches_per_epoch()).max(1)
     }
 
-    /// The current epoch, from 0; equal to `config.epochs` once finished.
-    pub fn epoch(&self) -> usize {
-        self.epoch
+    fn log_every(&self) -> usize {
+        self.config.log_every
     }
 
-    /// Steps taken so far, over all epochs.
-    pub fn global_step(&self) -> u64 {
-        self.global_step
-    }
-
-    /// Whether every epoch has run.
-    pub fn is_finished(&self) -> bool {
-        self.epoch >= self.config.epochs
-    }
-
-    /// The learning rate of the current epoch (cosine, stepped per epoch as the reference).
-    pub fn lr(&self) -> f32 {
-        self.schedule.lr(self.epoch as f64)
-    }
-
-    /// The drop path probability of the current epoch: `drop_path_prob * epoch / epochs`.
-    pub fn drop_prob(&self) -> f32 {
-        (self.config.drop_path_prob as f64 * self.epoch as f64 / self.config.epochs as f64) as f32
-    }
-
-    /// `utils.count_parameters_in_MB` of the network (auxiliary head excluded).
-    pub fn param_size_mb(&self) -> f64 {
-        self.net.count_parameters_in_mb()
-    }
-
-    /// One training step on the next batch. Records its work on the GPU and reads nothing
-    /// back; its loss and accuracy stay on the GPU until [`Trainer::flush_metrics`].
-    pub fn step(&mut self) -> Result<()> {
-        let lr = self.lr();
-        let drop_prob = self.drop_prob();
+    /// One training step on the next batch; reads nothing back.
+    async fn step(&mut self, at: StepAt) -> Result<Recorded> {
+        let lr = self.lr_at(at.epoch);
+        let drop_prob = self.drop_prob_at(at.epoch);
         self.optimizer.set_lr(lr);
         let (x, y) = self.train.next_gpu(&self.gpu)?; // x: [B, C, H, W], y: [B]
         let params = self.net.param_list();
@@ -281,177 +310,47 @@ impl Trainer {
         let g = grads.take_all(&params)?;
         clip_grad_norm(&g, self.config.grad_clip)?;
         self.optimizer.step(&params, &g)?;
-        let pending = PendingStep { epoch: self.epoch, step: self.global_step, lr };
-        self.metrics_ring.push(pending, &[&loss, &acc])?;
-        self.global_step += 1;
-        self.step_in_epoch += 1;
-        Ok(())
+        Ok(Recorded { lr, scalars: vec![loss, acc] })
     }
 
-    /// Reads back the pending step metrics in one go; fails on a non-finite loss.
-    pub async fn flush_metrics(&mut self) -> Result<()> {
-        if self.metrics_ring.is_empty() {
-            return Ok(());
-        }
-        let (_, steps) = self.metrics_ring.read_with(&[]).await?;
-        for (p, r) in steps {
-            let m = StepMetrics { epoch: p.epoch, step: p.step, lr: p.lr, train_loss: r[0], train_acc: r[1] };
-            if !m.train_loss.is_finite() {
-                return Err(Error::NonFinite { step: m.step, what: "the training loss" });
-            }
-            self.metrics.push(m);
-        }
-        Ok(())
+    fn step_metrics(&self, p: PendingStep, r: &[f32]) -> TrainStep {
+        TrainStep { epoch: p.epoch, step: p.step, lr: p.lr, train_loss: r[0], train_acc: r[1] }
     }
 
-    /// Runs the rest of the current epoch, then scores the test set. `on_step` sees every
-    /// step's metrics once they are read back.
-    pub async fn run_epoch(&mut self, mut on_step: impl FnMut(&StepMetrics)) -> Result<EpochMetrics> {
-        if self.is_finished() {
-            return Err(Error::Config(format!("the run has finished its {} epochs", self.config.epochs)));
-        }
-        loop {
-            let done = self.step_in_epoch >= self.steps_per_epoch();
-            if !done {
-                self.step()?;
-            }
-            if done || self.metrics_ring.len() >= self.config.log_every.max(1) {
-                let before = self.metrics.len();
-                self.flush_metrics().await?;
-                for m in &self.metrics[before..] {
-                    on_step(m);
-                }
-            }
-            if done {
-                break;
-            }
-        }
+    /// Scores the test set.
+    async fn close_epoch(&mut self, at: StepAt, steps: &[TrainStep]) -> Result<TrainEpoch> {
         let (test_loss, test_acc) = self.evaluate().await?;
         if !test_loss.is_finite() {
-            return Err(Error::NonFinite { step: self.global_step, what: "the epoch's test loss" });
+            return Err(Error::NonFinite { step: at.step, what: "the epoch's test loss" });
         }
-        let this_epoch: Vec<&StepMetrics> = self.metrics.iter().filter(|m| m.epoch == self.epoch).collect();
-        let mean =
-            |f: fn(&StepMetrics) -> f32| this_epoch.iter().map(|m| f(m)).sum::<f32>() / this_epoch.len().max(1) as f32;
-        let summary = EpochMetrics {
-            epoch: self.epoch,
-            lr: self.lr(),
-            drop_prob: self.drop_prob(),
-            train_loss: mean(|m| m.train_loss),
-            train_acc: mean(|m| m.train_acc),
+        Ok(TrainEpoch {
+            epoch: at.epoch,
+            lr: self.lr_at(at.epoch),
+            drop_prob: self.drop_prob_at(at.epoch),
+            train_loss: mean_of(steps, |m| m.train_loss),
+            train_acc: mean_of(steps, |m| m.train_acc),
             test_loss,
             test_acc,
-        };
-        self.epochs.push(summary.clone());
-        self.epoch += 1;
-        self.step_in_epoch = 0;
-        Ok(summary)
+        })
     }
 
-    /// Runs the remaining epochs; `on_epoch` sees each epoch's metrics (write a checkpoint
-    /// there). Returns the metrics of every epoch of the run.
-    pub async fn run(
-        &mut self,
-        mut on_step: impl FnMut(&StepMetrics),
-        mut on_epoch: impl FnMut(&mut Trainer, &EpochMetrics) -> Result<()>,
-    ) -> Result<Vec<EpochMetrics>> {
-        while !self.is_finished() {
-            let m = self.run_epoch(&mut on_step).await?;
-            on_epoch(self, &m)?;
-        }
-        Ok(self.epochs.clone())
+    /// Parameters and BN running statistics.
+    fn tensors(&self, named: &mut Vec<(String, Tensor)>) {
+        self.net.params("net", named);
+        self.net.buffers("net", named);
     }
 
-    /// Mean loss and accuracy on the test set (each image counted once, the last batch
-    /// weighted by its size): eval mode, no tape, no auxiliary head.
-    pub async fn evaluate(&self) -> Result<(f32, f32)> {
-        let config = LoaderConfig::eval(self.config.batch_size, self.normalize.clone());
-        let mut loader = Loader::with_seed(self.test_data.clone(), config, 0)?;
-        let batches = self.config.eval_batches.unwrap_or(usize::MAX).min(loader.batches_per_epoch()).max(1);
-        let mut scalars = Vec::with_capacity(2 * batches);
-        let mut sizes = Vec::with_capacity(batches);
-        for _ in 0..batches {
-            let (x, y) = loader.next_gpu(&self.gpu)?;
-            sizes.push(y.numel() as f64);
-            let (l, a) = self.gpu.no_grad(|| -> Result<_> {
-                let logits = self.net.predict(&x)?;
-                Ok((softmax::cross_entropy(&logits, &y)?, softmax::accuracy(&logits, &y)?))
-            })?;
-            scalars.push(l);
-            scalars.push(a);
-        }
-        let refs: Vec<&Tensor> = scalars.iter().collect();
-        let v = read_all(&refs).await?;
-        let total: f64 = sizes.iter().sum();
-        let weighted = |k: usize| -> f32 {
-            (sizes.iter().enumerate().map(|(b, n)| v[2 * b + k][0] as f64 * n).sum::<f64>() / total) as f32
-        };
-        Ok((weighted(0), weighted(1)))
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut dyn Optimizer)> {
+        vec![("sgd", &mut self.optimizer)]
     }
 
-    /// Every tensor a resumed run needs, by name: parameters, BN running statistics, SGD
-    /// momentum buffers.
-    fn named_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut named = Vec::new();
-        self.net.params("net", &mut named);
-        self.net.buffers("net", &mut named);
-        for (i, t) in self.optimizer.state().into_iter().enumerate() {
-            named.push((format!("sgd.{i}"), t.clone()));
-        }
-        named
+    fn state(&self) -> RetrainState {
+        RetrainState { rng: self.rng.clone(), train: self.train.state() }
     }
 
-    /// A checkpoint of the whole run (pending metrics are read back first).
-    pub async fn checkpoint(&mut self) -> Result<Checkpoint> {
-        self.flush_metrics().await?;
-        let state = State {
-            config: self.config.clone(),
-            epoch: self.epoch,
-            step_in_epoch: self.step_in_epoch,
-            global_step: self.global_step,
-            sgd_steps: self.optimizer.step_count(),
-            rng: self.rng.clone(),
-            train: self.train.state(),
-            metrics: self.metrics.clone(),
-            epochs: self.epochs.clone(),
-        };
-        Checkpoint::capture(KIND, serde_json::to_value(&state)?, &self.named_tensors()).await
-    }
-
-    /// Writes a checkpoint to `path` atomically (temporary file, then rename).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn save(&mut self, path: &std::path::Path) -> Result<()> {
-        pollster::block_on(self.checkpoint())?.save(path)
-    }
-
-    /// Continues a run from a checkpoint taken with the same training and test data.
-    pub fn resume(gpu: &Gpu, checkpoint: &Checkpoint, train: &Dataset, test: &Dataset) -> Result<Trainer> {
-        if checkpoint.kind != KIND {
-            return Err(Error::Config(format!(
-                "this checkpoint is from a {} run, not a retraining run",
-                checkpoint.kind
-            )));
-        }
-        let state: State = serde_json::from_value(checkpoint.meta.clone())?;
-        let mut trainer = Trainer::new(gpu, state.config, train, test)?;
-        // The momentum buffers exist from the start; restore_into fills them with the rest.
-        checkpoint.restore_into(&trainer.named_tensors())?;
-        let buffers: Vec<Tensor> = trainer.optimizer.state().into_iter().cloned().collect();
-        trainer.optimizer.load_state(buffers, state.sgd_steps)?;
-        trainer.train.restore(state.train)?;
-        trainer.rng = state.rng;
-        trainer.epoch = state.epoch;
-        trainer.step_in_epoch = state.step_in_epoch;
-        trainer.global_step = state.global_step;
-        trainer.metrics = state.metrics;
-        trainer.epochs = state.epochs;
-        Ok(trainer)
-    }
-
-    /// Reads a checkpoint file and continues the run it holds.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn load(gpu: &Gpu, path: &std::path::Path, train: &Dataset, test: &Dataset) -> Result<Trainer> {
-        Trainer::resume(gpu, &Checkpoint::load(path)?, train, test)
+    fn restore(&mut self, state: RetrainState) -> Result<()> {
+        self.rng = state.rng;
+        self.train.restore(state.train)
     }
 }
 

@@ -41,7 +41,7 @@ pub fn assert_resume_continues_exactly(gpu: &Gpu, config: TrainConfig, train: &D
     let path = dir.join("checkpoint.bin");
     let mut first = Trainer::new(gpu, config, train, test).unwrap();
     pollster::block_on(first.run_epoch(|_| {})).unwrap();
-    first.step().unwrap();
+    pollster::block_on(first.step()).unwrap();
     first.save(&path).unwrap();
     assert!(!wgpu_nas::run_dir::tmp_path(&path).exists(), "written through a temporary file, then renamed");
     let steps_per_epoch = first.steps_per_epoch() as u64;

@@ -146,14 +146,14 @@ pub fn search(args: EnasArgs, given: &Given) -> Result<ExitCode> {
                 |d, _| Ok(serde_json::to_value(config_of(&args, d))?),
             )?;
             let search = EnasSearch::resume(&gpu, &resume.checkpoint, &data)?;
-            let run = resume.finish(search.epoch(), search.config.epochs, "search", args.run.chatty())?;
+            let run = resume.finish(search.epoch(), search.config().epochs, "search", args.run.chatty())?;
             (search, run, data)
         }
         None => {
             let data = load(args.dataset, args.data_dir.as_deref())?;
             let search = EnasSearch::new(&gpu, config_of(&args, &data), &data)?;
             let meta = serde_json::json!({
-                "search": search.config,
+                "search": search.config(),
                 "dataset": data.name,
                 "adapter": gpu.adapter(),
                 "version": env!("CARGO_PKG_VERSION"),
@@ -165,7 +165,7 @@ pub fn search(args: EnasArgs, given: &Given) -> Result<ExitCode> {
         }
     };
     let dir = run.path().to_path_buf();
-    let total = (search.config.epochs * search.steps_per_epoch()) as u64;
+    let total = (search.config().epochs * search.steps_per_epoch()) as u64;
     let progress = Progress::new(total, search.metrics.len() as u64, args.run.chatty());
     let say = |s: String| {
         if args.run.chatty() {
@@ -176,7 +176,7 @@ pub fn search(args: EnasArgs, given: &Given) -> Result<ExitCode> {
     say(format!("ENAS ({:?} space) on {} ({} images); run directory {}", args.space, data.name, data.n, dir.display()));
     let started = Instant::now();
     while !search.is_finished() {
-        let (steps_before, updates_before) = (search.metrics.len(), search.controller_metrics.len());
+        let (steps_before, updates_before) = (search.metrics.len(), search.method.controller_metrics.len());
         let json = args.run.json;
         let summary = run::epoch(&mut run, &progress, |run| {
             let summary = pollster::block_on(search.run_epoch(|m| {
@@ -189,7 +189,7 @@ pub fn search(args: EnasArgs, given: &Given) -> Result<ExitCode> {
             }))?;
             // The logs and plots of the epoch, then the checkpoint that commits them.
             run.append("metrics.jsonl", &search.metrics[steps_before..])?;
-            run.append("controller.jsonl", &search.controller_metrics[updates_before..])?;
+            run.append("controller.jsonl", &search.method.controller_metrics[updates_before..])?;
             plot::enas(&dir, &search)?;
             run.commit(pollster::block_on(search.checkpoint())?)?;
             Ok(summary)
@@ -210,7 +210,7 @@ pub fn search(args: EnasArgs, given: &Given) -> Result<ExitCode> {
         ));
     }
     progress.finish();
-    let derived = pollster::block_on(search.derive())?;
+    let derived = pollster::block_on(search.method.derive())?;
     run.write("architecture.json", derived.to_json().as_bytes())?;
     run.write("architecture.dot", derived.to_dot().as_bytes())?;
     if let Some(g) = &derived.genotype {
@@ -226,7 +226,7 @@ pub fn search(args: EnasArgs, given: &Given) -> Result<ExitCode> {
         out::line(format_args!(
             "best of {} sampled architectures scores {:.3}; results in {}: architecture.json (with the top 10), \
              architecture.dot, metrics.jsonl, controller.jsonl, checkpoint.bin, reward.png, loss.png, accuracy.png",
-            search.config.derive_samples,
+            search.config().derive_samples,
             derived.best.score,
             dir.display()
         ))?;
@@ -294,9 +294,9 @@ fn bench_enas(gpu: &Gpu, num_layers: usize, channels: usize, batch_size: usize) 
     config.batch_size = batch_size;
     let mut search = EnasSearch::new(gpu, config, &data)?;
     pollster::block_on(async {
-        let samples = search.config.controller.num_aggregate;
+        let samples = search.config().controller.num_aggregate;
         // Warm-up: pipelines and pooled buffers.
-        search.shared_step().await?;
+        search.step().await?;
         search.controller_update().await?;
         gpu.synchronize();
 
@@ -306,9 +306,9 @@ fn bench_enas(gpu: &Gpu, num_layers: usize, channels: usize, batch_size: usize) 
         for _ in 0..updates {
             let mut batch = Vec::with_capacity(samples);
             for _ in 0..samples {
-                batch.push(search.sample().await?);
+                batch.push(search.method.sample().await?);
             }
-            search.controller.update(&batch, &vec![0.5; samples])?;
+            search.method.controller.update(&batch, &vec![0.5; samples])?;
         }
         gpu.synchronize();
         let n = (updates * samples) as f64;
@@ -318,7 +318,7 @@ fn bench_enas(gpu: &Gpu, num_layers: usize, channels: usize, batch_size: usize) 
         let t = Instant::now();
         let steps = 3;
         for _ in 0..steps {
-            search.shared_step().await?;
+            search.step().await?;
         }
         search.flush_metrics().await?;
         gpu.synchronize();

@@ -252,10 +252,10 @@ pub fn curves(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Se
 
 /// Writes alphas_normal.png, alphas_reduce.png, loss.png and accuracy.png of a DARTS search.
 pub fn darts(dir: &Path, search: &wgpu_nas::darts::DartsSearch) -> Result<()> {
-    let ops = search.net.config.space.primitives.clone();
-    let steps = search.net.config.space.steps;
-    let normal: Vec<(u64, &[Vec<f32>])> = search.alpha_history.iter().map(|r| (r.step, &r.normal[..])).collect();
-    let reduce: Vec<(u64, &[Vec<f32>])> = search.alpha_history.iter().map(|r| (r.step, &r.reduce[..])).collect();
+    let ops = search.method.net.config.space.primitives.clone();
+    let steps = search.method.net.config.space.steps;
+    let normal: Vec<(u64, &[Vec<f32>])> = search.method.alpha_history.iter().map(|r| (r.step, &r.normal[..])).collect();
+    let reduce: Vec<(u64, &[Vec<f32>])> = search.method.alpha_history.iter().map(|r| (r.step, &r.reduce[..])).collect();
     alphas(&dir.join("alphas_normal.png"), "Normal cell: softmax(alpha) per edge against step", &normal, &ops, steps)?;
     alphas(
         &dir.join("alphas_reduce.png"),
@@ -265,7 +265,7 @@ pub fn darts(dir: &Path, search: &wgpu_nas::darts::DartsSearch) -> Result<()> {
         steps,
     )?;
     let m = &search.metrics;
-    let at = |f: fn(&wgpu_nas::darts::StepMetrics) -> f32, scale: f64| {
+    let at = |f: fn(&wgpu_nas::darts::DartsStep) -> f32, scale: f64| {
         m.iter().map(|s| (s.step as f64, f(s) as f64 * scale)).collect::<Vec<_>>()
     };
     curves(
@@ -293,7 +293,7 @@ pub fn darts(dir: &Path, search: &wgpu_nas::darts::DartsSearch) -> Result<()> {
 /// Writes reward.png (mean reward and baseline per controller update), loss.png and
 /// accuracy.png (the shared weights' steps) of an ENAS search.
 pub fn enas(dir: &Path, search: &wgpu_nas::enas::search::EnasSearch) -> Result<()> {
-    let c = &search.controller_metrics;
+    let c = &search.method.controller_metrics;
     let per_update = |f: fn(&wgpu_nas::enas::search::ControllerMetrics) -> f32| {
         c.iter().map(|u| (u.update as f64, f(u) as f64)).collect::<Vec<_>>()
     };
@@ -310,7 +310,7 @@ pub fn enas(dir: &Path, search: &wgpu_nas::enas::search::EnasSearch) -> Result<(
     )?;
     let m = &search.metrics;
     let few = m.len() < 20;
-    let at = |f: fn(&wgpu_nas::enas::search::StepMetrics) -> f32, scale: f64| {
+    let at = |f: fn(&wgpu_nas::enas::EnasStep) -> f32, scale: f64| {
         m.iter().map(|s| (s.step as f64, f(s) as f64 * scale)).collect::<Vec<_>>()
     };
     curves(
@@ -334,10 +334,10 @@ pub fn enas(dir: &Path, search: &wgpu_nas::enas::search::EnasSearch) -> Result<(
 pub fn train(dir: &Path, trainer: &wgpu_nas::train::Trainer) -> Result<()> {
     let m = &trainer.metrics;
     let per_epoch = trainer.steps_per_epoch() as f64;
-    let test = |f: fn(&wgpu_nas::train::EpochMetrics) -> f32, scale: f64| {
+    let test = |f: fn(&wgpu_nas::train::TrainEpoch) -> f32, scale: f64| {
         trainer.epochs.iter().map(|e| ((e.epoch + 1) as f64 * per_epoch - 1.0, f(e) as f64 * scale)).collect::<Vec<_>>()
     };
-    let at = |f: fn(&wgpu_nas::train::StepMetrics) -> f32, scale: f64| {
+    let at = |f: fn(&wgpu_nas::train::TrainStep) -> f32, scale: f64| {
         m.iter().map(|s| (s.step as f64, f(s) as f64 * scale)).collect::<Vec<_>>()
     };
     curves(

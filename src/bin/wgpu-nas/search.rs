@@ -290,14 +290,14 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
                 |d, _| Ok(serde_json::to_value(config_of(&args, d)?)?),
             )?;
             let search = DartsSearch::resume(&gpu, &resume.checkpoint, &data)?;
-            let run = resume.finish(search.epoch(), search.config.epochs, "search", args.run.chatty())?;
+            let run = resume.finish(search.epoch(), search.config().epochs, "search", args.run.chatty())?;
             (search, run, data)
         }
         None => {
             let data = load(args.dataset, args.data_dir.as_deref())?;
             let search = DartsSearch::new(&gpu, config_of(&args, &data)?, &data)?;
             let meta = serde_json::json!({
-                "search": search.config,
+                "search": search.config(),
                 "dataset": data.name,
                 "adapter": gpu.adapter(),
                 "version": env!("CARGO_PKG_VERSION"),
@@ -308,7 +308,7 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
         }
     };
     let dir = run.path().to_path_buf();
-    let total = (search.config.epochs * search.steps_per_epoch()) as u64;
+    let total = (search.config().epochs * search.steps_per_epoch()) as u64;
     let progress = Progress::new(total, search.global_step(), args.run.chatty());
     let say = |s: String| {
         if args.run.chatty() {
@@ -318,19 +318,19 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
     say(format!("adapter: {}", gpu.adapter()));
     say(format!(
         "DARTS ({} order) on {} ({} images): C={}, {} cells, batch {}, {} epochs x {} steps; run directory {}",
-        if search.config.architect.order == Order::Second { "second" } else { "first" },
+        if search.config().architect.order == Order::Second { "second" } else { "first" },
         data.name,
         data.n,
-        search.config.network.channels,
-        search.config.network.layers,
-        search.config.batch_size,
-        search.config.epochs,
+        search.config().network.channels,
+        search.config().network.layers,
+        search.config().batch_size,
+        search.config().epochs,
         search.steps_per_epoch(),
         dir.display()
     ));
     let started = Instant::now();
     while !search.is_finished() {
-        let (metrics_before, alphas_before) = (search.metrics.len(), search.alpha_history.len());
+        let (metrics_before, alphas_before) = (search.metrics.len(), search.method.alpha_history.len());
         let json = args.run.json;
         let summary = run::epoch(&mut run, &progress, |run| {
             let summary = pollster::block_on(search.run_epoch(|m| {
@@ -351,7 +351,7 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
             }))?;
             // The logs and files of the epoch, then the checkpoint that commits them.
             run.append("metrics.jsonl", &search.metrics[metrics_before..])?;
-            run.append("alphas.jsonl", &search.alpha_history[alphas_before..])?;
+            run.append("alphas.jsonl", &search.method.alpha_history[alphas_before..])?;
             let g = &summary.genotype;
             run.write("genotype.json", g.to_json().as_bytes())?;
             run.write("genotype.py", format!("{}\n", g.to_python()).as_bytes())?;
@@ -377,7 +377,7 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
     progress.finish();
     let genotype = pollster::block_on(search.genotype())?;
     let (normal, reduce) = ModelGraph::from_genotype(&genotype);
-    let ops = search.net.config.space.primitives();
+    let ops = search.method.net.config.space.primitives();
     for g in [&normal, &reduce] {
         g.validate(&ops).map_err(Error::from)?;
     }

@@ -188,14 +188,14 @@ pub fn train(args: TrainArgs, given: &Given) -> Result<ExitCode> {
                 },
             )?;
             let trainer = Trainer::resume(&gpu, &resume.checkpoint, &train, &test)?;
-            let run = resume.finish(trainer.epoch(), trainer.config.epochs, "train", args.run.chatty())?;
+            let run = resume.finish(trainer.epoch(), trainer.config().epochs, "train", args.run.chatty())?;
             (trainer, run, train, test)
         }
         None => {
             let (train, test) = splits(args.dataset, args.data_dir.as_deref())?;
             let trainer = Trainer::new(&gpu, config_of(&args, read_architecture(&args)?, &train), &train, &test)?;
             let meta = serde_json::json!({
-                "train": trainer.config,
+                "train": trainer.config(),
                 "genotype_file": args.genotype,
                 "architecture_file": args.architecture,
                 "dataset": train.name,
@@ -209,14 +209,14 @@ pub fn train(args: TrainArgs, given: &Given) -> Result<ExitCode> {
         }
     };
     let dir = run.path().to_path_buf();
-    let total = (trainer.config.epochs * trainer.steps_per_epoch()) as u64;
+    let total = (trainer.config().epochs * trainer.steps_per_epoch()) as u64;
     let progress = Progress::new(total, trainer.global_step(), args.run.chatty());
     let say = |s: String| {
         if args.run.chatty() {
             progress.println(&s);
         }
     };
-    let cfg = &trainer.config;
+    let cfg = trainer.config();
     say(format!("adapter: {}", gpu.adapter()));
     say(format!(
         "retraining on {} ({} training, {} test images): C={}, {} {}, auxiliary {}, batch {}, {} epochs x {} steps; \
