@@ -10,12 +10,12 @@ use wgpu_nas::data::Dataset;
 use wgpu_nas::enas::controller::ControllerConfig;
 use wgpu_nas::enas::macro_space::MacroConfig;
 use wgpu_nas::enas::micro::MicroConfig;
-use wgpu_nas::enas::search::{EnasConfig, EnasSearch, ModelConfig};
-use wgpu_nas::run_dir::test_hook;
+use wgpu_nas::enas::search::{EnasConfig, EnasEpoch, EnasSearch, EnasStep, ModelConfig};
+use wgpu_nas::run_dir::RunDir;
 use wgpu_nas::{Gpu, Result};
 
 use crate::progress::Progress;
-use crate::run::{self, DataSource, Given, RunArgs, Setting};
+use crate::run::{self, DataSource, Given, RunArgs, Setting, Shown};
 use crate::search::{load, DatasetName};
 use crate::{out, plot};
 
@@ -174,42 +174,29 @@ pub fn search(args: EnasArgs, given: &Given) -> Result<ExitCode> {
     };
     say(format!("adapter: {}", gpu.adapter()));
     say(format!("ENAS ({:?} space) on {} ({} images); run directory {}", args.space, data.name, data.n, dir.display()));
-    let started = Instant::now();
-    while !search.is_finished() {
-        let (steps_before, updates_before) = (search.metrics.len(), search.method.controller_metrics.len());
-        let json = args.run.json;
-        let summary = run::epoch(&mut run, &progress, |run| {
-            let summary = pollster::block_on(search.run_epoch(|m| {
-                if json {
-                    progress.println(&serde_json::json!({ "step": m }).to_string());
-                }
-                progress
-                    .update(m.step + 1, format!("epoch {}  loss {:.3}  acc {:.1}%", m.epoch, m.loss, 100.0 * m.acc));
-                test_hook("step");
-            }))?;
-            // The logs and plots of the epoch, then the checkpoint that commits them.
-            run.append("metrics.jsonl", &search.metrics[steps_before..])?;
-            run.append("controller.jsonl", &search.method.controller_metrics[updates_before..])?;
-            plot::enas(&dir, &search)?;
-            run.commit(pollster::block_on(search.checkpoint())?)?;
-            Ok(summary)
-        })?;
-        if args.run.json {
-            progress.println(&serde_json::json!({ "epoch": summary }).to_string());
-        }
-        say(format!(
-            "epoch {:>3}  lr {:.4}  train loss {:.3} acc {:.1}%  reward {:.3}  baseline {:.3}  entropy {:.2}  ({:.0} s)",
-            summary.epoch,
-            summary.lr,
-            summary.train_loss,
-            100.0 * summary.train_acc,
-            summary.reward,
-            summary.baseline,
-            summary.entropy,
-            started.elapsed().as_secs_f64()
-        ));
-    }
-    progress.finish();
+    let mut updates_seen = search.method.controller_metrics.len();
+    let shown = Shown {
+        step: |m: &EnasStep| (m.step, format!("epoch {}  loss {:.3}  acc {:.1}%", m.epoch, m.loss, 100.0 * m.acc)),
+        epoch: |e: &EnasEpoch, secs: f64| {
+            format!(
+                "epoch {:>3}  lr {:.4}  train loss {:.3} acc {:.1}%  reward {:.3}  baseline {:.3}  entropy {:.2}  \
+                 ({secs:.0} s)",
+                e.epoch,
+                e.lr,
+                e.train_loss,
+                100.0 * e.train_acc,
+                e.reward,
+                e.baseline,
+                e.entropy,
+            )
+        },
+        files: |run: &mut RunDir, s: &EnasSearch| {
+            run.append("controller.jsonl", &s.method.controller_metrics[updates_seen..])?;
+            updates_seen = s.method.controller_metrics.len();
+            plot::enas(run.path(), s)
+        },
+    };
+    run::epochs(&mut search, &mut run, &progress, &args.run, shown)?;
     let derived = pollster::block_on(search.method.derive())?;
     run.write("architecture.json", derived.to_json().as_bytes())?;
     run.write("architecture.dot", derived.to_dot().as_bytes())?;

@@ -11,6 +11,7 @@ use serde_json::Value;
 use wgpu_nas::checkpoint::Checkpoint;
 use wgpu_nas::data::{Dataset, Fingerprint};
 use wgpu_nas::run_dir::{RunDir, CONFIG};
+use wgpu_nas::run_loop::{Method, RunLoop};
 use wgpu_nas::{Error, Result};
 
 use crate::out;
@@ -304,11 +305,62 @@ pub fn stopped(run: &RunDir) {
     }
 }
 
-/// Runs one epoch's work (`body`: the epoch, then its logs, files and checkpoint); if it fails,
-/// clears the progress bar and says where the run stands before the error goes up.
-pub fn epoch<T>(run: &mut RunDir, progress: &Progress, body: impl FnOnce(&mut RunDir) -> Result<T>) -> Result<T> {
-    body(run).inspect_err(|_| {
-        progress.finish();
-        stopped(run);
-    })
+/// How a command shows its run and what it writes each epoch besides `metrics.jsonl` and the
+/// checkpoint.
+pub struct Shown<S, E, F> {
+    /// A step's progress-bar text.
+    pub step: S,
+    /// An epoch's summary line (seconds since the start given).
+    pub epoch: E,
+    /// The epoch's other logs and files, written before the checkpoint that commits them.
+    pub files: F,
+}
+
+/// Runs the remaining epochs of `search` in its run directory, the same way for every command:
+/// per step the progress bar (and a JSON line), per epoch `metrics.jsonl`, the command's
+/// `files`, then the checkpoint that commits them, and the summary line (or its JSON). If an
+/// epoch fails, clears the progress bar and says where the run stands before the error goes up.
+pub fn epochs<M, S, E, F>(
+    search: &mut RunLoop<M>,
+    run: &mut RunDir,
+    progress: &Progress,
+    args: &RunArgs,
+    mut shown: Shown<S, E, F>,
+) -> Result<()>
+where
+    M: Method,
+    S: FnMut(&M::Step) -> (u64, String),
+    E: FnMut(&M::Epoch, f64) -> String,
+    F: FnMut(&mut RunDir, &RunLoop<M>) -> Result<()>,
+{
+    let started = std::time::Instant::now();
+    while !search.is_finished() {
+        let metrics_before = search.metrics.len();
+        let summary = (|| -> Result<M::Epoch> {
+            let step_line = &mut shown.step;
+            let summary = pollster::block_on(search.run_epoch(|m| {
+                if args.json {
+                    progress.println(&serde_json::json!({ "step": m }).to_string());
+                }
+                let (step, text) = step_line(m);
+                progress.update(step + 1, text);
+                wgpu_nas::run_dir::test_hook("step");
+            }))?;
+            run.append("metrics.jsonl", &search.metrics[metrics_before..])?;
+            (shown.files)(run, search)?;
+            run.commit(pollster::block_on(search.checkpoint())?)?;
+            Ok(summary)
+        })()
+        .inspect_err(|_| {
+            progress.finish();
+            stopped(run);
+        })?;
+        if args.json {
+            progress.println(&serde_json::json!({ "epoch": summary }).to_string());
+        } else if args.chatty() {
+            progress.println(&(shown.epoch)(&summary, started.elapsed().as_secs_f64()));
+        }
+    }
+    progress.finish();
+    Ok(())
 }

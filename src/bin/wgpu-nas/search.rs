@@ -6,15 +6,15 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use wgpu_nas::checkpoint::Checkpoint;
-use wgpu_nas::darts::{DartsSearch, Order, SearchConfig};
+use wgpu_nas::darts::{DartsEpoch, DartsSearch, DartsStep, Order, SearchConfig};
 use wgpu_nas::data::{Cifar100Labels, Dataset, Split};
-use wgpu_nas::run_dir::test_hook;
+use wgpu_nas::run_dir::RunDir;
 use wgpu_nas::space::{DeriveRule, Genotype, ModelGraph, SearchSpace};
 use wgpu_nas::train::ModelConfig;
 use wgpu_nas::{Error, Gpu, Result};
 
 use crate::progress::Progress;
-use crate::run::{self, DataSource, Given, RunArgs, Setting};
+use crate::run::{self, DataSource, Given, RunArgs, Setting, Shown};
 use crate::{out, plot};
 
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -329,52 +329,40 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
         dir.display()
     ));
     let started = Instant::now();
-    while !search.is_finished() {
-        let (metrics_before, alphas_before) = (search.metrics.len(), search.method.alpha_history.len());
-        let json = args.run.json;
-        let summary = run::epoch(&mut run, &progress, |run| {
-            let summary = pollster::block_on(search.run_epoch(|m| {
-                if json {
-                    progress.println(&serde_json::json!({ "step": m }).to_string());
-                }
-                progress.update(
-                    m.step + 1,
-                    format!(
-                        "epoch {}  loss {:.3}  acc {:.1}%  val acc {:.1}%",
-                        m.epoch,
-                        m.train_loss,
-                        100.0 * m.train_acc,
-                        100.0 * m.val_acc
-                    ),
-                );
-                test_hook("step");
-            }))?;
-            // The logs and files of the epoch, then the checkpoint that commits them.
-            run.append("metrics.jsonl", &search.metrics[metrics_before..])?;
-            run.append("alphas.jsonl", &search.method.alpha_history[alphas_before..])?;
-            let g = &summary.genotype;
+    let mut alphas_seen = search.method.alpha_history.len();
+    let shown = Shown {
+        step: |m: &DartsStep| {
+            let text = format!(
+                "epoch {}  loss {:.3}  acc {:.1}%  val acc {:.1}%",
+                m.epoch,
+                m.train_loss,
+                100.0 * m.train_acc,
+                100.0 * m.val_acc
+            );
+            (m.step, text)
+        },
+        epoch: |e: &DartsEpoch, secs: f64| {
+            format!(
+                "epoch {:>3}  lr {:.4}  train loss {:.3} acc {:.1}%  val loss {:.3} acc {:.1}%  ({secs:.0} s)",
+                e.epoch,
+                e.lr,
+                e.train_loss,
+                100.0 * e.train_acc,
+                e.val_loss,
+                100.0 * e.val_acc,
+            )
+        },
+        files: |run: &mut RunDir, s: &DartsSearch| {
+            run.append("alphas.jsonl", &s.method.alpha_history[alphas_seen..])?;
+            alphas_seen = s.method.alpha_history.len();
+            let g = &s.epochs.last().expect("an epoch just closed").genotype;
             run.write("genotype.json", g.to_json().as_bytes())?;
             run.write("genotype.py", format!("{}\n", g.to_python()).as_bytes())?;
             run.write("genotype.dot", g.to_dot().as_bytes())?;
-            plot::darts(&dir, &search)?;
-            run.commit(pollster::block_on(search.checkpoint())?)?;
-            Ok(summary)
-        })?;
-        if args.run.json {
-            progress.println(&serde_json::json!({ "epoch": summary }).to_string());
-        }
-        say(format!(
-            "epoch {:>3}  lr {:.4}  train loss {:.3} acc {:.1}%  val loss {:.3} acc {:.1}%  ({:.0} s)",
-            summary.epoch,
-            summary.lr,
-            summary.train_loss,
-            100.0 * summary.train_acc,
-            summary.val_loss,
-            100.0 * summary.val_acc,
-            started.elapsed().as_secs_f64()
-        ));
-    }
-    progress.finish();
+            plot::darts(run.path(), s)
+        },
+    };
+    run::epochs(&mut search, &mut run, &progress, &args.run, shown)?;
     let genotype = pollster::block_on(search.genotype())?;
     let (normal, reduce) = ModelGraph::from_genotype(&genotype);
     let ops = search.method.net.config.space.primitives();

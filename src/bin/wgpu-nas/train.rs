@@ -8,13 +8,13 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use wgpu_nas::data::{Augment, Dataset, Split};
-use wgpu_nas::run_dir::test_hook;
+use wgpu_nas::run_dir::RunDir;
 use wgpu_nas::space::SearchFor;
-use wgpu_nas::train::{Architecture, CellVariant, MacroVariant, TrainConfig, Trainer};
+use wgpu_nas::train::{Architecture, CellVariant, MacroVariant, TrainConfig, TrainEpoch, TrainStep, Trainer};
 use wgpu_nas::{Error, Gpu, Result};
 
 use crate::progress::Progress;
-use crate::run::{self, DataSource, Given, RunArgs, Setting};
+use crate::run::{self, DataSource, Given, RunArgs, Setting, Shown};
 use crate::search::{io, load_split, read_genotype, DatasetName};
 use crate::{out, plot};
 
@@ -238,43 +238,31 @@ pub fn train(args: TrainArgs, given: &Given) -> Result<ExitCode> {
         dir.display()
     ));
     let started = Instant::now();
-    while !trainer.is_finished() {
-        let (metrics_before, epochs_before) = (trainer.metrics.len(), trainer.epochs.len());
-        let json = args.run.json;
-        let summary = run::epoch(&mut run, &progress, |run| {
-            let summary = pollster::block_on(trainer.run_epoch(|m| {
-                if json {
-                    progress.println(&serde_json::json!({ "step": m }).to_string());
-                }
-                progress.update(
-                    m.step + 1,
-                    format!("epoch {}  loss {:.3}  acc {:.1}%", m.epoch, m.train_loss, 100.0 * m.train_acc),
-                );
-                test_hook("step");
-            }))?;
-            // The logs and plots of the epoch, then the checkpoint that commits them.
-            run.append("metrics.jsonl", &trainer.metrics[metrics_before..])?;
-            run.append("epochs.jsonl", &trainer.epochs[epochs_before..])?;
-            plot::train(&dir, &trainer)?;
-            run.commit(pollster::block_on(trainer.checkpoint())?)?;
-            Ok(summary)
-        })?;
-        if json {
-            progress.println(&serde_json::json!({ "epoch": summary }).to_string());
-        }
-        say(format!(
-            "epoch {:>3}  lr {:.4}  drop path {:.3}  train loss {:.3} acc {:.1}%  test loss {:.3} acc {:.1}%  ({:.0} s)",
-            summary.epoch,
-            summary.lr,
-            summary.drop_prob,
-            summary.train_loss,
-            100.0 * summary.train_acc,
-            summary.test_loss,
-            100.0 * summary.test_acc,
-            started.elapsed().as_secs_f64()
-        ));
-    }
-    progress.finish();
+    let mut epochs_seen = trainer.epochs.len();
+    let shown = Shown {
+        step: |m: &TrainStep| {
+            (m.step, format!("epoch {}  loss {:.3}  acc {:.1}%", m.epoch, m.train_loss, 100.0 * m.train_acc))
+        },
+        epoch: |e: &TrainEpoch, secs: f64| {
+            format!(
+                "epoch {:>3}  lr {:.4}  drop path {:.3}  train loss {:.3} acc {:.1}%  test loss {:.3} acc {:.1}%  \
+                 ({secs:.0} s)",
+                e.epoch,
+                e.lr,
+                e.drop_prob,
+                e.train_loss,
+                100.0 * e.train_acc,
+                e.test_loss,
+                100.0 * e.test_acc,
+            )
+        },
+        files: |run: &mut RunDir, t: &Trainer| {
+            run.append("epochs.jsonl", &t.epochs[epochs_seen..])?;
+            epochs_seen = t.epochs.len();
+            plot::train(run.path(), t)
+        },
+    };
+    run::epochs(&mut trainer, &mut run, &progress, &args.run, shown)?;
     let last = trainer.epochs.last().cloned();
     let test_acc = last.as_ref().map(|e| e.test_acc).unwrap_or(f32::NAN);
     let peak = gpu.memory().peak;
