@@ -24,30 +24,12 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Sizes of the search and the retraining (the paper's are far bigger: see `wgpu-nas --help`).
-#[cfg(not(target_arch = "wasm32"))]
-struct Sizes {
-    search_channels: usize,
-    search_layers: usize,
-    nodes: usize,
-    search_epochs: usize,
-    search_steps: usize,
-    train_channels: usize,
-    train_layers: usize,
-    train_epochs: usize,
-    train_steps: usize,
-    batch_size: usize,
-    eval_batches: usize,
-}
-
 #[cfg(not(target_arch = "wasm32"))]
 fn run() -> wgpu_nas::Result<()> {
     use std::path::PathBuf;
 
-    use wgpu_nas::darts::{DartsSearch, SearchConfig};
     use wgpu_nas::data::{Dataset, Split};
-    use wgpu_nas::space::SearchSpace;
-    use wgpu_nas::train::{TrainConfig, Trainer};
+    use wgpu_nas::pipeline::{search_then_retrain, Budget};
     use wgpu_nas::{Error, Gpu};
 
     let usage = "usage: cargo run --release --example cifar10 -- DIR [--quick | --tiny]  \
@@ -64,114 +46,45 @@ fn run() -> wgpu_nas::Result<()> {
     }
     let dir = data_dir.ok_or_else(|| Error::Config(format!("no CIFAR-10 directory given; {usage}")))?;
     let (train, test) = (Dataset::cifar10(&dir, Split::Train)?, Dataset::cifar10(&dir, Split::Test)?);
-    let paper = size == "paper";
-    let s = if size == "tiny" {
-        Sizes {
+    let budget = match size {
+        "tiny" => Budget {
             search_channels: 4,
             search_layers: 2,
             nodes: 2,
             search_epochs: 1,
-            search_steps: 4,
+            search_steps: Some(4),
             train_channels: 4,
             train_layers: 3,
             train_epochs: 1,
-            train_steps: 10,
+            train_steps: Some(10),
             batch_size: 16,
-            eval_batches: 4,
-        }
-    } else if size == "quick" {
-        Sizes {
-            search_channels: 16,
-            search_layers: 8,
-            nodes: 4,
+            eval_batches: Some(4),
+            regularise: false,
+        },
+        "quick" => Budget {
             search_epochs: 10,
-            search_steps: 100,
+            search_steps: Some(100),
             train_channels: 16,
             train_layers: 8,
             train_epochs: 20,
-            train_steps: 0,
-            batch_size: 64,
-            eval_batches: 0,
-        }
-    } else {
-        Sizes {
-            search_channels: 16,
-            search_layers: 8,
-            nodes: 4,
-            search_epochs: 50,
-            search_steps: 0,
-            train_channels: 36,
-            train_layers: 20,
-            train_epochs: 600,
-            train_steps: 0,
-            batch_size: 64,
-            eval_batches: 0,
-        }
+            regularise: false,
+            ..Budget::paper()
+        },
+        _ => Budget::paper(),
     };
 
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter());
     println!("data: {} ({} training images), {} ({} test images)", train.name, train.n, test.name, test.n);
     let started = std::time::Instant::now();
-
-    // 1. The search: half of the training set trains the weights, the other half the alphas.
-    let mut config = SearchConfig::darts(train.channels, train.num_classes);
-    config.network.channels = s.search_channels;
-    config.network.layers = s.search_layers;
-    config.network.space = SearchSpace::darts().with_steps(s.nodes, s.nodes)?;
-    config.batch_size = s.batch_size;
-    config.epochs = s.search_epochs;
-    // 0 steps: full passes over the weights' half, as the paper.
-    config.steps_per_epoch = (s.search_steps > 0).then_some(s.search_steps);
-    config.eval_batches = (s.eval_batches > 0).then_some(s.eval_batches);
-    if s.search_steps > 0 {
-        config.log_every = (s.search_steps / 4).clamp(1, config.log_every);
-    }
-    let mut search = DartsSearch::new(&gpu, config, &train)?;
-    while !search.is_finished() {
-        let e = pollster::block_on(search.run_epoch(|_| {}))?;
-        println!(
-            "search epoch {}: train acc {:.1}%, validation acc {:.1}% ({:.0} s)",
-            e.epoch,
-            100.0 * e.train_acc,
-            100.0 * e.val_acc,
-            started.elapsed().as_secs_f64()
-        );
-    }
-    let genotype = pollster::block_on(search.genotype())?;
-    println!("found: {}", genotype.to_python());
-    drop(search); // its GPU memory is free for the retraining
-
-    // 2. The retraining of the found cell in a deeper network, scored on the test set.
-    let mut config = TrainConfig::darts(train.channels, train.num_classes, genotype);
-    config.network.channels = s.train_channels;
-    config.network.layers = s.train_layers;
-    config.epochs = s.train_epochs;
-    // TrainConfig::darts is the paper's (auxiliary head, drop path 0.2, cutout 16, batch 96);
-    // the shorter runs drop the regularisers, which only pay off over hundreds of epochs.
-    if !paper {
-        config.network.auxiliary = false;
-        config.drop_path_prob = 0.0;
-        config.augment = wgpu_nas::data::Augment::darts_train(0);
-        config.batch_size = s.batch_size;
-    }
-    config.steps_per_epoch = (s.train_steps > 0).then_some(s.train_steps);
-    config.eval_batches = (s.eval_batches > 0).then_some(s.eval_batches);
-    let mut trainer = Trainer::new(&gpu, config, &train, &test)?;
-    println!("retraining: {:.3} MB of parameters", trainer.param_size_mb());
-    while !trainer.is_finished() {
-        let e = pollster::block_on(trainer.run_epoch(|_| {}))?;
-        println!(
-            "train epoch {}: train acc {:.1}%, test acc {:.1}% ({:.0} s)",
-            e.epoch,
-            100.0 * e.train_acc,
-            100.0 * e.test_acc,
-            started.elapsed().as_secs_f64()
-        );
-    }
+    let secs = || started.elapsed().as_secs_f64();
+    let outcome = pollster::block_on(search_then_retrain(&gpu, &budget, &train, &test, |stage| {
+        println!("{stage} ({:.0} s)", secs())
+    }))?;
     println!(
-        "done in {:.0} s; peak GPU memory {:.1} MiB",
-        started.elapsed().as_secs_f64(),
+        "test accuracy {:.2}%; done in {:.0} s; peak GPU memory {:.1} MiB",
+        100.0 * outcome.test_acc(),
+        secs(),
         gpu.memory().peak as f64 / 1048576.0
     );
     Ok(())
