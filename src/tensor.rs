@@ -6,7 +6,7 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuBuffer};
@@ -50,6 +50,34 @@ impl Drop for Storage {
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Tensor#{}{:?}{:?}", self.id(), self.shape(), self.dtype())
+    }
+}
+
+/// A weak handle on a tensor's `requires_grad` flag (see [`Tensor::flag`]).
+pub(crate) struct GradFlag(Weak<TensorInner>);
+
+impl GradFlag {
+    /// Switches the flag off if the tensor is alive and requires a gradient; says whether it did.
+    pub(crate) fn switch_off(&self) -> bool {
+        match self.0.upgrade() {
+            Some(t) if t.requires_grad.get() => {
+                t.requires_grad.set(false);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Another weak handle on the same flag.
+    pub(crate) fn clone_weak(&self) -> GradFlag {
+        GradFlag(self.0.clone())
+    }
+
+    /// Switches the flag back on if the tensor is alive.
+    pub(crate) fn switch_on(&self) {
+        if let Some(t) = self.0.upgrade() {
+            t.requires_grad.set(true);
+        }
     }
 }
 
@@ -166,6 +194,12 @@ impl Tensor {
     /// Identifies the tensor on the tape; unique per `Gpu`, a reshaped view gets a new one.
     pub fn id(&self) -> u64 {
         self.0.id
+    }
+
+    /// A handle on the tensor that does not keep it alive (the tape's, to switch off
+    /// gradients nobody asked for during one backward pass).
+    pub(crate) fn flag(&self) -> GradFlag {
+        GradFlag(Rc::downgrade(&self.0))
     }
 
     /// The shape, outermost axis first.

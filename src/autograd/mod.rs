@@ -4,13 +4,18 @@
 //!
 //! Recording happens only while gradients are enabled and some input requires a gradient, so
 //! evaluation under `Gpu::no_grad` keeps nothing alive.
+//!
+//! `Gpu::grad(loss, wrt)` (as `torch.autograd.grad`) computes only what the gradients of `wrt`
+//! need: the ops on a path from `wrt` to the loss run backward, and their other inputs get no
+//! gradient (a first-order architecture step takes no weight gradients, the weight step no
+//! alpha gradients), without the caller switching `requires_grad` around the forward pass.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::ops;
-use crate::tensor::Tensor;
+use crate::tensor::{GradFlag, Tensor};
 
 /// Given the gradients of an op's outputs (zeros where an output got none), returns one entry
 /// per input: `Some(gradient)` or `None` where the input needs none.
@@ -18,6 +23,8 @@ pub type BackwardFn = Box<dyn FnOnce(&[Tensor]) -> Result<Vec<Option<Tensor>>>>;
 
 struct Entry {
     inputs: Vec<u64>,
+    /// The inputs' `requires_grad` flags, held weakly (they keep nothing alive).
+    flags: Vec<GradFlag>,
     outputs: Vec<(u64, Vec<usize>)>,
     backward: BackwardFn,
 }
@@ -27,6 +34,9 @@ struct Entry {
 #[derive(Default)]
 pub struct Tape {
     entries: Vec<Entry>,
+    /// Inside [`Gpu::recording_for`]: the tensors that depend on its `wrt` (an op is recorded
+    /// only if one of its inputs is among them).
+    scope: Option<HashSet<u64>>,
 }
 
 impl Tape {
@@ -98,17 +108,40 @@ impl Gpu {
         outputs: &[&Tensor],
         backward: impl FnOnce(&[Tensor]) -> Result<Vec<Option<Tensor>>> + 'static,
     ) {
-        if !self.0.grad_enabled.get() || !inputs.iter().any(|t| t.requires_grad()) {
+        if !self.0.grad_enabled.get() {
             return;
+        }
+        let mut tape = self.0.tape.borrow_mut();
+        let needed = match &tape.scope {
+            Some(scope) => inputs.iter().any(|t| scope.contains(&t.id())),
+            None => inputs.iter().any(|t| t.requires_grad()),
+        };
+        if !needed {
+            return;
+        }
+        if let Some(scope) = &mut tape.scope {
+            scope.extend(outputs.iter().map(|t| t.id()));
         }
         for o in outputs {
             o.set_requires_grad(true);
         }
-        self.0.tape.borrow_mut().entries.push(Entry {
+        tape.entries.push(Entry {
             inputs: inputs.iter().map(|t| t.id()).collect(),
+            flags: inputs.iter().map(|t| t.flag()).collect(),
             outputs: outputs.iter().map(|t| (t.id(), t.shape().to_vec())).collect(),
             backward: Box::new(backward),
         });
+    }
+
+    /// Runs `f` recording only what the gradients of `wrt` will need: an op is recorded only if
+    /// it depends on `wrt`, so every other parameter is a constant in `f` (no saved activations,
+    /// no gradient-only forward work for it). Then ask [`Gpu::grad`] for those gradients.
+    pub fn recording_for<R>(&self, wrt: &[Tensor], f: impl FnOnce() -> R) -> R {
+        let scope = wrt.iter().map(Tensor::id).collect();
+        let outer = self.0.tape.borrow_mut().scope.replace(scope);
+        let r = f();
+        self.0.tape.borrow_mut().scope = outer;
+        r
     }
 
     /// Runs `f` without recording anything on the tape (evaluation, optimizer updates).
@@ -145,6 +178,42 @@ impl Gpu {
     /// Gradients of `L = sum_k <outputs[k], upstream[k]>`. Consumes the tape.
     pub fn backward_from(&self, seeds: &[(&Tensor, Tensor)]) -> Result<Grads> {
         let entries = std::mem::take(&mut self.0.tape.borrow_mut().entries);
+        self.run_backward(entries, seeds)
+    }
+
+    /// d loss / d t for each t of `wrt` (zeros for one the loss does not depend on), as
+    /// `torch.autograd.grad`: only the ops on a path from `wrt` to the loss run backward, and
+    /// no other tensor's gradient is computed. Consumes the tape.
+    pub fn grad(&self, loss: &Tensor, wrt: &[Tensor]) -> Result<Vec<Tensor>> {
+        let mut entries = std::mem::take(&mut self.0.tape.borrow_mut().entries);
+        // The tensors that depend on `wrt`, in recording order; the other ops cannot reach it.
+        let mut reached: HashSet<u64> = wrt.iter().map(Tensor::id).collect();
+        entries.retain(|e| {
+            let on_path = e.inputs.iter().any(|id| reached.contains(id));
+            if on_path {
+                reached.extend(e.outputs.iter().map(|(id, _)| *id));
+            }
+            on_path
+        });
+        // Inputs of those ops that do not depend on `wrt` need no gradient: their flags are
+        // off during the pass (every backward rule asks them), and back on afterwards.
+        let switched: Vec<&GradFlag> = entries
+            .iter()
+            .flat_map(|e| e.inputs.iter().zip(&e.flags))
+            .filter(|(id, flag)| !reached.contains(id) && flag.switch_off())
+            .map(|(_, flag)| flag)
+            .collect();
+        // The flags outlive the entries the pass consumes: keep weak handles apart.
+        let restore: Vec<GradFlag> = switched.iter().map(|f| f.clone_weak()).collect();
+        let ones = Tensor::full(self, loss.shape(), 1.0)?;
+        let result = self.run_backward(entries, &[(loss, ones)]);
+        for flag in &restore {
+            flag.switch_on();
+        }
+        result?.take_all(wrt)
+    }
+
+    fn run_backward(&self, entries: Vec<Entry>, seeds: &[(&Tensor, Tensor)]) -> Result<Grads> {
         let mut grads = Grads::default();
         let was = self.0.grad_enabled.replace(false);
         let result = (|| {

@@ -5,11 +5,15 @@
 //!
 //! Everything runs on the GPU: the unrolled weights are written in place over the network's own
 //! weights (a backup restores them exactly), and the radius R = r/||v|| never leaves the GPU.
+//! Each pass asks for the gradients it needs ([`Gpu::recording_for`] and [`Gpu::grad`]): the
+//! first-order step takes no weight gradients, the Hessian-vector product's passes none either.
+//!
+//! [`Gpu::recording_for`]: crate::gpu::Gpu::recording_for
+//! [`Gpu::grad`]: crate::gpu::Gpu::grad
 
 use serde::{Deserialize, Serialize};
 
 use super::model::Network;
-use crate::autograd::Grads;
 use crate::error::Result;
 use crate::ops::{architect as kernels, elementwise, optim, reduce, softmax};
 use crate::tensor::Tensor;
@@ -103,12 +107,6 @@ fn val_score(net: &Network, batch: Batch<'_>) -> Result<ValScore> {
     Ok(ValScore { loss: softmax::cross_entropy(&logits, batch.1)?, acc: softmax::accuracy(&logits, batch.1)? })
 }
 
-fn set_requires_grad(ts: &[Tensor], on: bool) {
-    for t in ts {
-        t.set_requires_grad(on);
-    }
-}
-
 impl Architect {
     /// Builds the architect for `net`: Adam over its alphas and, for second order, one backup
     /// buffer per weight for the unrolled step.
@@ -154,6 +152,10 @@ impl Architect {
         }
     }
 
+    /// The second-order gradient (DARTS eq. 7-8): with w' = w - eta * dw L_train(w, alpha),
+    /// dalpha L_val(w', alpha) - eta * hvp, where hvp approximates
+    /// d2 alpha,w L_train(w, alpha) . dw' L_val(w', alpha) by central differences
+    /// ([`Architect::hessian_vector_product`]). The validation score is at w'.
     fn unrolled(
         &mut self,
         net: &Network,
@@ -168,8 +170,7 @@ impl Architect {
         self.hyper.write(&[step.lr, momentum, step.weight_decay, self.config.hvp_radius])?;
 
         // w' = w - eta * (momentum * buf + dw L_train(w, alpha) + wd * w), in place.
-        set_requires_grad(&alphas, false);
-        let g_train = gpu.backward(&loss(net, train)?)?.take_all(&weights)?;
+        let g_train = gpu.grad(&gpu.recording_for(&weights, || loss(net, train))?, &weights)?;
         for (w, b) in weights.iter().zip(&self.backup) {
             b.copy_from(w)?;
         }
@@ -180,60 +181,64 @@ impl Architect {
         drop(g_train);
 
         // dalpha = d_alpha L_val(w', alpha); v = d_w' L_val(w', alpha).
-        set_requires_grad(&alphas, true);
         let val = val_score(net, valid)?;
-        let mut g_val = gpu.backward(&val.loss)?;
-        let dalpha = alpha_grads(&mut g_val, &alphas)?;
-        let v = g_val.take_all(&weights)?;
-        drop(g_val);
+        let mut g = gpu.grad(&val.loss, &[alphas.as_slice(), weights.as_slice()].concat())?;
+        let v = g.split_off(2);
+        let dalpha = two(g);
         for (w, b) in weights.iter().zip(&self.backup) {
             w.copy_from(b)?;
         }
-
-        // R = r / ||v||; hvp = (d_alpha L_train(w + Rv) - d_alpha L_train(w - Rv)) / 2R.
-        self.scalars.zero_();
-        for vi in &v {
-            reduce::sum_squares_into(vi, &self.scalars, 0, true)?;
-        }
-        kernels::hvp_scalars_(&self.scalars, &self.hyper)?;
-        set_requires_grad(&weights, false);
-        let side = |k: usize| -> Result<[Tensor; 2]> {
-            for (w, vi) in weights.iter().zip(&v) {
-                elementwise::scale_accumulate_(w, vi, &self.scalars, k)?;
-            }
-            alpha_grads(&mut gpu.backward(&loss(net, train)?)?, &alphas)
-        };
-        let plus = side(1); // w + Rv
-        let minus = plus.and_then(|p| side(2).map(|m| (p, m))); // w + Rv - 2Rv = w - Rv
-        set_requires_grad(&weights, true);
-        for (w, b) in weights.iter().zip(&self.backup) {
-            w.copy_from(b)?;
-        }
-        let (plus, minus) = minus?;
 
         // g = dalpha - eta * hvp
+        let (plus, minus) = self.hessian_vector_product(net, train, &v)?;
         for k in 0..2 {
             elementwise::scale_accumulate_(&dalpha[k], &plus[k], &self.scalars, 3)?;
             elementwise::scale_accumulate_(&dalpha[k], &minus[k], &self.scalars, 4)?;
         }
         Ok((dalpha, val))
     }
+
+    /// The finite-difference Hessian-vector product of DARTS eq. 8 around the weights w (restored
+    /// afterwards): with R = r / ||v||, the two alpha gradients d_alpha L_train(w + Rv) and
+    /// d_alpha L_train(w - Rv). Their difference over 2R is the product; the scalars it leaves
+    /// (-eta/2R, eta/2R at slots 3 and 4) scale them into the gradient.
+    fn hessian_vector_product(
+        &mut self,
+        net: &Network,
+        train: Batch<'_>,
+        v: &[Tensor],
+    ) -> Result<([Tensor; 2], [Tensor; 2])> {
+        let gpu = net.alphas_normal.gpu().clone();
+        let weights = net.weights();
+        let alphas = net.alphas();
+        self.scalars.zero_();
+        for vi in v {
+            reduce::sum_squares_into(vi, &self.scalars, 0, true)?;
+        }
+        kernels::hvp_scalars_(&self.scalars, &self.hyper)?;
+        let side = |k: usize| -> Result<[Tensor; 2]> {
+            for (w, vi) in weights.iter().zip(v) {
+                elementwise::scale_accumulate_(w, vi, &self.scalars, k)?;
+            }
+            Ok(two(gpu.grad(&gpu.recording_for(&alphas, || loss(net, train))?, &alphas)?))
+        };
+        let plus = side(1); // w + Rv
+        let minus = plus.and_then(|p| side(2).map(|m| (p, m))); // w + Rv - 2Rv = w - Rv
+        for (w, b) in weights.iter().zip(&self.backup) {
+            w.copy_from(b)?;
+        }
+        minus
+    }
 }
 
 fn first_order(net: &Network, valid: Batch<'_>) -> Result<([Tensor; 2], ValScore)> {
-    let gpu = net.alphas_normal.gpu().clone();
-    let weights = net.weights();
+    let gpu = net.alphas_normal.gpu();
     let alphas = net.alphas();
-    set_requires_grad(&weights, false);
-    let result = (|| {
-        let val = val_score(net, valid)?;
-        Ok((alpha_grads(&mut gpu.backward(&val.loss)?, &alphas)?, val))
-    })();
-    set_requires_grad(&weights, true);
-    result
+    let val = gpu.recording_for(&alphas, || val_score(net, valid))?;
+    Ok((two(gpu.grad(&val.loss, &alphas)?), val))
 }
 
-/// The gradients of [alphas_normal, alphas_reduce], zeros for a cell type the network lacks.
-fn alpha_grads(g: &mut Grads, alphas: &[Tensor]) -> Result<[Tensor; 2]> {
-    Ok(g.take_all(alphas)?.try_into().expect("a network has two alpha matrices"))
+/// The gradients of [alphas_normal, alphas_reduce].
+fn two(g: Vec<Tensor>) -> [Tensor; 2] {
+    g.try_into().expect("a network has two alpha matrices")
 }

@@ -245,24 +245,13 @@ impl Darts {
         between_halves();
 
         // The weight step: the alphas are constants here.
-        for a in self.net.alphas() {
-            a.set_requires_grad(false);
-        }
-        let result = (|| -> Result<(Tensor, Tensor)> {
-            let logits = self.net.forward(&xt, true)?;
-            let train_loss = softmax::cross_entropy(&logits, &yt)?;
-            let train_acc = softmax::accuracy(&logits, &yt)?;
-            let mut grads = self.gpu.backward(&train_loss)?;
-            let g = grads.take_all(&weights)?;
-            // clip_grad_norm then the SGD step, the clip folded into the update.
-            let norm = grad_norm(&g)?;
-            self.optimizer.step_clipped(&weights, &g, &norm, self.config.grad_clip)?;
-            Ok((train_loss, train_acc))
-        })();
-        for a in self.net.alphas() {
-            a.set_requires_grad(true);
-        }
-        let (train_loss, train_acc) = result?;
+        let logits = self.gpu.recording_for(&weights, || self.net.forward(&xt, true))?;
+        let train_loss = softmax::cross_entropy(&logits, &yt)?;
+        let train_acc = softmax::accuracy(&logits, &yt)?;
+        let g = self.gpu.grad(&train_loss, &weights)?;
+        // clip_grad_norm then the SGD step, the clip folded into the update.
+        let norm = grad_norm(&g)?;
+        self.optimizer.step_clipped(&weights, &g, &norm, self.config.grad_clip)?;
         Ok(Recorded { lr, scalars: vec![train_loss, train_acc, val.loss, val.acc] })
     }
 

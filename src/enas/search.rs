@@ -461,10 +461,9 @@ impl Method for Enas {
         let logits = self.model.forward(&x, &sample.arch, true)?;
         let loss = softmax::cross_entropy(&logits, &y)?;
         let acc = softmax::accuracy(&logits, &y)?;
-        let mut grads = self.gpu.backward(&loss)?;
-        // Weights of operations the child did not run get no gradient: zero (SGD's weight decay
+        // Weights of operations the child did not run get a zero gradient (SGD's weight decay
         // and momentum still move them, as PyTorch's SGD does for a zero gradient).
-        let g = grads.take_all(&weights)?;
+        let g = self.gpu.grad(&loss, &weights)?;
         clip_grad_norm(&g, self.config.grad_clip)?;
         self.optimizer.step(&weights, &g)?;
         Ok(Recorded { lr, scalars: vec![loss, acc] })

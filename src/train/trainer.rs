@@ -306,8 +306,7 @@ impl Method for Retrain {
             loss = elementwise::add(&loss, &elementwise::scale(&aux_loss, &self.aux_weight, 0)?)?;
         }
         let acc = softmax::accuracy(&logits, &y)?;
-        let mut grads = self.gpu.backward(&loss)?;
-        let g = grads.take_all(&params)?;
+        let g = self.gpu.grad(&loss, &params)?;
         clip_grad_norm(&g, self.config.grad_clip)?;
         self.optimizer.step(&params, &g)?;
         Ok(Recorded { lr, scalars: vec![loss, acc] })
