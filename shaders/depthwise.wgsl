@@ -75,29 +75,59 @@ fn vec4_segment(row: u32, j0: u32) -> array<f32, SEG> {
     return seg;
 }
 
-// One invocation per (plane n*C + o, output row i, block of 8 output columns).
+// forward: output rows per invocation, 1 or 2 (stride 1 only). Two rows i0 and i0 + DIL share
+// all but one of their input rows: each input row is loaded once and feeds both.
+override ROWS: u32 = 1u;
+
+// acc + the taps of kernel row u applied to a segment: the 8 outputs of one row, as two vec4s
+// (columns 0-3, 4-7), each a chain of FMAs in tap order.
+fn row_taps(seg: array<f32, SEG>, w_base: u32, u: u32, acc: mat2x4<f32>) -> mat2x4<f32> {
+    var lo = acc[0];
+    var hi = acc[1];
+    for (var v = 0u; v < KW; v = v + 1u) {
+        let tap = select(u * KW + v, (KH - 1u - u) * KW + (KW - 1u - v), FLIP);
+        let wt = vec4<f32>(f_w[w_base + tap]);
+        let o = v * DIL;
+        lo = fma(wt, vec4<f32>(seg[o], seg[o + STRIDE], seg[o + 2u * STRIDE], seg[o + 3u * STRIDE]), lo);
+        hi = fma(wt, vec4<f32>(seg[o + 4u * STRIDE], seg[o + 5u * STRIDE], seg[o + 6u * STRIDE], seg[o + 7u * STRIDE]), hi);
+    }
+    return mat2x4<f32>(lo, hi);
+}
+
+// Writes the first n of a row's 8 outputs at y[out].
+fn store_row(out: u32, n: u32, r: mat2x4<f32>) {
+    for (var k = 0u; k < 4u; k = k + 1u) {
+        if (k < n) { f_y[out + k] = r[0][k]; }
+        if (k + 4u < n) { f_y[out + 4u + k] = r[1][k]; }
+    }
+}
+
+// One invocation per (plane n*C + o, group of ROWS output rows, block of 8 output columns). With
+// ROWS = 2 the groups of a plane are rows (i0, i0 + DIL), i0 = b * 2 * DIL + q for q < DIL.
 @compute @workgroup_size(64)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let jblocks = (p.ow + OUTS - 1u) / OUTS;
+    let groups = select(p.oh, (p.oh + 2u * DIL - 1u) / (2u * DIL) * DIL, ROWS == 2u);
     let t = index64(gid, nwg);
-    if (t >= p.n * p.c * p.oh * jblocks) { return; }
+    if (t >= p.n * p.c * groups * jblocks) { return; }
     let jb = t % jblocks;
-    let i = (t / jblocks) % p.oh;
-    let plane = t / (jblocks * p.oh);
+    let g = (t / jblocks) % groups;
+    let i0 = select(g, g / DIL * 2u * DIL + g % DIL, ROWS == 2u);
+    if (i0 >= p.oh) { return; }
+    let plane = t / (jblocks * groups);
     let ch = plane % p.c;
     let c0 = (plane / p.c) * p.c_in + (ch / p.cout_g) * p.cin_g; // first input plane of the group
     let j0 = jb * OUTS;
     let x0 = i32(j0 * STRIDE) - i32(p.padding);
     let span = (OUTS - 1u) * STRIDE + (KW - 1u) * DIL + 1u;
     let last = i32(p.w) - 1;
-    // Named accumulators and an explicit unroll of the 8 columns: lavapipe keeps them in
-    // registers (an indexed accumulator array measured ~1.5x slower).
-    var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0;
-    var a4 = 0.0; var a5 = 0.0; var a6 = 0.0; var a7 = 0.0;
+    var r0 = mat2x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0));
+    var r1 = r0;
     for (var ci = 0u; ci < p.cin_g; ci = ci + 1u) {
         let w_base = (ch * p.cin_g + ci) * KH * KW;
-        for (var u = 0u; u < KH; u = u + 1u) {
-            let y = i32(i * STRIDE + u * DIL) - i32(p.padding);
+        // Input row k of the group: kernel row k of output row i0, k - 1 of row i0 + DIL.
+        for (var k = 0u; k < KH + ROWS - 1u; k = k + 1u) {
+            let y = i32(i0 * STRIDE + k * DIL) - i32(p.padding);
             if (y < 0 || y >= i32(p.h)) { continue; }
             let row = ((c0 + ci) * p.h + u32(y)) * p.w;
             var seg: array<f32, SEG>;
@@ -109,31 +139,15 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
                     seg[s] = select(0.0, f_x[row + u32(clamp(x, 0, last))], x >= 0 && x <= last);
                 }
             }
-            for (var v = 0u; v < KW; v = v + 1u) {
-                let tap = select(u * KW + v, (KH - 1u - u) * KW + (KW - 1u - v), FLIP);
-                let wt = f_w[w_base + tap];
-                let o = v * DIL;
-                a0 = fma(wt, seg[o], a0);
-                a1 = fma(wt, seg[o + STRIDE], a1);
-                a2 = fma(wt, seg[o + 2u * STRIDE], a2);
-                a3 = fma(wt, seg[o + 3u * STRIDE], a3);
-                a4 = fma(wt, seg[o + 4u * STRIDE], a4);
-                a5 = fma(wt, seg[o + 5u * STRIDE], a5);
-                a6 = fma(wt, seg[o + 6u * STRIDE], a6);
-                a7 = fma(wt, seg[o + 7u * STRIDE], a7);
-            }
+            if (k < KH) { r0 = row_taps(seg, w_base, k, r0); }
+            if (ROWS == 2u && k >= 1u) { r1 = row_taps(seg, w_base, k - 1u, r1); }
         }
     }
-    let out = (plane * p.oh + i) * p.ow + j0;
     let n_out = min(OUTS, p.ow - j0);
-    f_y[out] = a0;
-    if (n_out > 1u) { f_y[out + 1u] = a1; }
-    if (n_out > 2u) { f_y[out + 2u] = a2; }
-    if (n_out > 3u) { f_y[out + 3u] = a3; }
-    if (n_out > 4u) { f_y[out + 4u] = a4; }
-    if (n_out > 5u) { f_y[out + 5u] = a5; }
-    if (n_out > 6u) { f_y[out + 6u] = a6; }
-    if (n_out > 7u) { f_y[out + 7u] = a7; }
+    store_row((plane * p.oh + i0) * p.ow + j0, n_out, r0);
+    if (ROWS == 2u && i0 + DIL < p.oh) {
+        store_row((plane * p.oh + i0 + DIL) * p.ow + j0, n_out, r1);
+    }
 }
 
 // weight_backward: dw[o, c, u, v] = sum over (n, i, j) of dy[n, o, i, j] * x[n, c', i*S + u*D - pad, j*S + v*D - pad]

@@ -138,8 +138,12 @@ fn strips(
     flip: bool,
 ) {
     let p = Params::of(geo, hw, ohw, padding);
-    let threads = geo.n * geo.c_out * ohw[0] * ohw[1].div_ceil(OUTS);
-    let c = constants(geo, stride, flip, hw[1], padding);
+    // Stride 1: two output rows (i0, i0 + dilation) per invocation share their input rows.
+    let (rows, d) = (if stride == 1 { 2 } else { 1 }, geo.spec.dilation);
+    let groups = if rows == 2 { ohw[0].div_ceil(2 * d) * d } else { ohw[0] };
+    let threads = geo.n * geo.c_out * groups * ohw[1].div_ceil(OUTS);
+    let mut c = constants(geo, stride, flip, hw[1], padding).to_vec();
+    c.push(("ROWS", rows as f64));
     let bufs = [input.buf(), w.buf(), out.buf(), input.buf()];
     launch(input.gpu(), "forward", &c, &p, &bufs, threads, geo.flops());
 }
