@@ -2,7 +2,9 @@
 //!
 //! Layers, bottom up: [`gpu`] (device, caches, recording, readback), [`tensor`] and
 //! [`autograd`] (the tape), [`ops`] (one WGSL file and one Rust file per op family), [`nn`]
-//! (parameterised blocks) and [`fixtures`] (checks against PyTorch reference values).
+//! (parameterised blocks) and [`fixtures`] (checks against PyTorch reference values); then
+//! [`run_loop`] (the one loop every training method runs in), the methods [`darts`], [`enas`]
+//! and [`train`] (retraining), and [`pipeline`] (search, then retrain what was found).
 
 #![warn(missing_docs)]
 
