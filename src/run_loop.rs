@@ -369,6 +369,12 @@ impl Evaluator {
         self.loader.dataset()
     }
 
+    /// The set's first batch (images, labels) on the GPU.
+    pub fn first_batch(&mut self, gpu: &Gpu) -> Result<(Tensor, Tensor)> {
+        self.loader.rewind();
+        self.loader.next_gpu(gpu)
+    }
+
     /// (mean loss, accuracy) of `logits_of` (images [B, C, H, W] to logits [B, classes],
     /// called without a tape) over the batches; one readback.
     pub async fn evaluate(&mut self, gpu: &Gpu, logits_of: impl Fn(&Tensor) -> Result<Tensor>) -> Result<(f32, f32)> {

@@ -25,6 +25,7 @@ fn a_tiny_search_writes_its_run_directory_and_derive_reads_it() {
     for f in [
         "config.json",
         "metrics.jsonl",
+        "epochs.jsonl",
         "alphas.jsonl",
         "genotype.json",
         "genotype.py",
@@ -35,6 +36,14 @@ fn a_tiny_search_writes_its_run_directory_and_derive_reads_it() {
     }
     let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 2, "one line per step");
+    // The epoch's collapse diagnostics: parameter-free ops of the genotype, edge entropies
+    // (at most ln 8 for the 8 primitives) and the Hessian's dominant eigenvalue.
+    let epochs = std::fs::read_to_string(dir.join("epochs.jsonl")).unwrap();
+    let epoch: serde_json::Value = serde_json::from_str(epochs.lines().next().unwrap()).unwrap();
+    let collapse = &epoch["collapse"];
+    assert!(collapse["parameter_free"].as_u64().is_some_and(|n| n <= 8), "{collapse}");
+    assert!(collapse["entropy_normal"].as_f64().is_some_and(|h| h > 0.0 && h <= 8f64.ln() + 1e-6), "{collapse}");
+    assert!(collapse["hessian_eigenvalue"].as_f64().is_some_and(f64::is_finite), "{collapse}");
     let python = std::fs::read_to_string(dir.join("genotype.py")).unwrap();
     assert!(python.starts_with("Genotype(normal=["), "{python}");
 

@@ -204,3 +204,60 @@ fn the_none_op_spends_no_compute() {
     let without = dispatches(&["skip_connect", "avg_pool_3x3", "sep_conv_3x3"]);
     assert_eq!(with_none, without);
 }
+
+/// The collapse diagnostics' Hessian eigenvalue (power iteration on finite-difference
+/// Hessian-vector products) against the dominant eigenvalue of the explicit finite-difference
+/// Hessian of the same loss, built column by column; the network is left as it was.
+#[test]
+fn hessian_eigenvalue_matches_the_explicit_finite_difference_hessian() {
+    use wgpu_nas::darts::diagnostics::hessian_eigenvalue;
+    let gpu = Gpu::new().unwrap();
+    // A case whose two largest eigenvalues differ in magnitude (-0.0249, 0.0171): power
+    // iteration converges within its 60 iterations.
+    let (net, _, _, xv, yv) = tiny(&gpu, 7);
+    let alphas = net.alphas();
+    let start: Vec<f32> = [alphas[0].to_vec().unwrap(), alphas[1].to_vec().unwrap()].concat();
+    let mut buffers = Vec::new();
+    net.buffers("", &mut buffers);
+    let bn_before: Vec<Vec<f32>> = buffers.iter().map(|(_, t)| t.to_vec().unwrap()).collect();
+
+    let eps = 1e-2;
+    let lambda = pollster::block_on(hessian_eigenvalue(&net, &xv, &yv, 60, eps, &mut Rng::new(1))).unwrap() as f64;
+
+    assert_eq!([alphas[0].to_vec().unwrap(), alphas[1].to_vec().unwrap()].concat(), start, "alphas restored");
+    let bn_after: Vec<Vec<f32>> = buffers.iter().map(|(_, t)| t.to_vec().unwrap()).collect();
+    assert_eq!(bn_after, bn_before, "BN running statistics restored");
+
+    // g(alpha): the alpha gradient of the validation loss, flattened.
+    let n0 = alphas[0].numel();
+    let grad_at = |a: &[f32]| -> Vec<f64> {
+        alphas[0].write(&a[..n0]).unwrap();
+        alphas[1].write(&a[n0..]).unwrap();
+        let loss = cross_entropy(&net.forward(&xv, true).unwrap(), &yv).unwrap();
+        let g = gpu.grad(&loss, &alphas).unwrap();
+        g.iter().flat_map(|t| t.to_vec().unwrap()).map(|x| x as f64).collect()
+    };
+    let n = start.len();
+    let mut h = vec![vec![0.0f64; n]; n];
+    for j in 0..n {
+        let (mut plus, mut minus) = (start.clone(), start.clone());
+        plus[j] += eps;
+        minus[j] -= eps;
+        let (gp, gm) = (grad_at(&plus), grad_at(&minus));
+        for i in 0..n {
+            h[i][j] = (gp[i] - gm[i]) / (2.0 * eps as f64);
+        }
+    }
+    // Symmetrised; its dominant eigenvalue by many power iterations in f64.
+    let hs: Vec<Vec<f64>> = (0..n).map(|i| (0..n).map(|j| 0.5 * (h[i][j] + h[j][i])).collect()).collect();
+    let mut v = vec![1.0f64; n];
+    let mut want = 0.0;
+    for _ in 0..2000 {
+        let hv: Vec<f64> = hs.iter().map(|row| row.iter().zip(&v).map(|(a, b)| a * b).sum()).collect();
+        let norm = hv.iter().map(|x| x * x).sum::<f64>().sqrt();
+        want = v.iter().zip(&hv).map(|(a, b)| a * b).sum::<f64>() / v.iter().map(|x| x * x).sum::<f64>();
+        v = hv.iter().map(|x| x / norm).collect();
+    }
+    assert!(want.abs() > 1e-3, "the tiny case has curvature: {want}");
+    assert!((lambda - want).abs() <= 0.01 * want.abs(), "power iteration {lambda}, explicit Hessian {want}");
+}

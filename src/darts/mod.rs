@@ -3,6 +3,7 @@
 //! batches), following quark0/darts.
 
 pub mod architect;
+pub mod diagnostics;
 pub mod model;
 pub mod search;
 

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::architect::{Architect, ArchitectConfig, WeightStep};
+use super::diagnostics::{hessian_eigenvalue, mean_entropy, parameter_free_ops, Collapse};
 use super::model::{Network, NetworkConfig};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Augment, Dataset, Loader, LoaderConfig, LoaderState, Normalize};
@@ -56,6 +57,21 @@ pub struct SearchConfig {
     pub seed: u64,
     /// How the genotype is derived from the alphas.
     pub rule: DeriveRule,
+    /// Power iterations for the dominant eigenvalue of the validation loss's Hessian with
+    /// respect to the alphas at the end of every epoch (collapse diagnostics); 0 skips it.
+    #[serde(default = "default_hessian_iters")]
+    pub hessian_iters: usize,
+    /// The radius of its finite-difference Hessian-vector products (along a unit vector).
+    #[serde(default = "default_hessian_eps")]
+    pub hessian_eps: f32,
+}
+
+fn default_hessian_iters() -> usize {
+    10
+}
+
+fn default_hessian_eps() -> f32 {
+    1e-2
 }
 
 impl SearchConfig {
@@ -78,6 +94,8 @@ impl SearchConfig {
             augment: true,
             seed: 2,
             rule: DeriveRule::Top2,
+            hessian_iters: default_hessian_iters(),
+            hessian_eps: default_hessian_eps(),
         }
     }
 }
@@ -129,6 +147,9 @@ pub struct DartsEpoch {
     pub val_acc: f32,
     /// The genotype derived from the alphas at the end of the epoch.
     pub genotype: Genotype,
+    /// How close the search is to collapsing: parameter-free operations, edge entropies and the
+    /// Hessian's dominant eigenvalue.
+    pub collapse: Collapse,
 }
 
 /// The search's own cursors in a checkpoint.
@@ -275,6 +296,26 @@ impl Darts {
         let space = &self.net.config.space;
         derive_genotype(&n, &r, &space.primitives(), space.steps, space.multiplier, self.config.rule)
     }
+
+    /// The collapse diagnostics of the current alphas and `genotype` derived from them; the
+    /// Hessian on the validation half's first batch, from a vector drawn for `epoch`.
+    pub async fn collapse(&mut self, epoch: usize, genotype: &Genotype) -> Result<Collapse> {
+        let (n, r) = self.alphas().await?;
+        let hessian_eigenvalue = if self.config.hessian_iters == 0 {
+            None
+        } else {
+            let (x, y) = self.evaluator.first_batch(&self.gpu)?;
+            let mut rng = Rng::new(self.config.seed ^ (epoch as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let (iters, eps) = (self.config.hessian_iters, self.config.hessian_eps);
+            Some(hessian_eigenvalue(&self.net, &x, &y, iters, eps, &mut rng).await?)
+        };
+        Ok(Collapse {
+            parameter_free: parameter_free_ops(genotype),
+            entropy_normal: mean_entropy(&n),
+            entropy_reduce: mean_entropy(&r),
+            hessian_eigenvalue,
+        })
+    }
 }
 
 impl Method for Darts {
@@ -339,6 +380,8 @@ impl Method for Darts {
         if !val_loss.is_finite() {
             return Err(Error::NonFinite { step: at.step, what: "the epoch's validation loss" });
         }
+        let genotype = self.genotype().await?;
+        let collapse = self.collapse(at.epoch, &genotype).await?;
         Ok(DartsEpoch {
             epoch: at.epoch,
             lr: self.lr_at(at.epoch),
@@ -346,7 +389,8 @@ impl Method for Darts {
             train_acc: mean_of(steps, |m| m.train_acc),
             val_loss,
             val_acc,
-            genotype: self.genotype().await?,
+            genotype,
+            collapse,
         })
     }
 

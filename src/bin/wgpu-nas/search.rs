@@ -69,6 +69,10 @@ pub struct DartsArgs {
     /// Genotype rule: top2 (the reference's) or argmax (per edge).
     #[arg(long, value_enum, default_value_t = Rule::Top2)]
     rule: Rule,
+    /// Power iterations for the dominant eigenvalue of the validation loss's Hessian with
+    /// respect to the alphas, every epoch (collapse diagnostics, in epochs.jsonl); 0 skips it.
+    #[arg(long, default_value_t = 10)]
+    hessian_iters: usize,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -247,6 +251,7 @@ const SETTINGS: &[Setting] = &[
     Setting { id: "arch_learning_rate", pointer: "/architect/lr", resumable: true },
     Setting { id: "seed", pointer: "/seed", resumable: false },
     Setting { id: "rule", pointer: "/rule", resumable: false },
+    Setting { id: "hessian_iters", pointer: "/hessian_iters", resumable: false },
 ];
 
 /// The search config the options ask for on `data`.
@@ -272,6 +277,7 @@ fn config_of(args: &DartsArgs, data: &Dataset) -> Result<SearchConfig> {
     config.eval_batches = (args.eval_batches > 0).then_some(args.eval_batches);
     config.seed = args.seed;
     config.rule = args.rule.into();
+    config.hessian_iters = args.hessian_iters;
     Ok(config)
 }
 
@@ -342,17 +348,21 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
             (m.step, text)
         },
         epoch: |e: &DartsEpoch, secs: f64| {
+            let eig = e.collapse.hessian_eigenvalue.map(|l| format!("  Hessian eigenvalue {l:.4}")).unwrap_or_default();
             format!(
-                "epoch {:>3}  lr {:.4}  train loss {:.3} acc {:.1}%  val loss {:.3} acc {:.1}%  ({secs:.0} s)",
+                "epoch {:>3}  lr {:.4}  train loss {:.3} acc {:.1}%  val loss {:.3} acc {:.1}%  parameter-free ops {}{eig}  \
+                 ({secs:.0} s)",
                 e.epoch,
                 e.lr,
                 e.train_loss,
                 100.0 * e.train_acc,
                 e.val_loss,
                 100.0 * e.val_acc,
+                e.collapse.parameter_free,
             )
         },
         files: |run: &mut RunDir, s: &DartsSearch| {
+            run.append("epochs.jsonl", std::slice::from_ref(s.epochs.last().expect("an epoch just closed")))?;
             run.append("alphas.jsonl", &s.method.alpha_history[alphas_seen..])?;
             alphas_seen = s.method.alpha_history.len();
             let g = &s.epochs.last().expect("an epoch just closed").genotype;
@@ -376,7 +386,7 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
         out::line(genotype.to_python())?;
         {
             out::line(format_args!(
-                "results in {}: genotype.json, genotype.py, genotype.dot, metrics.jsonl, alphas.jsonl, checkpoint.bin, \
+                "results in {}: genotype.json, genotype.py, genotype.dot, metrics.jsonl, epochs.jsonl, alphas.jsonl, checkpoint.bin, \
                  alphas_normal.png, alphas_reduce.png, loss.png, accuracy.png ({:.0} s, peak GPU memory {:.1} MiB)",
                 dir.display(),
                 started.elapsed().as_secs_f64(),
