@@ -93,6 +93,10 @@ pub trait Method {
     async fn extra(&mut self, _at: StepAt) -> Result<()> {
         Ok(())
     }
+    /// Whether the method ended the run before its last epoch (an early-stopping rule).
+    fn stopped_early(&self) -> bool {
+        false
+    }
     /// Closes the epoch (scores a held-out set, derives a genotype...) from its steps' metrics.
     async fn close_epoch(&mut self, at: StepAt, steps: &[Self::Step]) -> Result<Self::Epoch>;
     /// Every tensor a resumed run needs, by name, optimizer state aside.
@@ -177,9 +181,9 @@ impl<M: Method> RunLoop<M> {
         self.method.steps_per_epoch().max(1)
     }
 
-    /// Whether every epoch has run.
+    /// Whether every epoch has run, or the method stopped the run early.
     pub fn is_finished(&self) -> bool {
-        self.epoch >= self.method.epochs()
+        self.epoch >= self.method.epochs() || self.method.stopped_early()
     }
 
     fn at(&self) -> StepAt {

@@ -210,3 +210,30 @@ fn a_warm_step_stays_on_the_gpu_and_reuses_every_cached_object() {
     assert_eq!(gpu.bind_groups_created(), bind_groups, "a warm step creates no bind group");
     assert!(subs <= 2 + 2 * per_step / 2048, "{subs} submissions for 2 steps of {per_step} dispatches");
 }
+
+/// DARTS-ES on a short search: with a window of one epoch and a ratio just above 1, the search
+/// stops after the first epoch whose Hessian eigenvalue grew (on this seed: before its last
+/// epoch), and its result is the previous epoch's genotype.
+#[test]
+fn early_stopping_ends_the_search_and_keeps_the_genotype_from_before() {
+    use wgpu_nas::darts::diagnostics::EarlyStop;
+    let gpu = Gpu::new().unwrap();
+    let data = small_fashion(400);
+    let mut config = small_config(4);
+    config.epochs = 6;
+    config.steps_per_epoch = Some(3);
+    config.eval_batches = Some(2);
+    config.lr = 0.1;
+    config.early_stop = Some(EarlyStop { window: 1, ratio: 1.0001 });
+    let mut search = DartsSearch::new(&gpu, config, &data).unwrap();
+    while !search.is_finished() {
+        pollster::block_on(search.run_epoch(|_| {})).unwrap();
+    }
+    let eig: Vec<f32> = search.epochs.iter().map(|e| e.collapse.hessian_eigenvalue.unwrap()).collect();
+    let stopped = search.method.stopped.clone().expect("the eigenvalue grew within 6 epochs");
+    let n = search.epochs.len();
+    assert!(n < 6 && stopped.epoch == n - 1, "stopped after epoch {} of {n} run (eigenvalues {eig:?})", stopped.epoch);
+    assert!(eig[n - 1] > 1.0001 * eig[n - 2] && eig[n - 2] > 0.0, "{eig:?}");
+    assert!(eig.windows(2).take(n - 2).all(|w| !(w[0] > 0.0 && w[1] > 1.0001 * w[0])), "no earlier stop: {eig:?}");
+    assert_eq!(pollster::block_on(search.genotype()).unwrap(), search.epochs[n - 2].genotype);
+}

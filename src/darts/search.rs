@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::architect::{Architect, ArchitectConfig, WeightStep};
-use super::diagnostics::{hessian_eigenvalue, mean_entropy, parameter_free_ops, Collapse};
+use super::diagnostics::{hessian_eigenvalue, mean_entropy, parameter_free_ops, Collapse, EarlyStop};
 use super::model::{Network, NetworkConfig};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Augment, Dataset, Loader, LoaderConfig, LoaderState, Normalize};
@@ -64,6 +64,9 @@ pub struct SearchConfig {
     /// The radius of its finite-difference Hessian-vector products (along a unit vector).
     #[serde(default = "default_hessian_eps")]
     pub hessian_eps: f32,
+    /// DARTS-ES: stop when the Hessian's eigenvalue grows too fast, keeping an earlier genotype.
+    #[serde(default)]
+    pub early_stop: Option<EarlyStop>,
 }
 
 fn default_hessian_iters() -> usize {
@@ -96,6 +99,7 @@ impl SearchConfig {
             rule: DeriveRule::Top2,
             hessian_iters: default_hessian_iters(),
             hessian_eps: default_hessian_eps(),
+            early_stop: None,
         }
     }
 }
@@ -158,6 +162,21 @@ pub struct DartsState {
     train: LoaderState,
     valid: LoaderState,
     alpha_history: Vec<AlphaRecord>,
+    #[serde(default)]
+    eigenvalues: Vec<f32>,
+    #[serde(default)]
+    genotypes: Vec<Genotype>,
+    #[serde(default)]
+    stopped: Option<EarlyStopped>,
+}
+
+/// Where DARTS-ES stopped a search, and the genotype it keeps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopped {
+    /// The epoch after which the search stopped, from 0.
+    pub epoch: usize,
+    /// The genotype derived `window` epochs before.
+    pub genotype: Genotype,
 }
 
 /// The DARTS search method: the supernet, its architect and weight optimizer, the two data
@@ -177,6 +196,11 @@ pub struct Darts {
     evaluator: Evaluator,
     /// The alphas after each read-back (every `log_every` steps).
     pub alpha_history: Vec<AlphaRecord>,
+    /// Each epoch's Hessian eigenvalue and genotype, for early stopping.
+    eigenvalues: Vec<f32>,
+    genotypes: Vec<Genotype>,
+    /// Set when early stopping ended the search.
+    pub stopped: Option<EarlyStopped>,
 }
 
 /// A DARTS search in progress: [`Darts`] in the run loop.
@@ -198,9 +222,13 @@ impl RunLoop<Darts> {
         self.method.lr_at(self.epoch())
     }
 
-    /// The genotype of the current alphas under the configured rule.
+    /// The search's result: the genotype early stopping kept, else that of the current alphas
+    /// under the configured rule.
     pub async fn genotype(&self) -> Result<Genotype> {
-        self.method.genotype().await
+        match &self.method.stopped {
+            Some(s) => Ok(s.genotype.clone()),
+            None => self.method.genotype().await,
+        }
     }
 }
 
@@ -236,6 +264,9 @@ impl Darts {
             valid,
             evaluator,
             alpha_history: vec![],
+            eigenvalues: vec![],
+            genotypes: vec![],
+            stopped: None,
         })
     }
 
@@ -382,6 +413,14 @@ impl Method for Darts {
         }
         let genotype = self.genotype().await?;
         let collapse = self.collapse(at.epoch, &genotype).await?;
+        if let (Some(es), Some(eig)) = (self.config.early_stop, collapse.hessian_eigenvalue) {
+            self.eigenvalues.push(eig);
+            self.genotypes.push(genotype.clone());
+            if es.triggered(&self.eigenvalues) {
+                let kept = self.genotypes[self.genotypes.len() - 1 - es.window].clone();
+                self.stopped = Some(EarlyStopped { epoch: at.epoch, genotype: kept });
+            }
+        }
         Ok(DartsEpoch {
             epoch: at.epoch,
             lr: self.lr_at(at.epoch),
@@ -405,14 +444,28 @@ impl Method for Darts {
         vec![("sgd", &mut self.optimizer), ("adam", &mut self.architect.optimizer)]
     }
 
+    fn stopped_early(&self) -> bool {
+        self.stopped.is_some()
+    }
+
     fn state(&self) -> DartsState {
-        DartsState { train: self.train.state(), valid: self.valid.state(), alpha_history: self.alpha_history.clone() }
+        DartsState {
+            train: self.train.state(),
+            valid: self.valid.state(),
+            alpha_history: self.alpha_history.clone(),
+            eigenvalues: self.eigenvalues.clone(),
+            genotypes: self.genotypes.clone(),
+            stopped: self.stopped.clone(),
+        }
     }
 
     fn restore(&mut self, state: DartsState) -> Result<()> {
         self.train.restore(state.train)?;
         self.valid.restore(state.valid)?;
         self.alpha_history = state.alpha_history;
+        self.eigenvalues = state.eigenvalues;
+        self.genotypes = state.genotypes;
+        self.stopped = state.stopped;
         Ok(())
     }
 }
@@ -432,6 +485,12 @@ fn check(config: &SearchConfig, data: &Dataset) -> Result<()> {
             "batch size {} is bigger than the smaller split ({half} of {} images at portion {}); use a smaller --batch-size",
             config.batch_size, data.n, config.train_portion
         ));
+    }
+    if let Some(es) = config.early_stop {
+        es.validate()?;
+        if config.hessian_iters == 0 {
+            return bad("early stopping watches the Hessian's eigenvalue: give --hessian-iters above 0".into());
+        }
     }
     let reductions = config.network.reduction_cells().len();
     let min_side = data.height.min(data.width);

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use wgpu_nas::checkpoint::Checkpoint;
+use wgpu_nas::darts::diagnostics::EarlyStop;
 use wgpu_nas::darts::{DartsEpoch, DartsSearch, DartsStep, Order, SearchConfig};
 use wgpu_nas::data::{Cifar100Labels, Dataset, Split};
 use wgpu_nas::run_dir::RunDir;
@@ -73,6 +74,15 @@ pub struct DartsArgs {
     /// respect to the alphas, every epoch (collapse diagnostics, in epochs.jsonl); 0 skips it.
     #[arg(long, default_value_t = 10)]
     hessian_iters: usize,
+    /// Stop early (DARTS-ES, RobustDARTS) once the Hessian eigenvalue's mean over the last
+    /// --early-stop-window epochs exceeds --early-stop-ratio times the mean of the window before;
+    /// the result is the genotype from a window before the stop.
+    #[arg(long)]
+    early_stop: bool,
+    #[arg(long, default_value_t = 5, requires = "early_stop")]
+    early_stop_window: usize,
+    #[arg(long, default_value_t = 1.0 / 0.75, requires = "early_stop")]
+    early_stop_ratio: f32,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -252,6 +262,9 @@ const SETTINGS: &[Setting] = &[
     Setting { id: "seed", pointer: "/seed", resumable: false },
     Setting { id: "rule", pointer: "/rule", resumable: false },
     Setting { id: "hessian_iters", pointer: "/hessian_iters", resumable: false },
+    Setting { id: "early_stop", pointer: "/early_stop", resumable: false },
+    Setting { id: "early_stop_window", pointer: "/early_stop/window", resumable: false },
+    Setting { id: "early_stop_ratio", pointer: "/early_stop/ratio", resumable: false },
 ];
 
 /// The search config the options ask for on `data`.
@@ -278,6 +291,8 @@ fn config_of(args: &DartsArgs, data: &Dataset) -> Result<SearchConfig> {
     config.seed = args.seed;
     config.rule = args.rule.into();
     config.hessian_iters = args.hessian_iters;
+    config.early_stop =
+        args.early_stop.then_some(EarlyStop { window: args.early_stop_window, ratio: args.early_stop_ratio });
     Ok(config)
 }
 
@@ -365,7 +380,9 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
             run.append("epochs.jsonl", std::slice::from_ref(s.epochs.last().expect("an epoch just closed")))?;
             run.append("alphas.jsonl", &s.method.alpha_history[alphas_seen..])?;
             alphas_seen = s.method.alpha_history.len();
-            let g = &s.epochs.last().expect("an epoch just closed").genotype;
+            // The latest epoch's genotype, or the one early stopping keeps.
+            let latest = &s.epochs.last().expect("an epoch just closed").genotype;
+            let g = s.method.stopped.as_ref().map_or(latest, |st| &st.genotype);
             run.write("genotype.json", g.to_json().as_bytes())?;
             run.write("genotype.py", format!("{}\n", g.to_python()).as_bytes())?;
             run.write("genotype.dot", g.to_dot().as_bytes())?;
@@ -380,9 +397,21 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
         g.validate(&ops).map_err(Error::from)?;
     }
     let m = gpu.memory();
+    let stopped = search.method.stopped.as_ref().map(|s| s.epoch);
     if args.run.json {
-        out::line(serde_json::json!({ "result": { "genotype": genotype, "dir": dir, "peak_gpu_bytes": m.peak } }))?;
+        out::line(serde_json::json!({ "result": {
+            "genotype": genotype, "dir": dir, "peak_gpu_bytes": m.peak, "stopped_early_after_epoch": stopped,
+        } }))?;
     } else {
+        if let (Some(epoch), Some(es)) = (stopped, search.config().early_stop) {
+            out::line(format_args!(
+                "stopped early after epoch {epoch}: the Hessian's eigenvalue grew past {:.2}x over {} epochs; \
+                 the genotype is epoch {}'s",
+                es.ratio,
+                es.window,
+                epoch - es.window
+            ))?;
+        }
         out::line(genotype.to_python())?;
         {
             out::line(format_args!(
