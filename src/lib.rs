@@ -34,6 +34,7 @@ pub mod gpu;
 pub mod metrics;
 pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod rng;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod run_dir;

@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::metrics::{MetricsRing, PendingStep};
 use crate::nn::Module;
-use crate::ops::optim::{clip_grad_norm, CosineWarmRestarts, Schedule, Sgd};
 use crate::ops::softmax;
+use crate::optim::{clip_grad_norm, CosineWarmRestarts, Schedule, Sgd};
 use crate::rng::Rng;
 use crate::space::{Genotype, ModelGraph};
 use crate::tensor::{read_all, Tensor};
@@ -135,8 +135,8 @@ impl EnasConfig {
                 "0 controller steps per epoch: the controller would never learn; give at least 1".into(),
             ));
         }
-        crate::ops::optim::check_lr("the shared weights' learning rate", self.lr_max)?;
-        crate::ops::optim::check_lr("the controller's learning rate", self.controller.lr)?;
+        crate::optim::check_lr("the shared weights' learning rate", self.lr_max)?;
+        crate::optim::check_lr("the controller's learning rate", self.controller.lr)?;
         Ok(())
     }
 }

@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::metrics::{MetricsRing, PendingStep};
 use crate::nn::Module;
-use crate::ops::optim::{clip_grad_norm, CosineAnnealing, Schedule, Sgd};
 use crate::ops::{elementwise, softmax};
+use crate::optim::{clip_grad_norm, CosineAnnealing, Schedule, Sgd};
 use crate::rng::Rng;
 use crate::space::{Genotype, MacroArch};
 use crate::tensor::{read_all, Tensor};
@@ -462,7 +462,7 @@ fn check(config: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<()> {
     if config.epochs == 0 || config.batch_size == 0 {
         return bad("epochs and batch size must be at least 1".into());
     }
-    crate::ops::optim::check_lr("the learning rate (--learning-rate)", config.lr)?;
+    crate::optim::check_lr("the learning rate (--learning-rate)", config.lr)?;
     let side = train.height.max(train.width);
     if config.augment.cutout > side {
         return bad(format!(

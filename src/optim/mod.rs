@@ -6,8 +6,7 @@
 //! hyper-parameters and per-step scalars (learning rate, bias corrections) go into a small
 //! `hyper` tensor of each optimizer, written in stream order at every step, so the uniform Params
 //! (cached by content) hold only sizes, a warm step creates no GPU objects, and several steps can
-//! be recorded into one submission. The module depends only on the GPU layer and tensors, so
-//! it can move to `src/optim/` as is.
+//! be recorded into one submission.
 
 use bytemuck::{Pod, Zeroable};
 
