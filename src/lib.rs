@@ -1,8 +1,12 @@
 //! wgpu-nas: gradient-based neural architecture search (DARTS, ENAS) on any GPU through wgpu.
 //!
-//! Layers, bottom up: [`gpu`] (device, caches, recording, readback), [`tensor`] and
-//! [`autograd`] (the tape), [`ops`] (one WGSL file and one Rust file per op family), [`nn`]
-//! (parameterised blocks) and [`fixtures`] (checks against PyTorch reference values).
+//! Layers, bottom up: [`data`] (data sets, augmentation, batches), [`gpu`] (device, caches,
+//! recording, readback), [`tensor`], [`ops`] (one WGSL file and one Rust file per op family),
+//! [`autograd`] (the tape), [`nn`] (parameterised blocks) and [`optim`] (optimizers,
+//! clipping, schedules), [`space`] (architectures as plain data, no GPU), and the searches
+//! [`darts`], [`enas`] and retraining [`train`], each of which knows only the layers below it.
+//! Beside them: [`fixtures`] (checks against PyTorch reference values), [`checkpoint`],
+//! `export` and `run_dir` (native only), [`metrics`], [`demo`] (the page's core).
 
 #![warn(missing_docs)]
 

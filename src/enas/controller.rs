@@ -21,7 +21,7 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Arch, EnasSpace};
+use super::EnasSpace;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{join, Module, Role, Visit};
@@ -29,6 +29,7 @@ use crate::ops::{elementwise, embedding::embedding, layout, linear::linear, lstm
 use crate::ops::{sample, softmax};
 use crate::optim::Adam;
 use crate::rng::Rng;
+use crate::space::Arch;
 use crate::tensor::{read_all, DType, Tensor};
 
 /// Every setting of the controller. [`ControllerConfig::micro`] and

@@ -1,7 +1,7 @@
 //! The ENAS search loop (melodyguan/enas `main.py` train loop): per epoch, shared-weight
 //! training on the training part (a fresh architecture from the controller per minibatch) and
 //! a round of controller training (reward = the sampled child's accuracy on one validation
-//! minibatch); then derivation of the final architecture, checkpoints, and `bench enas`.
+//! minibatch); then derivation of the final architecture, and checkpoints.
 //!
 //! Rewards and derivation scores use batch statistics in BN (train mode, no gradient): the
 //! running statistics mix every architecture sampled so far and fit none of them.
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::controller::{Controller, ControllerConfig, Sample, UpdateStats};
 use super::macro_space::{MacroConfig, MacroNetwork};
 use super::micro::{MicroConfig, MicroNetwork};
-use super::{Arch, EnasSpace};
+use super::EnasSpace;
 use crate::checkpoint::Checkpoint;
 use crate::data::{Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
@@ -21,12 +21,12 @@ use crate::nn::Module;
 use crate::ops::softmax;
 use crate::optim::{clip_grad_norm, CosineWarmRestarts, Schedule, Sgd};
 use crate::rng::Rng;
-use crate::space::{Genotype, ModelGraph};
+use crate::space::{Arch, Genotype, ModelGraph};
 use crate::tensor::{read_all, Tensor};
 
 /// The shared model's shape, for either space.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum ModelConfig {
+pub enum SharedModelConfig {
     /// The micro space's shared model: stacks of normal and reduction cells.
     Micro(MicroConfig),
     /// The macro space's shared model: a chain of layers with skip connections.
@@ -38,7 +38,7 @@ pub enum ModelConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnasConfig {
     /// The shared model's space and shape.
-    pub model: ModelConfig,
+    pub model: SharedModelConfig,
     /// The controller's size, sampling and REINFORCE settings.
     pub controller: ControllerConfig,
     /// Epochs to search (micro 150, macro 310).
@@ -78,7 +78,7 @@ impl EnasConfig {
     /// 0.05 -> 0.0005 restarting after 10, 20, ... epochs, 30 controller updates per epoch.
     pub fn micro(in_channels: usize, num_classes: usize) -> Self {
         EnasConfig {
-            model: ModelConfig::Micro(MicroConfig::enas(in_channels, num_classes)),
+            model: SharedModelConfig::Micro(MicroConfig::enas(in_channels, num_classes)),
             controller: ControllerConfig::micro(5),
             epochs: 150,
             batch_size: 160,
@@ -102,7 +102,7 @@ impl EnasConfig {
     /// 2.5e-4, 50 controller updates per epoch.
     pub fn macro_space(in_channels: usize, num_classes: usize) -> Self {
         EnasConfig {
-            model: ModelConfig::Macro(MacroConfig::enas(in_channels, num_classes)),
+            model: SharedModelConfig::Macro(MacroConfig::enas(in_channels, num_classes)),
             controller: ControllerConfig::macro_space(12),
             epochs: 310,
             batch_size: 128,
@@ -117,8 +117,8 @@ impl EnasConfig {
     pub fn validate(&self) -> Result<()> {
         self.controller.validate()?;
         let matches = match (&self.model, self.controller.space) {
-            (ModelConfig::Micro(m), EnasSpace::Micro { num_nodes }) => m.num_nodes == num_nodes,
-            (ModelConfig::Macro(m), EnasSpace::Macro { num_layers }) => m.num_layers == num_layers,
+            (SharedModelConfig::Micro(m), EnasSpace::Micro { num_nodes }) => m.num_nodes == num_nodes,
+            (SharedModelConfig::Macro(m), EnasSpace::Macro { num_layers }) => m.num_layers == num_layers,
             _ => false,
         };
         if !matches {
@@ -150,10 +150,10 @@ pub enum SharedModel {
 }
 
 impl SharedModel {
-    fn new(gpu: &Gpu, rng: &mut Rng, config: &ModelConfig) -> Result<SharedModel> {
+    fn new(gpu: &Gpu, rng: &mut Rng, config: &SharedModelConfig) -> Result<SharedModel> {
         Ok(match config {
-            ModelConfig::Micro(c) => SharedModel::Micro(MicroNetwork::new(gpu, rng, c.clone())?),
-            ModelConfig::Macro(c) => SharedModel::Macro(MacroNetwork::new(gpu, rng, c.clone())?),
+            SharedModelConfig::Micro(c) => SharedModel::Micro(MicroNetwork::new(gpu, rng, c.clone())?),
+            SharedModelConfig::Macro(c) => SharedModel::Macro(MacroNetwork::new(gpu, rng, c.clone())?),
         })
     }
 
@@ -309,8 +309,8 @@ impl EnasSearch {
     pub fn new(gpu: &Gpu, config: EnasConfig, data: &Dataset) -> Result<EnasSearch> {
         let mut config = config;
         match &mut config.model {
-            ModelConfig::Micro(m) => (m.in_channels, m.num_classes) = (data.channels, data.num_classes),
-            ModelConfig::Macro(m) => (m.in_channels, m.num_classes) = (data.channels, data.num_classes),
+            SharedModelConfig::Micro(m) => (m.in_channels, m.num_classes) = (data.channels, data.num_classes),
+            SharedModelConfig::Macro(m) => (m.in_channels, m.num_classes) = (data.channels, data.num_classes),
         }
         config.validate()?;
         let mut rng = Rng::new(config.seed);
