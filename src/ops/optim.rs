@@ -1,6 +1,6 @@
 //! Optimizer kernels (`shaders/optim.wgsl`): the in-place parameter updates of SGD and Adam,
 //! the clip scale, and the global L2 norm of a list of gradients. Each function launches its
-//! kernels and nothing more: the optimizers of [`crate::optim`] check parameters, gradients and
+//! kernels and nothing more: the optimizers (`src/optim/`) check parameters, gradients and
 //! state, and write the `hyper` tensor the updates read. Nothing here is recorded on the tape.
 
 use bytemuck::{Pod, Zeroable};
