@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::darts::{AlphaRecord, DartsSearch, Order, SearchConfig};
 use crate::data::Dataset;
 use crate::enas::micro::MicroConfig;
-use crate::enas::search::{EnasConfig, EnasSearch, ModelConfig as EnasModel};
+use crate::enas::search::{EnasConfig, EnasSearch, SharedModelConfig};
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, Gpu};
 use crate::space::{derive_genotype, softmax_rows, Genotype, SearchSpace, DARTS_PRIMITIVES, ENAS_MICRO_OPS};
@@ -132,7 +132,7 @@ impl DemoConfig {
 
     fn enas(&self, data: &Dataset) -> EnasConfig {
         let mut c = EnasConfig::micro(data.channels, data.num_classes);
-        c.model = EnasModel::Micro(MicroConfig {
+        c.model = SharedModelConfig::Micro(MicroConfig {
             in_channels: data.channels,
             num_classes: data.num_classes,
             channels: self.channels,

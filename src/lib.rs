@@ -1,10 +1,13 @@
 //! wgpu-nas: gradient-based neural architecture search (DARTS, ENAS) on any GPU through wgpu.
 //!
-//! Layers, bottom up: [`gpu`] (device, caches, recording, readback), [`tensor`] and
-//! [`autograd`] (the tape), [`ops`] (one WGSL file and one Rust file per op family), [`nn`]
-//! (parameterised blocks) and [`fixtures`] (checks against PyTorch reference values); then
-//! [`run_loop`] (the one loop every training method runs in), the methods [`darts`], [`enas`]
-//! and [`train`] (retraining), and [`pipeline`] (search, then retrain what was found).
+//! Layers, bottom up: [`data`] (data sets, augmentation, batches), [`gpu`] (device, caches,
+//! recording, readback), [`tensor`], [`ops`] (one WGSL file and one Rust file per op family),
+//! [`autograd`] (the tape), [`nn`] (parameterised blocks) and [`optim`] (optimizers,
+//! clipping, schedules), [`space`] (architectures as plain data, no GPU), and the searches
+//! [`darts`], [`enas`] and retraining [`train`], each a method of the one loop [`run_loop`], and
+//! [`pipeline`] (search, then retrain what was found); each knows only the layers below it.
+//! Beside them: [`fixtures`] (checks against PyTorch reference values), [`checkpoint`],
+//! `export` and `run_dir` (native only), [`metrics`], [`demo`] (the page's core).
 
 #![warn(missing_docs)]
 
@@ -36,6 +39,7 @@ pub mod gpu;
 pub mod metrics;
 pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod pipeline;
 pub mod rng;
 #[cfg(not(target_arch = "wasm32"))]

@@ -23,8 +23,8 @@ use crate::data::{Dataset, Loader, LoaderConfig, Normalize};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::metrics::{MetricsRing, PendingStep};
-use crate::ops::optim::Optimizer;
 use crate::ops::softmax;
+use crate::optim::Optimizer;
 use crate::tensor::{read_all, Tensor};
 
 /// Where a step (or a unit of the epoch's extra work) falls in the run.

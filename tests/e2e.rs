@@ -3,8 +3,8 @@
 
 use wgpu_nas::nn::{Conv, Linear, Module};
 use wgpu_nas::ops::conv::Conv2d;
-use wgpu_nas::ops::optim::Sgd;
 use wgpu_nas::ops::{elementwise::relu, pool::global_avg_pool, softmax::cross_entropy};
+use wgpu_nas::optim::Sgd;
 use wgpu_nas::rng::Rng;
 use wgpu_nas::{Gpu, Tensor};
 

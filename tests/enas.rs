@@ -6,11 +6,11 @@ mod support;
 
 use support::*;
 use wgpu_nas::enas::{
-    Arch, Controller, ControllerConfig, EnasConfig, EnasSearch, EnasSpace, MacroConfig, MicroConfig, ModelConfig,
+    Controller, ControllerConfig, EnasConfig, EnasSearch, EnasSpace, MacroConfig, MicroConfig, SharedModelConfig,
 };
 use wgpu_nas::ops::sample;
 use wgpu_nas::rng::Rng;
-use wgpu_nas::space::{MacroArch, MicroArch};
+use wgpu_nas::space::{Arch, MacroArch, MicroArch};
 use wgpu_nas::tensor::read_all;
 use wgpu_nas::Tensor;
 
@@ -222,7 +222,7 @@ fn small_data(per_class: usize) -> wgpu_nas::data::Dataset {
 fn tiny_micro_config() -> EnasConfig {
     let mut config = EnasConfig::micro(1, 10);
     config.model =
-        ModelConfig::Micro(MicroConfig { channels: 4, num_layers: 1, num_nodes: 1, ..MicroConfig::enas(1, 10) });
+        SharedModelConfig::Micro(MicroConfig { channels: 4, num_layers: 1, num_nodes: 1, ..MicroConfig::enas(1, 10) });
     config.controller = ControllerConfig { hidden: 16, num_aggregate: 5, ..ControllerConfig::micro(1) };
     config.batch_size = 16;
     config.steps_per_epoch = Some(40);
@@ -270,7 +270,7 @@ fn macro_search_runs_and_derives() {
     let gpu = gpu();
     let data = small_data(10);
     let mut config = EnasConfig::macro_space(1, 10);
-    config.model = ModelConfig::Macro(MacroConfig { channels: 4, num_layers: 3, ..MacroConfig::enas(1, 10) });
+    config.model = SharedModelConfig::Macro(MacroConfig { channels: 4, num_layers: 3, ..MacroConfig::enas(1, 10) });
     config.controller = ControllerConfig { hidden: 16, num_aggregate: 3, ..ControllerConfig::macro_space(3) };
     config.batch_size = 8;
     config.steps_per_epoch = Some(5);

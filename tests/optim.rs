@@ -7,9 +7,7 @@ mod support;
 
 use reference::{AdamConfig, SgdConfig};
 use support::*;
-use wgpu_nas::ops::optim::{
-    clip_grad_norm, grad_norm, Adam, CosineAnnealing, CosineWarmRestarts, Optimizer, Schedule, Sgd,
-};
+use wgpu_nas::optim::{clip_grad_norm, grad_norm, Adam, CosineAnnealing, CosineWarmRestarts, Optimizer, Schedule, Sgd};
 use wgpu_nas::rng::Rng;
 use wgpu_nas::{Gpu, Tensor};
 

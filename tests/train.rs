@@ -12,11 +12,12 @@ use retrain::{assert_resume_continues_exactly, config_error, small_embedded};
 use support::gpu;
 use wgpu_nas::checkpoint::Checkpoint;
 use wgpu_nas::data::{Augment, Dataset};
+use wgpu_nas::nn::auxiliary_pool;
 use wgpu_nas::nn::Module;
 use wgpu_nas::rng::Rng;
 use wgpu_nas::space::{darts_v2, Genotype, MicroArch, MicroNode};
 use wgpu_nas::train::{
-    auxiliary_pool, Architecture, Cell, CellVariant, EvalNetwork, ModelConfig, NetworkCifar, TrainConfig, Trainer,
+    Architecture, Cell, CellVariant, EvalNetwork, EvalNetworkConfig, NetworkCifar, TrainConfig, Trainer,
 };
 use wgpu_nas::Tensor;
 
@@ -28,7 +29,7 @@ fn numel(named: &[(String, Tensor)]) -> usize {
 fn darts_v2_at_paper_size_has_the_reference_parameter_count() {
     let gpu = gpu();
     let mut rng = Rng::new(0);
-    let net = NetworkCifar::new(&gpu, &mut rng, ModelConfig::darts(3, 10, darts_v2())).unwrap();
+    let net = NetworkCifar::new(&gpu, &mut rng, EvalNetworkConfig::darts(3, 10, darts_v2())).unwrap();
     assert_eq!(net.cells.len(), 20);
     let reductions: Vec<usize> = (0..20).filter(|&i| net.cells[i].reduction).collect();
     assert_eq!(reductions, [6, 13]);
@@ -70,7 +71,7 @@ fn every_reference_genotype_builds_with_the_reference_parameter_count() {
     let gpu = gpu();
     for (name, count) in REFERENCE_COUNTS {
         let genotype = Genotype::from_python_module(REFERENCE_GENOTYPES, Some(name)).unwrap();
-        let net = NetworkCifar::new(&gpu, &mut Rng::new(0), ModelConfig::darts(3, 10, genotype)).unwrap();
+        let net = NetworkCifar::new(&gpu, &mut Rng::new(0), EvalNetworkConfig::darts(3, 10, genotype)).unwrap();
         let mut named = Vec::new();
         net.params("", &mut named);
         let main: Vec<_> = named.into_iter().filter(|(n, _)| !n.contains("auxiliary")).collect();
@@ -96,7 +97,7 @@ const PNASNET_TEXT: &str = "PNASNet = genotypes.Genotype(
 #[test]
 fn pnasnet_pasted_as_text_has_the_reference_parameter_count() {
     let genotype = Genotype::from_python(PNASNET_TEXT).unwrap();
-    let net = NetworkCifar::new(&gpu(), &mut Rng::new(0), ModelConfig::darts(3, 10, genotype)).unwrap();
+    let net = NetworkCifar::new(&gpu(), &mut Rng::new(0), EvalNetworkConfig::darts(3, 10, genotype)).unwrap();
     assert!((net.count_parameters_in_mb() - 4.481110).abs() < 1e-12, "{}", net.count_parameters_in_mb());
 }
 
@@ -109,7 +110,7 @@ fn nasnet_and_amoebanet_train_with_the_7x7_operations() {
     for name in ["NASNet", "AmoebaNet"] {
         let genotype = Genotype::from_python_module(REFERENCE_GENOTYPES, Some(name)).unwrap();
         let architecture = Architecture::Cells(genotype);
-        let config = ModelConfig {
+        let config = EvalNetworkConfig {
             in_channels: 1,
             num_classes: 3,
             channels: 4,

@@ -17,8 +17,8 @@ use wgpu_nas::nn::Module;
 use wgpu_nas::rng::Rng;
 use wgpu_nas::space::{MacroArch, MacroLayer, MicroArch, MicroNode, SearchFor};
 use wgpu_nas::train::{
-    Architecture, CellVariant, EvalNetwork, FixedMacroNetwork, MacroVariant, ModelConfig, NetworkCifar, TrainConfig,
-    Trainer,
+    Architecture, CellVariant, EvalNetwork, EvalNetworkConfig, FixedMacroNetwork, MacroVariant, NetworkCifar,
+    TrainConfig, Trainer,
 };
 use wgpu_nas::{Gpu, Tensor};
 
@@ -51,7 +51,7 @@ fn network_of(
     in_channels: usize,
     variant: MacroVariant,
 ) -> FixedMacroNetwork {
-    let mut config = ModelConfig::enas_macro(in_channels, 10, arch);
+    let mut config = EvalNetworkConfig::enas_macro(in_channels, 10, arch);
     config.channels = channels;
     config.auxiliary = auxiliary;
     config.macro_variant = variant;
@@ -290,7 +290,7 @@ fn enas_architecture_files_read_back() {
     }
     // A micro architecture retrains as cells: its genotype.
     let micro = wgpu_nas::space::MicroArch::from_flat(&[0, 0, 1, 4, 1, 2, 2, 1, 1, 3, 0, 0, 2, 1, 0, 4], 2).unwrap();
-    let json = serde_json::to_string(&wgpu_nas::enas::Arch::Micro(micro.clone())).unwrap();
+    let json = serde_json::to_string(&wgpu_nas::space::Arch::Micro(micro.clone())).unwrap();
     assert_eq!(Architecture::from_enas_text(&json, None).unwrap(), Architecture::Cells(micro.to_genotype()));
 
     let err = |file: &str| Architecture::from_enas_text(file, None).unwrap_err().to_string();
@@ -446,7 +446,7 @@ fn the_reference_final_micro_architecture_has_the_reference_parameter_count() {
     let arch = MicroArch::from_reference_text(MICRO_FINAL_ARC).unwrap();
     let expected = reference_micro_count(&arch.to_flat(), 15, 36, 5, 32);
     assert_eq!(expected, 3_894_372);
-    let config = ModelConfig::enas_micro(3, 10, &arch);
+    let config = EvalNetworkConfig::enas_micro(3, 10, &arch);
     assert_eq!(
         (config.channels, config.layers, config.reduction_cells(), config.auxiliary_cell()),
         (36, 17, [5, 11], 12)
@@ -468,7 +468,7 @@ fn the_reference_final_micro_architecture_has_the_reference_parameter_count() {
 fn a_tiny_enas_micro_network_runs_with_its_auxiliary_head() {
     let gpu = gpu();
     let arch = MicroArch::from_reference_text(MICRO_FINAL_ARC).unwrap();
-    let mut config = ModelConfig::enas_micro(1, 10, &arch);
+    let mut config = EvalNetworkConfig::enas_micro(1, 10, &arch);
     (config.channels, config.layers) = (4, 5);
     assert_eq!((config.reduction_cells(), config.auxiliary_cell()), ([1, 3], 4));
     let net = NetworkCifar::new(&gpu, &mut Rng::new(0), config).unwrap();
@@ -484,13 +484,13 @@ fn a_tiny_enas_micro_network_runs_with_its_auxiliary_head() {
 /// a new config says which it is.
 #[test]
 fn a_config_without_macro_variant_is_the_searched_network() {
-    let config = ModelConfig::enas_macro(1, 10, six_layers());
+    let config = EvalNetworkConfig::enas_macro(1, 10, six_layers());
     assert_eq!(config.macro_variant, MacroVariant::Reference);
     let mut value = serde_json::to_value(&config).unwrap();
     assert_eq!(value["macro_variant"], "Reference");
-    assert_eq!(serde_json::from_value::<ModelConfig>(value.clone()).unwrap(), config);
+    assert_eq!(serde_json::from_value::<EvalNetworkConfig>(value.clone()).unwrap(), config);
     value.as_object_mut().unwrap().remove("macro_variant");
     value.as_object_mut().unwrap().remove("cell_variant");
-    let old: ModelConfig = serde_json::from_value(value).unwrap();
+    let old: EvalNetworkConfig = serde_json::from_value(value).unwrap();
     assert_eq!((old.macro_variant, old.cell_variant), (MacroVariant::Searched, CellVariant::Darts));
 }

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::model::Network;
 use crate::error::Result;
-use crate::ops::{architect as kernels, elementwise, optim, reduce, softmax};
+use crate::ops::{architect as kernels, elementwise, reduce, softmax};
+use crate::optim;
 use crate::tensor::Tensor;
 
 /// How the alpha gradient is taken (DARTS paper, section 2.3).

@@ -21,14 +21,15 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Arch, EnasSpace};
+use super::EnasSpace;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{join, Module, Role, Visit};
-use crate::ops::optim::Adam;
 use crate::ops::{elementwise, embedding::embedding, layout, linear::linear, lstm::lstm_cell, mixed_op, reduce};
 use crate::ops::{sample, softmax};
+use crate::optim::Adam;
 use crate::rng::Rng;
+use crate::space::Arch;
 use crate::tensor::{read_all, DType, Tensor};
 
 /// Every setting of the controller. [`ControllerConfig::micro`] and

@@ -12,23 +12,23 @@ use serde::{Deserialize, Serialize};
 use super::controller::{Controller, ControllerConfig, Sample, UpdateStats};
 use super::macro_space::{MacroConfig, MacroNetwork};
 use super::micro::{MicroConfig, MicroNetwork};
-use super::{Arch, EnasSpace};
+use super::EnasSpace;
 use crate::checkpoint::Checkpoint;
 use crate::data::{Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::metrics::PendingStep;
 use crate::nn::Module;
-use crate::ops::optim::{clip_grad_norm, CosineWarmRestarts, Optimizer, Schedule, Sgd};
 use crate::ops::softmax;
+use crate::optim::{clip_grad_norm, CosineWarmRestarts, Optimizer, Schedule, Sgd};
 use crate::rng::Rng;
 use crate::run_loop::{mean_of, Method, Recorded, RunLoop, StepAt};
-use crate::space::{Genotype, ModelGraph};
+use crate::space::{Arch, Genotype, ModelGraph};
 use crate::tensor::{read_all, Tensor};
 
 /// The shared model's shape, for either space.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum ModelConfig {
+pub enum SharedModelConfig {
     /// The micro space's shared model: stacks of normal and reduction cells.
     Micro(MicroConfig),
     /// The macro space's shared model: a chain of layers with skip connections.
@@ -40,7 +40,7 @@ pub enum ModelConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnasConfig {
     /// The shared model's space and shape.
-    pub model: ModelConfig,
+    pub model: SharedModelConfig,
     /// The controller's size, sampling and REINFORCE settings.
     pub controller: ControllerConfig,
     /// Epochs to search (micro 150, macro 310).
@@ -80,7 +80,7 @@ impl EnasConfig {
     /// 0.05 -> 0.0005 restarting after 10, 20, ... epochs, 30 controller updates per epoch.
     pub fn micro(in_channels: usize, num_classes: usize) -> Self {
         EnasConfig {
-            model: ModelConfig::Micro(MicroConfig::enas(in_channels, num_classes)),
+            model: SharedModelConfig::Micro(MicroConfig::enas(in_channels, num_classes)),
             controller: ControllerConfig::micro(5),
             epochs: 150,
             batch_size: 160,
@@ -104,7 +104,7 @@ impl EnasConfig {
     /// 2.5e-4, 50 controller updates per epoch.
     pub fn macro_space(in_channels: usize, num_classes: usize) -> Self {
         EnasConfig {
-            model: ModelConfig::Macro(MacroConfig::enas(in_channels, num_classes)),
+            model: SharedModelConfig::Macro(MacroConfig::enas(in_channels, num_classes)),
             controller: ControllerConfig::macro_space(12),
             epochs: 310,
             batch_size: 128,
@@ -119,8 +119,8 @@ impl EnasConfig {
     pub fn validate(&self) -> Result<()> {
         self.controller.validate()?;
         let matches = match (&self.model, self.controller.space) {
-            (ModelConfig::Micro(m), EnasSpace::Micro { num_nodes }) => m.num_nodes == num_nodes,
-            (ModelConfig::Macro(m), EnasSpace::Macro { num_layers }) => m.num_layers == num_layers,
+            (SharedModelConfig::Micro(m), EnasSpace::Micro { num_nodes }) => m.num_nodes == num_nodes,
+            (SharedModelConfig::Macro(m), EnasSpace::Macro { num_layers }) => m.num_layers == num_layers,
             _ => false,
         };
         if !matches {
@@ -137,8 +137,8 @@ impl EnasConfig {
                 "0 controller steps per epoch: the controller would never learn; give at least 1".into(),
             ));
         }
-        crate::ops::optim::check_lr("the shared weights' learning rate", self.lr_max)?;
-        crate::ops::optim::check_lr("the controller's learning rate", self.controller.lr)?;
+        crate::optim::check_lr("the shared weights' learning rate", self.lr_max)?;
+        crate::optim::check_lr("the controller's learning rate", self.controller.lr)?;
         Ok(())
     }
 }
@@ -152,10 +152,10 @@ pub enum SharedModel {
 }
 
 impl SharedModel {
-    fn new(gpu: &Gpu, rng: &mut Rng, config: &ModelConfig) -> Result<SharedModel> {
+    fn new(gpu: &Gpu, rng: &mut Rng, config: &SharedModelConfig) -> Result<SharedModel> {
         Ok(match config {
-            ModelConfig::Micro(c) => SharedModel::Micro(MicroNetwork::new(gpu, rng, c.clone())?),
-            ModelConfig::Macro(c) => SharedModel::Macro(MacroNetwork::new(gpu, rng, c.clone())?),
+            SharedModelConfig::Micro(c) => SharedModel::Micro(MicroNetwork::new(gpu, rng, c.clone())?),
+            SharedModelConfig::Macro(c) => SharedModel::Macro(MacroNetwork::new(gpu, rng, c.clone())?),
         })
     }
 
@@ -317,8 +317,8 @@ impl Enas {
     pub fn new(gpu: &Gpu, config: EnasConfig, data: &Dataset) -> Result<Enas> {
         let mut config = config;
         match &mut config.model {
-            ModelConfig::Micro(m) => (m.in_channels, m.num_classes) = (data.channels, data.num_classes),
-            ModelConfig::Macro(m) => (m.in_channels, m.num_classes) = (data.channels, data.num_classes),
+            SharedModelConfig::Micro(m) => (m.in_channels, m.num_classes) = (data.channels, data.num_classes),
+            SharedModelConfig::Macro(m) => (m.in_channels, m.num_classes) = (data.channels, data.num_classes),
         }
         config.validate()?;
         let mut rng = Rng::new(config.seed);

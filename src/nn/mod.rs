@@ -1,13 +1,22 @@
 //! Parameterised blocks built from the ops: the pieces a DARTS or ENAS network is made of.
 //! Each block owns its parameter tensors and lists them by name (`conv_1.weight`, as in the
 //! reference PyTorch code) for optimizers, checkpoints and the fixtures.
+//!
+//! - [`darts_ops`]: DARTS's candidate operations (quark0/darts `operations.py`) and the mixed op.
+//! - [`enas_ops`]: the branch operations of ENAS's macro space ([`BranchOp`]).
+//! - [`auxiliary`]: the evaluation networks' auxiliary classifier ([`AuxiliaryHeadCifar`]).
+//! - here: [`Module`], conv, BN and linear layers, the parameter count.
 
+pub mod auxiliary;
 pub mod darts_ops;
+pub mod enas_ops;
 
+pub use auxiliary::{auxiliary_pool, AuxiliaryHeadCifar};
 pub use darts_ops::{
     DilConv, FactorizedConv7x7, FactorizedReduce, Input, MixedOp, PoolBn, Preprocess, Primitive, ReluConvBn, SepConv,
     PRIMITIVES,
 };
+pub use enas_ops::BranchOp;
 
 use crate::error::Result;
 use crate::gpu::Gpu;
@@ -67,6 +76,15 @@ pub(crate) fn join(prefix: &str, name: &str) -> String {
     } else {
         format!("{prefix}.{name}")
     }
+}
+
+/// `utils.count_parameters_in_MB`: trainable values outside the auxiliary head (names containing
+/// `auxiliary`, as [`AuxiliaryHeadCifar`]'s under `auxiliary_head`), / 1e6.
+pub fn count_parameters_in_mb(net: &impl Module) -> f64 {
+    let mut named = Vec::new();
+    net.params("", &mut named);
+    let n: usize = named.iter().filter(|(name, _)| !name.contains("auxiliary")).map(|(_, t)| t.numel()).sum();
+    n as f64 / 1e6
 }
 
 /// PyTorch's default init for conv and linear layers (kaiming-uniform with a = sqrt(5)):

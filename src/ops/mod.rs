@@ -12,7 +12,7 @@ pub mod layout;
 pub mod linear;
 pub mod lstm;
 pub mod mixed_op;
-pub mod optim;
+pub(crate) mod optim;
 mod pointwise;
 pub mod pool;
 pub mod reduce;

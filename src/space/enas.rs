@@ -229,7 +229,7 @@ impl MacroArch {
     /// reference's child reads it as its `prev_layers[j]`, whose entry 0 is the stem (the stem
     /// for `j = 0`, layer `j - 1` otherwise), while its controller's attention anchor `j` is
     /// layer `j`. Our search and graphs read layer `j`; retraining follows the reference by
-    /// default ([`crate::train::MacroVariant`]).
+    /// default (its `MacroVariant`).
     pub fn from_reference_text(text: &str) -> Result<MacroArch> {
         let flat = fixed_arc_integers(text, "macro")?;
         let num_layers = (1..).find(|l| l * (l + 1) / 2 >= flat.len()).expect("the triangular numbers are unbounded");
@@ -287,5 +287,80 @@ impl MacroArch {
         }
         edges.push(GraphEdge { from: n, to: n + 1, op: CONCAT.into(), stride: 1 });
         ModelGraph { nodes, edges }
+    }
+}
+
+/// An ENAS architecture of either space, as the controller samples it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Arch {
+    /// An architecture of the micro space: a normal and a reduction cell.
+    Micro(MicroArch),
+    /// An architecture of the macro space: one operation and the skips of each layer.
+    Macro(MacroArch),
+}
+
+impl Arch {
+    /// The controller's decisions (see [`MicroArch::to_flat`], [`MacroArch::to_flat`]).
+    pub fn to_flat(&self) -> Vec<usize> {
+        match self {
+            Arch::Micro(a) => a.to_flat(),
+            Arch::Macro(a) => a.to_flat(),
+        }
+    }
+
+    /// The micro architecture as a [`Genotype`]; `None` for the macro space, which has no cells.
+    pub fn genotype(&self) -> Option<Genotype> {
+        match self {
+            Arch::Micro(a) => Some(a.to_genotype()),
+            Arch::Macro(_) => None,
+        }
+    }
+
+    /// The architecture as graphs: the normal and reduction cells (micro) or the whole network
+    /// (macro).
+    pub fn graphs(&self) -> Vec<ModelGraph> {
+        match self {
+            Arch::Micro(a) => {
+                let (normal, reduce) = a.to_graphs();
+                vec![normal, reduce]
+            }
+            Arch::Macro(a) => vec![a.to_graph()],
+        }
+    }
+
+    /// The operation names its graphs use.
+    pub fn graph_ops(&self) -> Vec<&'static str> {
+        match self {
+            Arch::Micro(_) => ENAS_MICRO_OPS.to_vec(),
+            Arch::Macro(_) => MacroArch::graph_ops(),
+        }
+    }
+
+    /// Fails unless every graph of the architecture is valid.
+    pub fn validate_graphs(&self) -> Result<()> {
+        let ops = self.graph_ops();
+        for g in self.graphs() {
+            g.validate(&ops)?;
+        }
+        Ok(())
+    }
+
+    /// Graphviz DOT of the architecture (both cells for micro, one after the other).
+    pub fn to_dot(&self) -> String {
+        match self {
+            Arch::Micro(a) => a.to_genotype().to_dot(),
+            Arch::Macro(a) => a.to_graph().to_dot(),
+        }
+    }
+}
+
+/// The layers of a macro network of `num_layers` layers after which every stored output is
+/// halved (`general_child.py`'s `pool_layers`): `L/3 - 1` and `2L/3 - 1`, none below 3 layers.
+pub fn pool_layers(num_layers: usize) -> Vec<usize> {
+    let d = num_layers / 3;
+    if d == 0 {
+        vec![]
+    } else {
+        vec![d - 1, 2 * d - 1]
     }
 }

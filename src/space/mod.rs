@@ -8,7 +8,8 @@
 //! - [`derive_genotype`]: from the architecture weights (alphas) to a genotype.
 //! - [`ModelGraph`]: any discrete architecture as nodes and edges, with [`ModelGraph::validate`].
 //! - [`SearchSpace`]: the DARTS search space the supernet is built from (operations, nodes).
-//! - [`MicroArch`], [`MacroArch`]: the ENAS encodings, with their flat controller form.
+//! - [`MicroArch`], [`MacroArch`]: the ENAS encodings, with their flat controller form; [`Arch`]:
+//!   either of them; [`pool_layers`]: where a macro network halves its resolution.
 
 mod derive;
 mod enas;
@@ -17,7 +18,7 @@ mod graph;
 mod search_space;
 
 pub use derive::{derive_cell, derive_genotype, softmax_rows, DeriveRule};
-pub use enas::{MacroArch, MacroLayer, MicroArch, MicroNode, SearchFor};
+pub use enas::{pool_layers, Arch, MacroArch, MacroLayer, MicroArch, MicroNode, SearchFor};
 pub use genotype::{darts_v1, darts_v2, Genotype};
 pub use graph::{GraphEdge, GraphNode, InvalidGraph, ModelGraph, NodeKind};
 pub use search_space::SearchSpace;

@@ -17,7 +17,7 @@
 //!
 //! [`MacroVariant::Searched`] is the network our search scores, where bit `j` joins layer `j`'s
 //! output (as the reference's controller's attention anchors and the paper read it, and as
-//! [`crate::enas::macro_space`] does), the separable ops are depthwise kxk + pointwise 1x1, the
+//! the ENAS shared model does), the separable ops are depthwise kxk + pointwise 1x1, the
 //! stem is never read after layer 0 (so it is not reduced), and the reduction is DARTS's
 //! [`FactorizedReduce`] with its leading ReLU.
 //!
@@ -33,34 +33,19 @@
 //! - Added, off by default: the [`AuxiliaryHeadCifar`] after the second pooling layer (the
 //!   reference's macro child has no auxiliary head).
 
-use serde::{Deserialize, Serialize};
-
-use super::model::{count_parameters_in_mb, Architecture, AuxiliaryHeadCifar, ModelConfig};
-use crate::enas::macro_space::{pool_layers, BranchOp};
+use super::config::{Architecture, EvalNetworkConfig, MacroVariant};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{join, BatchNorm, Conv, FactorizedReduce, Linear, Module, ReluConvBn, Visit};
+use crate::nn::{
+    count_parameters_in_mb, join, AuxiliaryHeadCifar, BatchNorm, BranchOp, Conv, FactorizedReduce, Linear, Module,
+    ReluConvBn, Visit,
+};
 use crate::ops::{conv::Conv2d, elementwise, layout, pool};
 use crate::rng::Rng;
-use crate::space::{MacroLayer, ENAS_MACRO_OPS};
+use crate::space::{pool_layers, MacroLayer, ENAS_MACRO_OPS};
 use crate::tensor::Tensor;
 
-/// Which macro network a fixed architecture builds (see the module documentation).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MacroVariant {
-    /// `general_child.py`'s fixed-architecture network.
-    #[default]
-    Reference,
-    /// The network our ENAS search scores: separable ops, bit `j` = layer `j`.
-    Searched,
-}
-
 impl MacroVariant {
-    /// The network of a saved config without the field: the searched one, the only one then.
-    pub fn before_the_field() -> MacroVariant {
-        MacroVariant::Searched
-    }
-
     /// The operation a fixed layer builds for `op` (an index into [`ENAS_MACRO_OPS`]): the
     /// reference builds the separable ones as plain convs of the same size.
     fn built_op(self, op: usize) -> &'static str {
@@ -154,7 +139,7 @@ impl Module for FixedLayer {
 /// `GeneralChild` with a fixed architecture (see the module documentation).
 pub struct FixedMacroNetwork {
     /// The configuration it was built from.
-    pub config: ModelConfig,
+    pub config: EvalNetworkConfig,
     stem_conv: Conv,
     stem_bn: BatchNorm,
     /// The layers, input side first.
@@ -171,7 +156,7 @@ pub struct FixedMacroNetwork {
 impl FixedMacroNetwork {
     /// Builds the network of `config.architecture` (a macro one) with PyTorch's default
     /// initialisation, drawn from `rng`.
-    pub fn new(gpu: &Gpu, rng: &mut Rng, config: ModelConfig) -> Result<FixedMacroNetwork> {
+    pub fn new(gpu: &Gpu, rng: &mut Rng, config: EvalNetworkConfig) -> Result<FixedMacroNetwork> {
         config.validate()?;
         let Architecture::Macro(arch) = &config.architecture else {
             return Err(Error::Config(

@@ -9,16 +9,27 @@
 //! ENAS macro architectures retrain as [`FixedMacroNetwork`] (melodyguan/enas `general_child.py`
 //! with a fixed architecture: only the chosen operations, channels doubling at the two pooling
 //! layers, concatenated skips; [`MacroVariant`] picks the reference's construction or the one
-//! our search scores); [`ModelConfig::architecture`] says which network
+//! our search scores); [`EvalNetworkConfig::architecture`] says which network
 //! ([`EvalNetwork`]) a run trains, [`TrainConfig::enas_macro`] gives the reference's settings.
+//!
+//! - [`config`]: what a run builds ([`EvalNetworkConfig`], [`Architecture`], [`CellVariant`],
+//!   [`MacroVariant`]).
+//! - [`network_cifar`]: the cell network [`NetworkCifar`] and its [`Cell`].
+//! - [`macro_model`]: the fixed ENAS macro network [`FixedMacroNetwork`].
+//! - [`eval_network`]: [`EvalNetwork`], either of the two.
+//! - [`trainer`]: the training loop [`Trainer`] and its [`TrainConfig`].
+//!
+//! The blocks (including the auxiliary head, [`crate::nn::AuxiliaryHeadCifar`]) come from
+//! [`crate::nn`], the architectures from [`crate::space`]; nothing here depends on the searches.
 
+pub mod config;
+pub mod eval_network;
 pub mod macro_model;
-pub mod model;
+pub mod network_cifar;
 pub mod trainer;
 
-pub use macro_model::{FixedLayer, FixedMacroNetwork, MacroVariant};
-pub use model::{
-    auxiliary_pool, count_parameters_in_mb, Architecture, AuxiliaryHeadCifar, Cell, CellVariant, EvalNetwork,
-    ModelConfig, NetworkCifar,
-};
+pub use config::{Architecture, CellVariant, EvalNetworkConfig, MacroVariant};
+pub use eval_network::EvalNetwork;
+pub use macro_model::{FixedLayer, FixedMacroNetwork};
+pub use network_cifar::{Cell, NetworkCifar};
 pub use trainer::{Retrain, RetrainState, TrainConfig, TrainEpoch, TrainStep, Trainer};

@@ -6,15 +6,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{auxiliary_pool, Architecture, EvalNetwork, ModelConfig};
+use super::config::{Architecture, EvalNetworkConfig};
+use super::eval_network::EvalNetwork;
 use crate::checkpoint::Checkpoint;
 use crate::data::{Augment, Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::metrics::PendingStep;
-use crate::nn::Module;
-use crate::ops::optim::{clip_grad_norm, CosineAnnealing, Optimizer, Schedule, Sgd};
+use crate::nn::{auxiliary_pool, Module};
 use crate::ops::{elementwise, softmax};
+use crate::optim::{clip_grad_norm, CosineAnnealing, Optimizer, Schedule, Sgd};
 use crate::rng::Rng;
 use crate::run_loop::{mean_of, Evaluator, Method, Recorded, RunLoop, StepAt};
 use crate::space::{Genotype, MacroArch};
@@ -24,7 +25,7 @@ use crate::tensor::Tensor;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// The evaluation network's shape and architecture.
-    pub network: ModelConfig,
+    pub network: EvalNetworkConfig,
     /// Epochs to train (600); also the period of the cosine and the drop path ramp.
     pub epochs: usize,
     /// Images per batch (96).
@@ -60,7 +61,7 @@ impl TrainConfig {
     /// lr 0.025 cosine to 0, momentum 0.9, weight decay 3e-4, clip 5, drop path 0.2, cutout 16.
     pub fn darts(in_channels: usize, num_classes: usize, genotype: Genotype) -> Self {
         TrainConfig {
-            network: ModelConfig::darts(in_channels, num_classes, genotype),
+            network: EvalNetworkConfig::darts(in_channels, num_classes, genotype),
             epochs: 600,
             batch_size: 96,
             lr: 0.025,
@@ -88,7 +89,7 @@ impl TrainConfig {
     /// `clip_mode="norm"` appends the unclipped gradients, so it does not clip).
     pub fn enas_macro(in_channels: usize, num_classes: usize, arch: MacroArch) -> Self {
         TrainConfig {
-            network: ModelConfig::enas_macro(in_channels, num_classes, arch),
+            network: EvalNetworkConfig::enas_macro(in_channels, num_classes, arch),
             epochs: 310,
             batch_size: 100,
             lr: 0.05,
@@ -360,7 +361,7 @@ fn check(config: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<()> {
     if config.epochs == 0 || config.batch_size == 0 {
         return bad("epochs and batch size must be at least 1".into());
     }
-    crate::ops::optim::check_lr("the learning rate (--learning-rate)", config.lr)?;
+    crate::optim::check_lr("the learning rate (--learning-rate)", config.lr)?;
     let side = train.height.max(train.width);
     if config.augment.cutout > side {
         return bad(format!(

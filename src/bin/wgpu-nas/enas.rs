@@ -10,7 +10,7 @@ use wgpu_nas::data::Dataset;
 use wgpu_nas::enas::controller::ControllerConfig;
 use wgpu_nas::enas::macro_space::MacroConfig;
 use wgpu_nas::enas::micro::MicroConfig;
-use wgpu_nas::enas::search::{EnasConfig, EnasEpoch, EnasSearch, EnasStep, ModelConfig};
+use wgpu_nas::enas::search::{EnasConfig, EnasEpoch, EnasSearch, EnasStep, SharedModelConfig};
 use wgpu_nas::run_dir::RunDir;
 use wgpu_nas::{Gpu, Result};
 
@@ -96,7 +96,7 @@ fn config_of(args: &EnasArgs, data: &Dataset) -> EnasConfig {
     let mut config = match args.space {
         Space::Micro => {
             let mut config = EnasConfig::micro(c, k);
-            config.model = ModelConfig::Micro(MicroConfig {
+            config.model = SharedModelConfig::Micro(MicroConfig {
                 channels: args.channels,
                 num_layers: args.layers,
                 num_nodes: args.nodes,
@@ -107,7 +107,7 @@ fn config_of(args: &EnasArgs, data: &Dataset) -> EnasConfig {
         }
         Space::Macro => {
             let mut config = EnasConfig::macro_space(c, k);
-            config.model = ModelConfig::Macro(MacroConfig {
+            config.model = SharedModelConfig::Macro(MacroConfig {
                 channels: args.channels,
                 num_layers: args.layers,
                 ..MacroConfig::enas(c, k)
@@ -276,7 +276,7 @@ struct BenchReport {
 fn bench_enas(gpu: &Gpu, num_layers: usize, channels: usize, batch_size: usize) -> Result<BenchReport> {
     let data = Dataset::embedded_train()?;
     let mut config = EnasConfig::macro_space(data.channels, data.num_classes);
-    config.model = ModelConfig::Macro(MacroConfig { channels, num_layers, ..MacroConfig::enas(1, 10) });
+    config.model = SharedModelConfig::Macro(MacroConfig { channels, num_layers, ..MacroConfig::enas(1, 10) });
     config.controller = ControllerConfig { num_aggregate: 4, ..ControllerConfig::macro_space(num_layers) };
     config.batch_size = batch_size;
     let mut search = EnasSearch::new(gpu, config, &data)?;

@@ -11,7 +11,7 @@ use wgpu_nas::darts::{DartsEpoch, DartsSearch, DartsStep, Order, SearchConfig};
 use wgpu_nas::data::{Cifar100Labels, Dataset, Split};
 use wgpu_nas::run_dir::RunDir;
 use wgpu_nas::space::{DeriveRule, Genotype, ModelGraph, SearchSpace};
-use wgpu_nas::train::ModelConfig;
+use wgpu_nas::train::EvalNetworkConfig;
 use wgpu_nas::{Error, Gpu, Result};
 
 use crate::progress::Progress;
@@ -203,7 +203,7 @@ pub fn read_genotype(path: &Path) -> Result<Genotype> {
         Genotype::from_python_module(&text, name.as_deref())
     };
     genotype
-        .and_then(|g| g.validate(&ModelConfig::known_ops()).map(|()| g))
+        .and_then(|g| g.validate(&EvalNetworkConfig::known_ops()).map(|()| g))
         .map_err(|e| Error::File { path: path.display().to_string(), msg: e.to_string() })
 }
 
