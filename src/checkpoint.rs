@@ -153,7 +153,7 @@ impl Checkpoint {
     /// Writes atomically: a temporary file beside `path`, flushed, then renamed over it.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        crate::run_dir::write_atomic_then(path, &self.to_bytes()?, || crate::run_dir::test_hook("checkpoint-written"))
+        crate::durable::write_atomic_then(path, &self.to_bytes()?, || crate::durable::test_hook("checkpoint-written"))
     }
 
     /// Reads and parses the checkpoint file at `path`.

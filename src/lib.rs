@@ -1,13 +1,14 @@
 //! wgpu-nas: gradient-based neural architecture search (DARTS, ENAS) on any GPU through wgpu.
 //!
 //! Layers, bottom up: [`data`] (data sets, augmentation, batches), [`gpu`] (device, caches,
-//! recording, readback), [`tensor`], [`ops`] (one WGSL file and one Rust file per op family),
-//! [`autograd`] (the tape), [`nn`] (parameterised blocks) and [`optim`] (optimizers,
+//! recording, readback, the [`tensor`]s, the tape the ops record on, batches uploaded), [`ops`]
+//! (one WGSL file and one Rust file per op family), [`autograd`] (the backward pass over the
+//! tape), [`nn`] (parameterised blocks) and [`optim`] (optimizers,
 //! clipping, schedules), [`space`] (architectures as plain data, no GPU), and the searches
 //! [`darts`], [`enas`] and retraining [`train`], each a method of the one loop [`run_loop`], and
 //! [`pipeline`] (search, then retrain what was found); each knows only the layers below it.
 //! Beside them: [`fixtures`] (checks against PyTorch reference values), [`checkpoint`],
-//! `export` and `run_dir` (native only), [`metrics`], [`demo`] (the page's core).
+//! `export`, `run_dir` and `durable` (atomic writes; native only), [`metrics`], [`demo`] (the page's core).
 
 #![warn(missing_docs)]
 
@@ -30,6 +31,8 @@ pub mod checkpoint;
 pub mod darts;
 pub mod data;
 pub mod demo;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod durable;
 pub mod enas;
 pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
@@ -46,11 +49,11 @@ pub mod rng;
 pub mod run_dir;
 pub mod run_loop;
 pub mod space;
-pub mod tensor;
 pub mod train;
 #[cfg(target_arch = "wasm32")]
 mod web;
 
 pub use error::{Error, Result};
+pub use gpu::tensor;
 pub use gpu::Gpu;
 pub use tensor::Tensor;

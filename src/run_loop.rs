@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Dataset, Loader, LoaderConfig, Normalize};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{DeviceLoader, Gpu};
 use crate::metrics::{MetricsRing, PendingStep};
 use crate::ops::softmax;
 use crate::optim::Optimizer;
@@ -348,7 +348,7 @@ impl<M: Method> RunLoop<M> {
 /// `batches` batches in file order, each image counted once (a smaller last batch weighted by
 /// its size). The set is held once; each evaluation rewinds to its start.
 pub struct Evaluator {
-    loader: Loader,
+    loader: DeviceLoader,
     batches: usize,
 }
 
@@ -365,7 +365,7 @@ impl Evaluator {
         let config = LoaderConfig::eval(batch_size, normalize).with_drop_last(drop_last);
         let loader = Loader::with_seed(data, config, 0)?;
         let batches = max_batches.unwrap_or(usize::MAX).min(loader.batches_per_epoch()).max(1);
-        Ok(Evaluator { loader, batches })
+        Ok(Evaluator { loader: DeviceLoader::new(loader), batches })
     }
 
     /// The held-out set.
@@ -376,7 +376,7 @@ impl Evaluator {
     /// The set's first batch (images, labels) on the GPU.
     pub fn first_batch(&mut self, gpu: &Gpu) -> Result<(Tensor, Tensor)> {
         self.loader.rewind();
-        self.loader.next_gpu(gpu)
+        self.loader.next(gpu)
     }
 
     /// (mean loss, accuracy) of `logits_of` (images [B, C, H, W] to logits [B, classes],
@@ -386,7 +386,7 @@ impl Evaluator {
         let mut scalars = Vec::with_capacity(2 * self.batches);
         let mut sizes = Vec::with_capacity(self.batches);
         for _ in 0..self.batches {
-            let (x, y) = self.loader.next_gpu(gpu)?;
+            let (x, y) = self.loader.next(gpu)?;
             sizes.push(y.numel() as f64);
             let (l, a) = gpu.no_grad(|| -> Result<_> {
                 let logits = logits_of(&x)?;

@@ -494,12 +494,12 @@ fn batches_uploaded_to_the_gpu_read_back_equal() {
     let gpu = wgpu_nas::Gpu::new().expect("adapter");
     let data = Dataset::cifar10_file(fixture("cifar10_test_20.bin")).unwrap();
     let cfg = LoaderConfig::new(8, Normalize::cifar10()).with_augment(Augment::darts_train(16));
-    let mut gpu_loader = Loader::with_seed(data.clone(), cfg.clone(), 7).unwrap();
+    let mut gpu_loader = wgpu_nas::gpu::DeviceLoader::new(Loader::with_seed(data.clone(), cfg.clone(), 7).unwrap());
     let mut host_loader = Loader::with_seed(data, cfg, 7).unwrap();
     // Batches of 8, 8, 4, then 8 again: both reusable slots, a short batch, a slot reused.
     let mut kept = Vec::new();
     for step in 0..5 {
-        let (images, labels) = gpu_loader.next_gpu(&gpu).unwrap();
+        let (images, labels) = gpu_loader.next(&gpu).unwrap();
         let expect = host_loader.next_batch();
         assert_eq!(images.shape(), &expect.shape[..], "step {step}");
         assert_eq!(labels.shape(), &[expect.len()]);

@@ -1,6 +1,6 @@
 //! Kill -9 at the worst moments, then `--resume`: every file of the run directory must end equal,
 //! byte for byte, to a run straight through. The moments are driven by the test hook
-//! (`WGPU_NAS_TEST_HOOK=POINT:N:FILE`, see `wgpu_nas::run_dir::test_hook`): the run stops there,
+//! (`WGPU_NAS_TEST_HOOK=POINT:N:FILE`, see `wgpu_nas::durable::test_hook`): the run stops there,
 //! says so in FILE, and this test kills it with SIGKILL. Points: within an epoch, between the
 //! log appends, after the logs and files but before the checkpoint, with the checkpoint's .tmp
 //! written but not renamed, and with the checkpoint in place.

@@ -1,9 +1,6 @@
-//! The autodiff tape. Ops record themselves (inputs, outputs, a backward closure that holds
-//! what it saved); `Gpu::backward` walks the tape in reverse, hands each closure the gradients
-//! of its outputs, and sums the gradients of a tensor that fed several ops.
-//!
-//! Recording happens only while gradients are enabled and some input requires a gradient, so
-//! evaluation under `Gpu::no_grad` keeps nothing alive.
+//! The backward pass: `Gpu::backward` walks the tape the ops recorded ([`crate::gpu`] keeps it,
+//! see `gpu/tape.rs`) in reverse, hands each op's closure the gradients of its outputs, and sums
+//! the gradients of a tensor that fed several ops.
 //!
 //! `Gpu::grad(loss, wrt)` (as `torch.autograd.grad`) computes only what the gradients of `wrt`
 //! need: the ops on a path from `wrt` to the loss run backward, and their other inputs get no
@@ -13,43 +10,12 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::Result;
+use crate::gpu::tape::Entry;
 use crate::gpu::Gpu;
 use crate::ops;
 use crate::tensor::{GradFlag, Tensor};
 
-/// Given the gradients of an op's outputs (zeros where an output got none), returns one entry
-/// per input: `Some(gradient)` or `None` where the input needs none.
-pub type BackwardFn = Box<dyn FnOnce(&[Tensor]) -> Result<Vec<Option<Tensor>>>>;
-
-struct Entry {
-    inputs: Vec<u64>,
-    /// The inputs' `requires_grad` flags, held weakly (they keep nothing alive).
-    flags: Vec<GradFlag>,
-    outputs: Vec<(u64, Vec<usize>)>,
-    backward: BackwardFn,
-}
-
-/// The ops recorded since the last backward pass, in execution order: each op's input ids, output
-/// ids and shapes, and its backward closure. `Gpu::backward` consumes it.
-#[derive(Default)]
-pub struct Tape {
-    entries: Vec<Entry>,
-    /// Inside [`Gpu::recording_for`]: the tensors that depend on its `wrt` (an op is recorded
-    /// only if one of its inputs is among them).
-    scope: Option<HashSet<u64>>,
-}
-
-impl Tape {
-    /// Number of recorded ops.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether no op has been recorded.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-}
+pub use crate::gpu::tape::{BackwardFn, Tape};
 
 /// Gradients by tensor, as computed by one backward pass.
 #[derive(Default)]
@@ -100,74 +66,6 @@ impl Grads {
 }
 
 impl Gpu {
-    /// Records an op on the tape when gradients are enabled and an input requires one; marks the
-    /// outputs as requiring gradients then.
-    pub(crate) fn record(
-        &self,
-        inputs: &[&Tensor],
-        outputs: &[&Tensor],
-        backward: impl FnOnce(&[Tensor]) -> Result<Vec<Option<Tensor>>> + 'static,
-    ) {
-        if !self.0.grad_enabled.get() {
-            return;
-        }
-        let mut tape = self.0.tape.borrow_mut();
-        let needed = match &tape.scope {
-            Some(scope) => inputs.iter().any(|t| scope.contains(&t.id())),
-            None => inputs.iter().any(|t| t.requires_grad()),
-        };
-        if !needed {
-            return;
-        }
-        if let Some(scope) = &mut tape.scope {
-            scope.extend(outputs.iter().map(|t| t.id()));
-        }
-        for o in outputs {
-            o.set_requires_grad(true);
-        }
-        tape.entries.push(Entry {
-            inputs: inputs.iter().map(|t| t.id()).collect(),
-            flags: inputs.iter().map(|t| t.flag()).collect(),
-            outputs: outputs.iter().map(|t| (t.id(), t.shape().to_vec())).collect(),
-            backward: Box::new(backward),
-        });
-    }
-
-    /// Runs `f` recording only what the gradients of `wrt` will need: an op is recorded only if
-    /// it depends on `wrt`, so every other parameter is a constant in `f` (no saved activations,
-    /// no gradient-only forward work for it). Then ask [`Gpu::grad`] for those gradients.
-    pub fn recording_for<R>(&self, wrt: &[Tensor], f: impl FnOnce() -> R) -> R {
-        let scope = wrt.iter().map(Tensor::id).collect();
-        let outer = self.0.tape.borrow_mut().scope.replace(scope);
-        let r = f();
-        self.0.tape.borrow_mut().scope = outer;
-        r
-    }
-
-    /// Runs `f` without recording anything on the tape (evaluation, optimizer updates).
-    pub fn no_grad<R>(&self, f: impl FnOnce() -> R) -> R {
-        let was = self.0.grad_enabled.replace(false);
-        let r = f();
-        self.0.grad_enabled.set(was);
-        r
-    }
-
-    /// False inside [`Gpu::no_grad`], where ops record nothing on the tape.
-    pub fn is_grad_enabled(&self) -> bool {
-        self.0.grad_enabled.get()
-    }
-
-    /// Number of ops recorded since the last backward pass.
-    pub fn tape_len(&self) -> usize {
-        self.0.tape.borrow().len()
-    }
-
-    /// Drops everything recorded (and the activations it kept alive).
-    pub fn clear_tape(&self) {
-        let entries = std::mem::take(&mut self.0.tape.borrow_mut().entries);
-        drop(entries);
-    }
-
     /// Gradients of a scalar (or of `sum(loss)`) with respect to every tensor on the tape that
     /// requires one. Consumes the tape.
     pub fn backward(&self, loss: &Tensor) -> Result<Grads> {
@@ -177,7 +75,7 @@ impl Gpu {
 
     /// Gradients of `L = sum_k <outputs[k], upstream[k]>`. Consumes the tape.
     pub fn backward_from(&self, seeds: &[(&Tensor, Tensor)]) -> Result<Grads> {
-        let entries = std::mem::take(&mut self.0.tape.borrow_mut().entries);
+        let entries = self.take_tape();
         self.run_backward(entries, seeds)
     }
 
@@ -185,7 +83,7 @@ impl Gpu {
     /// `torch.autograd.grad`: only the ops on a path from `wrt` to the loss run backward, and
     /// no other tensor's gradient is computed. Consumes the tape.
     pub fn grad(&self, loss: &Tensor, wrt: &[Tensor]) -> Result<Vec<Tensor>> {
-        let mut entries = std::mem::take(&mut self.0.tape.borrow_mut().entries);
+        let mut entries = self.take_tape();
         // The tensors that depend on `wrt`, in recording order; the other ops cannot reach it.
         let mut reached: HashSet<u64> = wrt.iter().map(Tensor::id).collect();
         entries.retain(|e| {
@@ -215,8 +113,8 @@ impl Gpu {
 
     fn run_backward(&self, entries: Vec<Entry>, seeds: &[(&Tensor, Tensor)]) -> Result<Grads> {
         let mut grads = Grads::default();
-        let was = self.0.grad_enabled.replace(false);
-        let result = (|| {
+        // The backward rules' own ops are not recorded.
+        let result = self.no_grad(|| {
             for (t, g) in seeds {
                 grads.accumulate(t.id(), g.clone())?;
             }
@@ -242,8 +140,7 @@ impl Gpu {
                 }
             }
             Ok(())
-        })();
-        self.0.grad_enabled.set(was);
+        });
         result.map(|()| grads)
     }
 }

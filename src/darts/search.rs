@@ -12,7 +12,7 @@ use super::model::{Network, NetworkConfig};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Augment, Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{DeviceLoader, Gpu};
 use crate::metrics::PendingStep;
 use crate::nn::Module;
 use crate::ops::softmax;
@@ -190,8 +190,8 @@ pub struct Darts {
     architect: Architect,
     optimizer: Sgd,
     schedule: CosineAnnealing,
-    train: Loader,
-    valid: Loader,
+    train: DeviceLoader,
+    valid: DeviceLoader,
     /// Scores the supernet on the validation half at the end of each epoch.
     evaluator: Evaluator,
     /// The alphas after each read-back (every `log_every` steps).
@@ -247,8 +247,8 @@ impl Darts {
         // Fixed shapes for the GPU: every step sees full batches.
         let loader_config =
             LoaderConfig::new(config.batch_size, normalize.clone()).with_augment(augment).with_drop_last(true);
-        let train = Loader::new(train_data, loader_config.clone(), &mut rng)?;
-        let valid = Loader::new(valid_data.clone(), loader_config, &mut rng)?;
+        let train = DeviceLoader::new(Loader::new(train_data, loader_config.clone(), &mut rng)?);
+        let valid = DeviceLoader::new(Loader::new(valid_data.clone(), loader_config, &mut rng)?);
         let evaluator = Evaluator::new(valid_data, config.batch_size, normalize, true, config.eval_batches)?;
         let architect = Architect::new(&net, config.architect.clone())?;
         let optimizer = Sgd::new(&net.weights(), config.lr, config.momentum, config.weight_decay, false)?;
@@ -283,8 +283,8 @@ impl Darts {
     pub fn step_with(&mut self, epoch: usize, between_halves: impl FnOnce()) -> Result<Recorded> {
         let lr = self.lr_at(epoch);
         self.optimizer.set_lr(lr);
-        let (xt, yt) = self.train.next_gpu(&self.gpu)?;
-        let (xv, yv) = self.valid.next_gpu(&self.gpu)?;
+        let (xt, yt) = self.train.next(&self.gpu)?;
+        let (xv, yv) = self.valid.next(&self.gpu)?;
         let weights = self.net.weights();
         let buffers = self.optimizer.state();
         let step = WeightStep {

@@ -1,5 +1,5 @@
-//! Batching: a seeded shuffled order per epoch, augmentation, normalisation, a resumable
-//! cursor, and double-buffered upload to the GPU.
+//! Batching: a seeded shuffled order per epoch, augmentation, normalisation and a resumable
+//! cursor, on the host ([`crate::gpu::DeviceLoader`] uploads the batches).
 //!
 //! Determinism and resume: the loader keeps one seed (drawn from the run's [`Rng`]) and a
 //! cursor (epoch, batch index). The order of epoch `e` is a permutation drawn from an `Rng`
@@ -18,9 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Augment, Dataset, Normalize};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
 use crate::rng::Rng;
-use crate::tensor::Tensor;
 
 /// How a [`Loader`] makes batches.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,11 +106,6 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.shape[0] == 0
     }
-
-    /// Uploads into new GPU tensors: images f32 `[B, C, H, W]`, labels u32 `[B]`.
-    pub fn upload(&self, gpu: &Gpu) -> Result<(Tensor, Tensor)> {
-        Ok((Tensor::from_slice(gpu, &self.shape, &self.images)?, Tensor::from_u32(gpu, &[self.len()], &self.labels)?))
-    }
 }
 
 const TAG_ORDER: u64 = 0x6f72_6465_7200_0001;
@@ -140,11 +133,8 @@ pub struct Loader {
     /// The permutation of `order_epoch`.
     order: Vec<usize>,
     order_epoch: Option<u64>,
-    /// The next batch, prepared ahead by [`Loader::next_gpu`].
+    /// The next batch, prepared ahead by [`crate::gpu::DeviceLoader`].
     prefetched: Option<Batch>,
-    /// Two reusable (images, labels) GPU pairs for full batches, written alternately.
-    slots: [Option<(Tensor, Tensor)>; 2],
-    next_slot: usize,
     scratch: Vec<u8>,
 }
 
@@ -187,8 +177,6 @@ impl Loader {
             order: Vec::new(),
             order_epoch: None,
             prefetched: None,
-            slots: [None, None],
-            next_slot: 0,
             scratch: Vec::new(),
         })
     }
@@ -305,7 +293,7 @@ impl Loader {
         }
     }
 
-    /// The next batch on the host (the prefetched one if [`Loader::next_gpu`] prepared it).
+    /// The next batch on the host (the prefetched one if [`crate::gpu::DeviceLoader`] prepared it).
     pub fn next_batch(&mut self) -> Batch {
         let batch = match self.prefetched.take() {
             Some(b) => b,
@@ -316,44 +304,10 @@ impl Loader {
     }
 
     /// Prepares the next batch on the host now (it is returned by the next call to
-    /// [`Loader::next_batch`] or [`Loader::next_gpu`]); does nothing if one is ready.
+    /// [`Loader::next_batch`] or [`crate::gpu::DeviceLoader`]); does nothing if one is ready.
     pub fn prefetch(&mut self) {
         if self.prefetched.is_none() {
             self.prefetched = Some(self.build());
         }
-    }
-
-    /// The next batch on the GPU: images f32 `[B, C, H, W]`, labels u32 `[B]`.
-    ///
-    /// Full batches are written (with [`Tensor::write`], ordered with the recorded GPU work)
-    /// into one of two tensor pairs used alternately, so no buffer is allocated per step and
-    /// the upload of batch k+1 never overwrites batch k while a step may still use it. After
-    /// the upload the following batch is prepared on the host, while the GPU works on what was
-    /// submitted. The returned tensors therefore hold this batch until the next-but-one call;
-    /// copy them ([`Tensor::duplicate`]) to keep them longer. A smaller last batch (without
-    /// `drop_last`) gets fresh tensors of its own shape.
-    pub fn next_gpu(&mut self, gpu: &Gpu) -> Result<(Tensor, Tensor)> {
-        let batch = self.next_batch();
-        let pair = if batch.len() == self.config.batch_size {
-            let slot = self.next_slot;
-            self.next_slot = 1 - slot;
-            match &self.slots[slot] {
-                Some((images, labels)) => {
-                    images.write(&batch.images)?;
-                    // `Tensor::write` copies bytes; the u32 labels go through unchanged.
-                    labels.write(bytemuck::cast_slice(&batch.labels))?;
-                    (images.clone(), labels.clone())
-                }
-                None => {
-                    let pair = batch.upload(gpu)?;
-                    self.slots[slot] = Some(pair.clone());
-                    pair
-                }
-            }
-        } else {
-            batch.upload(gpu)?
-        };
-        self.prefetch();
-        Ok(pair)
     }
 }

@@ -9,8 +9,8 @@
 //! - [`search`]: the search loop [`EnasSearch`], derivation of the final architecture,
 //!   checkpoints.
 //!
-//! The architectures themselves are plain data in [`crate::space`] ([`Arch`], [`MicroArch`],
-//! [`MacroArch`]); the blocks the shared models are built from are in [`crate::nn`].
+//! The architectures themselves are plain data in [`crate::space`] ([`EnasSpace`],
+//! [`crate::space::Arch`], [`crate::space::MicroArch`], [`crate::space::MacroArch`]); the blocks the shared models are built from are in [`crate::nn`].
 
 pub mod controller;
 pub mod macro_space;
@@ -26,50 +26,4 @@ pub use search::{
     SharedModelConfig,
 };
 
-use serde::{Deserialize, Serialize};
-
-use crate::error::Result;
-use crate::space::{Arch, MacroArch, MicroArch, ENAS_MACRO_OPS, ENAS_MICRO_OPS};
-
-/// Which ENAS search space, with its size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EnasSpace {
-    /// Normal and reduction cells of `num_nodes` nodes (5 in the paper), each node two inputs
-    /// and two operations of [`ENAS_MICRO_OPS`].
-    Micro {
-        /// Intermediate nodes per cell.
-        num_nodes: usize,
-    },
-    /// `num_layers` layers (12 in the paper), each an operation of [`ENAS_MACRO_OPS`] and a skip
-    /// bit to every earlier layer.
-    Macro {
-        /// Layers of the network.
-        num_layers: usize,
-    },
-}
-
-impl EnasSpace {
-    /// Length of the controller's decision sequence (the flat encoding).
-    pub fn num_decisions(&self) -> usize {
-        match *self {
-            EnasSpace::Micro { num_nodes } => 8 * num_nodes,
-            EnasSpace::Macro { num_layers } => num_layers + num_layers * num_layers.saturating_sub(1) / 2,
-        }
-    }
-
-    /// Number of candidate operations per choice.
-    pub fn num_ops(&self) -> usize {
-        match self {
-            EnasSpace::Micro { .. } => ENAS_MICRO_OPS.len(),
-            EnasSpace::Macro { .. } => ENAS_MACRO_OPS.len(),
-        }
-    }
-
-    /// Reads a flat decision sequence as an architecture of this space (validated).
-    pub fn decode(&self, flat: &[usize]) -> Result<Arch> {
-        Ok(match *self {
-            EnasSpace::Micro { num_nodes } => Arch::Micro(MicroArch::from_flat(flat, num_nodes)?),
-            EnasSpace::Macro { num_layers } => Arch::Macro(MacroArch::from_flat(flat, num_layers)?),
-        })
-    }
-}
+pub use crate::space::EnasSpace;

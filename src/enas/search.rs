@@ -12,17 +12,17 @@ use serde::{Deserialize, Serialize};
 use super::controller::{Controller, ControllerConfig, Sample, UpdateStats};
 use super::macro_space::{MacroConfig, MacroNetwork};
 use super::micro::{MicroConfig, MicroNetwork};
-use super::EnasSpace;
 use crate::checkpoint::Checkpoint;
 use crate::data::{Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{DeviceLoader, Gpu};
 use crate::metrics::PendingStep;
 use crate::nn::Module;
 use crate::ops::softmax;
 use crate::optim::{clip_grad_norm, CosineWarmRestarts, Optimizer, Schedule, Sgd};
 use crate::rng::Rng;
 use crate::run_loop::{mean_of, Method, Recorded, RunLoop, StepAt};
+use crate::space::EnasSpace;
 use crate::space::{Arch, Genotype, ModelGraph};
 use crate::tensor::{read_all, Tensor};
 
@@ -280,8 +280,8 @@ pub struct Enas {
     pub model: SharedModel,
     optimizer: Sgd,
     schedule: CosineWarmRestarts,
-    train: Loader,
-    valid: Loader,
+    train: DeviceLoader,
+    valid: DeviceLoader,
     rng: Rng,
     updates: u64,
     /// Every controller update's numbers.
@@ -333,8 +333,8 @@ impl Enas {
         }
         let normalize = Normalize::fit(&train_data);
         let loader_config = LoaderConfig::new(config.batch_size, normalize).with_drop_last(true);
-        let train = Loader::new(train_data, loader_config.clone(), &mut rng)?;
-        let valid = Loader::new(valid_data, loader_config, &mut rng)?;
+        let train = DeviceLoader::new(Loader::new(train_data, loader_config.clone(), &mut rng)?);
+        let valid = DeviceLoader::new(Loader::new(valid_data, loader_config, &mut rng)?);
         let weights = model.module().param_list();
         let optimizer = Sgd::new(&weights, config.lr_max, config.momentum, config.weight_decay, true)?;
         let schedule = CosineWarmRestarts::new(config.lr_max, config.lr_min, config.lr_t0, config.lr_t_mult)?;
@@ -377,7 +377,7 @@ impl Enas {
         let mut accs = Vec::with_capacity(samples.capacity());
         for _ in 0..self.config.controller.num_aggregate {
             let s = self.controller.sample(&mut self.rng).await?;
-            let (x, y) = self.valid.next_gpu(&self.gpu)?;
+            let (x, y) = self.valid.next(&self.gpu)?;
             accs.push(self.child_accuracy(&x, &y, &s.arch)?);
             samples.push(s);
         }
@@ -404,7 +404,7 @@ impl Enas {
     /// Samples `derive_samples` architectures, scores each on the same validation batch, and
     /// keeps the best and the top 10. One readback per sample plus one for all scores.
     pub async fn derive(&mut self) -> Result<Derived> {
-        let (x, y) = self.valid.next_gpu(&self.gpu)?;
+        let (x, y) = self.valid.next(&self.gpu)?;
         let mut archs = Vec::with_capacity(self.config.derive_samples);
         let mut scores = Vec::with_capacity(self.config.derive_samples);
         for _ in 0..self.config.derive_samples {
@@ -456,7 +456,7 @@ impl Method for Enas {
         let lr = self.lr_at(at.epoch);
         self.optimizer.set_lr(lr);
         let sample = self.gpu.no_grad(|| self.controller.sample(&mut self.rng)).await?;
-        let (x, y) = self.train.next_gpu(&self.gpu)?;
+        let (x, y) = self.train.next(&self.gpu)?;
         let weights = self.model.module().param_list();
         let logits = self.model.forward(&x, &sample.arch, true)?;
         let loss = softmax::cross_entropy(&logits, &y)?;

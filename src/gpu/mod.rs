@@ -5,16 +5,20 @@
 //! on native and on the web.
 
 mod adapter;
+mod device_loader;
 mod kernels;
 mod pool;
 mod profile;
 mod readback;
 mod recorder;
 pub(crate) mod shaders;
+pub(crate) mod tape;
+pub mod tensor;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use adapter::list as list_adapters;
 pub use adapter::AdapterSummary;
+pub use device_loader::{upload_batch, DeviceLoader};
 pub(crate) use kernels::Dispatch;
 pub use pool::MemoryStats;
 pub use profile::{KernelTime, Trace};
@@ -24,11 +28,11 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
-use crate::autograd::Tape;
 use crate::error::Result;
 use kernels::KernelCache;
 use pool::BufferPool;
 use recorder::Recorder;
+use tape::Tape;
 
 /// Invocations per workgroup of the 1-D kernels: within the browser's limit of 256.
 pub const WORKGROUP: u32 = 256;

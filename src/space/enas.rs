@@ -8,6 +8,49 @@ use super::graph::{GraphEdge, GraphNode, ModelGraph, NodeKind};
 use super::{CONCAT, ENAS_MACRO_OPS, ENAS_MICRO_OPS, IDENTITY};
 use crate::error::{Error, Result};
 
+/// Which ENAS search space, with its size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EnasSpace {
+    /// Normal and reduction cells of `num_nodes` nodes (5 in the paper), each node two inputs
+    /// and two operations of [`ENAS_MICRO_OPS`].
+    Micro {
+        /// Intermediate nodes per cell.
+        num_nodes: usize,
+    },
+    /// `num_layers` layers (12 in the paper), each an operation of [`ENAS_MACRO_OPS`] and a skip
+    /// bit to every earlier layer.
+    Macro {
+        /// Layers of the network.
+        num_layers: usize,
+    },
+}
+
+impl EnasSpace {
+    /// Length of the controller's decision sequence (the flat encoding).
+    pub fn num_decisions(&self) -> usize {
+        match *self {
+            EnasSpace::Micro { num_nodes } => 8 * num_nodes,
+            EnasSpace::Macro { num_layers } => num_layers + num_layers * num_layers.saturating_sub(1) / 2,
+        }
+    }
+
+    /// Number of candidate operations per choice.
+    pub fn num_ops(&self) -> usize {
+        match self {
+            EnasSpace::Micro { .. } => ENAS_MICRO_OPS.len(),
+            EnasSpace::Macro { .. } => ENAS_MACRO_OPS.len(),
+        }
+    }
+
+    /// Reads a flat decision sequence as an architecture of this space (validated).
+    pub fn decode(&self, flat: &[usize]) -> Result<Arch> {
+        Ok(match *self {
+            EnasSpace::Micro { num_nodes } => Arch::Micro(MicroArch::from_flat(flat, num_nodes)?),
+            EnasSpace::Macro { num_layers } => Arch::Macro(MacroArch::from_flat(flat, num_layers)?),
+        })
+    }
+}
+
 /// One node of an ENAS micro cell: two inputs (0 and 1 are the cell inputs, `2 + j` is node
 /// `j`), each with an operation (an index into [`ENAS_MICRO_OPS`]); the results are summed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

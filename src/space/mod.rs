@@ -18,7 +18,7 @@ mod graph;
 mod search_space;
 
 pub use derive::{derive_cell, derive_genotype, softmax_rows, DeriveRule};
-pub use enas::{pool_layers, Arch, MacroArch, MacroLayer, MicroArch, MicroNode, SearchFor};
+pub use enas::{pool_layers, Arch, EnasSpace, MacroArch, MacroLayer, MicroArch, MicroNode, SearchFor};
 pub use genotype::{darts_v1, darts_v2, Genotype};
 pub use graph::{GraphEdge, GraphNode, InvalidGraph, ModelGraph, NodeKind};
 pub use search_space::SearchSpace;

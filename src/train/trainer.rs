@@ -11,7 +11,7 @@ use super::eval_network::EvalNetwork;
 use crate::checkpoint::Checkpoint;
 use crate::data::{Augment, Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{DeviceLoader, Gpu};
 use crate::metrics::PendingStep;
 use crate::nn::{auxiliary_pool, Module};
 use crate::ops::{elementwise, softmax};
@@ -162,7 +162,7 @@ pub struct Retrain {
     schedule: CosineAnnealing,
     /// Draws the drop-path masks (weight init and the loader's seed came from it first).
     rng: Rng,
-    train: Loader,
+    train: DeviceLoader,
     /// Scores the network on the test set after each epoch.
     evaluator: Evaluator,
     /// [1] = auxiliary_weight, a constant the auxiliary loss is scaled by on the GPU.
@@ -240,7 +240,7 @@ impl Retrain {
         // and no BN step on a handful of images.
         let loader_config =
             LoaderConfig::new(config.batch_size, normalize.clone()).with_augment(config.augment).with_drop_last(true);
-        let train = Loader::new(train.clone(), loader_config, &mut rng)?;
+        let train = DeviceLoader::new(Loader::new(train.clone(), loader_config, &mut rng)?);
         let evaluator = Evaluator::new(test.clone(), config.batch_size, normalize, false, config.eval_batches)?;
         let optimizer = Sgd::new(&net.param_list(), config.lr, config.momentum, config.weight_decay, false)?;
         let schedule = CosineAnnealing::new(config.lr, config.lr_min, config.epochs as f64)?;
@@ -298,7 +298,7 @@ impl Method for Retrain {
         let lr = self.lr_at(at.epoch);
         let drop_prob = self.drop_prob_at(at.epoch);
         self.optimizer.set_lr(lr);
-        let (x, y) = self.train.next_gpu(&self.gpu)?; // x: [B, C, H, W], y: [B]
+        let (x, y) = self.train.next(&self.gpu)?; // x: [B, C, H, W], y: [B]
         let params = self.net.param_list();
         let (logits, logits_aux) = self.net.forward(&x, true, drop_prob, &mut self.rng)?;
         let mut loss = softmax::cross_entropy(&logits, &y)?; // []

@@ -43,7 +43,7 @@ pub fn assert_resume_continues_exactly(gpu: &Gpu, config: TrainConfig, train: &D
     pollster::block_on(first.run_epoch(|_| {})).unwrap();
     pollster::block_on(first.step()).unwrap();
     first.save(&path).unwrap();
-    assert!(!wgpu_nas::run_dir::tmp_path(&path).exists(), "written through a temporary file, then renamed");
+    assert!(!wgpu_nas::durable::tmp_path(&path).exists(), "written through a temporary file, then renamed");
     let steps_per_epoch = first.steps_per_epoch() as u64;
     drop(first);
     let mut resumed = Trainer::load(gpu, &path, train, test).unwrap();

@@ -344,7 +344,7 @@ where
                 }
                 let (step, text) = step_line(m);
                 progress.update(step + 1, text);
-                wgpu_nas::run_dir::test_hook("step");
+                wgpu_nas::durable::test_hook("step");
             }))?;
             run.append("metrics.jsonl", &search.metrics[metrics_before..])?;
             (shown.files)(run, search)?;

@@ -185,7 +185,7 @@ pub fn export_weights(run: &Path, format: Option<Format>, output: Option<PathBuf
         _ => wgpu_nas::export::safetensors(&checkpoint)?,
     };
     let path = output.unwrap_or_else(|| run.join(file));
-    wgpu_nas::run_dir::write_atomic(&path, &bytes)?;
+    wgpu_nas::durable::write_atomic(&path, &bytes)?;
     out::line(format_args!("wrote {} ({} bytes)", path.display(), bytes.len()))?;
     Ok(ExitCode::SUCCESS)
 }

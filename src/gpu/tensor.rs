@@ -8,8 +8,8 @@ use std::cell::Cell;
 use std::fmt;
 use std::rc::{Rc, Weak};
 
+use super::{Gpu, GpuBuffer};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuBuffer};
 
 /// The element type of a tensor; both are 4 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
