@@ -210,7 +210,7 @@ fn tiny_searches_draw_their_plots() {
     ];
     let out = wgpu_nas(&args);
     assert!(out.status.success(), "{}", text(&out));
-    for f in ["alphas_normal.png", "alphas_reduce.png", "loss.png", "accuracy.png"] {
+    for f in ["alphas_normal.png", "alphas_reduce.png", "loss.png", "accuracy.png", "collapse.png"] {
         assert_png(&dir.join(f));
     }
     // 4 steps per epoch: alphas are read back every step, so the plots have 4 points per line.

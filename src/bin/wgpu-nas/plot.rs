@@ -202,16 +202,48 @@ impl Series {
     }
 }
 
+/// One chart of a figure: its title, y axis and series.
+pub struct Panel<'a> {
+    pub title: &'a str,
+    pub y_desc: &'a str,
+    pub series: &'a [Series],
+}
+
 /// Curves against the step (or update), one colour per series, the legend in its own strip below.
 pub fn curves(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Series]) -> Result<()> {
+    panels(path, x_desc, &[Panel { title, y_desc, series }])
+}
+
+/// Charts stacked top to bottom on one x axis, each with its own y scale and its legend strip
+/// below it.
+pub fn panels(path: &Path, x_desc: &str, panels: &[Panel<'_>]) -> Result<()> {
     font_ready()?;
     let width = 1000u32;
-    let names: Vec<String> = series.iter().map(|s| s.name.clone()).collect();
-    let legend_h = 20 + 30 * legend_rows(&names, width);
-    let height = 560 + legend_h;
+    let names = |p: &Panel<'_>| p.series.iter().map(|s| s.name.clone()).collect::<Vec<String>>();
+    let legend_h = |p: &Panel<'_>| 20 + 30 * legend_rows(&names(p), width);
+    let height: u32 = panels.iter().map(|p| 560 + legend_h(p)).sum();
     let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
     tried!(path, root.fill(&WHITE));
-    let (plot, legend) = root.split_vertically(height - legend_h);
+    let mut rest = root.clone();
+    for p in panels {
+        let (area, below) = rest.split_vertically(560 + legend_h(p));
+        rest = below;
+        let (plot, legend) = area.split_vertically(560);
+        chart(&plot, path, p.title, x_desc, p.y_desc, p.series)?;
+        legend_strip(&legend, &names(p), path)?;
+    }
+    tried!(path, root.present());
+    Ok(())
+}
+
+fn chart(
+    plot: &DrawingArea<BitMapBackend<'_>, Shift>,
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+) -> Result<()> {
     let points = || series.iter().flat_map(|s| s.points.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
     let (x_lo, x_hi) = step_range(points().map(|p| p.0));
     let (y_lo, y_hi) = padded(
@@ -220,17 +252,21 @@ pub fn curves(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Se
     );
     let mut chart = tried!(
         path,
-        ChartBuilder::on(&plot)
+        ChartBuilder::on(plot)
             .caption(title, (FONT, 28))
             .margin(16)
             .x_label_area_size(50)
-            .y_label_area_size(70)
+            .y_label_area_size(95)
             .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
     );
+    // x is a step, update or epoch count: on a short axis, one tick per integer (finer ticks
+    // would repeat labels).
+    let x_ticks = if x_hi - x_lo < 10.0 { (x_hi - x_lo) as usize + 1 } else { 10 };
     tried!(
         path,
         chart
             .configure_mesh()
+            .x_labels(x_ticks)
             .x_desc(x_desc)
             .y_desc(y_desc)
             .label_style((FONT, 18))
@@ -245,12 +281,11 @@ pub fn curves(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Se
         let line = if s.markers || s.points.len() < 3 { line.point_size(4) } else { line };
         tried!(path, chart.draw_series(line));
     }
-    legend_strip(&legend, &names, path)?;
-    tried!(path, root.present());
     Ok(())
 }
 
-/// Writes alphas_normal.png, alphas_reduce.png, loss.png and accuracy.png of a DARTS search.
+/// Writes alphas_normal.png, alphas_reduce.png, loss.png, accuracy.png and collapse.png of a
+/// DARTS search.
 pub fn darts(dir: &Path, search: &wgpu_nas::darts::DartsSearch) -> Result<()> {
     let ops = search.method.net.config.space.primitives.clone();
     let steps = search.method.net.config.space.steps;
@@ -287,7 +322,50 @@ pub fn darts(dir: &Path, search: &wgpu_nas::darts::DartsSearch) -> Result<()> {
             Series::new("train (weights' batch)", at(|s| s.train_acc, 100.0), false),
             Series::new("validation (alphas' batch)", at(|s| s.val_acc, 100.0), false),
         ],
-    )
+    )?;
+    collapse(&dir.join("collapse.png"), &search.epochs)
+}
+
+/// The collapse diagnostics against the epoch (RobustDARTS): the dominant Hessian eigenvalue
+/// (when computed), the mean softmax entropy of each cell type's edges, and the parameter-free
+/// operations of the derived cells.
+fn collapse(path: &Path, epochs: &[wgpu_nas::darts::DartsEpoch]) -> Result<()> {
+    let per_epoch = |f: &dyn Fn(&wgpu_nas::darts::diagnostics::Collapse) -> Option<f64>| {
+        epochs.iter().filter_map(|e| Some((e.epoch as f64, f(&e.collapse)?))).collect::<Vec<_>>()
+    };
+    let eigen = [Series::new(
+        "dominant eigenvalue of the validation loss's Hessian in the alphas",
+        per_epoch(&|c| c.hessian_eigenvalue.map(f64::from)),
+        true,
+    )];
+    let entropy = [
+        Series::new("normal cell", per_epoch(&|c| Some(c.entropy_normal as f64)), true),
+        Series::new("reduction cell", per_epoch(&|c| Some(c.entropy_reduce as f64)), true),
+    ];
+    let free = [Series::new(
+        "parameter-free operations in the derived cells",
+        per_epoch(&|c| Some(c.parameter_free as f64)),
+        true,
+    )];
+    let mut shown = vec![];
+    if eigen[0].points.iter().any(|p| p.1.is_finite()) {
+        shown.push(Panel {
+            title: "Collapse: Hessian eigenvalue (grows as the search collapses)",
+            y_desc: "eigenvalue",
+            series: &eigen,
+        });
+    }
+    shown.push(Panel {
+        title: "Mean entropy of the edges' softmax(alpha)",
+        y_desc: "entropy (nats)",
+        series: &entropy,
+    });
+    shown.push(Panel {
+        title: "Parameter-free operations in the derived genotype",
+        y_desc: "operations",
+        series: &free,
+    });
+    panels(path, "epoch", &shown)
 }
 
 /// Writes reward.png (mean reward and baseline per controller update), loss.png and

@@ -416,7 +416,7 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
         {
             out::line(format_args!(
                 "results in {}: genotype.json, genotype.py, genotype.dot, metrics.jsonl, epochs.jsonl, alphas.jsonl, checkpoint.bin, \
-                 alphas_normal.png, alphas_reduce.png, loss.png, accuracy.png ({:.0} s, peak GPU memory {:.1} MiB)",
+                 alphas_normal.png, alphas_reduce.png, loss.png, accuracy.png, collapse.png ({:.0} s, peak GPU memory {:.1} MiB)",
                 dir.display(),
                 started.elapsed().as_secs_f64(),
                 m.peak as f64 / 1048576.0
