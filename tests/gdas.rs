@@ -17,7 +17,9 @@ fn gdas_ranks_the_planted_operation_first_on_5_of_5_seeds() {
     let gpu = Gpu::new().unwrap();
     let data = planted(99, 1024);
     for seed in 0..5 {
-        let config = planted_config(SearchConfig::gdas(1, 2), seed);
+        let mut config = planted_config(SearchConfig::gdas(1, 2), seed);
+        // One sampled op per edge learns a third as often as DARTS's mixture: more steps.
+        config.epochs = 10;
         let mut search = GdasSearch::new(&gpu, config, &data).unwrap();
         let mut last = None;
         while !search.is_finished() {
@@ -34,7 +36,11 @@ fn gdas_ranks_the_planted_operation_first_on_5_of_5_seeds() {
         for (op, _) in &last.genotype.normal {
             assert_eq!(op, "sep_conv_3x3", "seed {seed}: alphas {normal:?}");
         }
-        assert!(last.val_acc > 0.9, "seed {seed}: the argmax architecture did not learn the task ({:.2})", last.val_acc);
+        assert!(
+            last.val_acc > 0.9,
+            "seed {seed}: the argmax architecture did not learn the task ({:.2})",
+            last.val_acc
+        );
         assert!(last.collapse.hessian_eigenvalue.is_some(), "collapse diagnostics every epoch");
     }
 }
@@ -46,7 +52,8 @@ fn gdas_ranks_the_planted_operation_first_on_5_of_5_seeds() {
 fn a_gdas_step_runs_one_candidate_op_per_edge() {
     let gpu = Gpu::new().unwrap();
     let data = small_fashion(200);
-    let space = SearchSpace::with_ops(&["max_pool_3x3", "avg_pool_3x3", "skip_connect"]).unwrap().with_steps(2, 2).unwrap();
+    let space =
+        SearchSpace::with_ops(&["max_pool_3x3", "avg_pool_3x3", "skip_connect"]).unwrap().with_steps(2, 2).unwrap();
     let configure = |base: SearchConfig| {
         let mut c = small_config(base, 8);
         c.network.layers = 3; // a normal cell, then two reduction cells
@@ -77,11 +84,21 @@ fn a_gdas_step_runs_one_candidate_op_per_edge() {
         };
         assert_eq!(trace.count("pool", "max_forward"), runs(max), "step {s}: max-pool forwards ({sampled:?})");
         assert_eq!(trace.count("pool", "avg_forward"), runs(avg), "step {s}: avg-pool forwards ({sampled:?})");
-        assert!(trace.count("pool", "max_backward") <= runs(max), "step {s}: at most one backward per sampled max-pool");
-        assert!(trace.count("pool", "avg_backward") <= runs(avg), "step {s}: at most one backward per sampled avg-pool");
+        assert!(
+            trace.count("pool", "max_backward") <= runs(max),
+            "step {s}: at most one backward per sampled max-pool"
+        );
+        assert!(
+            trace.count("pool", "avg_backward") <= runs(avg),
+            "step {s}: at most one backward per sampled avg-pool"
+        );
         assert!(sampled.iter().all(|h| h.iter().all(|cell| cell.len() == edges && cell.iter().all(|&i| i < 3))));
         assert_eq!(trace.count("mixed_op", "weighted_sum"), 0, "no op is mixed");
-        assert_eq!(trace.count("mixed_op", "hard_select"), 2 * cells.len() * edges, "one selected op per edge and half");
+        assert_eq!(
+            trace.count("mixed_op", "hard_select"),
+            2 * cells.len() * edges,
+            "one selected op per edge and half"
+        );
 
         gpu.synchronize();
         let d0 = gpu.dispatches();
@@ -129,13 +146,17 @@ fn a_resumed_gdas_search_continues_exactly() {
     assert_eq!(a, b, "alphas differ after resume");
     assert_eq!(straight.metrics, resumed.metrics);
     assert_eq!(straight.epochs, resumed.epochs, "epochs (genotypes, collapse diagnostics) differ after resume");
-    assert_eq!(straight.method.relaxation.last_sampled, resumed.method.relaxation.last_sampled, "the last samples differ");
+    assert_eq!(
+        straight.method.relaxation.last_sampled, resumed.method.relaxation.last_sampled,
+        "the last samples differ"
+    );
     let wa: Vec<Vec<f32>> = straight.method.net.weights().iter().map(|w| w.to_vec().unwrap()).collect();
     let wb: Vec<Vec<f32>> = resumed.method.net.weights().iter().map(|w| w.to_vec().unwrap()).collect();
     assert!(wa == wb, "weights differ after resume");
     // The alphas really moved, every one of them (each edge's gradient reaches all its ops).
     let start = GdasSearch::new(&gpu, config, &data).unwrap();
     let (n0, r0) = pollster::block_on(start.method.alphas()).unwrap();
-    let moved = |now: &[Vec<f32>], was: &[Vec<f32>]| now.iter().flatten().zip(was.iter().flatten()).all(|(x, y)| x != y);
+    let moved =
+        |now: &[Vec<f32>], was: &[Vec<f32>]| now.iter().flatten().zip(was.iter().flatten()).all(|(x, y)| x != y);
     assert!(moved(&a.0, &n0) && moved(&a.1, &r0), "some alpha never moved");
 }

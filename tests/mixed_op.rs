@@ -184,9 +184,19 @@ fn hard_select_matches_finite_differences() {
     let gpu = gpu();
     let mut rng = Rng::new(24);
     let shape = [2, 3, 3, 3];
-    let inputs =
-        vec![(vec![EDGES, PRIMITIVES], rng.normal_vec(EDGES * PRIMITIVES, 0.5)), (shape.to_vec(), rand_vec(&mut rng, 54))];
-    check_finite_differences(&gpu, &inputs, |t| mixed_op::hard_select(&t[0], 5, 3, Some(&t[1]), &shape).unwrap(), 1e-3, 24, 1e-2, 6);
+    let inputs = vec![
+        (vec![EDGES, PRIMITIVES], rng.normal_vec(EDGES * PRIMITIVES, 0.5)),
+        (shape.to_vec(), rand_vec(&mut rng, 54)),
+    ];
+    check_finite_differences(
+        &gpu,
+        &inputs,
+        |t| mixed_op::hard_select(&t[0], 5, 3, Some(&t[1]), &shape).unwrap(),
+        1e-3,
+        24,
+        1e-2,
+        6,
+    );
 }
 
 /// The straight-through sample of GDAS: one-hot in value at argmax(alpha + g), and the
@@ -243,7 +253,10 @@ fn gdas_hard_sample_is_one_hot_and_its_gradient_reaches_the_alphas() {
         minus[i] -= eps;
         let numeric = (soft(&plus) - soft(&minus)) / (2.0 * eps as f64);
         let a = analytic[i] as f64;
-        assert!((a - numeric).abs() <= 1e-3 * numeric.abs().max(1.0), "dalpha[{i}]: tape {a}, finite difference {numeric}");
+        assert!(
+            (a - numeric).abs() <= 1e-3 * numeric.abs().max(1.0),
+            "dalpha[{i}]: tape {a}, finite difference {numeric}"
+        );
         if i / k == edge {
             assert!(a != 0.0, "every alpha of the used edge gets a gradient (dalpha[{i}] = 0)");
         } else {

@@ -140,8 +140,11 @@ pub fn hard_sample(alpha: &Tensor, host: &[f32], gumbels: &[f32], tau: f32) -> R
     let &[_, k] = &shape[..] else {
         return Err(Error::shape("hard_sample", format!("alphas must be [edges, ops], got {shape:?}")));
     };
-    if host.len() != alpha.numel() || gumbels.len() != alpha.numel() || !(tau > 0.0) {
-        return Err(Error::shape("hard_sample", format!("{} alphas and {} draws for {shape:?} at tau {tau}", host.len(), gumbels.len())));
+    if host.len() != alpha.numel() || gumbels.len() != alpha.numel() || !(tau > 0.0 && tau.is_finite()) {
+        return Err(Error::shape(
+            "hard_sample",
+            format!("{} alphas and {} draws for {shape:?} at tau {tau}", host.len(), gumbels.len()),
+        ));
     }
     let index = sampled_ops(host, gumbels, k);
     let mut one_hot = vec![0.0; alpha.numel()];

@@ -13,5 +13,6 @@ pub use architect::{Architect, ArchitectConfig, Order, ValScore, WeightStep};
 pub use gdas::{Gdas, GdasSearch, Temperature};
 pub use model::{Mixing, Network, NetworkConfig};
 pub use search::{
-    AlphaRecord, Darts, DartsEpoch, DartsSearch, DartsState, DartsStep, Relaxation, SearchConfig, StepParts, SupernetSearch,
+    AlphaRecord, Darts, DartsEpoch, DartsSearch, DartsState, DartsStep, Relaxation, SearchConfig, StepParts,
+    SupernetSearch,
 };

@@ -251,7 +251,10 @@ impl Network {
         for m in mixing {
             if let Mixing::Hard { index, .. } = m {
                 if index.len() != edges {
-                    return Err(Error::shape("Network::forward_mixed", format!("{} sampled ops for {edges} edges", index.len())));
+                    return Err(Error::shape(
+                        "Network::forward_mixed",
+                        format!("{} sampled ops for {edges} edges", index.len()),
+                    ));
                 }
             }
         }

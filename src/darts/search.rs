@@ -288,7 +288,9 @@ impl Relaxation for Architect {
 
     fn new(net: &Network, config: &SearchConfig) -> Result<Architect> {
         if config.temperature.is_some() {
-            return Err(Error::Config("DARTS samples nothing: a temperature schedule is for GDAS (search gdas)".into()));
+            return Err(Error::Config(
+                "DARTS samples nothing: a temperature schedule is for GDAS (search gdas)".into(),
+            ));
         }
         Architect::new(net, config.architect.clone())
     }

@@ -469,7 +469,10 @@ impl MixedOp {
         let shape = [s[0], s[1], s[2].div_ceil(self.stride), s[3].div_ceil(self.stride)];
         if let Some(y) = &y {
             if y.shape() != shape {
-                return Err(Error::shape("MixedOp::forward_hard", format!("{name} gave {:?}, want {shape:?}", y.shape())));
+                return Err(Error::shape(
+                    "MixedOp::forward_hard",
+                    format!("{name} gave {:?}, want {shape:?}", y.shape()),
+                ));
             }
         }
         mixed_op::hard_select(h, edge, k, y.as_ref(), &shape)

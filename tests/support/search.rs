@@ -53,7 +53,6 @@ pub fn small_fashion(n: usize) -> Dataset {
     Dataset::new("fashion-14", images, labels, 1, 14, 14, 10, full.class_names.clone()).unwrap()
 }
 
-
 /// The search the planted task is solved with: one cell of one node over skip_connect,
 /// avg_pool_3x3 and sep_conv_3x3, starting from `base` (a method's defaults: DARTS, GDAS).
 pub fn planted_config(base: SearchConfig, seed: u64) -> SearchConfig {
@@ -90,4 +89,3 @@ pub fn small_config(base: SearchConfig, seed: u64) -> SearchConfig {
     c.seed = seed;
     c
 }
-

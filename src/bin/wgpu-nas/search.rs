@@ -314,27 +314,27 @@ impl SupernetArgs {
     fn config(&self, config: SearchConfig) -> Result<SearchConfig> {
         let (args, mut config) = (self, config);
         config.architect.lr = args.arch_learning_rate;
-    config.epochs = args.epochs;
-    config.batch_size = args.batch_size;
-    config.lr = args.learning_rate;
-    config.network.channels = args.init_channels;
-    config.network.layers = args.layers;
-    if let Some(ops) = &args.ops {
-        let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
-        config.network.space = SearchSpace::with_ops(&ops)?;
-    }
-    config.steps_per_epoch = (args.steps_per_epoch > 0).then_some(args.steps_per_epoch);
-    // Metrics and alphas are read back every `log_every` steps (10 by default); a short run
-    // would record too few points to plot, so read back 4 times an epoch at least.
-    if args.steps_per_epoch > 0 {
-        config.log_every = (args.steps_per_epoch / 4).clamp(1, config.log_every.max(1));
-    }
-    config.eval_batches = (args.eval_batches > 0).then_some(args.eval_batches);
-    config.seed = args.seed;
-    config.rule = args.rule.into();
-    config.hessian_iters = args.hessian_iters;
-    config.early_stop =
-        args.early_stop.then_some(EarlyStop { window: args.early_stop_window, ratio: args.early_stop_ratio });
+        config.epochs = args.epochs;
+        config.batch_size = args.batch_size;
+        config.lr = args.learning_rate;
+        config.network.channels = args.init_channels;
+        config.network.layers = args.layers;
+        if let Some(ops) = &args.ops {
+            let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
+            config.network.space = SearchSpace::with_ops(&ops)?;
+        }
+        config.steps_per_epoch = (args.steps_per_epoch > 0).then_some(args.steps_per_epoch);
+        // Metrics and alphas are read back every `log_every` steps (10 by default); a short run
+        // would record too few points to plot, so read back 4 times an epoch at least.
+        if args.steps_per_epoch > 0 {
+            config.log_every = (args.steps_per_epoch / 4).clamp(1, config.log_every.max(1));
+        }
+        config.eval_batches = (args.eval_batches > 0).then_some(args.eval_batches);
+        config.seed = args.seed;
+        config.rule = args.rule.into();
+        config.hessian_iters = args.hessian_iters;
+        config.early_stop =
+            args.early_stop.then_some(EarlyStop { window: args.early_stop_window, ratio: args.early_stop_ratio });
         Ok(config)
     }
 }
