@@ -4,8 +4,8 @@
 // and never read.
 //
 // GDAS's edge (hard_select): only the sampled op k runs; out = h[k] * y + sum_{i != k} h[i] over
-// the edge's row of the hard sample h, with dh[k] = <dout, y>, dh[i != k] = sum(dout) (and
-// dy = h[k] * dout through scale_terms).
+// the edge's row of the hard sample h, with dh[k] = <dout, y>, dh[i != k] = sum(dout) (dy =
+// h[k] * dout is elementwise.wgsl's scale).
 
 struct Params {
     n: u32,          // elements of each term
@@ -144,31 +144,27 @@ fn dot_finish() {
     }
 }
 
-// hard_select: out = h[row + k] * y + sum_{i != k} h[row + i]
+// hard_select: out = h[row + k] * y + sum_{i != k} h[row + i], four elements per thread (buffers
+// are padded to 16 bytes: the last vec4 may run past n into the padding)
 @group(0) @binding(1) var<storage, read> hs_h: array<f32>;
-@group(0) @binding(2) var<storage, read> hs_y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> hs_out: array<f32>;
+@group(0) @binding(2) var<storage, read> hs_y: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> hs_out: array<vec4<f32>>;
 
-// The other ops' weights (forward zero in a straight-through sample, there for their gradient),
-// summed in column order.
-fn rest_of_row(row: u32, k: u32) -> f32 {
-    var rest = 0.0;
-    for (var i = 0u; i < p.count; i = i + 1u) {
-        if (i != k) { rest = rest + hs_h[row + i]; }
-    }
-    return rest;
-}
-
-// One thread per element, i = gid.x + gid.y * nwg.x * 256; without y (`none` chosen) only the
-// rest of the row.
+// One thread per 4 elements, i = index(gid, nwg); the other ops' weights (forward zero in a
+// straight-through sample, there for their gradient) summed in column order once per thread;
+// without y (`none` chosen) only that sum.
 @compute @workgroup_size(256)
 fn hard_select(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    if (i >= p.n) { return; }
+    let i = index(gid, nwg);
+    if (i >= (p.n + 3u) / 4u) { return; }
     let row = p.idx[0].x;
     let k = p.idx[0].y;
-    var acc = rest_of_row(row, k);
-    if (p.has_y == 1u) { acc = fma(hs_h[row + k], hs_y[i], acc); }
+    var rest = 0.0;
+    for (var j = 0u; j < p.count; j = j + 1u) {
+        if (j != k) { rest = rest + hs_h[row + j]; }
+    }
+    var acc = vec4<f32>(rest);
+    if (p.has_y == 1u) { acc = fma(vec4<f32>(hs_h[row + k]), hs_y[i], acc); }
     hs_out[i] = acc;
 }
 

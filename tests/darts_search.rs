@@ -7,7 +7,6 @@ use search_data::{planted, planted_config, small_config, small_fashion};
 
 use wgpu_nas::checkpoint::Checkpoint;
 use wgpu_nas::darts::{DartsSearch, SearchConfig};
-use wgpu_nas::space::SearchSpace;
 use wgpu_nas::Gpu;
 
 #[test]

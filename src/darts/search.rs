@@ -255,7 +255,7 @@ impl StepParts<'_> {
         Ok((self.train.next_gpu(self.gpu)?, self.valid.next_gpu(self.gpu)?))
     }
 
-    /// The weight step on a training batch (x [B, C, H, W], labels y [B]): the cross-entropy of
+    /// The weight step on a training batch (x `[B, C, H, W]`, labels y `[B]`): the cross-entropy of
     /// `forward(x)`'s logits, its gradient in the weights alone (the alphas are constants),
     /// clipped to `grad_clip` and applied by SGD. Returns the loss and accuracy (GPU scalars).
     pub fn weight_step(

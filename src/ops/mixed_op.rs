@@ -24,7 +24,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::same_shape;
+use super::{elementwise, same_shape};
 use crate::error::{Error, Result};
 use crate::gpu::{grid_1d, Dispatch};
 use crate::tensor::{DType, Tensor};
@@ -204,7 +204,7 @@ fn select_params(n: usize, edge: usize, k: usize, k_total: usize, has_y: bool, c
 /// straight-through hard sample and `y` the output of the sampled op k (`None` when it is
 /// `none`: zero). `shape` is the output's shape (y's, when given). One dispatch.
 ///
-/// Backward: `dy = h[edge, k] * dout`; dh is zero except row `edge`: `dh[edge, k] = <dout, y>`
+/// Backward: `dy = h[edge, k] * dout` (elementwise::scale); dh is zero except row `edge`: `dh[edge, k] = <dout, y>`
 /// (0 without y) and `dh[edge, i != k] = sum(dout)`, two dispatches with a fixed reduction order.
 pub fn hard_select(h: &Tensor, edge: usize, k: usize, y: Option<&Tensor>, shape: &[usize]) -> Result<Tensor> {
     let op = "hard_select";
@@ -230,7 +230,7 @@ pub fn hard_select(h: &Tensor, edge: usize, k: usize, y: Option<&Tensor>, shape:
     // out: [N, C, H, W], the shape of y
     let out = Tensor::empty(h.gpu(), shape)?;
     let p = select_params(n, edge, k, k_total, y.is_some(), 0, 0);
-    dispatch("hard_select", &p, &[h, y.unwrap_or(h), &out], grid_1d(n));
+    dispatch("hard_select", &p, &[h, y.unwrap_or(h), &out], grid_1d(n.div_ceil(4)));
 
     let (saved_h, saved_y) = (h.clone(), y.cloned());
     let mut inputs = vec![h];
@@ -252,11 +252,9 @@ pub fn hard_select(h: &Tensor, edge: usize, k: usize, y: Option<&Tensor>, shape:
         };
         let mut grads = vec![dh];
         if let Some(y) = &saved_y {
-            let dy = if y.requires_grad() {
-                term_grads(&saved_h, &[(edge * k_total + k, y.clone())], dout)?.pop().flatten()
-            } else {
-                None
-            };
+            // One term: the element-wise scaling (four values per thread) beats scale_terms' eight slots.
+            let dy =
+                if y.requires_grad() { Some(elementwise::scale(dout, &saved_h, edge * k_total + k)?) } else { None };
             grads.push(dy);
         }
         Ok(grads)
