@@ -3,10 +3,11 @@
 
 #[path = "support/search.rs"]
 mod search_data;
-use search_data::{planted, planted_config, small_config, small_fashion};
+use search_data::{
+    assert_resume_is_exact, assert_solves_planted, planted, planted_config, run_to_end, small_config, small_fashion,
+};
 
-use wgpu_nas::checkpoint::Checkpoint;
-use wgpu_nas::darts::{DartsSearch, SearchConfig};
+use wgpu_nas::darts::{Architect, DartsSearch, SearchConfig};
 use wgpu_nas::Gpu;
 
 #[test]
@@ -14,24 +15,7 @@ fn search_ranks_the_planted_operation_first_on_5_of_5_seeds() {
     let gpu = Gpu::new().unwrap();
     let data = planted(99, 1024);
     for seed in 0..5 {
-        let mut search = DartsSearch::new(&gpu, planted_config(SearchConfig::darts(1, 2), seed), &data).unwrap();
-        let mut last = None;
-        while !search.is_finished() {
-            let e = pollster::block_on(search.run_epoch(|_| {})).unwrap();
-            eprintln!(
-                "  epoch {} train loss {:.3} acc {:.2} val loss {:.3} acc {:.2}",
-                e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc
-            );
-            last = Some(e);
-        }
-        let last = last.unwrap();
-        let (normal, _) = pollster::block_on(search.method.alphas()).unwrap();
-        let genotype = last.genotype;
-        eprintln!("seed {seed}: alphas {normal:?}, val acc {:.2}, genotype {:?}", last.val_acc, genotype.normal);
-        for (op, _) in &genotype.normal {
-            assert_eq!(op, "sep_conv_3x3", "seed {seed}: alphas {normal:?}");
-        }
-        assert!(last.val_acc > 0.9, "seed {seed}: the supernet did not learn the task ({:.2})", last.val_acc);
+        assert_solves_planted::<Architect>(&gpu, planted_config(SearchConfig::darts(1, 2), seed), &data);
     }
 }
 
@@ -44,15 +28,7 @@ fn a_short_search_on_real_data_learns() {
     // steps show learning.
     config.lr = 0.1;
     let mut search = DartsSearch::new(&gpu, config, &data).unwrap();
-    let mut epochs = vec![];
-    while !search.is_finished() {
-        let e = pollster::block_on(search.run_epoch(|_| {})).unwrap();
-        eprintln!(
-            "epoch {} train loss {:.3} acc {:.2} val loss {:.3} acc {:.2}",
-            e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc
-        );
-        epochs.push(e);
-    }
+    let epochs = run_to_end(&mut search);
     let (first, last) = (&epochs[0], epochs.last().unwrap());
     assert!(last.train_loss < first.train_loss, "train loss {} -> {}", first.train_loss, last.train_loss);
     assert!(last.val_loss < first.val_loss, "validation loss {} -> {}", first.val_loss, last.val_loss);
@@ -70,33 +46,7 @@ fn a_resumed_search_continues_exactly() {
     config.epochs = 2;
     config.steps_per_epoch = Some(3);
     config.eval_batches = Some(2);
-
-    let mut straight = DartsSearch::new(&gpu, config.clone(), &data).unwrap();
-    while !straight.is_finished() {
-        pollster::block_on(straight.run_epoch(|_| {})).unwrap();
-    }
-
-    let mut first = DartsSearch::new(&gpu, config, &data).unwrap();
-    pollster::block_on(first.run_epoch(|_| {})).unwrap();
-    let bytes = pollster::block_on(first.checkpoint()).unwrap().to_bytes().unwrap();
-    drop(first);
-    let checkpoint = Checkpoint::from_bytes(&bytes, "memory").unwrap();
-    let mut resumed = DartsSearch::resume(&gpu, &checkpoint, &data).unwrap();
-    assert_eq!(resumed.epoch(), 1);
-    while !resumed.is_finished() {
-        pollster::block_on(resumed.run_epoch(|_| {})).unwrap();
-    }
-
-    let a = pollster::block_on(straight.method.alphas()).unwrap();
-    let b = pollster::block_on(resumed.method.alphas()).unwrap();
-    assert_eq!(a, b, "alphas differ after resume");
-    assert_eq!(straight.metrics, resumed.metrics);
-    let wa: Vec<Vec<f32>> = straight.method.net.weights().iter().map(|w| w.to_vec().unwrap()).collect();
-    let wb: Vec<Vec<f32>> = resumed.method.net.weights().iter().map(|w| w.to_vec().unwrap()).collect();
-    assert!(wa == wb, "weights differ after resume");
-    // The second run's alphas really moved: the comparison is not of two untouched inits.
-    let start = DartsSearch::new(&gpu, small_config(SearchConfig::darts(1, 10), 5), &data).unwrap();
-    assert_ne!(pollster::block_on(start.method.alphas()).unwrap(), a);
+    assert_resume_is_exact::<Architect>(&gpu, &config, &data);
 }
 
 /// A warm search step creates no pipeline and no bind group, allocates no GPU memory, reads

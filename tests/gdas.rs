@@ -5,9 +5,11 @@
 
 #[path = "support/search.rs"]
 mod search_data;
-use search_data::{planted, planted_config, small_config, small_fashion};
+use search_data::{
+    assert_resume_is_exact, assert_solves_planted, planted, planted_config, small_config, small_fashion,
+};
 
-use wgpu_nas::checkpoint::Checkpoint;
+use wgpu_nas::darts::gdas::Gumbel;
 use wgpu_nas::darts::{DartsSearch, GdasSearch, SearchConfig, Temperature};
 use wgpu_nas::space::SearchSpace;
 use wgpu_nas::Gpu;
@@ -18,30 +20,10 @@ fn gdas_ranks_the_planted_operation_first_on_5_of_5_seeds() {
     let data = planted(99, 1024);
     for seed in 0..5 {
         let mut config = planted_config(SearchConfig::gdas(1, 2), seed);
-        // One sampled op per edge learns a third as often as DARTS's mixture: more steps.
+        // One sampled op per edge learns a third as often as DARTS's mixture: more steps (at
+        // DARTS's 6 epochs, 4 seeds of 5 find it).
         config.epochs = 10;
-        let mut search = GdasSearch::new(&gpu, config, &data).unwrap();
-        let mut last = None;
-        while !search.is_finished() {
-            let e = pollster::block_on(search.run_epoch(|_| {})).unwrap();
-            eprintln!(
-                "  epoch {} train loss {:.3} acc {:.2} val loss {:.3} acc {:.2}",
-                e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc
-            );
-            last = Some(e);
-        }
-        let last = last.unwrap();
-        let (normal, _) = pollster::block_on(search.method.alphas()).unwrap();
-        eprintln!("seed {seed}: alphas {normal:?}, val acc {:.2}, genotype {:?}", last.val_acc, last.genotype.normal);
-        for (op, _) in &last.genotype.normal {
-            assert_eq!(op, "sep_conv_3x3", "seed {seed}: alphas {normal:?}");
-        }
-        assert!(
-            last.val_acc > 0.9,
-            "seed {seed}: the argmax architecture did not learn the task ({:.2})",
-            last.val_acc
-        );
-        assert!(last.collapse.hessian_eigenvalue.is_some(), "collapse diagnostics every epoch");
+        assert_solves_planted::<Gumbel>(&gpu, config, &data);
     }
 }
 
@@ -123,37 +105,15 @@ fn a_resumed_gdas_search_continues_exactly() {
     config.hessian_iters = 2;
     config.temperature = Some(Temperature { tau_max: 5.0, tau_min: 0.5 });
 
-    let mut straight = GdasSearch::new(&gpu, config.clone(), &data).unwrap();
-    while !straight.is_finished() {
-        pollster::block_on(straight.run_epoch(|_| {})).unwrap();
-    }
-
-    let mut first = GdasSearch::new(&gpu, config.clone(), &data).unwrap();
-    pollster::block_on(first.run_epoch(|_| {})).unwrap();
-    let bytes = pollster::block_on(first.checkpoint()).unwrap().to_bytes().unwrap();
-    drop(first);
-    let checkpoint = Checkpoint::from_bytes(&bytes, "memory").unwrap();
-    assert_eq!(checkpoint.kind, "gdas");
+    let (mut straight, resumed) = assert_resume_is_exact::<Gumbel>(&gpu, &config, &data);
+    let checkpoint = pollster::block_on(straight.checkpoint()).unwrap();
     assert!(DartsSearch::resume(&gpu, &checkpoint, &data).is_err(), "a DARTS search does not take a GDAS checkpoint");
-    let mut resumed = GdasSearch::resume(&gpu, &checkpoint, &data).unwrap();
-    assert_eq!(resumed.epoch(), 1);
-    while !resumed.is_finished() {
-        pollster::block_on(resumed.run_epoch(|_| {})).unwrap();
-    }
-
-    let a = pollster::block_on(straight.method.alphas()).unwrap();
-    let b = pollster::block_on(resumed.method.alphas()).unwrap();
-    assert_eq!(a, b, "alphas differ after resume");
-    assert_eq!(straight.metrics, resumed.metrics);
-    assert_eq!(straight.epochs, resumed.epochs, "epochs (genotypes, collapse diagnostics) differ after resume");
     assert_eq!(
         straight.method.relaxation.last_sampled, resumed.method.relaxation.last_sampled,
         "the last samples differ"
     );
-    let wa: Vec<Vec<f32>> = straight.method.net.weights().iter().map(|w| w.to_vec().unwrap()).collect();
-    let wb: Vec<Vec<f32>> = resumed.method.net.weights().iter().map(|w| w.to_vec().unwrap()).collect();
-    assert!(wa == wb, "weights differ after resume");
-    // The alphas really moved, every one of them (each edge's gradient reaches all its ops).
+    // Every alpha moved (each edge's gradient reaches all its ops, not only the sampled one).
+    let a = pollster::block_on(straight.method.alphas()).unwrap();
     let start = GdasSearch::new(&gpu, config, &data).unwrap();
     let (n0, r0) = pollster::block_on(start.method.alphas()).unwrap();
     let moved =

@@ -1,9 +1,12 @@
 //! The data sets the search tests share: the planted-operation task and a small real one.
 
-use wgpu_nas::darts::SearchConfig;
+use wgpu_nas::checkpoint::Checkpoint;
+use wgpu_nas::darts::{DartsEpoch, Relaxation, SearchConfig, SupernetSearch};
 use wgpu_nas::data::Dataset;
 use wgpu_nas::rng::Rng;
+use wgpu_nas::run_loop::RunLoop;
 use wgpu_nas::space::SearchSpace;
+use wgpu_nas::Gpu;
 
 /// 1x8x8 binary images whose class is the sign of a correlation between pixels 4 columns apart
 /// (x[i, j+4] = x[i, j] for class 0, its complement for class 1) and nothing else: pixels at
@@ -88,4 +91,69 @@ pub fn small_config(base: SearchConfig, seed: u64) -> SearchConfig {
     c.log_every = 5;
     c.seed = seed;
     c
+}
+
+/// Runs `search` to its end, an epoch line each on stderr; returns every epoch's numbers.
+pub fn run_to_end<R: Relaxation>(search: &mut RunLoop<SupernetSearch<R>>) -> Vec<DartsEpoch> {
+    let mut epochs = vec![];
+    while !search.is_finished() {
+        let e = pollster::block_on(search.run_epoch(|_| {})).unwrap();
+        eprintln!(
+            "  epoch {} train loss {:.3} acc {:.2} val loss {:.3} acc {:.2}",
+            e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc
+        );
+        epochs.push(e);
+    }
+    epochs
+}
+
+/// A search of `config` on the planted task ends with sep_conv_3x3 on both edges and a
+/// validation accuracy above 0.9.
+pub fn assert_solves_planted<R: Relaxation>(gpu: &Gpu, config: SearchConfig, data: &Dataset) {
+    let seed = config.seed;
+    let mut search = RunLoop::<SupernetSearch<R>>::new(gpu, config, data).unwrap();
+    let last = run_to_end(&mut search).pop().unwrap();
+    let (normal, _) = pollster::block_on(search.method.alphas()).unwrap();
+    eprintln!("seed {seed}: alphas {normal:?}, val acc {:.2}, genotype {:?}", last.val_acc, last.genotype.normal);
+    for (op, _) in &last.genotype.normal {
+        assert_eq!(op, "sep_conv_3x3", "seed {seed}: alphas {normal:?}");
+    }
+    assert!(last.val_acc > 0.9, "seed {seed}: the search did not learn the task ({:.2})", last.val_acc);
+    assert!(last.collapse.hessian_eigenvalue.is_some(), "collapse diagnostics every epoch");
+}
+
+/// A search of `config` stopped after its first epoch, checkpointed and resumed ends exactly as
+/// the same search straight through: alphas, weights, every step's and epoch's numbers. Returns
+/// both runs for the method's own checks.
+pub fn assert_resume_is_exact<R: Relaxation>(
+    gpu: &Gpu,
+    config: &SearchConfig,
+    data: &Dataset,
+) -> (RunLoop<SupernetSearch<R>>, RunLoop<SupernetSearch<R>>) {
+    let mut straight = RunLoop::<SupernetSearch<R>>::new(gpu, config.clone(), data).unwrap();
+    run_to_end(&mut straight);
+
+    let mut first = RunLoop::<SupernetSearch<R>>::new(gpu, config.clone(), data).unwrap();
+    pollster::block_on(first.run_epoch(|_| {})).unwrap();
+    let bytes = pollster::block_on(first.checkpoint()).unwrap().to_bytes().unwrap();
+    drop(first);
+    let checkpoint = Checkpoint::from_bytes(&bytes, "memory").unwrap();
+    assert_eq!(checkpoint.kind, R::KIND);
+    let mut resumed = RunLoop::<SupernetSearch<R>>::resume(gpu, &checkpoint, data).unwrap();
+    assert_eq!(resumed.epoch(), 1);
+    run_to_end(&mut resumed);
+
+    let a = pollster::block_on(straight.method.alphas()).unwrap();
+    let b = pollster::block_on(resumed.method.alphas()).unwrap();
+    assert_eq!(a, b, "alphas differ after resume");
+    assert_eq!(straight.metrics, resumed.metrics);
+    assert_eq!(straight.epochs, resumed.epochs, "epochs (genotypes, collapse diagnostics) differ after resume");
+    let weights = |s: &RunLoop<SupernetSearch<R>>| -> Vec<Vec<f32>> {
+        s.method.net.weights().iter().map(|w| w.to_vec().unwrap()).collect()
+    };
+    assert!(weights(&straight) == weights(&resumed), "weights differ after resume");
+    // The alphas really moved: the comparison is not of two untouched inits.
+    let start = RunLoop::<SupernetSearch<R>>::new(gpu, config.clone(), data).unwrap();
+    assert_ne!(pollster::block_on(start.method.alphas()).unwrap(), a);
+    (straight, resumed)
 }
