@@ -112,6 +112,9 @@ fn a_resumed_gdas_search_continues_exactly() {
         straight.method.relaxation.last_sampled, resumed.method.relaxation.last_sampled,
         "the last samples differ"
     );
+    // The temperature falls linearly from tau_max at the first epoch to tau_min at the last.
+    let taus: Vec<f32> = straight.epochs.iter().map(|e| e.tau.unwrap()).collect();
+    assert_eq!(taus, [5.0, 2.75, 0.5]);
     // Every alpha moved (each edge's gradient reaches all its ops, not only the sampled one).
     let a = pollster::block_on(straight.method.alphas()).unwrap();
     let start = GdasSearch::new(&gpu, config, &data).unwrap();

@@ -171,6 +171,9 @@ pub struct DartsEpoch {
     /// How close the search is to collapsing: parameter-free operations, edge entropies and the
     /// Hessian's dominant eigenvalue.
     pub collapse: Collapse,
+    /// GDAS: the Gumbel-softmax temperature of the epoch (`None` for DARTS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tau: Option<f32>,
 }
 
 /// The search's own cursors in a checkpoint, with those of its [`Relaxation`] (`S`).
@@ -580,6 +583,7 @@ impl<R: Relaxation> Method for SupernetSearch<R> {
             val_acc,
             genotype,
             collapse,
+            tau: self.config.temperature.map(|t| t.at(at.epoch, self.config.epochs)),
         })
     }
 

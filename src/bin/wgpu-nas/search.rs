@@ -423,8 +423,9 @@ fn supernet<R: Relaxation>(
         },
         epoch: |e: &DartsEpoch, secs: f64| {
             let eig = e.collapse.hessian_eigenvalue.map(|l| format!("  Hessian eigenvalue {l:.4}")).unwrap_or_default();
+            let tau = e.tau.map(|t| format!("  tau {t:.2}")).unwrap_or_default();
             format!(
-                "epoch {:>3}  lr {:.4}  train loss {:.3} acc {:.1}%  val loss {:.3} acc {:.1}%  parameter-free ops {}{eig}  \
+                "epoch {:>3}  lr {:.4}{tau}  train loss {:.3} acc {:.1}%  val loss {:.3} acc {:.1}%  parameter-free ops {}{eig}  \
                  ({secs:.0} s)",
                 e.epoch,
                 e.lr,
