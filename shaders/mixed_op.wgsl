@@ -2,6 +2,10 @@
 // edge has 7 non-`none` primitives), and its weight gradient dw[idx_t] += <dout, y_t>. The
 // weights are read on the GPU. Slots past `count` are bound to a real buffer (the first term)
 // and never read.
+//
+// GDAS's edge (hard_select): only the sampled op k runs; out = h[k] * y + sum_{i != k} h[i] over
+// the edge's row of the hard sample h, with dh[k] = <dout, y>, dh[i != k] = sum(dout) (dy =
+// h[k] * dout is elementwise.wgsl's scale).
 
 struct Params {
     n: u32,          // elements of each term
@@ -9,10 +13,11 @@ struct Params {
     accumulate: u32, // weighted_sum: 1 adds to out (a later chunk of terms), 0 overwrites it
     chunk: u32,      // dots: elements per workgroup of the partial pass
     parts: u32,      // dots: partials per term
-    _pad0: u32,
+    has_y: u32,      // hard_select: 1 when the chosen op has an output, 0 for `none` (y is zero)
     _pad1: u32,
     _pad2: u32,
     idx: array<vec4<u32>, 2>, // idx[t / 4][t % 4]: the flat index into w of term t
+    // hard_select: idx[0] = e * K (the edge's row in h), idx[1] = k (the chosen op), count = K
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -136,5 +141,72 @@ fn dot_finish() {
         }
         let k = term_index(t);
         df_dw[k] = df_dw[k] + acc;
+    }
+}
+
+// hard_select: out = h[row + k] * y + sum_{i != k} h[row + i], four elements per thread (buffers
+// are padded to 16 bytes: the last vec4 may run past n into the padding)
+@group(0) @binding(1) var<storage, read> hs_h: array<f32>;
+@group(0) @binding(2) var<storage, read> hs_y: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> hs_out: array<vec4<f32>>;
+
+// One thread per 4 elements, i = index(gid, nwg); the other ops' weights (forward zero in a
+// straight-through sample, there for their gradient) summed in column order once per thread;
+// without y (`none` chosen) only that sum.
+@compute @workgroup_size(256)
+fn hard_select(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= (p.n + 3u) / 4u) { return; }
+    let row = p.idx[0].x;
+    let k = p.idx[0].y;
+    var rest = 0.0;
+    for (var j = 0u; j < p.count; j = j + 1u) {
+        if (j != k) { rest = rest + hs_h[row + j]; }
+    }
+    var acc = vec4<f32>(rest);
+    if (p.has_y == 1u) { acc = fma(vec4<f32>(hs_h[row + k]), hs_y[i], acc); }
+    hs_out[i] = acc;
+}
+
+// select_partials: partial[c] = <dout, y> over chunk c, partial[parts + c] = sum of dout over it
+@group(0) @binding(1) var<storage, read> sp_dout: array<f32>;
+@group(0) @binding(2) var<storage, read> sp_y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> sp_partial: array<f32>;
+
+// One invocation per (quantity q, chunk c), thread = q * parts + c, sequential over the chunk;
+// the dot is 0 without y.
+@compute @workgroup_size(64)
+fn select_partials(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let thread = gid.x;
+    if (thread >= 2u * p.parts) { return; }
+    let q = thread / p.parts;
+    let start = (thread % p.parts) * p.chunk;
+    let end = min(start + p.chunk, p.n);
+    var acc = 0.0;
+    if (q == 1u) {
+        for (var i = start; i < end; i++) { acc = acc + sp_dout[i]; }
+    } else if (p.has_y == 1u) {
+        for (var i = start; i < end; i++) { acc = fma(sp_dout[i], sp_y[i], acc); }
+    }
+    sp_partial[thread] = acc;
+}
+
+// select_finish: dh[row + k] = sum of the dot partials, dh[row + i != k] = sum of the dout partials
+@group(0) @binding(1) var<storage, read> sf_partial: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sf_dh: array<f32>;
+
+// One invocation: both sums in chunk order, then the edge's row of dh (other rows stay zero).
+@compute @workgroup_size(1)
+fn select_finish() {
+    var dot = 0.0;
+    var total = 0.0;
+    for (var c = 0u; c < p.parts; c = c + 1u) {
+        dot = dot + sf_partial[c];
+        total = total + sf_partial[p.parts + c];
+    }
+    let row = p.idx[0].x;
+    let k = p.idx[0].y;
+    for (var i = 0u; i < p.count; i = i + 1u) {
+        if (i == k) { sf_dh[row + i] = dot; } else { sf_dh[row + i] = total; }
     }
 }

@@ -80,7 +80,7 @@ impl RunDir {
         Ok((RunDir { path: path.to_path_buf(), section: RunSection::default() }, moved))
     }
 
-    /// An existing run of `kind` ("darts", "enas", "train": what wrote the checkpoint) and its
+    /// An existing run of `kind` ("darts", "gdas", "enas", "train": what wrote the checkpoint) and its
     /// last checkpoint, for resuming. Reads only: nothing in the directory changes until
     /// [`RunDir::prepare_resume`].
     pub fn open(path: &Path, kind: &str) -> Result<(RunDir, Checkpoint)> {
@@ -102,6 +102,7 @@ impl RunDir {
         if checkpoint.kind != kind {
             let name = |k: &str| match k {
                 "darts" => "a DARTS search (`search darts`)".to_string(),
+                "gdas" => "a GDAS search (`search gdas`)".to_string(),
                 "enas" => "an ENAS search (`search enas`)".to_string(),
                 "train" => "a retraining (`train`)".to_string(),
                 other => format!("a {other} run"),

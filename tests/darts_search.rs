@@ -1,139 +1,34 @@
 //! The DARTS search loop: it finds a planted operation, it learns on real data, and a search
 //! stopped and resumed from a checkpoint gives exactly the alphas of one run straight through.
 
-use wgpu_nas::checkpoint::Checkpoint;
-use wgpu_nas::darts::{DartsSearch, SearchConfig};
-use wgpu_nas::data::Dataset;
-use wgpu_nas::rng::Rng;
-use wgpu_nas::space::SearchSpace;
+#[path = "support/search.rs"]
+mod search_data;
+use search_data::{
+    assert_resume_is_exact, assert_solves_planted, planted, planted_config, run_to_end, small_config, small_fashion,
+};
+
+use wgpu_nas::darts::{Architect, DartsSearch, SearchConfig};
 use wgpu_nas::Gpu;
-
-/// 1x8x8 binary images whose class is the sign of a correlation between pixels 4 columns apart
-/// (x[i, j+4] = x[i, j] for class 0, its complement for class 1) and nothing else: pixels at
-/// distances 1 to 3 are independent in both classes.
-///
-/// In a one-node cell fed by a 3x3 stem, the features that reach the classifier are global
-/// averages of the op's output. skip_connect and avg_pool_3x3 leave them linear in the ReLU of
-/// the stem's 3x3 windows, which cannot relate pixels 4 apart; sep_conv_3x3 has a ReLU between
-/// its two depthwise convs and reaches 2 pixels on each side, so it alone can tell the classes
-/// apart: the planted answer is sep_conv_3x3 on both edges.
-fn planted(seed: u64, n: usize) -> Dataset {
-    let mut rng = Rng::new(seed);
-    let mut images = Vec::with_capacity(n * 64);
-    let mut labels = Vec::with_capacity(n);
-    for k in 0..n {
-        let class = (k % 2) as u32;
-        for _row in 0..8 {
-            let a: Vec<u8> = (0..4).map(|_| if rng.uniform() < 0.5 { 0 } else { 255 }).collect();
-            images.extend(&a);
-            images.extend(a.iter().map(|&v| if class == 0 { v } else { 255 - v }));
-        }
-        labels.push(class);
-    }
-    Dataset::new("planted", images, labels, 1, 8, 8, 2, vec!["same".into(), "opposite".into()]).unwrap()
-}
-
-fn planted_config(seed: u64) -> SearchConfig {
-    let mut c = SearchConfig::darts(1, 2);
-    c.network.channels = 8;
-    c.network.layers = 1;
-    c.network.stem_multiplier = 1;
-    c.network.reductions = Some(vec![]);
-    c.network.space =
-        SearchSpace::with_ops(&["skip_connect", "avg_pool_3x3", "sep_conv_3x3"]).unwrap().with_steps(1, 1).unwrap();
-    c.architect.lr = 3e-3;
-    c.epochs = 6;
-    c.lr = 0.05;
-    c.batch_size = 32;
-    c.steps_per_epoch = Some(20);
-    c.eval_batches = Some(4);
-    c.log_every = 20;
-    c.augment = false;
-    c.seed = seed;
-    c
-}
 
 #[test]
 fn search_ranks_the_planted_operation_first_on_5_of_5_seeds() {
     let gpu = Gpu::new().unwrap();
     let data = planted(99, 1024);
     for seed in 0..5 {
-        let mut search = DartsSearch::new(&gpu, planted_config(seed), &data).unwrap();
-        let mut last = None;
-        while !search.is_finished() {
-            let e = pollster::block_on(search.run_epoch(|_| {})).unwrap();
-            eprintln!(
-                "  epoch {} train loss {:.3} acc {:.2} val loss {:.3} acc {:.2}",
-                e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc
-            );
-            last = Some(e);
-        }
-        let last = last.unwrap();
-        let (normal, _) = pollster::block_on(search.method.alphas()).unwrap();
-        let genotype = last.genotype;
-        eprintln!("seed {seed}: alphas {normal:?}, val acc {:.2}, genotype {:?}", last.val_acc, genotype.normal);
-        for (op, _) in &genotype.normal {
-            assert_eq!(op, "sep_conv_3x3", "seed {seed}: alphas {normal:?}");
-        }
-        assert!(last.val_acc > 0.9, "seed {seed}: the supernet did not learn the task ({:.2})", last.val_acc);
+        assert_solves_planted::<Architect>(&gpu, planted_config(SearchConfig::darts(1, 2), seed), &data);
     }
-}
-
-/// The first `n` embedded Fashion-MNIST training images, averaged down to 14x14 to keep the
-/// test fast on a CPU adapter.
-fn small_fashion(n: usize) -> Dataset {
-    let full = Dataset::embedded_train().unwrap();
-    let order: Vec<usize> = (0..full.n).step_by(full.n / n).take(n).collect();
-    let mut images = Vec::with_capacity(n * 196);
-    let mut labels = Vec::with_capacity(n);
-    for &i in &order {
-        let img = full.image(i);
-        for y in 0..14 {
-            for x in 0..14 {
-                let s: u32 = [(0, 0), (0, 1), (1, 0), (1, 1)]
-                    .iter()
-                    .map(|(dy, dx)| img[(2 * y + dy) * 28 + 2 * x + dx] as u32)
-                    .sum();
-                images.push((s / 4) as u8);
-            }
-        }
-        labels.push(full.labels[i]);
-    }
-    Dataset::new("fashion-14", images, labels, 1, 14, 14, 10, full.class_names.clone()).unwrap()
-}
-
-fn small_config(seed: u64) -> SearchConfig {
-    let mut c = SearchConfig::darts(1, 10);
-    c.network.channels = 4;
-    c.network.layers = 2;
-    c.network.space = SearchSpace::darts().with_steps(2, 2).unwrap();
-    c.batch_size = 16;
-    c.epochs = 4;
-    c.steps_per_epoch = Some(10);
-    c.eval_batches = Some(8);
-    c.log_every = 5;
-    c.seed = seed;
-    c
 }
 
 #[test]
 fn a_short_search_on_real_data_learns() {
     let gpu = Gpu::new().unwrap();
     let data = small_fashion(1000);
-    let mut config = small_config(3);
+    let mut config = small_config(SearchConfig::darts(1, 10), 3);
     // A short search on a CPU adapter: a larger step size than the paper's 0.025 so that 40
     // steps show learning.
     config.lr = 0.1;
     let mut search = DartsSearch::new(&gpu, config, &data).unwrap();
-    let mut epochs = vec![];
-    while !search.is_finished() {
-        let e = pollster::block_on(search.run_epoch(|_| {})).unwrap();
-        eprintln!(
-            "epoch {} train loss {:.3} acc {:.2} val loss {:.3} acc {:.2}",
-            e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc
-        );
-        epochs.push(e);
-    }
+    let epochs = run_to_end(&mut search);
     let (first, last) = (&epochs[0], epochs.last().unwrap());
     assert!(last.train_loss < first.train_loss, "train loss {} -> {}", first.train_loss, last.train_loss);
     assert!(last.val_loss < first.val_loss, "validation loss {} -> {}", first.val_loss, last.val_loss);
@@ -147,37 +42,11 @@ fn a_short_search_on_real_data_learns() {
 fn a_resumed_search_continues_exactly() {
     let gpu = Gpu::new().unwrap();
     let data = small_fashion(400);
-    let mut config = small_config(5);
+    let mut config = small_config(SearchConfig::darts(1, 10), 5);
     config.epochs = 2;
     config.steps_per_epoch = Some(3);
     config.eval_batches = Some(2);
-
-    let mut straight = DartsSearch::new(&gpu, config.clone(), &data).unwrap();
-    while !straight.is_finished() {
-        pollster::block_on(straight.run_epoch(|_| {})).unwrap();
-    }
-
-    let mut first = DartsSearch::new(&gpu, config, &data).unwrap();
-    pollster::block_on(first.run_epoch(|_| {})).unwrap();
-    let bytes = pollster::block_on(first.checkpoint()).unwrap().to_bytes().unwrap();
-    drop(first);
-    let checkpoint = Checkpoint::from_bytes(&bytes, "memory").unwrap();
-    let mut resumed = DartsSearch::resume(&gpu, &checkpoint, &data).unwrap();
-    assert_eq!(resumed.epoch(), 1);
-    while !resumed.is_finished() {
-        pollster::block_on(resumed.run_epoch(|_| {})).unwrap();
-    }
-
-    let a = pollster::block_on(straight.method.alphas()).unwrap();
-    let b = pollster::block_on(resumed.method.alphas()).unwrap();
-    assert_eq!(a, b, "alphas differ after resume");
-    assert_eq!(straight.metrics, resumed.metrics);
-    let wa: Vec<Vec<f32>> = straight.method.net.weights().iter().map(|w| w.to_vec().unwrap()).collect();
-    let wb: Vec<Vec<f32>> = resumed.method.net.weights().iter().map(|w| w.to_vec().unwrap()).collect();
-    assert!(wa == wb, "weights differ after resume");
-    // The second run's alphas really moved: the comparison is not of two untouched inits.
-    let start = DartsSearch::new(&gpu, small_config(5), &data).unwrap();
-    assert_ne!(pollster::block_on(start.method.alphas()).unwrap(), a);
+    assert_resume_is_exact::<Architect>(&gpu, &config, &data);
 }
 
 /// A warm search step creates no pipeline and no bind group, allocates no GPU memory, reads
@@ -186,7 +55,7 @@ fn a_resumed_search_continues_exactly() {
 fn a_warm_step_stays_on_the_gpu_and_reuses_every_cached_object() {
     let gpu = Gpu::new().unwrap();
     let data = small_fashion(200);
-    let mut config = small_config(7);
+    let mut config = small_config(SearchConfig::darts(1, 10), 7);
     config.log_every = 1000;
     let mut search = DartsSearch::new(&gpu, config, &data).unwrap();
     for _ in 0..3 {
@@ -219,7 +88,7 @@ fn early_stopping_ends_the_search_and_keeps_the_genotype_from_before() {
     use wgpu_nas::darts::diagnostics::EarlyStop;
     let gpu = Gpu::new().unwrap();
     let data = small_fashion(400);
-    let mut config = small_config(4);
+    let mut config = small_config(SearchConfig::darts(1, 10), 4);
     config.epochs = 6;
     config.steps_per_epoch = Some(3);
     config.eval_batches = Some(2);

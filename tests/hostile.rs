@@ -105,6 +105,9 @@ fn hostile_calls_are_one_clear_line_with_the_right_exit_code() {
     ];
     let o = wgpu_nas(&[&enas_args[..], &[r("enas")]].concat(), &[]);
     assert!(o.status.success(), "{}", text(&o));
+    let gdas_args = ["search", "gdas", "--quiet", "--hessian-iters", "1", "--out", r("gdas")];
+    let o = wgpu_nas(&[&gdas_args[..], &TINY_DARTS[..]].concat(), &[]);
+    assert!(o.status.success(), "{}", text(&o));
     let genotype = r("darts/genotype.json");
     let o = wgpu_nas(
         &[
@@ -173,6 +176,9 @@ fn hostile_calls_are_one_clear_line_with_the_right_exit_code() {
         (vec!["search", "darts", "--resume", r("nonexistent")], vec![], 2, "not a directory"),
         (vec!["search", "darts", "--resume", r("enas")], vec![], 2, "holds an ENAS search"),
         (vec!["search", "enas", "--resume", d], vec![], 2, "not an ENAS search"),
+        (vec!["search", "gdas", "--resume", d], vec![], 2, "holds a DARTS search"),
+        (vec!["search", "darts", "--resume", r("gdas")], vec![], 2, "holds a GDAS search"),
+        (vec!["search", "gdas", "--resume", r("gdas"), "--tau-max", "5"], vec![], 2, "--tau-max 5 differs"),
         (vec!["train", "--resume", d], vec![], 2, "holds a DARTS search"),
         (vec!["train", "--resume", r("train"), "--init-channels", "4"], vec![], 2, "--init-channels 4 differs"),
         (vec!["train", "--resume", r("train"), "--genotype", r("node7.py")], vec![], 2, "not 7"),
@@ -188,6 +194,11 @@ fn hostile_calls_are_one_clear_line_with_the_right_exit_code() {
         (vec!["search", "darts", "--early-stop", "--early-stop-window", "0", "--out", fresh], vec![], 2, "window"),
         (vec!["search", "darts", "--early-stop", "--hessian-iters", "0", "--out", fresh], vec![], 2, "--hessian-iters"),
         (vec!["search", "darts", "--early-stop-window", "3", "--out", fresh], vec![], 2, "--early-stop"),
+        (vec!["search", "gdas", "--tau-max", "1", "--tau-min", "5", "--out", fresh], vec![], 2, "schedule rises"),
+        (vec!["search", "gdas", "--tau-max", "0", "--out", fresh], vec![], 2, "above 0"),
+        (vec!["search", "gdas", "--tau-min=-0.1", "--out", fresh], vec![], 2, "above 0"),
+        (vec!["search", "gdas", "--tau-max", "nan", "--out", fresh], vec![], 2, "above 0"),
+        (vec!["search", "gdas", "--learning-rate", "inf", "--out", fresh], vec![], 2, "learning rate"),
         (vec!["search", "enas", "--controller-steps", "0", "--out", fresh], vec![], 2, "controller"),
         (vec!["search", "enas", "--learning-rate", "0", "--out", fresh], vec![], 2, "learning rate"),
         (vec!["train", "--genotype", genotype, "--cutout", "100000", "--out", fresh], vec![], 2, "cutout"),

@@ -144,3 +144,123 @@ fn weighted_sum_rejects_bad_terms() {
     let labels = Tensor::from_u32(&gpu, &[3], &[0, 1, 2]).unwrap();
     assert!(mixed_op::weighted_sum(&w, &[(0, &labels)]).is_err(), "u32 term");
 }
+
+/// GDAS's edge against the plain loop: with and without the chosen op's output (`none`), on a
+/// shape small enough for one partial sum and one that needs several.
+#[test]
+fn hard_select_matches_cpu() {
+    let gpu = gpu();
+    let mut rng = Rng::new(23);
+    for (shape, with_y) in [(vec![2, 3, 5, 5], true), (vec![4, 8, 9, 9], true), (vec![2, 3, 4, 4], false)] {
+        let n: usize = shape.iter().product();
+        let h = rand_vec(&mut rng, EDGES * PRIMITIVES);
+        let (edge, k) = (rng.below(EDGES), rng.below(PRIMITIVES));
+        let y = rand_vec(&mut rng, n);
+        let dout = rand_vec(&mut rng, n);
+        let what = format!("edge {edge}, op {k}, {shape:?}, y: {with_y}");
+
+        let ht = Tensor::param(&gpu, &[EDGES, PRIMITIVES], &h).unwrap();
+        let yt = Tensor::param(&gpu, &shape, &y).unwrap();
+        let out = mixed_op::hard_select(&ht, edge, k, with_y.then_some(&yt), &shape).unwrap();
+        let g = gpu.backward_from(&[(&out, Tensor::from_slice(&gpu, &shape, &dout).unwrap())]).unwrap();
+
+        let (h64, y64) = (to_f64(&h), to_f64(&y));
+        let y_ref = with_y.then_some(&y64[..]);
+        let want = reference::hard_select(&h64, edge * PRIMITIVES, k, PRIMITIVES, y_ref, n);
+        assert_close(&format!("out, {what}"), &out.to_vec().unwrap(), &want, 1e-6, 1e-5);
+        let (dh, dy) = reference::hard_select_backward(&h64, edge * PRIMITIVES, k, PRIMITIVES, y_ref, &to_f64(&dout));
+        // Sums over up to 2592 values of magnitude 1.
+        assert_close(&format!("dh, {what}"), &g.get(&ht).unwrap().to_vec().unwrap(), &dh, 1e-4, 1e-5);
+        match (with_y, g.get(&yt)) {
+            (true, Some(got)) => assert_close(&format!("dy, {what}"), &got.to_vec().unwrap(), &dy, 1e-7, 1e-5),
+            (false, None) => {}
+            (_, got) => panic!("{what}: dy present {}", got.is_some()),
+        }
+    }
+}
+
+#[test]
+fn hard_select_matches_finite_differences() {
+    let gpu = gpu();
+    let mut rng = Rng::new(24);
+    let shape = [2, 3, 3, 3];
+    let inputs = vec![
+        (vec![EDGES, PRIMITIVES], rng.normal_vec(EDGES * PRIMITIVES, 0.5)),
+        (shape.to_vec(), rand_vec(&mut rng, 54)),
+    ];
+    check_finite_differences(
+        &gpu,
+        &inputs,
+        |t| mixed_op::hard_select(&t[0], 5, 3, Some(&t[1]), &shape).unwrap(),
+        1e-3,
+        24,
+        1e-2,
+        6,
+    );
+}
+
+/// The straight-through sample of GDAS: one-hot in value at argmax(alpha + g), and the
+/// gradient the tape gives its alphas is that of the Gumbel-softmax p in h's place. An edge's
+/// output is linear in h, so that gradient is the finite difference of
+/// `hard_select(p(alpha))`, with the same sampled op.
+#[test]
+fn gdas_hard_sample_is_one_hot_and_its_gradient_reaches_the_alphas() {
+    use wgpu_nas::darts::gdas::{gumbel_noise, hard_sample, sampled_ops};
+    let gpu = gpu();
+    let mut rng = Rng::new(25);
+    let (edges, k, tau) = (3, 4, 0.7);
+    let shape = [2, 2, 3, 3];
+    let alphas = rng.normal_vec(edges * k, 0.5);
+    let gumbels = gumbel_noise(&mut rng, edges * k);
+    let index = sampled_ops(&alphas, &gumbels, k);
+    let y = rand_vec(&mut rng, 36);
+    let r = rand_vec(&mut rng, 36);
+    let edge = 1;
+
+    // Value: one-hot rows, the 1 at argmax((log_softmax(alpha) + g) / tau).
+    let at = Tensor::param(&gpu, &[edges, k], &alphas).unwrap();
+    let s = hard_sample(&at, &alphas, &gumbels, tau).unwrap();
+    assert_eq!(s.index, index);
+    let h = s.h.to_vec().unwrap();
+    let logp = reference::log_softmax(&to_f64(&alphas), k);
+    for e in 0..edges {
+        let row: Vec<f64> = (0..k).map(|i| (logp[e * k + i] + gumbels[e * k + i] as f64) / tau as f64).collect();
+        let best = (0..k).fold(0, |b, i| if row[i] > row[b] { i } else { b });
+        assert_eq!(index[e], best, "edge {e}");
+        for i in 0..k {
+            let want = if i == best { 1.0 } else { 0.0 };
+            assert!((h[e * k + i] - want).abs() <= 1e-6, "h[{e}, {i}] = {} (want {want})", h[e * k + i]);
+        }
+    }
+
+    // Gradient: the tape through the hard sample against finite differences of the soft edge.
+    let yt = Tensor::from_slice(&gpu, &shape, &y).unwrap();
+    let out = mixed_op::hard_select(&s.h, edge, index[edge], Some(&yt), &shape).unwrap();
+    let g = gpu.backward_from(&[(&out, Tensor::from_slice(&gpu, &shape, &r).unwrap())]).unwrap();
+    let analytic = g.get(&at).expect("the alphas get a gradient").to_vec().unwrap();
+    drop(g);
+    let soft = |a: &[f32]| -> f64 {
+        let logp = reference::log_softmax(&to_f64(a), k);
+        let logits: Vec<f64> = logp.iter().zip(&gumbels).map(|(l, &g)| (l + g as f64) / tau as f64).collect();
+        let p = reference::softmax(&logits, k);
+        let out = reference::hard_select(&p, edge * k, index[edge], k, Some(&to_f64(&y)), 36);
+        out.iter().zip(&r).map(|(o, &r)| o * r as f64).sum()
+    };
+    let eps = 1e-3;
+    for i in 0..edges * k {
+        let (mut plus, mut minus) = (alphas.clone(), alphas.clone());
+        plus[i] += eps;
+        minus[i] -= eps;
+        let numeric = (soft(&plus) - soft(&minus)) / (2.0 * eps as f64);
+        let a = analytic[i] as f64;
+        assert!(
+            (a - numeric).abs() <= 1e-3 * numeric.abs().max(1.0),
+            "dalpha[{i}]: tape {a}, finite difference {numeric}"
+        );
+        if i / k == edge {
+            assert!(a != 0.0, "every alpha of the used edge gets a gradient (dalpha[{i}] = 0)");
+        } else {
+            assert_eq!(a, 0.0, "an unused edge's alphas get none");
+        }
+    }
+}

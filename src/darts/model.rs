@@ -89,6 +89,21 @@ impl NetworkConfig {
     }
 }
 
+/// How a cell's edges mix their candidate ops.
+#[derive(Clone, Copy)]
+pub enum Mixing<'a> {
+    /// DARTS: every op, weighted by softmax(alphas) `[E, K]`.
+    Softmax(&'a Tensor),
+    /// GDAS: only op `index[e]` of edge e, scaled by the straight-through hard sample `h`
+    /// `[E, K]` (one-hot in value, the Gumbel-softmax's gradient).
+    Hard {
+        /// The hard sample, `[E, K]`.
+        h: &'a Tensor,
+        /// The sampled op of each edge (a column of h).
+        index: &'a [usize],
+    },
+}
+
 /// One search cell: two preprocessed inputs, `steps` nodes each summing a mixed op from every
 /// earlier state, output = concat of the last `multiplier` nodes.
 pub struct Cell {
@@ -139,9 +154,9 @@ impl Cell {
         })
     }
 
-    /// s0, s1: [N, C_pp, H, W], [N, C_p, H', W'] -> [N, multiplier*C, H'', W''].
-    /// `weights` = softmax of this cell type's alphas, [edges, ops].
-    fn forward(&self, s0: &Tensor, s1: &Tensor, weights: &Tensor, train: bool) -> Result<Tensor> {
+    /// s0, s1: [N, C_pp, H, W], [N, C_p, H', W'] -> [N, multiplier*C, H'', W''], the edges
+    /// mixed by this cell type's `mixing`.
+    fn forward(&self, s0: &Tensor, s1: &Tensor, mixing: Mixing<'_>, train: bool) -> Result<Tensor> {
         // Each state with its ReLU, computed once for all the edges that leave it.
         let mut states =
             vec![Input::new(&self.preprocess0.forward(s0, train)?), Input::new(&self.preprocess1.forward(s1, train)?)];
@@ -150,7 +165,13 @@ impl Cell {
             let inputs: Vec<Tensor> = states
                 .iter()
                 .enumerate()
-                .map(|(j, h)| self.edges[offset + j].forward_shared(h, weights, offset + j, train))
+                .map(|(j, x)| {
+                    let e = offset + j;
+                    match mixing {
+                        Mixing::Softmax(weights) => self.edges[e].forward_shared(x, weights, e, train),
+                        Mixing::Hard { h, index } => self.edges[e].forward_hard(x, h, e, index[e], train),
+                    }
+                })
                 .collect::<Result<_>>()?;
             offset += states.len();
             let refs: Vec<&Tensor> = inputs.iter().collect();
@@ -218,13 +239,29 @@ impl Network {
     /// x: [N, in_channels, H, W] -> logits [N, num_classes]. `train` selects BN's batch
     /// statistics (search) or running statistics (evaluation).
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let s = self.stem_bn.forward(&self.stem_conv.forward(x)?, train)?;
         let weights_normal = softmax::softmax(&self.alphas_normal)?;
         let weights_reduce = softmax::softmax(&self.alphas_reduce)?;
+        self.forward_mixed(x, [Mixing::Softmax(&weights_normal), Mixing::Softmax(&weights_reduce)], train)
+    }
+
+    /// [`Network::forward`] with the edges of normal and reduction cells mixed as `mixing`
+    /// says ([normal, reduce]): GDAS passes its hard samples.
+    pub fn forward_mixed(&self, x: &Tensor, mixing: [Mixing<'_>; 2], train: bool) -> Result<Tensor> {
+        let edges = self.config.space.num_edges();
+        for m in mixing {
+            if let Mixing::Hard { index, .. } = m {
+                if index.len() != edges {
+                    return Err(Error::shape(
+                        "Network::forward_mixed",
+                        format!("{} sampled ops for {edges} edges", index.len()),
+                    ));
+                }
+            }
+        }
+        let s = self.stem_bn.forward(&self.stem_conv.forward(x)?, train)?;
         let (mut s0, mut s1) = (s.clone(), s);
         for cell in &self.cells {
-            let weights = if cell.reduction { &weights_reduce } else { &weights_normal };
-            let out = cell.forward(&s0, &s1, weights, train)?;
+            let out = cell.forward(&s0, &s1, mixing[cell.reduction as usize], train)?;
             (s0, s1) = (s1, out);
         }
         let n = s1.shape()[0];

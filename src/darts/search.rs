@@ -3,12 +3,18 @@
 //! step on a training batch, a cosine learning rate per epoch, the alpha history read back with
 //! the metrics (not inside a step), the supernet's validation accuracy and the derived genotype
 //! per epoch. Counters, metrics, checkpoints and resume are the [`RunLoop`]'s.
+//!
+//! The DARTS family shares all of it in [`SupernetSearch`]; a member brings only its step and
+//! the state that step keeps, as a [`Relaxation`]: DARTS's is the [`Architect`] (below), GDAS's
+//! the Gumbel sampler of [`super::gdas`].
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::architect::{Architect, ArchitectConfig, WeightStep};
 use super::diagnostics::{hessian_eigenvalue, mean_entropy, parameter_free_ops, Collapse, EarlyStop};
-use super::model::{Network, NetworkConfig};
+use super::gdas::Temperature;
+use super::model::{Mixing, Network, NetworkConfig};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Augment, Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
@@ -67,6 +73,9 @@ pub struct SearchConfig {
     /// DARTS-ES: stop when the Hessian's eigenvalue grows too fast, keeping an earlier genotype.
     #[serde(default)]
     pub early_stop: Option<EarlyStop>,
+    /// GDAS: the Gumbel-softmax temperature schedule; `None` for DARTS, which does not sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<Temperature>,
 }
 
 fn default_hessian_iters() -> usize {
@@ -100,7 +109,14 @@ impl SearchConfig {
             hessian_iters: default_hessian_iters(),
             hessian_eps: default_hessian_eps(),
             early_stop: None,
+            temperature: None,
         }
+    }
+
+    /// GDAS's search (Dong & Yang 2019) on the DARTS supernet: the DARTS settings, the
+    /// temperature annealed from 10 to 0.1.
+    pub fn gdas(in_channels: usize, num_classes: usize) -> Self {
+        SearchConfig { temperature: Some(Temperature::gdas()), ..SearchConfig::darts(in_channels, num_classes) }
     }
 }
 
@@ -145,7 +161,8 @@ pub struct DartsEpoch {
     pub train_loss: f32,
     /// Mean training accuracy of the epoch's steps, in [0, 1].
     pub train_acc: f32,
-    /// The supernet's loss and accuracy on the validation half (BN running statistics).
+    /// The supernet's loss and accuracy on the validation half (BN running statistics): DARTS's
+    /// softmax-weighted supernet, GDAS's argmax architecture in it.
     pub val_loss: f32,
     /// Accuracy on the validation half, in [0, 1].
     pub val_acc: f32,
@@ -154,11 +171,14 @@ pub struct DartsEpoch {
     /// How close the search is to collapsing: parameter-free operations, edge entropies and the
     /// Hessian's dominant eigenvalue.
     pub collapse: Collapse,
+    /// GDAS: the Gumbel-softmax temperature of the epoch (`None` for DARTS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tau: Option<f32>,
 }
 
-/// The search's own cursors in a checkpoint.
+/// The search's own cursors in a checkpoint, with those of its [`Relaxation`] (`S`).
 #[derive(Serialize, Deserialize)]
-pub struct DartsState {
+pub struct DartsState<S = ()> {
     train: LoaderState,
     valid: LoaderState,
     alpha_history: Vec<AlphaRecord>,
@@ -168,6 +188,8 @@ pub struct DartsState {
     genotypes: Vec<Genotype>,
     #[serde(default)]
     stopped: Option<EarlyStopped>,
+    #[serde(default)]
+    relaxation: S,
 }
 
 /// Where DARTS-ES stopped a search, and the genotype it keeps.
@@ -179,15 +201,140 @@ pub struct EarlyStopped {
     pub genotype: Genotype,
 }
 
-/// The DARTS search method: the supernet, its architect and weight optimizer, the two data
-/// halves, and the alphas read back so far.
-pub struct Darts {
+/// What a member of the DARTS family brings to [`SupernetSearch`]: its step (how the alphas
+/// enter the forward pass, how they and the weights are updated) and the state the step keeps.
+/// The data halves, the weights' optimizer and schedule, evaluation, genotype, collapse
+/// diagnostics, early stopping and checkpoints are shared.
+#[allow(async_fn_in_trait)] // single-threaded GPU code (the browser): no Send bound wanted
+pub trait Relaxation: Sized {
+    /// The step's own cursors for a checkpoint (GDAS: its noise stream).
+    type State: Serialize + DeserializeOwned + Default;
+    /// The checkpoint kind ("darts", "gdas").
+    const KIND: &'static str;
+    /// What a run is called in errors ("a DARTS search").
+    const NAME: &'static str;
+    /// Whether a step updates the alphas before the weights (DARTS) or after them (GDAS).
+    const ALPHAS_FIRST: bool;
+    /// Whether the epoch's validation score is of the argmax op of each edge alone (GDAS, whose
+    /// weights learn one op at a time) instead of the softmax-weighted supernet (DARTS).
+    const EVALUATES_ARGMAX: bool;
+    /// The step's parts for `net` under `config` (checked: settings it cannot use are errors).
+    fn new(net: &Network, config: &SearchConfig) -> Result<Self>;
+    /// One step on the search's shared parts; calls `between_halves` once the first half (see
+    /// [`Relaxation::ALPHAS_FIRST`]) is recorded. Returns the step's scalars: train loss and
+    /// accuracy, validation loss and accuracy.
+    async fn step(&mut self, parts: StepParts<'_>, between_halves: &mut dyn FnMut()) -> Result<Recorded>;
+    /// The alphas' optimizer.
+    fn alpha_optimizer(&mut self) -> &mut dyn Optimizer;
+    /// The step's state for a checkpoint.
+    fn state(&self) -> Self::State;
+    /// Continues from a saved state.
+    fn restore(&mut self, state: Self::State) -> Result<()>;
+}
+
+/// The shared parts of a search that a [`Relaxation`]'s step works on, borrowed for one step.
+pub struct StepParts<'a> {
+    /// The device.
+    pub gpu: &'a Gpu,
+    /// The search's settings.
+    pub config: &'a SearchConfig,
+    /// The supernet.
+    pub net: &'a Network,
+    /// The epoch of the step, from 0.
+    pub epoch: usize,
+    /// The weights' learning rate in this epoch.
+    pub lr: f32,
+    /// The weights' SGD.
+    pub optimizer: &'a mut Sgd,
+    /// The weights' half of the training set.
+    pub train: &'a mut DeviceLoader,
+    /// The alphas' half.
+    pub valid: &'a mut DeviceLoader,
+}
+
+impl StepParts<'_> {
+    /// The next batch of each half on the GPU: (training images, labels), (validation ...).
+    pub fn batches(&mut self) -> Result<((Tensor, Tensor), (Tensor, Tensor))> {
+        Ok((self.train.next(self.gpu)?, self.valid.next(self.gpu)?))
+    }
+
+    /// The weight step on a training batch (x `[B, C, H, W]`, labels y `[B]`): the cross-entropy of
+    /// `forward(x)`'s logits, its gradient in the weights alone (the alphas are constants),
+    /// clipped to `grad_clip` and applied by SGD. Returns the loss and accuracy (GPU scalars).
+    pub fn weight_step(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        forward: impl FnOnce(&Tensor) -> Result<Tensor>,
+    ) -> Result<(Tensor, Tensor)> {
+        let weights = self.net.weights();
+        let logits = self.gpu.recording_for(&weights, || forward(x))?;
+        let loss = softmax::cross_entropy(&logits, y)?;
+        let acc = softmax::accuracy(&logits, y)?;
+        let g = self.gpu.grad(&loss, &weights)?;
+        // clip_grad_norm then the SGD step, the clip folded into the update.
+        let norm = grad_norm(&g)?;
+        self.optimizer.step_clipped(&weights, &g, &norm, self.config.grad_clip)?;
+        Ok((loss, acc))
+    }
+}
+
+/// DARTS's step: alphas first on a validation batch (first or second order, by the
+/// [`Architect`]), then the weights on a training batch, every op of every edge weighted by
+/// softmax(alphas).
+impl Relaxation for Architect {
+    type State = ();
+    const KIND: &'static str = "darts";
+    const NAME: &'static str = "a DARTS search";
+    const ALPHAS_FIRST: bool = true;
+    const EVALUATES_ARGMAX: bool = false;
+
+    fn new(net: &Network, config: &SearchConfig) -> Result<Architect> {
+        if config.temperature.is_some() {
+            return Err(Error::Config(
+                "DARTS samples nothing: a temperature schedule is for GDAS (search gdas)".into(),
+            ));
+        }
+        Architect::new(net, config.architect.clone())
+    }
+
+    async fn step(&mut self, mut s: StepParts<'_>, between_halves: &mut dyn FnMut()) -> Result<Recorded> {
+        let ((xt, yt), (xv, yv)) = s.batches()?;
+        let buffers = s.optimizer.state();
+        let step = WeightStep {
+            lr: s.lr,
+            momentum: s.config.momentum,
+            weight_decay: s.config.weight_decay,
+            momentum_buffers: if s.optimizer.step_count() > 0 { buffers } else { vec![] },
+        };
+        let val = Architect::step(self, s.net, (&xt, &yt), (&xv, &yv), &step)?;
+        between_halves();
+        let net = s.net;
+        let (train_loss, train_acc) = s.weight_step(&xt, &yt, |x| net.forward(x, true))?;
+        Ok(Recorded { lr: s.lr, scalars: vec![train_loss, train_acc, val.loss, val.acc] })
+    }
+
+    fn alpha_optimizer(&mut self) -> &mut dyn Optimizer {
+        &mut self.optimizer
+    }
+
+    fn state(&self) {}
+
+    fn restore(&mut self, _state: ()) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A search of the DARTS family: the supernet, its weight optimizer, the two data halves, the
+/// alphas read back so far, and the method's [`Relaxation`] (its step and what it keeps).
+pub struct SupernetSearch<R: Relaxation> {
     gpu: Gpu,
     /// The settings, with the network's input channels and classes taken from the data set.
     pub config: SearchConfig,
     /// The supernet: weights and alphas.
     pub net: Network,
-    architect: Architect,
+    /// The method's step: DARTS's architect, GDAS's sampler.
+    pub relaxation: R,
     optimizer: Sgd,
     schedule: CosineAnnealing,
     train: DeviceLoader,
@@ -203,18 +350,21 @@ pub struct Darts {
     pub stopped: Option<EarlyStopped>,
 }
 
+/// The DARTS search method: the supernet searched by the [`Architect`].
+pub type Darts = SupernetSearch<Architect>;
+
 /// A DARTS search in progress: [`Darts`] in the run loop.
 pub type DartsSearch = RunLoop<Darts>;
 
-impl RunLoop<Darts> {
+impl<R: Relaxation> RunLoop<SupernetSearch<R>> {
     /// A new search on `data` (its training set), split by `train_portion`.
-    pub fn new(gpu: &Gpu, config: SearchConfig, data: &Dataset) -> Result<DartsSearch> {
-        RunLoop::start(gpu, Darts::new(gpu, config, data)?)
+    pub fn new(gpu: &Gpu, config: SearchConfig, data: &Dataset) -> Result<Self> {
+        RunLoop::start(gpu, SupernetSearch::new(gpu, config, data)?)
     }
 
     /// Continues a search from a checkpoint taken on the same data set.
-    pub fn resume(gpu: &Gpu, checkpoint: &Checkpoint, data: &Dataset) -> Result<DartsSearch> {
-        RunLoop::resume_with(gpu, checkpoint, |config| Darts::new(gpu, config, data))
+    pub fn resume(gpu: &Gpu, checkpoint: &Checkpoint, data: &Dataset) -> Result<Self> {
+        RunLoop::resume_with(gpu, checkpoint, |config| SupernetSearch::new(gpu, config, data))
     }
 
     /// The weights' learning rate in the current epoch.
@@ -232,9 +382,9 @@ impl RunLoop<Darts> {
     }
 }
 
-impl Darts {
+impl<R: Relaxation> SupernetSearch<R> {
     /// The search method on `data` (its training set), split by `train_portion`.
-    pub fn new(gpu: &Gpu, config: SearchConfig, data: &Dataset) -> Result<Darts> {
+    pub fn new(gpu: &Gpu, config: SearchConfig, data: &Dataset) -> Result<Self> {
         let mut rng = Rng::new(config.seed);
         let mut config = config;
         config.network.in_channels = data.channels;
@@ -250,14 +400,14 @@ impl Darts {
         let train = DeviceLoader::new(Loader::new(train_data, loader_config.clone(), &mut rng)?);
         let valid = DeviceLoader::new(Loader::new(valid_data.clone(), loader_config, &mut rng)?);
         let evaluator = Evaluator::new(valid_data, config.batch_size, normalize, true, config.eval_batches)?;
-        let architect = Architect::new(&net, config.architect.clone())?;
+        let relaxation = R::new(&net, &config)?;
         let optimizer = Sgd::new(&net.weights(), config.lr, config.momentum, config.weight_decay, false)?;
         let schedule = CosineAnnealing::new(config.lr, config.lr_min, config.epochs as f64)?;
-        Ok(Darts {
+        Ok(SupernetSearch {
             gpu: gpu.clone(),
             config,
             net,
-            architect,
+            relaxation,
             optimizer,
             schedule,
             train,
@@ -275,42 +425,45 @@ impl Darts {
         self.schedule.lr(epoch as f64)
     }
 
-    /// One bi-level step: alphas on a validation batch, then weights on a training batch, at
-    /// the learning rate of `epoch`; calls `between_halves` once the architecture half is
-    /// recorded and before the weight half (`bench darts` times each half). Records its work on
-    /// the GPU and reads nothing back; returns the step's scalars (train loss and accuracy,
-    /// validation loss and accuracy).
-    pub fn step_with(&mut self, epoch: usize, between_halves: impl FnOnce()) -> Result<Recorded> {
+    /// One step of the method at the learning rate of `epoch` (DARTS: alphas on a validation
+    /// batch, then weights on a training batch); calls `between_halves` once the first half is
+    /// recorded and before the second (`bench darts` times each half). Records its work on the
+    /// GPU and reads back only what the method needs (GDAS: the alphas, to pick the sampled
+    /// ops); returns the step's scalars (train loss and accuracy, validation loss and accuracy).
+    pub async fn step_with(&mut self, epoch: usize, between_halves: &mut dyn FnMut()) -> Result<Recorded> {
         let lr = self.lr_at(epoch);
         self.optimizer.set_lr(lr);
-        let (xt, yt) = self.train.next(&self.gpu)?;
-        let (xv, yv) = self.valid.next(&self.gpu)?;
-        let weights = self.net.weights();
-        let buffers = self.optimizer.state();
-        let step = WeightStep {
+        let parts = StepParts {
+            gpu: &self.gpu,
+            config: &self.config,
+            net: &self.net,
+            epoch,
             lr,
-            momentum: self.config.momentum,
-            weight_decay: self.config.weight_decay,
-            momentum_buffers: if self.optimizer.step_count() > 0 { buffers } else { vec![] },
+            optimizer: &mut self.optimizer,
+            train: &mut self.train,
+            valid: &mut self.valid,
         };
-        let val = self.architect.step(&self.net, (&xt, &yt), (&xv, &yv), &step)?;
-        between_halves();
-
-        // The weight step: the alphas are constants here.
-        let logits = self.gpu.recording_for(&weights, || self.net.forward(&xt, true))?;
-        let train_loss = softmax::cross_entropy(&logits, &yt)?;
-        let train_acc = softmax::accuracy(&logits, &yt)?;
-        let g = self.gpu.grad(&train_loss, &weights)?;
-        // clip_grad_norm then the SGD step, the clip folded into the update.
-        let norm = grad_norm(&g)?;
-        self.optimizer.step_clipped(&weights, &g, &norm, self.config.grad_clip)?;
-        Ok(Recorded { lr, scalars: vec![train_loss, train_acc, val.loss, val.acc] })
+        self.relaxation.step(parts, between_halves).await
     }
 
     /// The supernet's mean loss and accuracy on the validation half, BN in eval mode, no tape.
     pub async fn evaluate(&mut self) -> Result<(f32, f32)> {
         let net = &self.net;
-        self.evaluator.evaluate(&self.gpu, |x| net.forward(x, false)).await
+        if !R::EVALUATES_ARGMAX {
+            return self.evaluator.evaluate(&self.gpu, |x| net.forward(x, false)).await;
+        }
+        // The argmax op of each edge, weighted 1: a GDAS sample without noise.
+        let (normal, reduce) = self.alphas().await?;
+        let k = self.net.config.space.num_ops();
+        let one_hot = |rows: &[Vec<f32>]| -> Result<(Tensor, Vec<usize>)> {
+            let index: Vec<usize> = rows.iter().map(|r| argmax(r)).collect();
+            let mut h = vec![0.0; rows.len() * k];
+            index.iter().enumerate().for_each(|(e, &i)| h[e * k + i] = 1.0);
+            Ok((Tensor::from_slice(&self.gpu, &[rows.len(), k], &h)?, index))
+        };
+        let ((hn, n), (hr, r)) = (one_hot(&normal)?, one_hot(&reduce)?);
+        let mixing = [Mixing::Hard { h: &hn, index: &n }, Mixing::Hard { h: &hr, index: &r }];
+        self.evaluator.evaluate(&self.gpu, |x| net.forward_mixed(x, mixing, false)).await
     }
 
     /// Raw alphas on the host: (normal, reduce), each `[edges][ops]`.
@@ -349,13 +502,13 @@ impl Darts {
     }
 }
 
-impl Method for Darts {
+impl<R: Relaxation> Method for SupernetSearch<R> {
     type Config = SearchConfig;
     type Step = DartsStep;
     type Epoch = DartsEpoch;
-    type State = DartsState;
-    const KIND: &'static str = "darts";
-    const NAME: &'static str = "a DARTS search";
+    type State = DartsState<R::State>;
+    const KIND: &'static str = R::KIND;
+    const NAME: &'static str = R::NAME;
     const SCALARS: usize = 4;
     const LOSSES: &'static [(usize, &'static str)] =
         &[(0, "the training loss"), (2, "the architecture step's validation loss")];
@@ -378,7 +531,7 @@ impl Method for Darts {
     }
 
     async fn step(&mut self, at: StepAt) -> Result<Recorded> {
-        self.step_with(at.epoch, || {})
+        self.step_with(at.epoch, &mut || {}).await
     }
 
     fn step_metrics(&self, p: PendingStep, r: &[f32]) -> DartsStep {
@@ -430,6 +583,7 @@ impl Method for Darts {
             val_acc,
             genotype,
             collapse,
+            tau: self.config.temperature.map(|t| t.at(at.epoch, self.config.epochs)),
         })
     }
 
@@ -441,14 +595,14 @@ impl Method for Darts {
     }
 
     fn optimizers(&mut self) -> Vec<(&'static str, &mut dyn Optimizer)> {
-        vec![("sgd", &mut self.optimizer), ("adam", &mut self.architect.optimizer)]
+        vec![("sgd", &mut self.optimizer), ("adam", self.relaxation.alpha_optimizer())]
     }
 
     fn stopped_early(&self) -> bool {
         self.stopped.is_some()
     }
 
-    fn state(&self) -> DartsState {
+    fn state(&self) -> DartsState<R::State> {
         DartsState {
             train: self.train.state(),
             valid: self.valid.state(),
@@ -456,18 +610,24 @@ impl Method for Darts {
             eigenvalues: self.eigenvalues.clone(),
             genotypes: self.genotypes.clone(),
             stopped: self.stopped.clone(),
+            relaxation: self.relaxation.state(),
         }
     }
 
-    fn restore(&mut self, state: DartsState) -> Result<()> {
+    fn restore(&mut self, state: DartsState<R::State>) -> Result<()> {
         self.train.restore(state.train)?;
         self.valid.restore(state.valid)?;
         self.alpha_history = state.alpha_history;
         self.eigenvalues = state.eigenvalues;
         self.genotypes = state.genotypes;
         self.stopped = state.stopped;
-        Ok(())
+        self.relaxation.restore(state.relaxation)
     }
+}
+
+/// The first largest entry's position.
+fn argmax(row: &[f32]) -> usize {
+    (1..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best })
 }
 
 /// Settings that cannot work with this data set, as one clear error each.

@@ -32,6 +32,24 @@ pub struct Trace {
     pub(crate) entries: Vec<TraceEntry>,
 }
 
+impl Trace {
+    /// Dispatches of `shader` whose entry point's name starts with `entry` (`"max_forward"`
+    /// counts `max_forward`, `max_forward_arg` and `max_forward_arg_strips`).
+    pub fn count(&self, shader: &str, entry: &str) -> usize {
+        self.entries.iter().filter(|e| e.shader == shader && e.entry.starts_with(entry)).count()
+    }
+
+    /// Dispatches recorded.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing was dispatched.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 /// Time spent in one kernel class over a trace.
 #[derive(Clone, Debug, Serialize)]
 pub struct KernelTime {

@@ -457,6 +457,26 @@ impl MixedOp {
         let terms: Vec<(usize, &Tensor)> = outs.iter().map(|(i, y)| (*i, y)).collect();
         mixed_op::weighted_sum(weights, &terms)
     }
+
+    /// GDAS's edge: only op `k` runs, `h[edge, k] * op_k(x) + sum_{i != k} h[edge, i]`, where
+    /// `h` `[E, K]` is the straight-through hard sample (see [`mixed_op::hard_select`]).
+    pub fn forward_hard(&self, input: &Input, h: &Tensor, edge: usize, k: usize, train: bool) -> Result<Tensor> {
+        let (_, name, op) =
+            self.ops.get(k).ok_or_else(|| Error::shape("MixedOp::forward_hard", format!("no op {k} on this edge")))?;
+        let y = op.forward_shared(input, train)?;
+        let s = input.x().shape();
+        // [N, C, H/stride, W/stride]; the shape `none` would have
+        let shape = [s[0], s[1], s[2].div_ceil(self.stride), s[3].div_ceil(self.stride)];
+        if let Some(y) = &y {
+            if y.shape() != shape {
+                return Err(Error::shape(
+                    "MixedOp::forward_hard",
+                    format!("{name} gave {:?}, want {shape:?}", y.shape()),
+                ));
+            }
+        }
+        mixed_op::hard_select(h, edge, k, y.as_ref(), &shape)
+    }
 }
 
 impl Module for MixedOp {

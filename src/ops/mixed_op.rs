@@ -16,10 +16,15 @@
 //! The gradient reaches the alphas through both ops: `weighted_sum` gives dw (zero at `none`
 //! and at other edges' entries), the tape sums it over the 14 edges of the cell, and softmax's
 //! backward turns it into dalphas (where `none` does get a gradient, through the normalisation).
+//!
+//! GDAS's edge ([`hard_select`]) runs one op instead: with the straight-through hard sample
+//! `h` `[E, K]` (one-hot in value, the Gumbel-softmax in gradient) and the sampled op `k` of
+//! edge `e`, `out = h[e, k] * y_k + sum_{i != k} h[e, i]`. The other ops' weights add zero to
+//! the value and carry `sum(dout)` back to their alphas, as AutoDL-Projects' `forward_gdas`.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::same_shape;
+use super::{elementwise, same_shape};
 use crate::error::{Error, Result};
 use crate::gpu::{grid_1d, Dispatch};
 use crate::tensor::{DType, Tensor};
@@ -40,7 +45,8 @@ struct Params {
     accumulate: u32,
     chunk: u32,
     parts: u32,
-    _pad: [u32; 3],
+    has_y: u32,
+    _pad: [u32; 2],
     idx: [u32; TERMS_PER_DISPATCH],
 }
 
@@ -56,7 +62,8 @@ fn params(n: usize, terms: &[(usize, &Tensor)], accumulate: bool, chunk: usize, 
         accumulate: accumulate as u32,
         chunk: chunk as u32,
         parts: parts as u32,
-        _pad: [0; 3],
+        has_y: 0,
+        _pad: [0; 2],
         idx,
     }
 }
@@ -176,6 +183,85 @@ fn weight_grad(w: &Tensor, terms: &[(usize, Tensor)], dout: &Tensor) -> Result<T
     Ok(dw)
 }
 
+/// Params of [`hard_select`] for edge `edge` (row `edge * k_total` of h), op `k`.
+fn select_params(n: usize, edge: usize, k: usize, k_total: usize, has_y: bool, chunk: usize, parts: usize) -> Params {
+    let mut idx = [0u32; TERMS_PER_DISPATCH];
+    idx[0] = (edge * k_total) as u32;
+    idx[1] = k as u32;
+    Params {
+        n: n as u32,
+        count: k_total as u32,
+        accumulate: 0,
+        chunk: chunk as u32,
+        parts: parts as u32,
+        has_y: has_y as u32,
+        _pad: [0; 2],
+        idx,
+    }
+}
+
+/// GDAS's edge: `out = h[edge, k] * y + sum_{i != k} h[edge, i]`, where `h` `[E, K]` is the
+/// straight-through hard sample and `y` the output of the sampled op k (`None` when it is
+/// `none`: zero). `shape` is the output's shape (y's, when given). One dispatch.
+///
+/// Backward: `dy = h[edge, k] * dout` (elementwise::scale); dh is zero except row `edge`: `dh[edge, k] = <dout, y>`
+/// (0 without y) and `dh[edge, i != k] = sum(dout)`, two dispatches with a fixed reduction order.
+pub fn hard_select(h: &Tensor, edge: usize, k: usize, y: Option<&Tensor>, shape: &[usize]) -> Result<Tensor> {
+    let op = "hard_select";
+    let [e_total, k_total] = h.shape() else {
+        return Err(Error::shape(op, format!("h must be [edges, ops], got {:?}", h.shape())));
+    };
+    let (e_total, k_total) = (*e_total, *k_total);
+    if h.dtype() != DType::F32 {
+        return Err(Error::shape(op, format!("h must be f32, got {:?}", h.dtype())));
+    }
+    if edge >= e_total || k >= k_total {
+        return Err(Error::shape(op, format!("edge {edge}, op {k} out of h {:?}", h.shape())));
+    }
+    if let Some(y) = y {
+        if y.shape() != shape || y.dtype() != DType::F32 {
+            return Err(Error::shape(op, format!("y is {:?} {:?}, want f32 {shape:?}", y.shape(), y.dtype())));
+        }
+    }
+    let n: usize = shape.iter().product();
+    if n == 0 || n > u32::MAX as usize {
+        return Err(Error::shape(op, format!("an output of {n} elements ({shape:?})")));
+    }
+    // out: [N, C, H, W], the shape of y
+    let out = Tensor::empty(h.gpu(), shape)?;
+    let p = select_params(n, edge, k, k_total, y.is_some(), 0, 0);
+    dispatch("hard_select", &p, &[h, y.unwrap_or(h), &out], grid_1d(n.div_ceil(4)));
+
+    let (saved_h, saved_y) = (h.clone(), y.cloned());
+    let mut inputs = vec![h];
+    inputs.extend(y);
+    h.gpu().record(&inputs, &[&out], move |g| {
+        let dout = &g[0];
+        let dh = if saved_h.requires_grad() {
+            let chunk = n.div_ceil(MAX_PARTS).max(MIN_CHUNK);
+            let parts = n.div_ceil(chunk);
+            let dh = Tensor::zeros(saved_h.gpu(), saved_h.shape())?;
+            let partial = Tensor::empty(saved_h.gpu(), &[2, parts])?; // [dot, sum] x parts
+            let p = select_params(n, edge, k, k_total, saved_y.is_some(), chunk, parts);
+            let y = saved_y.as_ref().unwrap_or(dout);
+            dispatch("select_partials", &p, &[dout, y, &partial], [(2 * parts).div_ceil(64) as u32, 1, 1]);
+            dispatch("select_finish", &p, &[&partial, &dh], [1, 1, 1]);
+            Some(dh)
+        } else {
+            None
+        };
+        let mut grads = vec![dh];
+        if let Some(y) = &saved_y {
+            // One term: the element-wise scaling (four values per thread) beats scale_terms' eight slots.
+            let dy =
+                if y.requires_grad() { Some(elementwise::scale(dout, &saved_h, edge * k_total + k)?) } else { None };
+            grads.push(dy);
+        }
+        Ok(grads)
+    });
+    Ok(out)
+}
+
 #[cfg(test)]
 mod layout_tests {
     use super::*;
@@ -183,6 +269,6 @@ mod layout_tests {
     /// The uniform block here and in `shaders/mixed_op.wgsl` cannot drift apart.
     #[test]
     fn params_match_the_shader() {
-        params_layout_matches!(Params, "mixed_op", [n, count, accumulate, chunk, parts, idx]);
+        params_layout_matches!(Params, "mixed_op", [n, count, accumulate, chunk, parts, has_y, idx]);
     }
 }

@@ -113,3 +113,28 @@ pub fn weighted_sum_backward(w: &[f64], terms: &[(usize, Vec<f64>)], dout: &[f64
     }
     (dw, dys)
 }
+
+/// GDAS's edge: out = h[row + k] * y + sum_{i != k} h[row + i] (y = None: the `none` op, zero),
+/// over `n` elements; `row` = e * K, `k_total` = K.
+pub fn hard_select(h: &[f64], row: usize, k: usize, k_total: usize, y: Option<&[f64]>, n: usize) -> Vec<f64> {
+    let rest: f64 = (0..k_total).filter(|&i| i != k).map(|i| h[row + i]).sum();
+    (0..n).map(|j| rest + y.map_or(0.0, |y| h[row + k] * y[j])).collect()
+}
+
+/// (dh: h's length, zero outside the row, dh[row + k] = <dout, y>, dh[row + i != k] = sum(dout);
+/// dy = h[row + k] * dout).
+pub fn hard_select_backward(
+    h: &[f64],
+    row: usize,
+    k: usize,
+    k_total: usize,
+    y: Option<&[f64]>,
+    dout: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
+    let mut dh = vec![0.0; h.len()];
+    let total: f64 = dout.iter().sum();
+    for i in 0..k_total {
+        dh[row + i] = if i == k { y.map_or(0.0, |y| y.iter().zip(dout).map(|(a, b)| a * b).sum()) } else { total };
+    }
+    (dh, dout.iter().map(|d| h[row + k] * d).collect())
+}

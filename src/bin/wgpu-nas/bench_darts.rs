@@ -1,14 +1,16 @@
-//! `wgpu-nas bench darts`: the DARTS search step timed on synthetic data of any shape (no data
-//! set needed), with the step's dispatches, submissions, peak GPU memory and FLOPs; `--profile`
-//! breaks one step down by kernel and sets each against what this adapter attains.
+//! `wgpu-nas bench darts`: the search step of a DARTS-family method (`--method darts|gdas`)
+//! timed on synthetic data of any shape (no data set needed), with the step's dispatches,
+//! submissions, peak GPU memory and FLOPs; `--profile` breaks one step down by kernel and sets
+//! each against what this adapter attains.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::out;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde::Serialize;
-use wgpu_nas::darts::{Darts, Order, SearchConfig};
+use wgpu_nas::darts::gdas::Gumbel;
+use wgpu_nas::darts::{Architect, Order, Relaxation, SearchConfig, SupernetSearch};
 use wgpu_nas::data::Dataset;
 use wgpu_nas::gpu::KernelTime;
 use wgpu_nas::ops::conv::{conv2d, Conv2d};
@@ -16,9 +18,21 @@ use wgpu_nas::rng::Rng;
 use wgpu_nas::space::SearchSpace;
 use wgpu_nas::{Error, Gpu, Result, Tensor};
 
+/// The methods of the DARTS family that `bench darts` times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SearchMethod {
+    /// Every op of every edge, weighted by softmax(alphas).
+    Darts,
+    /// One Gumbel-softmax-sampled op per edge (the temperature of the first epoch, 10).
+    Gdas,
+}
+
 #[derive(Args, Debug)]
 pub struct BenchDartsArgs {
-    /// 1: first-order alpha gradient; 2: unrolled (second order).
+    #[arg(long, value_enum, default_value_t = SearchMethod::Darts)]
+    method: SearchMethod,
+    /// 1: first-order alpha gradient; 2: unrolled (second order; DARTS only).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     order: u8,
     /// Initial channels C (16 in the paper).
@@ -58,6 +72,7 @@ pub struct BenchDartsArgs {
 #[derive(Serialize)]
 struct Report {
     adapter: String,
+    method: SearchMethod,
     order: u8,
     init_channels: usize,
     layers: usize,
@@ -119,6 +134,14 @@ fn synthetic(args: &BenchDartsArgs, rng: &mut Rng) -> Result<Dataset> {
 }
 
 pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
+    match args.method {
+        SearchMethod::Darts => bench::<Architect>(args, SearchConfig::darts),
+        SearchMethod::Gdas => bench::<Gumbel>(args, SearchConfig::gdas),
+    }
+}
+
+/// Times the step of `R`, from the settings `defaults` gives with the options applied.
+fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> SearchConfig) -> Result<ExitCode> {
     if args.steps == 0 {
         return Err(Error::Config("--steps must be at least 1".into()));
     }
@@ -126,7 +149,7 @@ pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
     check_binding_limit(&gpu, &args)?;
     let mut rng = Rng::new(args.seed);
     let data = synthetic(&args, &mut rng)?;
-    let mut config = SearchConfig::darts(args.in_channels, args.classes);
+    let mut config = defaults(args.in_channels, args.classes);
     config.architect.order = if args.order == 2 { Order::Second } else { Order::First };
     config.network.channels = args.init_channels;
     config.network.layers = args.layers;
@@ -141,11 +164,12 @@ pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
     config.seed = args.seed;
     let ops = config.network.space.num_ops();
     // The method alone: its step, without the run loop's metrics ring.
-    let mut search = Darts::new(&gpu, config, &data)?;
+    let mut search = SupernetSearch::<R>::new(&gpu, config, &data)?;
     if !args.json {
         out::line(format_args!("adapter: {}", gpu.adapter()))?;
         out::line(format_args!(
-            "DARTS {} order, C={}, {} cells, batch {}, {}x{}x{} images, {ops} ops: {} warm-up + {} timed steps",
+            "{} {} order, C={}, {} cells, batch {}, {}x{}x{} images, {ops} ops: {} warm-up + {} timed steps",
+            R::KIND.to_uppercase(),
             if args.order == 2 { "second" } else { "first" },
             args.init_channels,
             args.layers,
@@ -158,7 +182,7 @@ pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
         ))?;
     }
     for _ in 0..args.warmup {
-        search.step_with(0, || {})?;
+        pollster::block_on(search.step_with(0, &mut || {}))?;
         gpu.synchronize();
     }
     check_fault(&gpu)?;
@@ -168,15 +192,17 @@ pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
     for _ in 0..args.steps {
         let started = Instant::now();
         let mut half = 0.0;
-        search.step_with(0, || {
+        pollster::block_on(search.step_with(0, &mut || {
             gpu.synchronize();
             half = started.elapsed().as_secs_f64();
-        })?;
+        }))?;
         gpu.synchronize();
         let t = started.elapsed().as_secs_f64();
         whole.push(t);
-        arch.push(half);
-        weight.push(t - half);
+        // DARTS updates the alphas first, GDAS second.
+        let (first, second) = if R::ALPHAS_FIRST { (&mut arch, &mut weight) } else { (&mut weight, &mut arch) };
+        first.push(half);
+        second.push(t - half);
     }
     check_fault(&gpu)?;
     let per = |d: u64| d as f64 / args.steps as f64;
@@ -186,6 +212,7 @@ pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
     let med = median(&whole);
     let mut report = Report {
         adapter: gpu.adapter().to_string(),
+        method: args.method,
         order: args.order,
         init_channels: args.init_channels,
         layers: args.layers,
@@ -209,7 +236,7 @@ pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
     };
     if args.profile {
         gpu.start_trace();
-        search.step_with(0, || {})?;
+        pollster::block_on(search.step_with(0, &mut || {}))?;
         let trace = gpu.take_trace();
         gpu.synchronize();
         let kernels = gpu.replay(&trace, 2);

@@ -101,13 +101,16 @@ mod cli {
     enum SearchCommand {
         /// DARTS: differentiable search (bi-level optimisation of alphas and weights).
         Darts(search::DartsArgs),
+        /// GDAS: DARTS's supernet with one Gumbel-softmax-sampled op per edge (one op runs, not all).
+        Gdas(search::GdasArgs),
         /// ENAS: an LSTM controller trained by REINFORCE over a weight-sharing model.
         Enas(enas::EnasArgs),
     }
 
     #[derive(Subcommand)]
     enum BenchCommand {
-        /// The DARTS search step on synthetic data: seconds, dispatches, memory, FLOPs; --profile.
+        /// The DARTS (or GDAS: --method) search step on synthetic data: seconds, dispatches, memory,
+        /// FLOPs; --profile.
         Darts(bench_darts::BenchDartsArgs),
         /// Controller sample+update and shared-weight step times, ENAS macro space.
         Enas(enas::BenchEnasArgs),
@@ -142,6 +145,7 @@ mod cli {
         };
         match command {
             Command::Search(SearchCommand::Darts(args)) => search::darts(args, given),
+            Command::Search(SearchCommand::Gdas(args)) => search::gdas(args, given),
             Command::Search(SearchCommand::Enas(args)) => enas::search(args, given),
             Command::Train(args) => train::train(args, given),
             Command::Bench(BenchCommand::Darts(args)) => bench_darts::darts(args),

@@ -285,8 +285,12 @@ fn chart(
 }
 
 /// Writes alphas_normal.png, alphas_reduce.png, loss.png, accuracy.png and collapse.png of a
-/// DARTS search.
-pub fn darts(dir: &Path, search: &wgpu_nas::darts::DartsSearch) -> Result<()> {
+/// DARTS-family search (DARTS, GDAS).
+pub fn darts<R: wgpu_nas::darts::Relaxation>(
+    dir: &Path,
+    search: &wgpu_nas::run_loop::RunLoop<wgpu_nas::darts::SupernetSearch<R>>,
+) -> Result<()> {
+    let method = R::KIND.to_uppercase();
     let ops = search.method.net.config.space.primitives.clone();
     let steps = search.method.net.config.space.steps;
     let normal: Vec<(u64, &[Vec<f32>])> = search.method.alpha_history.iter().map(|r| (r.step, &r.normal[..])).collect();
@@ -305,7 +309,7 @@ pub fn darts(dir: &Path, search: &wgpu_nas::darts::DartsSearch) -> Result<()> {
     };
     curves(
         &dir.join("loss.png"),
-        "DARTS search: cross-entropy loss",
+        &format!("{method} search: cross-entropy loss"),
         "step",
         "loss",
         &[
@@ -315,7 +319,7 @@ pub fn darts(dir: &Path, search: &wgpu_nas::darts::DartsSearch) -> Result<()> {
     )?;
     curves(
         &dir.join("accuracy.png"),
-        "DARTS search: accuracy",
+        &format!("{method} search: accuracy"),
         "step",
         "accuracy (%)",
         &[

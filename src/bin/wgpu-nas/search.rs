@@ -1,4 +1,5 @@
-//! `wgpu-nas search darts`: runs a search and writes its run directory.
+//! `wgpu-nas search darts` and `search gdas`: run a search of the DARTS family and write its run
+//! directory.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,9 +8,11 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use wgpu_nas::checkpoint::Checkpoint;
 use wgpu_nas::darts::diagnostics::EarlyStop;
-use wgpu_nas::darts::{DartsEpoch, DartsSearch, DartsStep, Order, SearchConfig};
+use wgpu_nas::darts::gdas::Gumbel;
+use wgpu_nas::darts::{Architect, DartsEpoch, DartsStep, Order, Relaxation, SearchConfig, SupernetSearch, Temperature};
 use wgpu_nas::data::{Cifar100Labels, Dataset, Split};
 use wgpu_nas::run_dir::RunDir;
+use wgpu_nas::run_loop::RunLoop;
 use wgpu_nas::space::{DeriveRule, Genotype, ModelGraph, SearchSpace};
 use wgpu_nas::train::EvalNetworkConfig;
 use wgpu_nas::{Error, Gpu, Result};
@@ -34,6 +37,25 @@ pub struct DartsArgs {
     /// 1: first-order alpha gradient; 2: unrolled (second order).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     order: u8,
+    #[command(flatten)]
+    supernet: SupernetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct GdasArgs {
+    /// The Gumbel-softmax temperature at the first epoch (10 in the paper).
+    #[arg(long, default_value_t = 10.0)]
+    tau_max: f32,
+    /// The temperature at the last epoch, reached linearly (0.1 in the paper).
+    #[arg(long, default_value_t = 0.1)]
+    tau_min: f32,
+    #[command(flatten)]
+    supernet: SupernetArgs,
+}
+
+/// The options every search of the DARTS family has.
+#[derive(Args, Debug)]
+pub struct SupernetArgs {
     #[arg(long, value_enum, default_value_t = DatasetName::Embedded)]
     dataset: DatasetName,
     /// Directory of the data set's files (CIFAR binaries, IDX files).
@@ -117,7 +139,7 @@ pub enum Format {
 pub fn derive(run: &Path, rule: Rule) -> Result<ExitCode> {
     let checkpoint = Checkpoint::load(&run.join("checkpoint.bin"))?;
     match checkpoint.kind.as_str() {
-        "darts" => {}
+        "darts" | "gdas" => {}
         "enas" => {
             return Err(Error::Config(format!(
                 "{} holds an ENAS search, which has no alphas to derive from: its architecture is in {}",
@@ -127,7 +149,7 @@ pub fn derive(run: &Path, rule: Rule) -> Result<ExitCode> {
         }
         kind => {
             return Err(Error::Config(format!(
-                "{} holds a {kind} run, not a DARTS search: derive reads the run directory of `search darts`",
+                "{} holds a {kind} run, not a DARTS search: derive reads the run directory of `search darts` or `search gdas`",
                 run.display()
             )))
         }
@@ -247,9 +269,11 @@ pub fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::File { path: path.display().to_string(), msg: e.to_string() }
 }
 
-/// The settings of `search darts` and where each lands in its [`SearchConfig`].
+/// The settings of `search darts` and `search gdas` and where each lands in its [`SearchConfig`].
 const SETTINGS: &[Setting] = &[
     Setting { id: "order", pointer: "/architect/order", resumable: false },
+    Setting { id: "tau_max", pointer: "/temperature/tau_max", resumable: false },
+    Setting { id: "tau_min", pointer: "/temperature/tau_min", resumable: false },
     Setting { id: "epochs", pointer: "/epochs", resumable: true },
     Setting { id: "batch_size", pointer: "/batch_size", resumable: false },
     Setting { id: "init_channels", pointer: "/network/channels", resumable: false },
@@ -267,56 +291,92 @@ const SETTINGS: &[Setting] = &[
     Setting { id: "early_stop_ratio", pointer: "/early_stop/ratio", resumable: false },
 ];
 
-/// The search config the options ask for on `data`.
-fn config_of(args: &DartsArgs, data: &Dataset) -> Result<SearchConfig> {
-    let mut config = SearchConfig::darts(data.channels, data.num_classes);
-    config.architect.order = if args.order == 2 { Order::Second } else { Order::First };
-    config.architect.lr = args.arch_learning_rate;
-    config.epochs = args.epochs;
-    config.batch_size = args.batch_size;
-    config.lr = args.learning_rate;
-    config.network.channels = args.init_channels;
-    config.network.layers = args.layers;
-    if let Some(ops) = &args.ops {
-        let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
-        config.network.space = SearchSpace::with_ops(&ops)?;
+impl DartsArgs {
+    /// The search config the options ask for on `data`.
+    fn config(&self, data: &Dataset) -> Result<SearchConfig> {
+        let mut config = self.supernet.config(SearchConfig::darts(data.channels, data.num_classes))?;
+        config.architect.order = if self.order == 2 { Order::Second } else { Order::First };
+        Ok(config)
     }
-    config.steps_per_epoch = (args.steps_per_epoch > 0).then_some(args.steps_per_epoch);
-    // Metrics and alphas are read back every `log_every` steps (10 by default); a short run
-    // would record too few points to plot, so read back 4 times an epoch at least.
-    if args.steps_per_epoch > 0 {
-        config.log_every = (args.steps_per_epoch / 4).clamp(1, config.log_every.max(1));
+}
+
+impl GdasArgs {
+    /// The search config the options ask for on `data`.
+    fn config(&self, data: &Dataset) -> Result<SearchConfig> {
+        let mut config = self.supernet.config(SearchConfig::gdas(data.channels, data.num_classes))?;
+        config.temperature = Some(Temperature { tau_max: self.tau_max, tau_min: self.tau_min });
+        Ok(config)
     }
-    config.eval_batches = (args.eval_batches > 0).then_some(args.eval_batches);
-    config.seed = args.seed;
-    config.rule = args.rule.into();
-    config.hessian_iters = args.hessian_iters;
-    config.early_stop =
-        args.early_stop.then_some(EarlyStop { window: args.early_stop_window, ratio: args.early_stop_ratio });
-    Ok(config)
+}
+
+impl SupernetArgs {
+    /// `config` (a method's defaults) with the shared options applied.
+    fn config(&self, config: SearchConfig) -> Result<SearchConfig> {
+        let (args, mut config) = (self, config);
+        config.architect.lr = args.arch_learning_rate;
+        config.epochs = args.epochs;
+        config.batch_size = args.batch_size;
+        config.lr = args.learning_rate;
+        config.network.channels = args.init_channels;
+        config.network.layers = args.layers;
+        if let Some(ops) = &args.ops {
+            let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
+            config.network.space = SearchSpace::with_ops(&ops)?;
+        }
+        config.steps_per_epoch = (args.steps_per_epoch > 0).then_some(args.steps_per_epoch);
+        // Metrics and alphas are read back every `log_every` steps (10 by default); a short run
+        // would record too few points to plot, so read back 4 times an epoch at least.
+        if args.steps_per_epoch > 0 {
+            config.log_every = (args.steps_per_epoch / 4).clamp(1, config.log_every.max(1));
+        }
+        config.eval_batches = (args.eval_batches > 0).then_some(args.eval_batches);
+        config.seed = args.seed;
+        config.rule = args.rule.into();
+        config.hessian_iters = args.hessian_iters;
+        config.early_stop =
+            args.early_stop.then_some(EarlyStop { window: args.early_stop_window, ratio: args.early_stop_ratio });
+        Ok(config)
+    }
 }
 
 pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
+    let order = if args.order == 2 { "second" } else { "first" };
+    supernet::<Architect>(&args.supernet, &format!("DARTS ({order} order)"), |d| args.config(d), given)
+}
+
+pub fn gdas(args: GdasArgs, given: &Given) -> Result<ExitCode> {
+    let label = format!("GDAS (tau {} down to {})", args.tau_max, args.tau_min);
+    supernet::<Gumbel>(&args.supernet, &label, |d| args.config(d), given)
+}
+
+/// Runs a search of the DARTS family (`R`, called `label` in its first line) with the config
+/// `config_of` gives on the data set, in its run directory.
+fn supernet<R: Relaxation>(
+    args: &SupernetArgs,
+    label: &str,
+    config_of: impl Fn(&Dataset) -> Result<SearchConfig>,
+    given: &Given,
+) -> Result<ExitCode> {
     let gpu = Gpu::new()?;
     let (mut search, mut run, data) = match &args.run.resume {
         Some(dir) => {
             let (resume, data) = run::open_resume(
                 dir,
-                "darts",
+                R::KIND,
                 (args.dataset, args.data_dir.as_deref()),
                 given,
                 SETTINGS,
                 load,
                 |d| vec![d],
-                |d, _| Ok(serde_json::to_value(config_of(&args, d)?)?),
+                |d, _| Ok(serde_json::to_value(config_of(d)?)?),
             )?;
-            let search = DartsSearch::resume(&gpu, &resume.checkpoint, &data)?;
+            let search = RunLoop::<SupernetSearch<R>>::resume(&gpu, &resume.checkpoint, &data)?;
             let run = resume.finish(search.epoch(), search.config().epochs, "search", args.run.chatty())?;
             (search, run, data)
         }
         None => {
             let data = load(args.dataset, args.data_dir.as_deref())?;
-            let search = DartsSearch::new(&gpu, config_of(&args, &data)?, &data)?;
+            let search = RunLoop::<SupernetSearch<R>>::new(&gpu, config_of(&data)?, &data)?;
             let meta = serde_json::json!({
                 "search": search.config(),
                 "dataset": data.name,
@@ -324,7 +384,7 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
                 "version": env!("CARGO_PKG_VERSION"),
             });
             let source = DataSource::new(args.dataset, args.data_dir.as_deref(), &[&data]);
-            let run = run::create(&args.run, &format!("darts-{}", args.seed), &source, &meta)?;
+            let run = run::create(&args.run, &format!("{}-{}", R::KIND, args.seed), &source, &meta)?;
             (search, run, data)
         }
     };
@@ -338,8 +398,7 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
     };
     say(format!("adapter: {}", gpu.adapter()));
     say(format!(
-        "DARTS ({} order) on {} ({} images): C={}, {} cells, batch {}, {} epochs x {} steps; run directory {}",
-        if search.config().architect.order == Order::Second { "second" } else { "first" },
+        "{label} on {} ({} images): C={}, {} cells, batch {}, {} epochs x {} steps; run directory {}",
         data.name,
         data.n,
         search.config().network.channels,
@@ -364,8 +423,9 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
         },
         epoch: |e: &DartsEpoch, secs: f64| {
             let eig = e.collapse.hessian_eigenvalue.map(|l| format!("  Hessian eigenvalue {l:.4}")).unwrap_or_default();
+            let tau = e.tau.map(|t| format!("  tau {t:.2}")).unwrap_or_default();
             format!(
-                "epoch {:>3}  lr {:.4}  train loss {:.3} acc {:.1}%  val loss {:.3} acc {:.1}%  parameter-free ops {}{eig}  \
+                "epoch {:>3}  lr {:.4}{tau}  train loss {:.3} acc {:.1}%  val loss {:.3} acc {:.1}%  parameter-free ops {}{eig}  \
                  ({secs:.0} s)",
                 e.epoch,
                 e.lr,
@@ -376,7 +436,7 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
                 e.collapse.parameter_free,
             )
         },
-        files: |run: &mut RunDir, s: &DartsSearch| {
+        files: |run: &mut RunDir, s: &RunLoop<SupernetSearch<R>>| {
             run.append("epochs.jsonl", std::slice::from_ref(s.epochs.last().expect("an epoch just closed")))?;
             run.append("alphas.jsonl", &s.method.alpha_history[alphas_seen..])?;
             alphas_seen = s.method.alpha_history.len();
