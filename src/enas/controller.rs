@@ -152,9 +152,9 @@ pub struct Sample {
     /// Macro: mean over layers of KL(p(skip) || skip_target) summed over the layer's skips.
     pub skip_penalty: f32,
     /// The shaped logits every decision was drawn from, one row per position of the flat
-    /// encoding, [D, W]: row r's first `decision_widths()[r]` entries, zeros after.
+    /// encoding, `[D, W]`: row r's first `decision_widths()[r]` entries, zeros after.
     pub logits: Tensor,
-    /// What [`Controller::update`] backpropagates through: [save_len].
+    /// What [`Controller::update`] backpropagates through: `[save_len]`.
     saved: Tensor,
 }
 
@@ -179,11 +179,11 @@ pub struct Controller {
     /// The settings it was built with.
     pub config: ControllerConfig,
     /// Every parameter in one buffer, in this order (names as the reference's variables):
-    /// w_ih, w_hh [4H, H] (torch layout, gate order i, f, g, o, no biases as `stack_lstm`),
-    /// g_emb [H] (the input of the first step and after each node), w_emb [K, H] (embedding of
-    /// a chosen operation), w_soft [K, H] (operation decoder), b_soft [K] (micro only,
-    /// initialised to favour the two separable convolutions), w_attn_1, w_attn_2 [H, H],
-    /// v_attn [H] (attention).
+    /// w_ih, w_hh `[4H, H]` (torch layout, gate order i, f, g, o, no biases as `stack_lstm`),
+    /// g_emb `[H]` (the input of the first step and after each node), w_emb `[K, H]` (embedding of
+    /// a chosen operation), w_soft `[K, H]` (operation decoder), b_soft `[K]` (micro only,
+    /// initialised to favour the two separable convolutions), w_attn_1, w_attn_2 `[H, H]`,
+    /// v_attn `[H]` (attention).
     weights: Tensor,
     /// The space's program and the kernels that follow it.
     kernels: Kernels,

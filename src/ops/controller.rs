@@ -17,9 +17,10 @@ use crate::tensor::{DType, Tensor};
 /// Marks an absent index in a step record (no anchor pushed, no operation bias).
 pub const NONE: u32 = u32::MAX;
 /// Largest LSTM size: one hidden unit per thread of the 256-thread workgroup (the kernels keep
-/// four [H] vectors in workgroup memory, 5 KiB with a row, within WebGPU's 16 KiB). Sizes past
-/// 256, with two units on some threads, gave wrong gradients at the first step on lavapipe
-/// (the backward's input gradient of step 0, H = 290 and 300), not yet understood: refused.
+/// four `[H]` vectors in workgroup memory, 5 KiB with a row, within WebGPU's 16 KiB). Past 256,
+/// with two units on some threads, the updates went wrong on lavapipe (g_emb's and w_ih's
+/// gradients through the first step, H = 290 and 300; the rollouts themselves were right), for
+/// reasons not yet found: refused until they are.
 pub const MAX_HIDDEN: usize = 256;
 /// Widest decision row (operations, or anchors an attention chooses from).
 pub const MAX_WIDTH: usize = 256;
@@ -168,13 +169,13 @@ pub struct Layout {
     pub hidden: usize,
     /// Operations K.
     pub num_ops: usize,
-    /// Whether the packed weights hold `b_soft` [K] (micro).
+    /// Whether the packed weights hold `b_soft` `[K]` (micro).
     pub b_soft: bool,
     /// `1 / temperature`, 1 without one.
     pub inv_temperature: f32,
     /// The macro skip penalty's target probability of a skip.
     pub skip_target: f32,
-    /// Added to the micro normal cell's operation logits (zeros elsewhere), [K].
+    /// Added to the micro normal cell's operation logits (zeros elsewhere), `[K]`.
     pub b_soft_no_learn: Vec<f32>,
 }
 
@@ -250,13 +251,13 @@ pub struct Kernels {
 
 /// A rollout's outputs on the GPU.
 pub struct Rollout {
-    /// The decisions, [D] u32.
+    /// The decisions, `[D]` u32.
     pub decisions: Tensor,
-    /// The shaped logits every decision was drawn from, [D, W], rows padded with zeros.
+    /// The shaped logits every decision was drawn from, `[D, W]`, rows padded with zeros.
     pub logits: Tensor,
-    /// [-log p(decisions), entropy, skip penalty, 0]: [4].
+    /// [-log p(decisions), entropy, skip penalty, 0]: `[4]`.
     pub stats: Tensor,
-    /// What the backward pass needs, [save_len].
+    /// What the backward pass needs, `[save_len]`.
     pub saved: Tensor,
 }
 
@@ -360,9 +361,9 @@ impl Kernels {
         Ok(())
     }
 
-    /// One rollout (`rollout`, one workgroup). `draws`: [D], the uniforms in [0, 1) to draw
+    /// One rollout (`rollout`, one workgroup). `draws`: `[D]`, the uniforms in [0, 1) to draw
     /// row r with (f32, `force` false) or the decisions to take (u32, `force` true).
-    /// weights: [total] -> decisions [D] u32, logits [D, W], stats [4], saved [save_len].
+    /// weights: `[total]` -> decisions `[D]` u32, logits `[D, W]`, stats `[4]`, saved `[save_len]`.
     pub fn rollout(&self, weights: &Tensor, draws: &Tensor, force: bool) -> Result<Rollout> {
         self.check_weights(weights)?;
         let (d, w) = (self.program.rows(), self.program.width());
@@ -403,7 +404,7 @@ impl Kernels {
 
     /// d loss / d weights for a batch of rollouts, loss = sum_n adv_n * (-log p_n) + kl_n *
     /// skip penalty_n (`backward`, a workgroup per sample, then `gradients`, a thread per
-    /// weight). saves: [N, save_len] (rollouts' `saved`), coefs: [N, 2] (adv_n, kl_n) -> [total].
+    /// weight). saves: `[N, save_len]` (rollouts' `saved`), coefs: `[N, 2]` (adv_n, kl_n) -> `[total]`.
     pub fn gradients(&self, weights: &Tensor, saves: &Tensor, coefs: &Tensor) -> Result<Tensor> {
         self.check_weights(weights)?;
         let [n, s] = dims::<2>("controller", saves)?;
