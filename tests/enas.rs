@@ -5,13 +5,14 @@
 mod support;
 
 use support::*;
+use wgpu_nas::enas::controller::reference;
 use wgpu_nas::enas::{
     Controller, ControllerConfig, EnasConfig, EnasSearch, EnasSpace, MacroConfig, MicroConfig, SharedModelConfig,
 };
+use wgpu_nas::nn::Module;
 use wgpu_nas::ops::sample;
 use wgpu_nas::rng::Rng;
 use wgpu_nas::space::{Arch, MacroArch, MicroArch};
-use wgpu_nas::tensor::read_all;
 use wgpu_nas::Tensor;
 
 /// softmax(x) over one row, in f64.
@@ -66,18 +67,16 @@ fn categorical_kernel_matches_cpu_inverse_cdf() {
 }
 
 /// Recomputes sum log p(decision) and sum entropy from the sample's logits on the CPU.
-fn cpu_log_prob_and_entropy(s: &wgpu_nas::enas::Sample) -> (f64, f64) {
+fn cpu_log_prob_and_entropy(s: &wgpu_nas::enas::Sample, widths: &[usize]) -> (f64, f64) {
     let flat = s.arch.to_flat();
-    let tensors: Vec<&Tensor> = s.logits.iter().map(|(_, t)| t).collect();
-    let values = pollster::block_on(read_all(&tensors)).unwrap();
+    let w = s.logits.shape()[1];
+    let values = s.logits.to_vec().unwrap();
     let (mut log_prob, mut entropy) = (0.0, 0.0);
-    for ((offset, t), v) in s.logits.iter().zip(&values) {
-        let k = t.shape()[1];
-        for (r, row) in v.chunks(k).enumerate() {
-            let p = softmax_row(row);
-            log_prob += p[flat[offset + r]].ln();
-            entropy -= p.iter().map(|q| q * q.ln()).sum::<f64>();
-        }
+    for (r, row) in values.chunks(w).enumerate() {
+        assert!(row[widths[r]..].iter().all(|&x| x == 0.0), "row {r} is padded with zeros");
+        let p = softmax_row(&row[..widths[r]]);
+        log_prob += p[flat[r]].ln();
+        entropy -= p.iter().map(|q| q * q.ln()).sum::<f64>();
     }
     (log_prob, entropy)
 }
@@ -100,7 +99,7 @@ fn log_prob_and_entropy_match_cpu_and_teacher_forcing() {
             let before = gpu.readbacks();
             let s = gpu.no_grad(|| ctl.sample_blocking(&mut rng)).unwrap();
             assert_eq!(gpu.readbacks() - before, 1, "one readback per sampled architecture");
-            let (lp, h) = cpu_log_prob_and_entropy(&s);
+            let (lp, h) = cpu_log_prob_and_entropy(&s, ctl.decision_widths());
             assert!(
                 (s.log_prob as f64 - lp).abs() < 1e-4 * (1.0 + lp.abs()),
                 "{config:?}: log p {} vs {lp}",
@@ -138,6 +137,113 @@ fn sampled_architectures_are_valid_graphs_and_round_trip() {
             let json = serde_json::to_string(&s.arch).unwrap();
             assert_eq!(serde_json::from_str::<Arch>(&json).unwrap(), s.arch);
         }
+    }
+}
+
+/// |got - want| <= rtol * |want| + atol, element by element, with the worst offender named.
+fn assert_near(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let worst = got
+        .iter()
+        .zip(want)
+        .enumerate()
+        .map(|(i, (g, w))| (i, (g - w).abs() - rtol * w.abs() - atol))
+        .fold((0, f32::NEG_INFINITY), |a, b| if b.1 > a.1 { b } else { a });
+    let (i, excess) = worst;
+    assert!(excess <= 0.0 && got.iter().all(|g| g.is_finite()), "{what}: element {i}: {} vs {}", got[i], want[i]);
+}
+
+/// The packed weights of the fused controller and the reference's tensors, concatenated in the
+/// order of its `Module::params`.
+fn weights(fused: &Controller, reference: &reference::Controller) -> (Vec<f32>, Vec<f32>) {
+    let a = fused.param_list()[0].to_vec().unwrap();
+    let b: Vec<f32> = reference.param_list().iter().flat_map(|t| t.to_vec().unwrap()).collect();
+    (a, b)
+}
+
+/// The fused controller against the tape-built reference, from the same seed: the same
+/// decisions, log-probabilities, entropies and skip penalties, the same scores of a forced
+/// architecture, and after each of two updates the same parameters (their moves compared,
+/// within 1e-3 of the largest move). Both spaces, both shaping paths, the largest hidden size
+/// (256, one unit per thread), the paper's macro size.
+#[test]
+fn fused_controller_matches_reference() {
+    let gpu = gpu();
+    let mut configs = spaces();
+    configs.push(ControllerConfig { hidden: 256, ..ControllerConfig::micro(2) });
+    configs.push(ControllerConfig { num_aggregate: 4, ..ControllerConfig::macro_space(12) });
+    for (i, config) in configs.into_iter().enumerate() {
+        let seed = 40 + i as u64;
+        let (mut rng_a, mut rng_b) = (Rng::new(seed), Rng::new(seed));
+        let mut fused = Controller::new(&gpu, &mut rng_a, config.clone()).unwrap();
+        let mut reference = reference::Controller::new(&gpu, &mut rng_b, config.clone()).unwrap();
+        let (a, b) = weights(&fused, &reference);
+        assert_eq!(a, b, "{config:?}: the same init");
+        for round in 0..2 {
+            let (mut sa, mut sb) = (vec![], vec![]);
+            for _ in 0..4 {
+                let s = fused.sample_blocking(&mut rng_a).unwrap();
+                let r = reference.sample_blocking(&mut rng_b).unwrap();
+                assert_eq!(s.arch, r.arch, "{config:?} round {round}: decisions");
+                let what = format!("{config:?} round {round}: log p, entropy, skip penalty");
+                assert_near(
+                    &what,
+                    &[s.log_prob, s.entropy, s.skip_penalty],
+                    &[r.log_prob, r.entropy, r.skip_penalty],
+                    1e-5,
+                    1e-5,
+                );
+                let fs = gpu.no_grad(|| pollster::block_on(fused.score(&s.arch))).unwrap();
+                assert_near("score", &[fs.log_prob, fs.entropy], &[s.log_prob, s.entropy], 1e-5, 1e-5);
+                sa.push(s);
+                sb.push(r);
+            }
+            let accuracies = [0.1, 0.6, 0.35, 0.9];
+            let before = weights(&fused, &reference).1;
+            let stats_a = fused.update(&sa, &accuracies).unwrap();
+            let stats_b = reference.update(&sb, &accuracies).unwrap();
+            let (a, b) = weights(&fused, &reference);
+            let moved_a: Vec<f32> = a.iter().zip(&before).map(|(x, y)| x - y).collect();
+            let moved_b: Vec<f32> = b.iter().zip(&before).map(|(x, y)| x - y).collect();
+            let largest = moved_b.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            assert!(largest > 0.0, "{config:?}: the update moved nothing");
+            assert_near(
+                &format!("{config:?} round {round}: parameter moves"),
+                &moved_a,
+                &moved_b,
+                1e-3,
+                1e-3 * largest,
+            );
+            assert_near(&format!("{config:?} round {round}: parameters"), &a, &b, 1e-5, 1e-6);
+            let sa = [stats_a.reward, stats_a.baseline, stats_a.entropy, stats_a.log_prob, stats_a.skip_rate];
+            let sb = [stats_b.reward, stats_b.baseline, stats_b.entropy, stats_b.log_prob, stats_b.skip_rate];
+            assert_near("update stats", &sa, &sb, 1e-5, 1e-6);
+        }
+    }
+}
+
+/// One dispatch per sampled (or scored) architecture, three per update whatever the number of
+/// samples (backward, gradients, Adam).
+#[test]
+fn fused_controller_dispatches() {
+    let gpu = gpu();
+    let mut rng = Rng::new(5);
+    for config in
+        [ControllerConfig::micro(5), ControllerConfig { num_aggregate: 4, ..ControllerConfig::macro_space(12) }]
+    {
+        let mut ctl = Controller::new(&gpu, &mut rng, config.clone()).unwrap();
+        let mut samples = vec![];
+        for _ in 0..4 {
+            let before = gpu.dispatches();
+            samples.push(ctl.sample_blocking(&mut rng).unwrap());
+            assert_eq!(gpu.dispatches() - before, 1, "{:?}: dispatches per sample", config.space);
+        }
+        let before = gpu.dispatches();
+        pollster::block_on(ctl.score(&samples[0].arch)).unwrap();
+        assert_eq!(gpu.dispatches() - before, 1, "{:?}: dispatches per score", config.space);
+        let before = gpu.dispatches();
+        ctl.update(&samples, &[0.2, 0.4, 0.6, 0.8]).unwrap();
+        assert_eq!(gpu.dispatches() - before, 3, "{:?}: dispatches per update of 4 samples", config.space);
     }
 }
 

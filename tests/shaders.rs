@@ -1,8 +1,12 @@
 //! Every WGSL file parses and validates with naga (no GPU needed), within the portable budget
 //! of the web: at most 256 invocations per workgroup, at most 10 storage buffers used by an
-//! entry point, bind groups below 4, and no f16 (naga's empty capabilities reject it).
+//! entry point, at most 16 KiB of workgroup memory used by an entry point, bind groups below 4,
+//! and no f16 (naga's empty capabilities reject it).
 
 use wgpu_nas::gpu::{shader_source, MAX_STORAGE_BUFFERS_USED, SHADERS};
+
+/// WebGPU's default `maxComputeWorkgroupStorageSize`.
+const MAX_WORKGROUP_BYTES: u32 = 16384;
 
 #[test]
 fn every_shader_parses_and_validates() {
@@ -47,6 +51,17 @@ fn every_shader_parses_and_validates() {
             assert!(
                 storage <= MAX_STORAGE_BUFFERS_USED as usize,
                 "{stem}.wgsl {}: {storage} storage buffers (web limit {MAX_STORAGE_BUFFERS_USED})",
+                ep.name
+            );
+            let workgroup_bytes: u32 = module
+                .global_variables
+                .iter()
+                .filter(|(h, g)| !uses[*h].is_empty() && g.space == naga::AddressSpace::WorkGroup)
+                .map(|(_, g)| module.types[g.ty].inner.size(module.to_ctx()))
+                .sum();
+            assert!(
+                workgroup_bytes <= MAX_WORKGROUP_BYTES,
+                "{stem}.wgsl {}: {workgroup_bytes} bytes of workgroup memory (web limit {MAX_WORKGROUP_BYTES})",
                 ep.name
             );
             for (_, g) in module.global_variables.iter() {

@@ -4,33 +4,40 @@
 //! Each decision: an LSTM step on the embedding of the previous decision (the learned `g_emb`
 //! first), logits from the decoder of its kind (`w_soft` for operations, attention over earlier
 //! nodes' hidden states for inputs and skips), shaped by `logits / temperature` then
-//! `tanh_constant * tanh(logits)` when set, and one draw. The draw happens on the GPU
-//! ([`crate::ops::sample::categorical`], from uniforms uploaded with the rollout) and writes the
-//! chosen index where the next step's embedding lookup reads it, so a whole rollout is recorded
-//! without a readback; the decisions, the log-probability and the entropy come back together
-//! in one readback per sampled architecture.
+//! `tanh_constant * tanh(logits)` when set, and one draw from a uniform drawn on the CPU.
+//!
+//! The whole rollout is one dispatch of one workgroup ([`crate::ops::controller`]): the search
+//! space is described once as a program of steps (which input, which decoder, which anchors the
+//! attention reads), and the kernel follows it with the LSTM state in workgroup memory. The
+//! decisions, the log-probability, the entropy and the skip penalty come back in one readback;
+//! what the backward pass needs stays on the GPU with the [`Sample`]. An update is three
+//! dispatches whatever the number of samples: backpropagation through every rollout, the
+//! weight gradients, Adam on the packed weights.
 //!
 //! REINFORCE as the reference: reward = child accuracy + entropy_weight * entropy (the entropy
 //! bonus is part of the reward, not differentiated), an exponential moving average baseline,
 //! loss = -(reward - baseline) * log p(arch) (+ skip_weight * skip penalty, macro), gradients
 //! averaged over `num_aggregate` samples, Adam with beta1 = 0 and eps = 1e-3.
+//!
+//! `reference` (hidden from the docs) keeps the controller built from generic taped ops, which
+//! this one is tested against.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+#[doc(hidden)]
+pub mod reference;
+
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use super::EnasSpace;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{join, Module, Role, Visit};
-use crate::ops::{elementwise, embedding::embedding, layout, linear::linear, lstm::lstm_cell, mixed_op, reduce};
-use crate::ops::{sample, softmax};
+use crate::ops::controller::{Decision, Input, Kernels, Layout, Program, Rollout, Step, MAX_HIDDEN, MAX_WIDTH};
 use crate::optim::Adam;
 use crate::rng::Rng;
 use crate::space::Arch;
-use crate::tensor::{read_all, DType, Tensor};
+use crate::space::EnasSpace;
+use crate::tensor::{read_all, Tensor};
 
 /// Every setting of the controller. [`ControllerConfig::micro`] and
 /// [`ControllerConfig::macro_space`] give the reference's search scripts' values.
@@ -94,7 +101,8 @@ impl ControllerConfig {
         }
     }
 
-    /// Checks sizes (at least 1), positive temperature and op_tanh_reduce, baseline_decay in
+    /// Checks sizes (at least 1; hidden at most 256, at most 256 nodes or layers to choose
+    /// among), positive temperature and op_tanh_reduce, baseline_decay in
     /// [0, 1) and skip_target in (0, 1).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
@@ -105,6 +113,19 @@ impl ControllerConfig {
         }
         if self.hidden == 0 || self.num_aggregate == 0 {
             return bad("the controller needs hidden >= 1 and num_aggregate >= 1".into());
+        }
+        if self.hidden > MAX_HIDDEN {
+            // One hidden unit per thread of the fused kernels' workgroup (ops::controller).
+            return bad(format!("the controller's hidden size is at most {MAX_HIDDEN}, got {}", self.hidden));
+        }
+        let widest = match self.space {
+            EnasSpace::Micro { num_nodes } => num_nodes + 1,
+            EnasSpace::Macro { num_layers } => num_layers.saturating_sub(1),
+        };
+        if widest > MAX_WIDTH {
+            return bad(format!(
+                "the controller chooses among at most {MAX_WIDTH} earlier nodes or layers, got {widest}"
+            ));
         }
         let positive = |v: f32| v > 0.0 && v.is_finite();
         if !self.temperature.is_none_or(positive) || !positive(self.op_tanh_reduce) {
@@ -130,12 +151,11 @@ pub struct Sample {
     pub entropy: f32,
     /// Macro: mean over layers of KL(p(skip) || skip_target) summed over the layer's skips.
     pub skip_penalty: f32,
-    /// -log p(arch), shape [], on the tape when the rollout was recorded.
-    pub nll: Tensor,
-    skip_penalty_gpu: Option<Tensor>,
-    /// (position of its first row in the flat encoding, shaped logits [rows, K]) of every
-    /// decision, in rollout order: the distributions the decisions were drawn from.
-    pub logits: Vec<(usize, Tensor)>,
+    /// The shaped logits every decision was drawn from, one row per position of the flat
+    /// encoding, `[D, W]`: row r's first `decision_widths()[r]` entries, zeros after.
+    pub logits: Tensor,
+    /// What [`Controller::update`] backpropagates through: `[save_len]`.
+    saved: Tensor,
 }
 
 /// What one REINFORCE update saw.
@@ -153,158 +173,100 @@ pub struct UpdateStats {
     pub skip_rate: f32,
 }
 
-/// The controller's parameters (names as the reference's variables) and its optimizer.
+/// The controller's parameters, packed, and its optimizer.
 pub struct Controller {
     gpu: Gpu,
     /// The settings it was built with.
     pub config: ControllerConfig,
-    /// LSTM weights, torch layout: [4H, H] each, gate order i, f, g, o; no biases (as `stack_lstm`).
-    w_ih: Tensor,
-    w_hh: Tensor,
-    /// Input of the first step and after each node: [1, H].
-    g_emb: Tensor,
-    /// Embedding of a sampled operation: [K, H].
-    w_emb: Tensor,
-    /// Operation decoder: [K, H], and (micro) its bias [K], initialised to favour the two
-    /// separable convolutions as the reference does.
-    w_soft: Tensor,
-    b_soft: Option<Tensor>,
-    /// Micro normal cell: a constant added to the operation logits (`b_soft_no_learn`), [1, K].
-    b_soft_no_learn: Option<Tensor>,
-    /// Attention: [H, H], [H, H], [1, H].
-    w_attn_1: Tensor,
-    w_attn_2: Tensor,
-    v_attn: Tensor,
-    /// [1, H] of zeros: the initial state, and the anchors of the micro cell inputs.
-    zeros: Tensor,
-    /// Scalars on the GPU by bit pattern, for `elementwise::scale`.
-    constants: RefCell<HashMap<u32, Tensor>>,
-    /// Adam over the controller's parameters (beta1 0, eps 1e-3, as the reference).
+    /// Every parameter in one buffer, in this order (names as the reference's variables):
+    /// w_ih, w_hh `[4H, H]` (torch layout, gate order i, f, g, o, no biases as `stack_lstm`),
+    /// g_emb `[H]` (the input of the first step and after each node), w_emb `[K, H]` (embedding of
+    /// a chosen operation), w_soft `[K, H]` (operation decoder), b_soft `[K]` (micro only,
+    /// initialised to favour the two separable convolutions), w_attn_1, w_attn_2 `[H, H]`,
+    /// v_attn `[H]` (attention).
+    weights: Tensor,
+    /// The space's program and the kernels that follow it.
+    kernels: Kernels,
+    /// Adam over the packed parameters (beta1 0, eps 1e-3, as the reference).
     pub optimizer: Adam,
     /// The moving-average baseline; `None` until the first reward (it starts at that reward).
     pub baseline: Option<f32>,
 }
 
-/// A rollout recorded on the GPU, before its readback.
-struct Prepared {
-    nll: Tensor,
-    entropy: Tensor,
-    skip_penalty: Option<Tensor>,
-    decisions: Option<Tensor>,
-    forced: Option<Arch>,
-    logits: Vec<(usize, Tensor)>,
-}
-
-/// How a rollout makes its decisions.
-enum Mode<'a> {
-    /// Drawn on the GPU from `uniforms` [D], written to `decisions` [D] u32.
-    Sample { uniforms: Tensor, decisions: Tensor },
-    /// Given (teacher forcing): the log-probability of a known architecture.
-    Force(&'a [usize]),
-}
-
-/// One rollout's state: the LSTM's (h, c) and what the decisions left behind.
-struct Rollout<'a> {
-    ctl: &'a Controller,
-    mode: Mode<'a>,
-    h: Tensor,
-    c: Tensor,
-    nll: Vec<Tensor>,
-    entropy: Vec<Tensor>,
-    logits: Vec<(usize, Tensor)>,
-    skip_kl: Vec<Tensor>,
-}
-
 impl Controller {
-    /// A controller with the reference's init: every weight uniform in [-0.1, 0.1].
+    /// A controller with the reference's init: every weight uniform in [-0.1, 0.1] (drawn in
+    /// the reference's order: w_ih, w_hh, g_emb, w_emb, w_soft, w_attn_1, w_attn_2, v_attn).
     pub fn new(gpu: &Gpu, rng: &mut Rng, config: ControllerConfig) -> Result<Controller> {
         config.validate()?;
         let h = config.hidden;
         let k = config.space.num_ops();
-        let mut uniform = |shape: &[usize]| -> Result<Tensor> {
-            let n = shape.iter().product();
-            Tensor::param(gpu, shape, &rng.uniform_vec(n, -0.1, 0.1))
-        };
-        let w_ih = uniform(&[4 * h, h])?;
-        let w_hh = uniform(&[4 * h, h])?;
-        let g_emb = uniform(&[1, h])?;
-        let w_emb = uniform(&[k, h])?;
-        let w_soft = uniform(&[k, h])?;
-        let w_attn_1 = uniform(&[h, h])?;
-        let w_attn_2 = uniform(&[h, h])?;
-        let v_attn = uniform(&[1, h])?;
         let micro = matches!(config.space, EnasSpace::Micro { .. });
-        let (b_soft, b_soft_no_learn) = if micro {
-            // [10, 10, 0, 0, 0] and [0.25, 0.25, -0.25, -0.25, -0.25]: both separable convs
-            // start out likelier (micro_controller.py).
-            let b: Vec<f32> = (0..k).map(|i| if i < 2 { 10.0 } else { 0.0 }).collect();
-            let c: Vec<f32> = (0..k).map(|i| if i < 2 { 0.25 } else { -0.25 }).collect();
-            (Some(Tensor::param(gpu, &[k], &b)?), Some(Tensor::from_slice(gpu, &[1, k], &c)?))
-        } else {
-            (None, None)
-        };
-        // The order of `Module::params`.
-        let mut params = vec![w_ih.clone(), w_hh.clone(), g_emb.clone(), w_emb.clone(), w_soft.clone()];
-        params.extend(b_soft.clone());
-        params.extend([w_attn_1.clone(), w_attn_2.clone(), v_attn.clone()]);
-        let optimizer = Adam::new(&params, config.lr, 0.0, 0.999, 1e-3, 0.0)?;
-        Ok(Controller {
-            gpu: gpu.clone(),
-            zeros: Tensor::zeros(gpu, &[1, h])?,
-            constants: RefCell::new(HashMap::new()),
-            optimizer,
-            baseline: None,
-            config,
-            w_ih,
-            w_hh,
-            g_emb,
-            w_emb,
-            w_soft,
-            b_soft,
-            b_soft_no_learn,
-            w_attn_1,
-            w_attn_2,
-            v_attn,
-        })
-    }
-
-    /// A GPU scalar [1] holding `v` (made once per value).
-    fn constant(&self, v: f32) -> Result<Tensor> {
-        let mut map = self.constants.borrow_mut();
-        if let Some(t) = map.get(&v.to_bits()) {
-            return Ok(t.clone());
+        let mut uniform = |n: usize| rng.uniform_vec(n, -0.1, 0.1);
+        let (w_ih, w_hh, g_emb) = (uniform(4 * h * h), uniform(4 * h * h), uniform(h));
+        let (w_emb, w_soft) = (uniform(k * h), uniform(k * h));
+        let (w_attn_1, w_attn_2, v_attn) = (uniform(h * h), uniform(h * h), uniform(h));
+        // [10, 10, 0, 0, 0] and [0.25, 0.25, -0.25, -0.25, -0.25]: both separable convs
+        // start out likelier (micro_controller.py).
+        let b_soft: Vec<f32> = (0..k).map(|i| if i < 2 { 10.0 } else { 0.0 }).collect();
+        let b_soft_no_learn = (0..k)
+            .map(|i| {
+                if !micro {
+                    0.0
+                } else if i < 2 {
+                    0.25
+                } else {
+                    -0.25
+                }
+            })
+            .collect();
+        let mut packed = [w_ih, w_hh, g_emb, w_emb, w_soft].concat();
+        if micro {
+            packed.extend(b_soft);
         }
-        let t = Tensor::from_slice(&self.gpu, &[1], &[v])?;
-        map.insert(v.to_bits(), t.clone());
-        Ok(t)
+        packed.extend([w_attn_1, w_attn_2, v_attn].concat());
+        let layout = Layout {
+            hidden: h,
+            num_ops: k,
+            b_soft: micro,
+            inv_temperature: config.temperature.map_or(1.0, |t| 1.0 / t),
+            skip_target: config.skip_target,
+            b_soft_no_learn,
+        };
+        let weights = Tensor::param(gpu, &[packed.len()], &packed)?; // weights: [total]
+        let kernels = Kernels::new(gpu, layout, program(&config))?;
+        let optimizer = Adam::new(std::slice::from_ref(&weights), config.lr, 0.0, 0.999, 1e-3, 0.0)?;
+        Ok(Controller { gpu: gpu.clone(), config, weights, kernels, optimizer, baseline: None })
     }
 
-    /// Samples an architecture. The rollout is recorded on the tape when gradients are enabled
-    /// at the call (for [`Controller::update`]); `gpu.no_grad(|| ctl.sample(rng)).await` only
-    /// samples: the GPU work is recorded before this returns, and the future only reads back
-    /// (one readback: decisions, log-probability and entropy together).
+    /// The width of every decision row (the flat encoding's positions): operations, the nodes
+    /// an input chooses among, 2 for a skip bit.
+    pub fn decision_widths(&self) -> &[usize] {
+        &self.kernels.program().widths
+    }
+
+    /// Samples an architecture: one dispatch, recorded before this returns; the future only
+    /// reads back (one readback: decisions, log-probability, entropy and skip penalty
+    /// together). What an update needs is kept with the sample, under `no_grad` too.
     pub fn sample(&self, rng: &mut Rng) -> impl Future<Output = Result<Sample>> + '_ {
         let d = self.config.space.num_decisions();
         let u: Vec<f32> = (0..d).map(|_| rng.uniform() as f32).collect();
-        let prepared = (|| {
-            let uniforms = Tensor::from_slice(&self.gpu, &[d], &u)?; // uniforms: [D]
-            let decisions = Tensor::uninit(&self.gpu, &[d], DType::U32)?; // decisions: [D] u32
-            let rollout = self.rollout(Mode::Sample { uniforms, decisions: decisions.clone() })?;
-            self.sum_terms(rollout, Some(decisions), None)
-        })();
-        async move { self.read_back(prepared?).await }
+        let rollout = Tensor::from_slice(&self.gpu, &[d], &u) // uniforms: [D]
+            .and_then(|uniforms| self.kernels.rollout(&self.weights, &uniforms, false));
+        async move { self.read_back(rollout?, None).await }
     }
 
     /// The log-probability (and entropy) of a given architecture, by feeding its decisions to
-    /// the controller instead of drawing them; recorded as [`Controller::sample`].
+    /// the controller instead of drawing them; otherwise as [`Controller::sample`].
     pub fn score(&self, arch: &Arch) -> impl Future<Output = Result<Sample>> + '_ {
         let flat = arch.to_flat();
-        let prepared = (|| {
+        let forced = Some(arch.clone());
+        let rollout = (|| {
             self.config.space.decode(&flat)?;
-            let rollout = self.rollout(Mode::Force(&flat))?;
-            self.sum_terms(rollout, None, Some(arch.clone()))
+            let given: Vec<u32> = flat.iter().map(|&x| x as u32).collect();
+            let given = Tensor::from_u32(&self.gpu, &[given.len()], &given)?; // given: [D] u32
+            self.kernels.rollout(&self.weights, &given, true)
         })();
-        async move { self.read_back(prepared?).await }
+        async move { self.read_back(rollout?, forced).await }
     }
 
     /// [`Controller::sample`], blocking (native only).
@@ -313,305 +275,192 @@ impl Controller {
         pollster::block_on(self.sample(rng))
     }
 
-    fn rollout<'a>(&'a self, mode: Mode<'a>) -> Result<Rollout<'a>> {
-        let mut r = Rollout {
-            ctl: self,
-            mode,
-            h: self.zeros.clone(),
-            c: self.zeros.clone(),
-            nll: vec![],
-            entropy: vec![],
-            logits: vec![],
-            skip_kl: vec![],
-        };
-        match self.config.space {
-            EnasSpace::Micro { num_nodes } => {
-                // The reduction cell's sampler continues from the normal cell's LSTM state.
-                r.micro_cell(num_nodes, 0, true)?;
-                r.micro_cell(num_nodes, 4 * num_nodes, false)?;
-            }
-            EnasSpace::Macro { num_layers } => r.macro_layers(num_layers)?,
-        }
-        Ok(r)
-    }
-
-    /// Sums the rollout's terms on the GPU (recorded like the rollout).
-    fn sum_terms(&self, r: Rollout<'_>, decisions: Option<Tensor>, forced: Option<Arch>) -> Result<Prepared> {
-        let nll = elementwise::add_n(&r.nll.iter().collect::<Vec<_>>())?; // nll: []
-        let entropy = self.gpu.no_grad(|| elementwise::add_n(&r.entropy.iter().collect::<Vec<_>>()))?;
-        let skip_penalty = if r.skip_kl.is_empty() {
-            None
-        } else {
-            // The reference averages the per-layer penalties (`reduce_mean`).
-            let sum = elementwise::add_n(&r.skip_kl.iter().collect::<Vec<_>>())?;
-            Some(elementwise::scale(&sum, &self.constant(1.0 / r.skip_kl.len() as f32)?, 0)?)
-        };
-        Ok(Prepared { nll, entropy, skip_penalty, decisions, forced, logits: r.logits })
-    }
-
     /// Reads decisions and statistics back at once.
-    async fn read_back(&self, p: Prepared) -> Result<Sample> {
-        let mut reads = vec![&p.nll, &p.entropy];
-        reads.extend(p.skip_penalty.as_ref());
-        reads.extend(p.decisions.as_ref());
-        let values = read_all(&reads).await?;
-        let arch = match p.forced {
+    async fn read_back(&self, r: Rollout, forced: Option<Arch>) -> Result<Sample> {
+        let values = read_all(&[&r.stats, &r.decisions]).await?;
+        let arch = match forced {
             Some(a) => a,
             None => {
                 // The u32 decisions came back through an f32 read: reinterpret the bits.
-                let flat: Vec<usize> = values[reads.len() - 1].iter().map(|x| x.to_bits() as usize).collect();
+                let flat: Vec<usize> = values[1].iter().map(|x| x.to_bits() as usize).collect();
                 self.config.space.decode(&flat)?
             }
         };
         Ok(Sample {
             arch,
             log_prob: -values[0][0],
-            entropy: values[1][0],
-            skip_penalty: if p.skip_penalty.is_some() { values[2][0] } else { 0.0 },
-            nll: p.nll,
-            skip_penalty_gpu: p.skip_penalty,
-            logits: p.logits,
+            entropy: values[0][1],
+            skip_penalty: values[0][2],
+            logits: r.logits,
+            saved: r.saved,
         })
     }
 
-    /// One REINFORCE update from samples recorded on the tape (sampled with gradients enabled
-    /// since the last backward pass) and their accuracies. The baseline moves sample by sample as
-    /// in the reference (each sample's advantage uses the baseline updated with its reward); the
-    /// gradients of the samples are averaged. Consumes the tape.
+    /// One REINFORCE update from samples of this controller (drawn since its last update) and
+    /// their accuracies. The baseline moves sample by sample as in the reference (each
+    /// sample's advantage uses the baseline updated with its reward); the gradients of the
+    /// samples are averaged. Three dispatches: the backward pass through every rollout, the
+    /// weight gradients, Adam.
     pub fn update(&mut self, samples: &[Sample], accuracies: &[f32]) -> Result<UpdateStats> {
-        if samples.is_empty() || samples.len() != accuracies.len() {
-            return Err(Error::Config(format!(
-                "a controller update needs one accuracy per sample (got {} samples, {} accuracies)",
-                samples.len(),
-                accuracies.len()
-            )));
-        }
-        let n = samples.len() as f32;
-        let decay = self.config.baseline_decay;
-        let mut advantages = Vec::with_capacity(samples.len());
-        let mut reward_sum = 0.0;
-        for (s, &acc) in samples.iter().zip(accuracies) {
-            let reward = acc + self.config.entropy_weight * s.entropy;
-            let b = match self.baseline {
-                Some(b) => decay * b + (1.0 - decay) * reward,
-                None => reward,
-            };
-            self.baseline = Some(b);
-            // The mean over samples is folded into the per-sample weights.
-            advantages.push((reward - b) / n);
-            reward_sum += reward;
-        }
-        // loss = sum_i adv_i / n * (-log p_i) [+ skip_weight / n * penalty_i]
-        let adv = Tensor::from_slice(&self.gpu, &[advantages.len()], &advantages)?;
-        let mut terms = Vec::with_capacity(2 * samples.len());
+        let entropies: Vec<f32> = samples.iter().map(|s| s.entropy).collect();
+        let (advantages, reward_sum) = reinforce(&self.config, &mut self.baseline, &entropies, accuracies)?;
+        let n = samples.len();
+        let steps = &self.kernels.program().steps;
+        let skip_layers = steps.iter().filter(|s| matches!(s.decision, Decision::Skips { .. })).count();
+        // loss = sum_i adv_i * (-log p_i) + skip_weight / n * penalty_i, penalty_i the mean of
+        // the per-layer KLs: each layer's KL weighs skip_weight / (n * layers).
+        let kl = if skip_layers == 0 { 0.0 } else { self.config.skip_weight / (n as f32 * skip_layers as f32) };
+        let coefs: Vec<f32> = advantages.iter().flat_map(|&a| [a, kl]).collect();
+        let coefs = Tensor::from_slice(&self.gpu, &[n, 2], &coefs)?; // coefs: [N, 2]
+        let len = self.kernels.save_len();
+        let saves = Tensor::empty(&self.gpu, &[n, len])?; // saves: [N, save_len]
         for (i, s) in samples.iter().enumerate() {
-            terms.push(elementwise::scale(&s.nll, &adv, i)?);
-            if let (Some(p), true) = (&s.skip_penalty_gpu, self.config.skip_weight != 0.0) {
-                terms.push(elementwise::scale(p, &self.constant(self.config.skip_weight / n)?, 0)?);
+            if s.saved.numel() != len {
+                return Err(Error::Config("a controller update got a sample of another controller".into()));
             }
+            s.saved.copy_into(&saves, i * len)?;
         }
-        let loss = elementwise::add_n(&terms.iter().collect::<Vec<_>>())?;
-        let mut grads = self.gpu.backward(&loss)?;
-        let params = self.param_list();
-        let g: Vec<Tensor> = params
-            .iter()
-            .map(|p| match grads.take(p) {
-                Some(g) => Ok(g),
-                None => Tensor::zeros(&self.gpu, p.shape()),
-            })
-            .collect::<Result<_>>()?;
-        self.optimizer.step(&params, &g)?;
-        let skips: usize = samples
-            .iter()
-            .map(|s| match &s.arch {
-                Arch::Macro(a) => a.layers.iter().map(|l| l.skips.iter().filter(|&&b| b).count()).sum(),
-                Arch::Micro(_) => 0,
-            })
-            .sum();
-        let skip_slots = match self.config.space {
-            EnasSpace::Macro { num_layers } => num_layers * num_layers.saturating_sub(1) / 2,
-            EnasSpace::Micro { .. } => 0,
-        };
-        Ok(UpdateStats {
-            reward: reward_sum / n,
-            baseline: self.baseline.unwrap_or(0.0),
-            entropy: samples.iter().map(|s| s.entropy).sum::<f32>() / n,
-            log_prob: samples.iter().map(|s| s.log_prob).sum::<f32>() / n,
-            skip_rate: if skip_slots == 0 { 0.0 } else { skips as f32 / (skip_slots as f32 * n) },
-        })
+        let grad = self.kernels.gradients(&self.weights, &saves, &coefs)?;
+        self.optimizer.step(std::slice::from_ref(&self.weights), &[grad])?;
+        let archs: Vec<&Arch> = samples.iter().map(|s| &s.arch).collect();
+        let log_probs: Vec<f32> = samples.iter().map(|s| s.log_prob).collect();
+        Ok(update_stats(&self.config, self.baseline, &archs, &entropies, &log_probs, reward_sum))
     }
 }
 
 impl Module for Controller {
     fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
-        let mut param = |name: &str, t: &Tensor| f(Role::Param, join(prefix, name), t);
-        param("lstm.w_ih", &self.w_ih);
-        param("lstm.w_hh", &self.w_hh);
-        param("g_emb", &self.g_emb);
-        param("emb.w", &self.w_emb);
-        param("softmax.w", &self.w_soft);
-        if let Some(b) = &self.b_soft {
-            param("softmax.b", b);
-        }
-        param("attention.w_1", &self.w_attn_1);
-        param("attention.w_2", &self.w_attn_2);
-        param("attention.v", &self.v_attn);
+        f(Role::Param, join(prefix, "weights"), &self.weights);
     }
 }
 
-/// Stacks [1, H] rows into [n, H] (a channel concatenation of [1, H, 1, 1] views).
-fn stack_rows(rows: &[Tensor]) -> Result<Tensor> {
-    let h = rows[0].shape()[1];
-    let views: Vec<Tensor> = rows.iter().map(|r| r.reshape(&[1, h, 1, 1])).collect::<Result<_>>()?;
-    layout::concat_channels(&views.iter().collect::<Vec<_>>())?.reshape(&[rows.len(), h])
-}
-
-/// [n, 1] columns side by side: [n, 2].
-fn side_by_side(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let n = a.shape()[0];
-    let (a4, b4) = (a.reshape(&[n, 1, 1, 1])?, b.reshape(&[n, 1, 1, 1])?);
-    layout::concat_channels(&[&a4, &b4])?.reshape(&[n, 2])
-}
-
-impl Rollout<'_> {
-    /// One LSTM step on x: [1, H].
-    fn step(&mut self, x: &Tensor) -> Result<()> {
-        let (h, c) = lstm_cell(x, &self.h, &self.c, &self.ctl.w_ih, &self.ctl.w_hh, None, None)?;
-        (self.h, self.c) = (h, c);
-        Ok(())
-    }
-
-    /// logits / temperature, then `tanh_c * tanh(.)` when set.
-    fn shape(&self, logits: Tensor, tanh_c: Option<f32>) -> Result<Tensor> {
-        let ctl = self.ctl;
-        let mut l = logits;
-        if let Some(t) = ctl.config.temperature {
-            l = elementwise::scale(&l, &ctl.constant(1.0 / t)?, 0)?;
-        }
-        if let Some(c) = tanh_c {
-            l = elementwise::scale(&elementwise::tanh(&l)?, &ctl.constant(c)?, 0)?;
-        }
-        Ok(l)
-    }
-
-    /// v^T tanh(w_attn_1 anchor_j + w_attn_2 h) for every anchor: [n, 1]. `anchors_w1` holds
-    /// the w_attn_1 products of the anchors, [1, H] each.
-    fn attention(&self, anchors_w1: &[Tensor]) -> Result<Tensor> {
-        let ctl = self.ctl;
-        let query = linear(&self.h, &ctl.w_attn_2, None)?; // query: [1, H]
-        let keys = stack_rows(anchors_w1)?; // keys: [n, H]
-        let repeated = stack_rows(&vec![query; anchors_w1.len()])?; // [n, H]
-        let t = elementwise::tanh(&elementwise::add(&keys, &repeated)?)?;
-        linear(&t, &ctl.v_attn, None) // [n, 1]
-    }
-
-    /// Draws (or takes) the decisions of `logits` [rows, K] for flat positions `offset..`;
-    /// returns their indices [rows] u32 on the GPU.
-    fn decide(&mut self, logits: Tensor, offset: usize) -> Result<Tensor> {
-        let ctl = self.ctl;
-        let rows = logits.shape()[0];
-        let idx = match &self.mode {
-            Mode::Sample { uniforms, decisions } => sample::categorical(&logits, uniforms, offset, decisions)?,
-            Mode::Force(flat) => {
-                let v: Vec<u32> = flat[offset..offset + rows].iter().map(|&x| x as u32).collect();
-                Tensor::from_u32(&ctl.gpu, &[rows], &v)?
-            }
-        };
-        // cross_entropy is the mean over rows: times rows for the sum of -log p.
-        let mut nll = softmax::cross_entropy(&logits, &idx)?;
-        if rows > 1 {
-            nll = elementwise::scale(&nll, &ctl.constant(rows as f32)?, 0)?;
-        }
-        self.nll.push(nll);
-        // The entropy is a reward bonus in the reference (stop_gradient): not recorded.
-        let entropy = ctl.gpu.no_grad(|| reduce::sum(&softmax::entropy(&logits)?))?;
-        self.entropy.push(entropy);
-        self.logits.push((offset, logits));
-        Ok(idx)
-    }
-
-    /// One micro cell (`micro_controller._build_sampler`): two anchors for the cell inputs, then
-    /// per node two inputs by attention and two operations, flat layout
-    /// `[x_id, x_op, y_id, y_op]` per node from `start`.
-    fn micro_cell(&mut self, num_nodes: usize, start: usize, normal: bool) -> Result<()> {
-        let ctl = self.ctl;
-        let op_tanh = ctl.config.tanh_constant.map(|c| c / ctl.config.op_tanh_reduce);
-        let mut anchors: Vec<Tensor> = vec![];
-        let mut anchors_w1: Vec<Tensor> = vec![];
-        let mut inputs = ctl.g_emb.clone();
-        for _ in 0..2 {
-            self.step(&inputs)?;
-            // The cell inputs' anchors are zeros: choosing one feeds a zero input next.
-            anchors.push(ctl.zeros.clone());
-            anchors_w1.push(linear(&self.h, &ctl.w_attn_1, None)?);
-        }
-        for node in 0..num_nodes {
-            let at = start + 4 * node;
-            for i in 0..2 {
-                self.step(&inputs)?;
-                let n = anchors.len();
-                let logits = self.attention(&anchors_w1)?.reshape(&[1, n])?;
-                let logits = self.shape(logits, ctl.config.tanh_constant)?;
-                let idx = self.decide(logits, at + 2 * i)?;
-                inputs = embedding(&stack_rows(&anchors)?, &idx)?; // the chosen node's anchor
-            }
-            for i in 0..2 {
-                self.step(&inputs)?;
-                let mut logits = self.shape(linear(&self.h, &ctl.w_soft, ctl.b_soft.as_ref())?, op_tanh)?;
-                if let (true, Some(b)) = (normal, &ctl.b_soft_no_learn) {
-                    logits = elementwise::add(&logits, b)?;
+/// The rollout of `config`'s space as a program (`micro_controller._build_sampler`,
+/// `general_controller._build_sampler` with whole channels).
+fn program(config: &ControllerConfig) -> Program {
+    let k = config.space.num_ops();
+    let tanh = config.tanh_constant;
+    let mut steps: Vec<Step> = vec![];
+    let mut anchors: Vec<(usize, bool)> = vec![];
+    let mut widths = vec![0; config.space.num_decisions()];
+    // A step; `anchor`: its hidden state becomes an anchor (zero-valued or not).
+    let mut step = |input, decision, tanh_constant, anchor: Option<bool>| {
+        let push = anchor.map(|zero| {
+            anchors.push((steps.len(), zero));
+            anchors.len() - 1
+        });
+        steps.push(Step { input, decision, tanh_constant, push });
+    };
+    match config.space {
+        EnasSpace::Micro { num_nodes } => {
+            let op_tanh = tanh.map(|c| c / config.op_tanh_reduce);
+            // The reduction cell continues from the normal cell's LSTM state.
+            for (cell, normal) in [(0, true), (1, false)] {
+                let start = 4 * num_nodes * cell;
+                let base = cell * (num_nodes + 2);
+                // Two anchors for the cell inputs: keys from the LSTM, values zeros (choosing one
+                // feeds a zero input next).
+                for _ in 0..2 {
+                    step(Input::GEmb, Decision::None, None, Some(true));
                 }
-                let idx = self.decide(logits, at + 2 * i + 1)?;
-                inputs = embedding(&ctl.w_emb, &idx)?;
+                let mut input = Input::GEmb;
+                for node in 0..num_nodes {
+                    // flat layout [x_id, x_op, y_id, y_op]: both inputs first, then both ops
+                    let at = start + 4 * node;
+                    let count = 2 + node;
+                    for i in 0..2 {
+                        let row = at + 2 * i;
+                        widths[row] = count;
+                        step(input, Decision::Attention { row, base, count }, tanh, None);
+                        input = Input::Anchor { row, base };
+                    }
+                    for i in 0..2 {
+                        let row = at + 2 * i + 1;
+                        widths[row] = k;
+                        step(input, Decision::Op { row, bias: true, no_learn: normal }, op_tanh, None);
+                        input = Input::OpEmbedding { row };
+                    }
+                    step(input, Decision::None, None, Some(false));
+                    input = Input::GEmb;
+                }
             }
-            self.step(&inputs)?;
-            anchors.push(self.h.clone());
-            anchors_w1.push(linear(&self.h, &ctl.w_attn_1, None)?);
-            inputs = ctl.g_emb.clone();
         }
-        Ok(())
+        EnasSpace::Macro { num_layers } => {
+            // Per layer an operation, then (from layer 1) a skip bit to every earlier layer; the
+            // next input is the sum of the skipped-from layers' hidden states / (1 + count).
+            let mut input = Input::GEmb;
+            for layer in 0..num_layers {
+                let at = layer + layer * layer.saturating_sub(1) / 2;
+                widths[at] = k;
+                step(input, Decision::Op { row: at, bias: false, no_learn: false }, tanh, None);
+                widths[at + 1..at + 1 + layer].fill(2);
+                let skips = Decision::Skips { row: at + 1, base: 0, count: layer };
+                step(Input::OpEmbedding { row: at }, if layer > 0 { skips } else { Decision::None }, tanh, Some(false));
+                input = if layer > 0 { Input::Skips { row: at + 1, base: 0, count: layer } } else { Input::GEmb };
+            }
+        }
     }
+    Program { steps, anchors, widths }
+}
 
-    /// The macro network (`general_controller._build_sampler`, whole channels): per layer an
-    /// operation, then (from layer 1) a skip bit to every earlier layer by attention, each
-    /// drawn from softmax([-s, s]); the skip penalty uses sigmoid of those logits.
-    fn macro_layers(&mut self, num_layers: usize) -> Result<()> {
-        let ctl = self.ctl;
-        let t = ctl.config.skip_target;
-        // log of the target distribution over (no skip, skip): [1, 2] as a linear weight.
-        let log_target = Tensor::from_slice(&ctl.gpu, &[1, 2], &[(1.0 - t).ln(), t.ln()])?;
-        let mut anchors: Vec<Tensor> = vec![];
-        let mut anchors_w1: Vec<Tensor> = vec![];
-        let mut inputs = ctl.g_emb.clone();
-        for layer in 0..num_layers {
-            let at = layer + layer * layer.saturating_sub(1) / 2;
-            self.step(&inputs)?;
-            let logits = self.shape(linear(&self.h, &ctl.w_soft, None)?, ctl.config.tanh_constant)?;
-            let op = self.decide(logits, at)?;
-            inputs = embedding(&ctl.w_emb, &op)?;
-            self.step(&inputs)?;
-            if layer > 0 {
-                let q = self.attention(&anchors_w1)?; // q: [layer, 1]
-                let neg = elementwise::scale(&q, &ctl.constant(-1.0)?, 0)?;
-                let logits = self.shape(side_by_side(&neg, &q)?, ctl.config.tanh_constant)?; // [layer, 2]
-                let skip = self.decide(logits.clone(), at + 1)?;
-                // sigmoid([-s, s]) = softmax([-s, s] / 2), so with P that softmax,
-                // KL(P || target) = sum_j P_j (log P_j - log t_j) = -H(P) - <P, log t>.
-                let half = elementwise::scale(&logits, &ctl.constant(0.5)?, 0)?;
-                let entropy = reduce::sum(&softmax::entropy(&half)?)?;
-                let cross = reduce::sum(&linear(&softmax::softmax(&half)?, &log_target, None)?)?;
-                let kl = elementwise::add(&entropy, &cross)?;
-                self.skip_kl.push(elementwise::scale(&kl, &ctl.constant(-1.0)?, 0)?);
-                // Next input: the mean of the skipped-from layers' hidden states, / (1 + count).
-                let w = sample::mean_weights(&skip)?;
-                let terms: Vec<(usize, &Tensor)> = anchors.iter().enumerate().collect();
-                inputs = mixed_op::weighted_sum(&w, &terms)?;
-            } else {
-                inputs = ctl.g_emb.clone();
-            }
-            anchors.push(self.h.clone());
-            anchors_w1.push(linear(&self.h, &ctl.w_attn_1, None)?);
-        }
-        Ok(())
+/// The per-sample weights of the REINFORCE loss, (reward_i - baseline_i) / n, the baseline
+/// moved by each reward in turn (set to the first reward when unset), and the rewards' sum.
+fn reinforce(
+    config: &ControllerConfig,
+    baseline: &mut Option<f32>,
+    entropies: &[f32],
+    accuracies: &[f32],
+) -> Result<(Vec<f32>, f32)> {
+    if entropies.is_empty() || entropies.len() != accuracies.len() {
+        return Err(Error::Config(format!(
+            "a controller update needs one accuracy per sample (got {} samples, {} accuracies)",
+            entropies.len(),
+            accuracies.len()
+        )));
+    }
+    let n = entropies.len() as f32;
+    let decay = config.baseline_decay;
+    let mut advantages = Vec::with_capacity(entropies.len());
+    let mut reward_sum = 0.0;
+    for (&entropy, &acc) in entropies.iter().zip(accuracies) {
+        let reward = acc + config.entropy_weight * entropy;
+        let b = match *baseline {
+            Some(b) => decay * b + (1.0 - decay) * reward,
+            None => reward,
+        };
+        *baseline = Some(b);
+        // The mean over samples is folded into the per-sample weights.
+        advantages.push((reward - b) / n);
+        reward_sum += reward;
+    }
+    Ok((advantages, reward_sum))
+}
+
+/// What an update saw: the means over its samples, and the macro skip rate.
+fn update_stats(
+    config: &ControllerConfig,
+    baseline: Option<f32>,
+    archs: &[&Arch],
+    entropies: &[f32],
+    log_probs: &[f32],
+    reward_sum: f32,
+) -> UpdateStats {
+    let n = archs.len() as f32;
+    let skips: usize = archs
+        .iter()
+        .map(|a| match a {
+            Arch::Macro(a) => a.layers.iter().map(|l| l.skips.iter().filter(|&&b| b).count()).sum(),
+            Arch::Micro(_) => 0,
+        })
+        .sum();
+    let skip_slots = match config.space {
+        EnasSpace::Macro { num_layers } => num_layers * num_layers.saturating_sub(1) / 2,
+        EnasSpace::Micro { .. } => 0,
+    };
+    UpdateStats {
+        reward: reward_sum / n,
+        baseline: baseline.unwrap_or(0.0),
+        entropy: entropies.iter().sum::<f32>() / n,
+        log_prob: log_probs.iter().sum::<f32>() / n,
+        skip_rate: if skip_slots == 0 { 0.0 } else { skips as f32 / (skip_slots as f32 * n) },
     }
 }

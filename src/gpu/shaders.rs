@@ -20,6 +20,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("architect", include_str!("../../shaders/architect.wgsl")),
     ("sample", include_str!("../../shaders/sample.wgsl")),
     ("drop_path", include_str!("../../shaders/drop_path.wgsl")),
+    ("controller", include_str!("../../shaders/controller.wgsl")),
 ];
 
 /// `shaders/prelude.wgsl`: the helpers every shader shares (thread indexing), prepended to each.

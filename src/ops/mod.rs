@@ -3,6 +3,7 @@
 
 pub mod architect;
 pub mod batch_norm;
+pub mod controller;
 pub mod conv;
 mod depthwise;
 pub mod drop_path;
