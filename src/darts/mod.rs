@@ -8,5 +8,5 @@ pub mod model;
 pub mod search;
 
 pub use architect::{Architect, ArchitectConfig, Order, ValScore, WeightStep};
-pub use model::{Network, NetworkConfig};
+pub use model::{Network, NetworkConfig, PartialChannels};
 pub use search::{AlphaRecord, Darts, DartsEpoch, DartsSearch, DartsState, DartsStep, SearchConfig};

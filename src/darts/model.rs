@@ -1,13 +1,19 @@
 //! The DARTS search network (quark0/darts `model_search.py`): a stem, a stack of cells whose
 //! edges are mixed operations, global average pooling and a linear classifier. Normal cells share
 //! `alphas_normal`, reduction cells `alphas_reduce`, both [edges, ops].
+//!
+//! With [`NetworkConfig::partial`] it is PC-DARTS's network (yuhuixu1993/PC-DARTS
+//! `model_search.py`): each edge's mixed operation sees 1/K of its input's channels
+//! ([`MixedOp::forward_partial`]), and with edge normalisation a node sums its incoming edges
+//! weighted by the per-node softmax of `betas_normal` / `betas_reduce`, [edges].
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{
-    join, BatchNorm, Conv, FactorizedReduce, Input, Linear, MixedOp, Module, Preprocess, ReluConvBn, Visit,
+    join, BatchNorm, Conv, FactorizedReduce, Input, Linear, MixedOp, Module, PartialInput, Preprocess, ReluConvBn,
+    Visit,
 };
-use crate::ops::{conv::Conv2d, elementwise, layout, pool, softmax};
+use crate::ops::{conv::Conv2d, elementwise, layout, mixed_op, pool, softmax};
 use crate::rng::Rng;
 use crate::space::SearchSpace;
 use crate::tensor::Tensor;
@@ -30,6 +36,28 @@ pub struct NetworkConfig {
     /// The candidate operations (the columns of the alpha matrices), nodes per cell, and how
     /// many of the last nodes a cell's output concatenates.
     pub space: SearchSpace,
+    /// PC-DARTS's partial channel connections and edge normalisation; `None` is DARTS.
+    #[serde(default)]
+    pub partial: Option<PartialChannels>,
+}
+
+/// PC-DARTS (Xu et al. 2020): which share of an edge's channels its mixed operation sees, and
+/// whether nodes weight their incoming edges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartialChannels {
+    /// 1/K of each edge's channels go through its mixed operation, the rest bypass it (the
+    /// paper's K=4 on CIFAR-10). K must divide every cell's channel count.
+    pub k: usize,
+    /// Betas per incoming edge of a node, softmaxed per node, weight the node's sum and the
+    /// edges' ranking in the genotype.
+    pub edge_normalization: bool,
+}
+
+impl PartialChannels {
+    /// The paper's CIFAR-10 setting: K=4 with edge normalisation.
+    pub fn pc_darts() -> Self {
+        PartialChannels { k: 4, edge_normalization: true }
+    }
 }
 
 impl NetworkConfig {
@@ -44,6 +72,7 @@ impl NetworkConfig {
             stem_multiplier: 3,
             reductions: None,
             space: SearchSpace::darts(),
+            partial: None,
         }
     }
 
@@ -56,8 +85,9 @@ impl NetworkConfig {
         }
     }
 
-    /// Checks the sizes (each at least 1), the search space, that every reduction cell exists, and
-    /// that C is even where FactorizedReduce is used.
+    /// Checks the sizes (each at least 1), the search space, that every reduction cell exists,
+    /// that C is even where FactorizedReduce is used, and that PC-DARTS's K divides every cell's
+    /// channels (and leaves an even share where a reduction edge's skip_connect halves it).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if self.layers == 0 || self.channels == 0 || self.in_channels == 0 || self.num_classes == 0 {
@@ -76,6 +106,26 @@ impl NetworkConfig {
                 "FactorizedReduce needs an even channel count, got C={}; use an even --init-channels",
                 self.channels
             ));
+        }
+        if let Some(p) = self.partial {
+            let k = p.k;
+            if k == 0 || !self.channels.is_multiple_of(k) {
+                return bad(format!(
+                    "--partial-channels {k} does not divide the {} initial channels; give a K that divides --init-channels",
+                    self.channels
+                ));
+            }
+            let skip = self.space.primitives.iter().any(|p| p == "skip_connect");
+            for (i, &r) in reductions.iter().enumerate() {
+                let c = self.channels << (i + 1);
+                if skip && !(c / k).is_multiple_of(2) {
+                    return bad(format!(
+                        "reduction cell {r} has {c} channels: its edges' {}-channel share (--partial-channels {k}) \
+                         must be even for skip_connect's FactorizedReduce; use a smaller K or more --init-channels",
+                        c / k
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -101,6 +151,31 @@ pub struct Cell {
     pub edges: Vec<MixedOp>,
     steps: usize,
     multiplier: usize,
+    /// PC-DARTS's K: the edges' mixed operations are built for C/K channels.
+    partial: Option<usize>,
+}
+
+/// A cell state as its outgoing edges read it: whole (DARTS) or split into the channels the
+/// mixed operations see and those that bypass them (PC-DARTS).
+enum State {
+    Whole(Input),
+    Split(Tensor, PartialInput),
+}
+
+impl State {
+    fn new(x: &Tensor, partial: Option<usize>) -> Result<State> {
+        Ok(match partial {
+            None => State::Whole(Input::new(x)),
+            Some(k) => State::Split(x.clone(), PartialInput::new(x, k)?),
+        })
+    }
+
+    fn x(&self) -> &Tensor {
+        match self {
+            State::Whole(input) => input.x(),
+            State::Split(x, _) => x,
+        }
+    }
 }
 
 impl Cell {
@@ -122,11 +197,13 @@ impl Cell {
         };
         let preprocess1 = ReluConvBn::new(gpu, rng, c_prev, c, 1, 1, 0, false)?;
         let primitives = cfg.static_primitives();
+        let partial = cfg.partial.map(|p| p.k);
+        let c_op = c / partial.unwrap_or(1);
         let mut edges = Vec::new();
         for i in 0..cfg.space.steps {
             for j in 0..i + 2 {
                 let stride = if reduction && j < 2 { 2 } else { 1 };
-                edges.push(MixedOp::new(gpu, rng, &primitives, c, stride)?);
+                edges.push(MixedOp::new(gpu, rng, &primitives, c_op, stride)?);
             }
         }
         Ok(Cell {
@@ -136,27 +213,51 @@ impl Cell {
             edges,
             steps: cfg.space.steps,
             multiplier: cfg.space.multiplier,
+            partial,
         })
     }
 
     /// s0, s1: [N, C_pp, H, W], [N, C_p, H', W'] -> [N, multiplier*C, H'', W''].
-    /// `weights` = softmax of this cell type's alphas, [edges, ops].
-    fn forward(&self, s0: &Tensor, s1: &Tensor, weights: &Tensor, train: bool) -> Result<Tensor> {
+    /// `weights` = softmax of this cell type's alphas, [edges, ops]; `edge_weights` (PC-DARTS's
+    /// edge normalisation) = the per-node softmax of its betas, [edges].
+    fn forward(
+        &self,
+        s0: &Tensor,
+        s1: &Tensor,
+        weights: &Tensor,
+        edge_weights: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
         // Each state with its ReLU, computed once for all the edges that leave it.
-        let mut states =
-            vec![Input::new(&self.preprocess0.forward(s0, train)?), Input::new(&self.preprocess1.forward(s1, train)?)];
+        let mut states = vec![
+            State::new(&self.preprocess0.forward(s0, train)?, self.partial)?,
+            State::new(&self.preprocess1.forward(s1, train)?, self.partial)?,
+        ];
         let mut offset = 0;
         for _ in 0..self.steps {
             let inputs: Vec<Tensor> = states
                 .iter()
                 .enumerate()
-                .map(|(j, h)| self.edges[offset + j].forward_shared(h, weights, offset + j, train))
+                .map(|(j, h)| {
+                    let (edge, e) = (&self.edges[offset + j], offset + j);
+                    match h {
+                        State::Whole(input) => edge.forward_shared(input, weights, e, train),
+                        State::Split(_, input) => edge.forward_partial(input, weights, e, train),
+                    }
+                })
                 .collect::<Result<_>>()?;
+            let node = match edge_weights {
+                None => elementwise::add_n(&inputs.iter().collect::<Vec<_>>())?,
+                Some(w) => {
+                    let terms: Vec<(usize, &Tensor)> =
+                        inputs.iter().enumerate().map(|(j, y)| (offset + j, y)).collect();
+                    mixed_op::weighted_sum(w, &terms)?
+                }
+            };
             offset += states.len();
-            let refs: Vec<&Tensor> = inputs.iter().collect();
-            states.push(Input::new(&elementwise::add_n(&refs)?));
+            states.push(State::new(&node, self.partial)?);
         }
-        let last: Vec<&Tensor> = states[states.len() - self.multiplier..].iter().map(Input::x).collect();
+        let last: Vec<&Tensor> = states[states.len() - self.multiplier..].iter().map(State::x).collect();
         layout::concat_channels(&last)
     }
 }
@@ -184,10 +285,31 @@ pub struct Network {
     pub alphas_normal: Tensor,
     /// [edges, ops], shared by every reduction cell.
     pub alphas_reduce: Tensor,
+    /// PC-DARTS's edge normalisation: [edges], shared by every normal cell (`None` without it).
+    pub betas_normal: Option<Tensor>,
+    /// [edges], shared by every reduction cell.
+    pub betas_reduce: Option<Tensor>,
+}
+
+/// PC-DARTS's edge weights: the softmax of `betas` [edges] over each node's incoming edges
+/// (node 0's 2, node 1's 3, ...), [edges].
+pub fn edge_softmax(betas: &Tensor, steps: usize) -> Result<Tensor> {
+    let e = betas.numel();
+    let b = betas.reshape(&[1, e, 1, 1])?;
+    let mut nodes = Vec::with_capacity(steps);
+    let mut offset = 0;
+    for i in 0..steps {
+        let n = i + 2; // node i's incoming edges
+        let row = layout::slice_channels(&b, offset, n)?.reshape(&[1, n])?;
+        nodes.push(softmax::softmax(&row)?.reshape(&[1, n, 1, 1])?);
+        offset += n;
+    }
+    layout::concat_channels(&nodes.iter().collect::<Vec<_>>())?.reshape(&[e])
 }
 
 impl Network {
-    /// Builds the network with PyTorch's default init and alphas = 1e-3 * randn.
+    /// Builds the network with PyTorch's default init and alphas = 1e-3 * randn (then betas =
+    /// 1e-3 * randn with edge normalisation, so that without it the random numbers are DARTS's).
     pub fn new(gpu: &Gpu, rng: &mut Rng, config: NetworkConfig) -> Result<Network> {
         config.validate()?;
         let c_stem = config.stem_multiplier * config.channels;
@@ -212,7 +334,26 @@ impl Network {
         let n = shape[0] * shape[1];
         let alphas_normal = Tensor::param(gpu, &shape, &rng.normal_vec(n, 1e-3))?;
         let alphas_reduce = Tensor::param(gpu, &shape, &rng.normal_vec(n, 1e-3))?;
-        Ok(Network { config, stem_conv, stem_bn, cells, classifier, alphas_normal, alphas_reduce })
+        let (betas_normal, betas_reduce) = if config.partial.is_some_and(|p| p.edge_normalization) {
+            let e = shape[0];
+            (
+                Some(Tensor::param(gpu, &[e], &rng.normal_vec(e, 1e-3))?),
+                Some(Tensor::param(gpu, &[e], &rng.normal_vec(e, 1e-3))?),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(Network {
+            config,
+            stem_conv,
+            stem_bn,
+            cells,
+            classifier,
+            alphas_normal,
+            alphas_reduce,
+            betas_normal,
+            betas_reduce,
+        })
     }
 
     /// x: [N, in_channels, H, W] -> logits [N, num_classes]. `train` selects BN's batch
@@ -221,10 +362,17 @@ impl Network {
         let s = self.stem_bn.forward(&self.stem_conv.forward(x)?, train)?;
         let weights_normal = softmax::softmax(&self.alphas_normal)?;
         let weights_reduce = softmax::softmax(&self.alphas_reduce)?;
+        let steps = self.config.space.steps;
+        let edges = |b: &Option<Tensor>| b.as_ref().map(|b| edge_softmax(b, steps)).transpose();
+        let (edges_normal, edges_reduce) = (edges(&self.betas_normal)?, edges(&self.betas_reduce)?);
         let (mut s0, mut s1) = (s.clone(), s);
         for cell in &self.cells {
-            let weights = if cell.reduction { &weights_reduce } else { &weights_normal };
-            let out = cell.forward(&s0, &s1, weights, train)?;
+            let (weights, edge_weights) = if cell.reduction {
+                (&weights_reduce, edges_reduce.as_ref())
+            } else {
+                (&weights_normal, edges_normal.as_ref())
+            };
+            let out = cell.forward(&s0, &s1, weights, edge_weights, train)?;
             (s0, s1) = (s1, out);
         }
         let n = s1.shape()[0];
@@ -241,6 +389,13 @@ impl Network {
     /// [alphas_normal, alphas_reduce], the parameters the architect optimizes, each [edges, ops].
     pub fn alphas(&self) -> [Tensor; 2] {
         [self.alphas_normal.clone(), self.alphas_reduce.clone()]
+    }
+
+    /// Everything the architect optimizes: the alphas, then (PC-DARTS's edge normalisation)
+    /// [betas_normal, betas_reduce].
+    pub fn arch_parameters(&self) -> Vec<Tensor> {
+        let betas = [&self.betas_normal, &self.betas_reduce].into_iter().flatten().cloned();
+        self.alphas().into_iter().chain(betas).collect()
     }
 }
 

@@ -42,6 +42,38 @@ impl Input {
     }
 }
 
+/// A cell state split for PC-DARTS's partial channel connections (Xu et al. 2020, section 3.1):
+/// its first C/K channels go through an edge's mixed operation (their ReLU shared by every edge
+/// that leaves the state, as [`Input`] shares it), the other C - C/K bypass it.
+///
+/// At K=1 the sampled part is the whole state and nothing bypasses: the slice, the
+/// concatenation and the shuffle are identities and are skipped rather than copied, so that
+/// PC-DARTS with K=1 adds its gradients in the same order as DARTS and gives its numbers bit
+/// for bit (a copied state would sum the same terms in another association).
+pub struct PartialInput {
+    sampled: Input,
+    bypass: Option<Tensor>,
+    k: usize,
+}
+
+impl PartialInput {
+    /// Splits x: [N, C, H, W] into channels [0, C/K) and [C/K, C); K must divide C.
+    pub fn new(x: &Tensor, k: usize) -> Result<PartialInput> {
+        let c = x.shape().get(1).copied().unwrap_or(0);
+        if k == 0 || !c.is_multiple_of(k) {
+            return Err(Error::Config(format!("partial channels: K={k} does not divide the {c} channels of a state")));
+        }
+        if k == 1 {
+            return Ok(PartialInput { sampled: Input::new(x), bypass: None, k });
+        }
+        Ok(PartialInput {
+            sampled: Input::new(&layout::slice_channels(x, 0, c / k)?),
+            bypass: Some(layout::slice_channels(x, c / k, c - c / k)?),
+            k,
+        })
+    }
+}
+
 /// ReLU -> conv -> BN (the cell preprocessing, and the stem's conv+BN without the ReLU).
 pub struct ReluConvBn {
     /// The convolution, `c_in -> c_out`, k x k, no bias.
@@ -456,6 +488,19 @@ impl MixedOp {
         }
         let terms: Vec<(usize, &Tensor)> = outs.iter().map(|(i, y)| (*i, y)).collect();
         mixed_op::weighted_sum(weights, &terms)
+    }
+}
+
+impl MixedOp {
+    /// The PC-DARTS edge (`model_search.py`'s `MixedOp` there): the mixed operation of this
+    /// edge, built for C/K channels, on the sampled channels; the bypassed channels appended
+    /// (max-pooled 2x2 on a stride-2 edge to the same size), then a channel shuffle with K
+    /// groups. [N, C, H, W] -> [N, C, H/stride, W/stride].
+    pub fn forward_partial(&self, input: &PartialInput, weights: &Tensor, edge: usize, train: bool) -> Result<Tensor> {
+        let mixed = self.forward_shared(&input.sampled, weights, edge, train)?; // [N, C/K, H', W']
+        let Some(bypass) = &input.bypass else { return Ok(mixed) };
+        let bypass = if self.stride == 1 { bypass.clone() } else { pool::max_pool2d(bypass, 2, self.stride, 0)? };
+        layout::channel_shuffle(&layout::concat_channels(&[&mixed, &bypass])?, input.k)
     }
 }
 

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::out;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde::Serialize;
-use wgpu_nas::darts::{Darts, Order, SearchConfig};
+use wgpu_nas::darts::{Darts, Order, PartialChannels, SearchConfig};
 use wgpu_nas::data::Dataset;
 use wgpu_nas::gpu::KernelTime;
 use wgpu_nas::ops::conv::{conv2d, Conv2d};
@@ -16,8 +16,22 @@ use wgpu_nas::rng::Rng;
 use wgpu_nas::space::SearchSpace;
 use wgpu_nas::{Error, Gpu, Result, Tensor};
 
+/// Which search's step `bench darts` times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    Darts,
+    /// PC-DARTS: 1/K of each edge's channels through its mixed op, edge normalisation.
+    PcDarts,
+}
+
 #[derive(Args, Debug)]
 pub struct BenchDartsArgs {
+    #[arg(long, value_enum, default_value_t = Method::Darts)]
+    method: Method,
+    /// PC-DARTS's K (with --method pc-darts): 1/K of each edge's channels go through its op.
+    #[arg(long, default_value_t = 4)]
+    partial_channels: usize,
     /// 1: first-order alpha gradient; 2: unrolled (second order).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     order: u8,
@@ -58,6 +72,9 @@ pub struct BenchDartsArgs {
 #[derive(Serialize)]
 struct Report {
     adapter: String,
+    method: Method,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partial_channels: Option<usize>,
     order: u8,
     init_channels: usize,
     layers: usize,
@@ -134,6 +151,9 @@ pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
         let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
         config.network.space = SearchSpace::with_ops(&ops)?;
     }
+    if args.method == Method::PcDarts {
+        config.network.partial = Some(PartialChannels { k: args.partial_channels, ..PartialChannels::pc_darts() });
+    }
     config.batch_size = args.batch_size;
     config.epochs = 1;
     config.steps_per_epoch = Some(args.warmup + args.steps + 1);
@@ -145,7 +165,11 @@ pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
     if !args.json {
         out::line(format_args!("adapter: {}", gpu.adapter()))?;
         out::line(format_args!(
-            "DARTS {} order, C={}, {} cells, batch {}, {}x{}x{} images, {ops} ops: {} warm-up + {} timed steps",
+            "{} {} order, C={}, {} cells, batch {}, {}x{}x{} images, {ops} ops: {} warm-up + {} timed steps",
+            match args.method {
+                Method::Darts => "DARTS".to_string(),
+                Method::PcDarts => format!("PC-DARTS (K={})", args.partial_channels),
+            },
             if args.order == 2 { "second" } else { "first" },
             args.init_channels,
             args.layers,
@@ -186,6 +210,8 @@ pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
     let med = median(&whole);
     let mut report = Report {
         adapter: gpu.adapter().to_string(),
+        method: args.method,
+        partial_channels: (args.method == Method::PcDarts).then_some(args.partial_channels),
         order: args.order,
         init_channels: args.init_channels,
         layers: args.layers,

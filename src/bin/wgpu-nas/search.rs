@@ -1,4 +1,4 @@
-//! `wgpu-nas search darts`: runs a search and writes its run directory.
+//! `wgpu-nas search darts` and `search pc-darts`: runs a search and writes its run directory.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,10 +7,10 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use wgpu_nas::checkpoint::Checkpoint;
 use wgpu_nas::darts::diagnostics::EarlyStop;
-use wgpu_nas::darts::{DartsEpoch, DartsSearch, DartsStep, Order, SearchConfig};
+use wgpu_nas::darts::{DartsEpoch, DartsSearch, DartsStep, Order, PartialChannels, SearchConfig};
 use wgpu_nas::data::{Cifar100Labels, Dataset, Split};
 use wgpu_nas::run_dir::RunDir;
-use wgpu_nas::space::{DeriveRule, Genotype, ModelGraph, SearchSpace};
+use wgpu_nas::space::{derive_genotype_with_betas, DeriveRule, Genotype, ModelGraph, SearchSpace};
 use wgpu_nas::train::EvalNetworkConfig;
 use wgpu_nas::{Error, Gpu, Result};
 
@@ -42,7 +42,7 @@ pub struct DartsArgs {
     /// Epochs (50 in the paper; the defaults make a short search that a CPU finishes in minutes).
     #[arg(long, default_value_t = 4)]
     epochs: usize,
-    /// Batch size (64 in the paper).
+    /// Batch size (64 in the DARTS paper, 256 in PC-DARTS's).
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
     /// Initial channels C (16 in the paper).
@@ -85,6 +85,30 @@ pub struct DartsArgs {
     early_stop_ratio: f32,
     #[command(flatten)]
     run: RunArgs,
+}
+
+/// `search pc-darts`: the options of `search darts` (with PC-DARTS's defaults) and its own.
+#[derive(Args, Debug)]
+pub struct PcDartsArgs {
+    /// K: 1/K of each edge's channels go through its mixed operation, the rest bypass it (4 in
+    /// the paper); K must divide --init-channels.
+    #[arg(long, default_value_t = 4)]
+    partial_channels: usize,
+    /// Sum each node's incoming edges unweighted, as DARTS does (no betas).
+    #[arg(long)]
+    no_edge_normalization: bool,
+    /// The first epoch whose steps train the alphas (the paper: 15 of 50); by default 3/10 of
+    /// --epochs, rounded down.
+    #[arg(long)]
+    arch_start_epoch: Option<usize>,
+    #[command(flatten)]
+    darts: DartsArgs,
+}
+
+/// What `search pc-darts` adds to the DARTS config.
+struct Pc {
+    partial: PartialChannels,
+    arch_start_epoch: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -144,7 +168,17 @@ pub fn derive(run: &Path, rule: Rule) -> Result<ExitCode> {
         let v = checkpoint.get(name).ok_or_else(|| Error::Config(format!("the checkpoint has no {name}")))?;
         Ok(v.chunks(space.num_ops()).map(<[f32]>::to_vec).collect())
     };
-    let genotype = space.derive_genotype(&rows("alphas.normal")?, &rows("alphas.reduce")?, rule.into())?;
+    // PC-DARTS's edge normalisation: its betas take part in the ranking.
+    let betas = checkpoint.get("betas.normal").zip(checkpoint.get("betas.reduce"));
+    let genotype = derive_genotype_with_betas(
+        &rows("alphas.normal")?,
+        &rows("alphas.reduce")?,
+        betas,
+        &space.primitives(),
+        space.steps,
+        space.multiplier,
+        rule.into(),
+    )?;
     out::line(genotype.to_python())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -265,11 +299,18 @@ const SETTINGS: &[Setting] = &[
     Setting { id: "early_stop", pointer: "/early_stop", resumable: false },
     Setting { id: "early_stop_window", pointer: "/early_stop/window", resumable: false },
     Setting { id: "early_stop_ratio", pointer: "/early_stop/ratio", resumable: false },
+    Setting { id: "partial_channels", pointer: "/network/partial/k", resumable: false },
+    Setting { id: "no_edge_normalization", pointer: "/network/partial/edge_normalization", resumable: false },
+    Setting { id: "arch_start_epoch", pointer: "/arch_start_epoch", resumable: true },
 ];
 
-/// The search config the options ask for on `data`.
-fn config_of(args: &DartsArgs, data: &Dataset) -> Result<SearchConfig> {
+/// The search config the options ask for on `data` (PC-DARTS's with `pc`).
+fn config_of(args: &DartsArgs, pc: Option<&Pc>, data: &Dataset) -> Result<SearchConfig> {
     let mut config = SearchConfig::darts(data.channels, data.num_classes);
+    if let Some(pc) = pc {
+        config.network.partial = Some(pc.partial);
+        config.arch_start_epoch = pc.arch_start_epoch.unwrap_or(3 * args.epochs / 10);
+    }
     config.architect.order = if args.order == 2 { Order::Second } else { Order::First };
     config.architect.lr = args.arch_learning_rate;
     config.epochs = args.epochs;
@@ -297,6 +338,17 @@ fn config_of(args: &DartsArgs, data: &Dataset) -> Result<SearchConfig> {
 }
 
 pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
+    search(args, None, given)
+}
+
+pub fn pc_darts(args: PcDartsArgs, given: &Given) -> Result<ExitCode> {
+    let partial = PartialChannels { k: args.partial_channels, edge_normalization: !args.no_edge_normalization };
+    search(args.darts, Some(Pc { partial, arch_start_epoch: args.arch_start_epoch }), given)
+}
+
+/// `search darts`, or `search pc-darts` with `pc`: the same run loop, files and output.
+fn search(args: DartsArgs, pc: Option<Pc>, given: &Given) -> Result<ExitCode> {
+    let pc = pc.as_ref();
     let gpu = Gpu::new()?;
     let (mut search, mut run, data) = match &args.run.resume {
         Some(dir) => {
@@ -308,7 +360,7 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
                 SETTINGS,
                 load,
                 |d| vec![d],
-                |d, _| Ok(serde_json::to_value(config_of(&args, d)?)?),
+                |d, _| Ok(serde_json::to_value(config_of(&args, pc, d)?)?),
             )?;
             let search = DartsSearch::resume(&gpu, &resume.checkpoint, &data)?;
             let run = resume.finish(search.epoch(), search.config().epochs, "search", args.run.chatty())?;
@@ -316,7 +368,7 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
         }
         None => {
             let data = load(args.dataset, args.data_dir.as_deref())?;
-            let search = DartsSearch::new(&gpu, config_of(&args, &data)?, &data)?;
+            let search = DartsSearch::new(&gpu, config_of(&args, pc, &data)?, &data)?;
             let meta = serde_json::json!({
                 "search": search.config(),
                 "dataset": data.name,
@@ -324,7 +376,8 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
                 "version": env!("CARGO_PKG_VERSION"),
             });
             let source = DataSource::new(args.dataset, args.data_dir.as_deref(), &[&data]);
-            let run = run::create(&args.run, &format!("darts-{}", args.seed), &source, &meta)?;
+            let name = if pc.is_some() { "pc-darts" } else { "darts" };
+            let run = run::create(&args.run, &format!("{name}-{}", args.seed), &source, &meta)?;
             (search, run, data)
         }
     };
@@ -337,8 +390,16 @@ pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
         }
     };
     say(format!("adapter: {}", gpu.adapter()));
+    let method = match (search.config().network.partial, search.config().arch_start_epoch) {
+        (None, _) => "DARTS (".to_string(),
+        (Some(p), start) => format!(
+            "PC-DARTS (K={}, {}, alphas from epoch {start}, ",
+            p.k,
+            if p.edge_normalization { "edge normalisation" } else { "no edge normalisation" }
+        ),
+    };
     say(format!(
-        "DARTS ({} order) on {} ({} images): C={}, {} cells, batch {}, {} epochs x {} steps; run directory {}",
+        "{method}{} order) on {} ({} images): C={}, {} cells, batch {}, {} epochs x {} steps; run directory {}",
         if search.config().architect.order == Order::Second { "second" } else { "first" },
         data.name,
         data.n,
