@@ -6,6 +6,10 @@
 //! `model_search.py`): each edge's mixed operation sees 1/K of its input's channels
 //! ([`MixedOp::forward_partial`]), and with edge normalisation a node sums its incoming edges
 //! weighted by the per-node softmax of `betas_normal` / `betas_reduce`, [edges].
+//!
+//! An edge's weight is folded into its operations' weights and its bypassed channels
+//! ([`fold_edge_weights`]): scaling the edge's output instead would keep every edge's output
+//! alive for the betas' gradient, a third more memory at K=4.
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -13,7 +17,7 @@ use crate::nn::{
     join, BatchNorm, Conv, FactorizedReduce, Input, Linear, MixedOp, Module, PartialInput, Preprocess, ReluConvBn,
     Visit,
 };
-use crate::ops::{conv::Conv2d, elementwise, layout, mixed_op, pool, softmax};
+use crate::ops::{conv::Conv2d, elementwise, layout, pool, softmax};
 use crate::rng::Rng;
 use crate::space::SearchSpace;
 use crate::tensor::Tensor;
@@ -218,8 +222,9 @@ impl Cell {
     }
 
     /// s0, s1: [N, C_pp, H, W], [N, C_p, H', W'] -> [N, multiplier*C, H'', W''].
-    /// `weights` = softmax of this cell type's alphas, [edges, ops]; `edge_weights` (PC-DARTS's
-    /// edge normalisation) = the per-node softmax of its betas, [edges].
+    /// `weights` = softmax of this cell type's alphas, [edges, ops] (with PC-DARTS's edge
+    /// normalisation: times the edge weights, [`fold_edge_weights`]); `edge_weights` = the
+    /// per-node softmax of its betas, [edges], which scales the bypassed channels.
     fn forward(
         &self,
         s0: &Tensor,
@@ -242,18 +247,11 @@ impl Cell {
                     let (edge, e) = (&self.edges[offset + j], offset + j);
                     match h {
                         State::Whole(input) => edge.forward_shared(input, weights, e, train),
-                        State::Split(_, input) => edge.forward_partial(input, weights, e, train),
+                        State::Split(_, input) => edge.forward_partial(input, weights, e, edge_weights, train),
                     }
                 })
                 .collect::<Result<_>>()?;
-            let node = match edge_weights {
-                None => elementwise::add_n(&inputs.iter().collect::<Vec<_>>())?,
-                Some(w) => {
-                    let terms: Vec<(usize, &Tensor)> =
-                        inputs.iter().enumerate().map(|(j, y)| (offset + j, y)).collect();
-                    mixed_op::weighted_sum(w, &terms)?
-                }
-            };
+            let node = elementwise::add_n(&inputs.iter().collect::<Vec<_>>())?;
             offset += states.len();
             states.push(State::new(&node, self.partial)?);
         }
@@ -305,6 +303,18 @@ pub fn edge_softmax(betas: &Tensor, steps: usize) -> Result<Tensor> {
         offset += n;
     }
     layout::concat_channels(&nodes.iter().collect::<Vec<_>>())?.reshape(&[e])
+}
+
+/// `weights` [edges, ops] with each row scaled by its edge's weight from `edge_weights` [edges]:
+/// sum_k (w2[e] * w[e, k]) op_k(x) is the edge's mixed output scaled by w2[e], and its gradient
+/// reaches the betas through the op outputs the mixed sum keeps anyway.
+pub fn fold_edge_weights(weights: &Tensor, edge_weights: &Tensor) -> Result<Tensor> {
+    let (e, ops) = (weights.shape()[0], weights.shape()[1]);
+    // w2 repeated along the ops: [1, ops * E] in (op, edge) order, shuffled to (edge, op).
+    let column = edge_weights.reshape(&[1, e, 1, 1])?;
+    let repeated = layout::concat_channels(&vec![&column; ops])?;
+    let rows = layout::channel_shuffle(&repeated, ops)?.reshape(&[e, ops])?; // [E, ops]
+    elementwise::mul(weights, &rows)
 }
 
 impl Network {
@@ -365,6 +375,9 @@ impl Network {
         let steps = self.config.space.steps;
         let edges = |b: &Option<Tensor>| b.as_ref().map(|b| edge_softmax(b, steps)).transpose();
         let (edges_normal, edges_reduce) = (edges(&self.betas_normal)?, edges(&self.betas_reduce)?);
+        let fold = |w: Tensor, e: &Option<Tensor>| e.as_ref().map_or(Ok(w.clone()), |e| fold_edge_weights(&w, e));
+        let (weights_normal, weights_reduce) =
+            (fold(weights_normal, &edges_normal)?, fold(weights_reduce, &edges_reduce)?);
         let (mut s0, mut s1) = (s.clone(), s);
         for cell in &self.cells {
             let (weights, edge_weights) = if cell.reduction {

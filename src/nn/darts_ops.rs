@@ -6,7 +6,7 @@ use std::cell::OnceCell;
 use super::{join, BatchNorm, Conv, Module, Visit};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::ops::{conv::Conv2d, elementwise::relu, layout, mixed_op, pool};
+use crate::ops::{conv::Conv2d, elementwise, elementwise::relu, layout, mixed_op, pool};
 use crate::rng::Rng;
 use crate::space::REFERENCE_EXTRA_OPS;
 use crate::tensor::Tensor;
@@ -495,11 +495,23 @@ impl MixedOp {
     /// The PC-DARTS edge (`model_search.py`'s `MixedOp` there): the mixed operation of this
     /// edge, built for C/K channels, on the sampled channels; the bypassed channels appended
     /// (max-pooled 2x2 on a stride-2 edge to the same size), then a channel shuffle with K
-    /// groups. [N, C, H, W] -> [N, C, H/stride, W/stride].
-    pub fn forward_partial(&self, input: &PartialInput, weights: &Tensor, edge: usize, train: bool) -> Result<Tensor> {
+    /// groups. [N, C, H, W] -> [N, C, H/stride, W/stride]. With edge normalisation, `weights`
+    /// already carry the edge's weight and `edge_weights[edge]` scales the bypassed channels, so
+    /// the output is the edge's output times its weight.
+    pub fn forward_partial(
+        &self,
+        input: &PartialInput,
+        weights: &Tensor,
+        edge: usize,
+        edge_weights: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
         let mixed = self.forward_shared(&input.sampled, weights, edge, train)?; // [N, C/K, H', W']
         let Some(bypass) = &input.bypass else { return Ok(mixed) };
-        let bypass = if self.stride == 1 { bypass.clone() } else { pool::max_pool2d(bypass, 2, self.stride, 0)? };
+        let mut bypass = if self.stride == 1 { bypass.clone() } else { pool::max_pool2d(bypass, 2, self.stride, 0)? };
+        if let Some(w) = edge_weights {
+            bypass = elementwise::scale(&bypass, w, edge)?;
+        }
         layout::channel_shuffle(&layout::concat_channels(&[&mixed, &bypass])?, input.k)
     }
 }
