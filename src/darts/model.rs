@@ -5,7 +5,7 @@
 //! With [`NetworkConfig::partial`] it is PC-DARTS's network (yuhuixu1993/PC-DARTS
 //! `model_search.py`): each edge's mixed operation sees 1/K of its input's channels
 //! ([`MixedOp::forward_partial`]), and with edge normalisation a node sums its incoming edges
-//! weighted by the per-node softmax of `betas_normal` / `betas_reduce`, [edges].
+//! weighted by the per-node softmax of `betas_normal` / `betas_reduce`, `[edges]`.
 //!
 //! An edge's weight is folded into its operations' weights and its bypassed channels
 //! ([`fold_edge_weights`]): scaling the edge's output instead would keep every edge's output
@@ -224,7 +224,7 @@ impl Cell {
     /// s0, s1: [N, C_pp, H, W], [N, C_p, H', W'] -> [N, multiplier*C, H'', W''].
     /// `weights` = softmax of this cell type's alphas, [edges, ops] (with PC-DARTS's edge
     /// normalisation: times the edge weights, [`fold_edge_weights`]); `edge_weights` = the
-    /// per-node softmax of its betas, [edges], which scales the bypassed channels.
+    /// per-node softmax of its betas, `[edges]`, which scales the bypassed channels.
     fn forward(
         &self,
         s0: &Tensor,
@@ -283,14 +283,14 @@ pub struct Network {
     pub alphas_normal: Tensor,
     /// [edges, ops], shared by every reduction cell.
     pub alphas_reduce: Tensor,
-    /// PC-DARTS's edge normalisation: [edges], shared by every normal cell (`None` without it).
+    /// PC-DARTS's edge normalisation: `[edges]`, shared by every normal cell (`None` without it).
     pub betas_normal: Option<Tensor>,
-    /// [edges], shared by every reduction cell.
+    /// `[edges]`, shared by every reduction cell.
     pub betas_reduce: Option<Tensor>,
 }
 
-/// PC-DARTS's edge weights: the softmax of `betas` [edges] over each node's incoming edges
-/// (node 0's 2, node 1's 3, ...), [edges].
+/// PC-DARTS's edge weights: the softmax of `betas` `[edges]` over each node's incoming edges
+/// (node 0's 2, node 1's 3, ...), `[edges]`.
 pub fn edge_softmax(betas: &Tensor, steps: usize) -> Result<Tensor> {
     let e = betas.numel();
     let b = betas.reshape(&[1, e, 1, 1])?;
@@ -305,8 +305,8 @@ pub fn edge_softmax(betas: &Tensor, steps: usize) -> Result<Tensor> {
     layout::concat_channels(&nodes.iter().collect::<Vec<_>>())?.reshape(&[e])
 }
 
-/// `weights` [edges, ops] with each row scaled by its edge's weight from `edge_weights` [edges]:
-/// sum_k (w2[e] * w[e, k]) op_k(x) is the edge's mixed output scaled by w2[e], and its gradient
+/// `weights` [edges, ops] with each row scaled by its edge's weight from `edge_weights` `[edges]`:
+/// `sum_k (w2[e] * w[e, k]) op_k(x)` is the edge's mixed output scaled by `w2[e]`, and its gradient
 /// reaches the betas through the op outputs the mixed sum keeps anyway.
 pub fn fold_edge_weights(weights: &Tensor, edge_weights: &Tensor) -> Result<Tensor> {
     let (e, ops) = (weights.shape()[0], weights.shape()[1]);

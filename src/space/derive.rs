@@ -66,7 +66,7 @@ pub fn derive_genotype(
     derive_genotype_with_betas(alphas_normal, alphas_reduce, None, primitives, steps, multiplier, rule)
 }
 
-/// The softmax of raw `betas` [edges] over each node's incoming edges (node 0's 2, node 1's
+/// The softmax of raw `betas` `[edges]` over each node's incoming edges (node 0's 2, node 1's
 /// 3, ...), in f64 as [`softmax_rows`]: PC-DARTS's edge weights.
 pub fn edge_softmax_rows(betas: &[f32], steps: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(betas.len());
@@ -80,7 +80,7 @@ pub fn edge_softmax_rows(betas: &[f32], steps: usize) -> Vec<f32> {
 }
 
 /// [`derive_genotype`] with PC-DARTS's edge normalisation: `betas` = the raw betas of the
-/// normal and the reduction cell, [edges] each (see the module docs); `None` is DARTS.
+/// normal and the reduction cell, `[edges]` each (see the module docs); `None` is DARTS.
 pub fn derive_genotype_with_betas(
     alphas_normal: &[Vec<f32>],
     alphas_reduce: &[Vec<f32>],
@@ -122,7 +122,7 @@ pub fn derive_cell(
     derive_cell_with_betas(alphas, None, primitives, steps, rule)
 }
 
-/// [`derive_cell`] with PC-DARTS's raw betas of the cell, [edges] (or `None`).
+/// [`derive_cell`] with PC-DARTS's raw betas of the cell, `[edges]` (or `None`).
 pub fn derive_cell_with_betas(
     alphas: &[Vec<f32>],
     betas: Option<&[f32]>,
