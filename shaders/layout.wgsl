@@ -1,5 +1,5 @@
 // Layout ops over NCHW activations: copying a block of channels (concat along C, slicing C and
-// their backward passes), and the strided, shifted spatial window with zero fill. Gathers only:
+// their backward passes), the channel shuffle (its backward is the shuffle with C/groups groups), and the strided, shifted spatial window with zero fill. Gathers only:
 // each thread writes its own element. 1-D kernels: i = gid.x + gid.y * nwg.x * 256 (see
 // gpu::grid_1d).
 
@@ -29,6 +29,31 @@ fn copy_channels(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let c = (i / cp.hw) % cp.len;
     let n = i / (cp.hw * cp.len);
     cc_dst[(n * cp.dst_c + cp.dst_start + c) * cp.hw + cell] = cc_src[(n * cp.src_c + cp.src_start + c) * cp.hw + cell];
+}
+
+struct ShuffleParams {
+    n: u32,      // batch
+    c: u32,      // channels
+    hw: u32,     // H * W
+    groups: u32, // groups of C/groups channels
+}
+
+@group(0) @binding(0) var<uniform> sp: ShuffleParams;
+
+// channel_shuffle: y[n, j*groups + i] = x[n, i*(C/groups) + j]
+@group(0) @binding(1) var<storage, read> cs_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cs_y: array<f32>;
+
+// x viewed as [N, groups, C/groups, HW], axes 1 and 2 swapped; one thread per output element.
+@compute @workgroup_size(256)
+fn channel_shuffle(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= sp.n * sp.c * sp.hw) { return; }
+    let cell = i % sp.hw;
+    let co = (i / sp.hw) % sp.c;
+    let n = i / (sp.hw * sp.c);
+    let ci = (co % sp.groups) * (sp.c / sp.groups) + co / sp.groups;
+    cs_y[i] = cs_x[(n * sp.c + ci) * sp.hw + cell];
 }
 
 struct WindowParams {

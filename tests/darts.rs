@@ -1,7 +1,8 @@
 //! DARTS: the seed's supernet test, and the architect's first- and second-order alpha gradients
-//! against central finite differences of the losses they differentiate.
+//! against central finite differences of the losses they differentiate (also through PC-DARTS's
+//! partial channels, for its alphas and betas).
 
-use wgpu_nas::darts::{Architect, ArchitectConfig, Network, NetworkConfig, Order, WeightStep};
+use wgpu_nas::darts::{Architect, ArchitectConfig, Network, NetworkConfig, Order, PartialChannels, WeightStep};
 use wgpu_nas::nn::Module;
 use wgpu_nas::ops::softmax::cross_entropy;
 use wgpu_nas::rng::Rng;
@@ -22,6 +23,7 @@ fn seed_supernet_forward() {
         stem_multiplier: 1,
         reductions: Some(vec![]),
         space: SearchSpace::with_ops(&["skip_connect", "sep_conv_3x3"]).unwrap(),
+        partial: None,
     };
     let net = Network::new(&gpu, &mut rng, config).unwrap();
     assert_eq!(net.alphas_normal.shape(), &[14, 2]);
@@ -38,6 +40,11 @@ fn seed_supernet_forward() {
 /// loss are meaningful only on such a net: with ReLU or max-pool kinks, the inner gradient
 /// dw L_train jumps, and so does the unrolled loss.
 pub fn tiny(gpu: &Gpu, seed: u64) -> (Network, Tensor, Tensor, Tensor, Tensor) {
+    tiny_with(gpu, seed, None)
+}
+
+/// [`tiny`] with PC-DARTS's partial channels (and its betas away from uniform too).
+pub fn tiny_with(gpu: &Gpu, seed: u64, partial: Option<PartialChannels>) -> (Network, Tensor, Tensor, Tensor, Tensor) {
     let mut rng = Rng::new(seed);
     let config = NetworkConfig {
         in_channels: 3,
@@ -47,6 +54,7 @@ pub fn tiny(gpu: &Gpu, seed: u64) -> (Network, Tensor, Tensor, Tensor, Tensor) {
         stem_multiplier: 2,
         reductions: Some(vec![]),
         space: SearchSpace::with_ops(&["none", "avg_pool_3x3", "skip_connect"]).unwrap().with_steps(3, 2).unwrap(),
+        partial,
     };
     let net = Network::new(gpu, &mut rng, config).unwrap();
     let mut named = Vec::new();
@@ -54,7 +62,7 @@ pub fn tiny(gpu: &Gpu, seed: u64) -> (Network, Tensor, Tensor, Tensor, Tensor) {
     let (_, stem_bias) = named.iter().find(|(n, _)| n == "stem.bn.bias").expect("stem BN is affine");
     stem_bias.write(&vec![10.0; stem_bias.numel()]).unwrap();
     // Alphas away from uniform, so the softmax weights differ and the gradients are not tiny.
-    for a in net.alphas() {
+    for a in net.arch_parameters() {
         a.write(&rng.normal_vec(a.numel(), 0.5)).unwrap();
     }
     let batch = |rng: &mut Rng| {
@@ -88,20 +96,22 @@ pub fn unrolled_loss(gpu: &Gpu, net: &Network, eta: f32, t: (&Tensor, &Tensor), 
     l
 }
 
-/// Central differences of `f` over a few coordinates of each alpha matrix, against `grads`.
-/// Asserts |analytic - numeric| <= atol + rtol * |numeric|; returns the largest error.
+/// Central differences of `f` over a few coordinates of each architecture parameter (alpha
+/// matrices, then betas), against `grads`. Asserts |analytic - numeric| <= atol + rtol *
+/// |numeric|; returns the largest error.
 fn check_alpha_grads(
     net: &Network,
-    grads: &[Vec<f32>; 2],
+    grads: &[Vec<f32>],
     mut f: impl FnMut() -> f64,
     eps: f32,
     atol: f64,
     rtol: f64,
 ) -> f64 {
     let mut worst = 0.0f64;
-    for (k, alpha) in net.alphas().iter().enumerate() {
+    assert_eq!(grads.len(), net.arch_parameters().len(), "one gradient per architecture parameter");
+    for (k, alpha) in net.arch_parameters().iter().enumerate() {
         let base = alpha.to_vec().unwrap();
-        for i in [0, 2, 4, 7, 11, 13] {
+        for i in [0, 2, 4, 7, 11, 13].into_iter().filter(|&i| i < base.len()) {
             let mut a = base.clone();
             a[i] += eps;
             alpha.write(&a).unwrap();
@@ -134,6 +144,31 @@ fn first_order_alpha_gradient_matches_finite_differences() {
     // f32 losses: a 1e-2 step keeps rounding noise (~1e-7 / 1e-2) well below the tolerance,
     // and on this smooth net its truncation error (~eps^2) too.
     check_alpha_grads(&net, &g, || loss_value(&gpu, &net, &xv, &yv), 1e-2, 1e-4, 1e-2);
+}
+
+/// PC-DARTS on the tiny net: K=2 (2 of 4 channels through each mixed op, the rest bypassing it,
+/// shuffled) with edge normalisation. Both orders' gradients of the alphas and the betas against
+/// finite differences of the loss each differentiates.
+#[test]
+fn pc_darts_alpha_and_beta_gradients_match_finite_differences() {
+    let gpu = Gpu::new().unwrap();
+    let partial = Some(PartialChannels { k: 2, edge_normalization: true });
+    let (net, xt, yt, xv, yv) = tiny_with(&gpu, 3, partial);
+    assert_eq!(net.arch_parameters().len(), 4, "alphas and betas of both cell types");
+    assert_eq!(net.betas_normal.as_ref().unwrap().shape(), &[9], "one beta per edge of 3 nodes");
+    let eta = 0.5;
+    let step = WeightStep { lr: eta, momentum: 0.0, weight_decay: 0.0, momentum_buffers: vec![] };
+    let mut first = Architect::new(&net, ArchitectConfig::default()).unwrap();
+    let (g, _) = first.alpha_gradient(&net, (&xt, &yt), (&xv, &yv), &step).unwrap();
+    let g: Vec<Vec<f32>> = g.iter().map(|t| t.to_vec().unwrap()).collect();
+    assert!(g[2].iter().any(|v| v.abs() > 1e-4), "the betas get a gradient: {:?}", g[2]);
+    check_alpha_grads(&net, &g, || loss_value(&gpu, &net, &xv, &yv), 1e-2, 1e-4, 1e-2);
+
+    let config = ArchitectConfig { order: Order::Second, hvp_radius: 1e-3, ..Default::default() };
+    let mut second = Architect::new(&net, config).unwrap();
+    let (g2, _) = second.alpha_gradient(&net, (&xt, &yt), (&xv, &yv), &step).unwrap();
+    let g2: Vec<Vec<f32>> = g2.iter().map(|t| t.to_vec().unwrap()).collect();
+    check_alpha_grads(&net, &g2, || unrolled_loss(&gpu, &net, eta, (&xt, &yt), (&xv, &yv)), 1e-2, 1e-4, 1e-2);
 }
 
 #[test]

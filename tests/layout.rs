@@ -1,4 +1,4 @@
-//! Layout ops (concat and slice along channels, the spatial window): GPU against plain f64
+//! Layout ops (concat and slice along channels, the channel shuffle, the spatial window): GPU against plain f64
 //! loops, forward and backward, and against finite differences. Every value is a copy of an
 //! input or a zero, so the comparisons with the CPU are exact.
 
@@ -68,6 +68,38 @@ fn slice_channels_matches_cpu() {
 }
 
 #[test]
+fn channel_shuffle_matches_cpu() {
+    let gpu = gpu();
+    let mut rng = Rng::new(25);
+    // (N, C, H, W), groups: 1 is a copy (PC-DARTS with K=1), C groups the identity too; K=4 on
+    // 8 and 16 channels as in a PC-DARTS edge.
+    let rows: [([usize; 4], usize); 6] = [
+        ([2, 4, 3, 3], 1),
+        ([2, 4, 3, 3], 4),
+        ([2, 8, 3, 2], 4),
+        ([1, 16, 2, 2], 4),
+        ([3, 6, 2, 3], 2),
+        ([1, 6, 1, 5], 3),
+    ];
+    for (shape, groups) in rows {
+        let x = rand_vec(&mut rng, shape.iter().product());
+        let xt = Tensor::param(&gpu, &shape, &x).unwrap();
+        let y = layout::channel_shuffle(&xt, groups).unwrap();
+        let what = format!("channel_shuffle {shape:?} groups {groups}");
+        assert_eq!(y.shape(), shape, "{what}");
+        let want = reference::channel_shuffle(&to_f64(&x), shape, groups);
+        assert_close(&what, &y.to_vec().unwrap(), &want, 0.0, 0.0);
+        if groups > 1 && groups < shape[1] {
+            assert_ne!(to_f64(&x), want, "{what}: the rows must permute something");
+        }
+        let dy = rand_vec(&mut rng, y.numel());
+        let g = gpu.backward_from(&[(&y, Tensor::from_slice(&gpu, y.shape(), &dy).unwrap())]).unwrap();
+        let want = reference::channel_shuffle_backward(&to_f64(&dy), shape, groups);
+        assert_close(&format!("d {what}"), &g.get(&xt).unwrap().to_vec().unwrap(), &want, 0.0, 0.0);
+    }
+}
+
+#[test]
 fn window_matches_cpu() {
     let gpu = gpu();
     let mut rng = Rng::new(23);
@@ -125,6 +157,8 @@ fn layout_matches_finite_differences() {
     check_finite_differences(&gpu, &x, |t| layout::slice_channels(&t[0], 1, 2).unwrap(), 1e-3, 32, 1e-2, 2);
     let x = [(vec![1, 2, 5, 4], rand_vec(&mut rng, 40))];
     check_finite_differences(&gpu, &x, |t| layout::window(&t[0], (-1, 1), (3, 2), 2).unwrap(), 1e-3, 40, 1e-2, 3);
+    let x = [(vec![1, 6, 2, 2], rand_vec(&mut rng, 24))];
+    check_finite_differences(&gpu, &x, |t| layout::channel_shuffle(&t[0], 3).unwrap(), 1e-3, 24, 1e-2, 5);
     // FactorizedReduce's layout: the two stride-2 paths of one input, concatenated; x's
     // gradient is the sum of both.
     let x = [(vec![1, 2, 3, 3], rand_vec(&mut rng, 18))];
@@ -146,6 +180,8 @@ fn bad_layout_arguments_are_errors() {
     assert!(layout::concat_channels(&[&a, &Tensor::zeros(&gpu, &[2, 3, 16]).unwrap()]).is_err(), "rank 3");
     assert!(layout::slice_channels(&a, 2, 2).is_err(), "past the last channel");
     assert!(layout::slice_channels(&a, 0, 0).is_err(), "empty slice");
+    assert!(layout::channel_shuffle(&a, 2).is_err(), "2 groups of 3 channels");
+    assert!(layout::channel_shuffle(&a, 0).is_err(), "no groups");
     assert!(layout::window(&a, (0, 0), (2, 2), 0).is_err(), "stride 0");
     assert!(layout::window(&a, (0, 0), (0, 2), 1).is_err(), "empty output");
 }

@@ -76,11 +76,12 @@ pub struct WeightStep<'a> {
 }
 
 /// Updates the alphas (quark0/darts `Architect`): takes the first or second order alpha gradient
-/// on a validation batch and applies Adam to [alphas_normal, alphas_reduce].
+/// on a validation batch and applies Adam to [alphas_normal, alphas_reduce] (and PC-DARTS's
+/// [betas_normal, betas_reduce], [`Network::arch_parameters`]).
 pub struct Architect {
     /// The settings it was built with.
     pub config: ArchitectConfig,
-    /// Adam over [alphas_normal, alphas_reduce].
+    /// Adam over the network's architecture parameters.
     pub optimizer: optim::Adam,
     /// [eta, momentum, wd, r]
     hyper: Tensor,
@@ -103,7 +104,8 @@ pub struct ValScore {
     pub acc: Tensor,
 }
 
-fn val_score(net: &Network, batch: Batch<'_>) -> Result<ValScore> {
+/// The network's validation loss and accuracy on a batch (BN in training mode, as in search).
+pub fn val_score(net: &Network, batch: Batch<'_>) -> Result<ValScore> {
     let logits = net.forward(batch.0, true)?;
     Ok(ValScore { loss: softmax::cross_entropy(&logits, batch.1)?, acc: softmax::accuracy(&logits, batch.1)? })
 }
@@ -114,7 +116,7 @@ impl Architect {
     pub fn new(net: &Network, config: ArchitectConfig) -> Result<Architect> {
         let gpu = net.alphas_normal.gpu();
         let optimizer =
-            optim::Adam::new(&net.alphas(), config.lr, config.beta1, config.beta2, 1e-8, config.weight_decay)?;
+            optim::Adam::new(&net.arch_parameters(), config.lr, config.beta1, config.beta2, 1e-8, config.weight_decay)?;
         let backup = if config.order == Order::Second {
             net.weights().iter().map(|w| Tensor::zeros(gpu, w.shape())).collect::<Result<_>>()?
         } else {
@@ -133,12 +135,12 @@ impl Architect {
     /// validation loss and accuracy (GPU scalars) of the alphas before the step.
     pub fn step(&mut self, net: &Network, train: Batch<'_>, valid: Batch<'_>, w: &WeightStep<'_>) -> Result<ValScore> {
         let (grads, val) = self.alpha_gradient(net, train, valid, w)?;
-        self.optimizer.step(&net.alphas(), &grads)?;
+        self.optimizer.step(&net.arch_parameters(), &grads)?;
         Ok(val)
     }
 
     /// d L_val / d alpha (first order) or the unrolled gradient (second order), for
-    /// [alphas_normal, alphas_reduce], and the validation score at the current weights (first
+    /// [`Network::arch_parameters`] in their order, and the validation score at the current weights (first
     /// order) or at the unrolled weights (second order).
     pub fn alpha_gradient(
         &mut self,
@@ -146,7 +148,7 @@ impl Architect {
         train: Batch<'_>,
         valid: Batch<'_>,
         w: &WeightStep<'_>,
-    ) -> Result<([Tensor; 2], ValScore)> {
+    ) -> Result<(Vec<Tensor>, ValScore)> {
         match self.config.order {
             Order::First => first_order(net, valid),
             Order::Second => self.unrolled(net, train, valid, w),
@@ -163,10 +165,10 @@ impl Architect {
         train: Batch<'_>,
         valid: Batch<'_>,
         step: &WeightStep<'_>,
-    ) -> Result<([Tensor; 2], ValScore)> {
+    ) -> Result<(Vec<Tensor>, ValScore)> {
         let gpu = net.alphas_normal.gpu().clone();
         let weights = net.weights();
-        let alphas = net.alphas();
+        let alphas = net.arch_parameters();
         let momentum = if step.momentum_buffers.len() == weights.len() { step.momentum } else { 0.0 };
         self.hyper.write(&[step.lr, momentum, step.weight_decay, self.config.hvp_radius])?;
 
@@ -184,15 +186,15 @@ impl Architect {
         // dalpha = d_alpha L_val(w', alpha); v = d_w' L_val(w', alpha).
         let val = val_score(net, valid)?;
         let mut g = gpu.grad(&val.loss, &[alphas.as_slice(), weights.as_slice()].concat())?;
-        let v = g.split_off(2);
-        let dalpha = two(g);
+        let v = g.split_off(alphas.len());
+        let dalpha = g;
         for (w, b) in weights.iter().zip(&self.backup) {
             w.copy_from(b)?;
         }
 
         // g = dalpha - eta * hvp
         let (plus, minus) = self.hessian_vector_product(net, train, &v)?;
-        for k in 0..2 {
+        for k in 0..dalpha.len() {
             elementwise::scale_accumulate_(&dalpha[k], &plus[k], &self.scalars, 3)?;
             elementwise::scale_accumulate_(&dalpha[k], &minus[k], &self.scalars, 4)?;
         }
@@ -208,20 +210,20 @@ impl Architect {
         net: &Network,
         train: Batch<'_>,
         v: &[Tensor],
-    ) -> Result<([Tensor; 2], [Tensor; 2])> {
+    ) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
         let gpu = net.alphas_normal.gpu().clone();
         let weights = net.weights();
-        let alphas = net.alphas();
+        let alphas = net.arch_parameters();
         self.scalars.zero_();
         for vi in v {
             reduce::sum_squares_into(vi, &self.scalars, 0, true)?;
         }
         kernels::hvp_scalars_(&self.scalars, &self.hyper)?;
-        let side = |k: usize| -> Result<[Tensor; 2]> {
+        let side = |k: usize| -> Result<Vec<Tensor>> {
             for (w, vi) in weights.iter().zip(v) {
                 elementwise::scale_accumulate_(w, vi, &self.scalars, k)?;
             }
-            Ok(two(gpu.grad(&gpu.recording_for(&alphas, || loss(net, train))?, &alphas)?))
+            gpu.grad(&gpu.recording_for(&alphas, || loss(net, train))?, &alphas)
         };
         let plus = side(1); // w + Rv
         let minus = plus.and_then(|p| side(2).map(|m| (p, m))); // w + Rv - 2Rv = w - Rv
@@ -232,14 +234,9 @@ impl Architect {
     }
 }
 
-fn first_order(net: &Network, valid: Batch<'_>) -> Result<([Tensor; 2], ValScore)> {
+fn first_order(net: &Network, valid: Batch<'_>) -> Result<(Vec<Tensor>, ValScore)> {
     let gpu = net.alphas_normal.gpu();
-    let alphas = net.alphas();
+    let alphas = net.arch_parameters();
     let val = gpu.recording_for(&alphas, || val_score(net, valid))?;
-    Ok((two(gpu.grad(&val.loss, &alphas)?), val))
-}
-
-/// The gradients of [alphas_normal, alphas_reduce].
-fn two(g: Vec<Tensor>) -> [Tensor; 2] {
-    g.try_into().expect("a network has two alpha matrices")
+    Ok((gpu.grad(&val.loss, &alphas)?, val))
 }

@@ -11,7 +11,7 @@ pub mod search;
 
 pub use architect::{Architect, ArchitectConfig, Order, ValScore, WeightStep};
 pub use gdas::{Gdas, GdasSearch, Temperature};
-pub use model::{Mixing, Network, NetworkConfig};
+pub use model::{Mixing, Network, NetworkConfig, PartialChannels};
 pub use search::{
     AlphaRecord, Darts, DartsEpoch, DartsSearch, DartsState, DartsStep, Relaxation, SearchConfig, StepParts,
     SupernetSearch,

@@ -1,11 +1,21 @@
 //! The DARTS search network (quark0/darts `model_search.py`): a stem, a stack of cells whose
 //! edges are mixed operations, global average pooling and a linear classifier. Normal cells share
 //! `alphas_normal`, reduction cells `alphas_reduce`, both [edges, ops].
+//!
+//! With [`NetworkConfig::partial`] it is PC-DARTS's network (yuhuixu1993/PC-DARTS
+//! `model_search.py`): each edge's mixed operation sees 1/K of its input's channels
+//! ([`MixedOp::forward_partial`]), and with edge normalisation a node sums its incoming edges
+//! weighted by the per-node softmax of `betas_normal` / `betas_reduce`, `[edges]`.
+//!
+//! An edge's weight is folded into its operations' weights and its bypassed channels
+//! ([`fold_edge_weights`]): scaling the edge's output instead would keep every edge's output
+//! alive for the betas' gradient, a third more memory at K=4.
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{
-    join, BatchNorm, Conv, FactorizedReduce, Input, Linear, MixedOp, Module, Preprocess, ReluConvBn, Visit,
+    join, BatchNorm, Conv, FactorizedReduce, Input, Linear, MixedOp, Module, PartialInput, Preprocess, ReluConvBn,
+    Visit,
 };
 use crate::ops::{conv::Conv2d, elementwise, layout, pool, softmax};
 use crate::rng::Rng;
@@ -30,6 +40,28 @@ pub struct NetworkConfig {
     /// The candidate operations (the columns of the alpha matrices), nodes per cell, and how
     /// many of the last nodes a cell's output concatenates.
     pub space: SearchSpace,
+    /// PC-DARTS's partial channel connections and edge normalisation; `None` is DARTS.
+    #[serde(default)]
+    pub partial: Option<PartialChannels>,
+}
+
+/// PC-DARTS (Xu et al. 2020): which share of an edge's channels its mixed operation sees, and
+/// whether nodes weight their incoming edges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartialChannels {
+    /// 1/K of each edge's channels go through its mixed operation, the rest bypass it (the
+    /// paper's K=4 on CIFAR-10). K must divide every cell's channel count.
+    pub k: usize,
+    /// Betas per incoming edge of a node, softmaxed per node, weight the node's sum and the
+    /// edges' ranking in the genotype.
+    pub edge_normalization: bool,
+}
+
+impl PartialChannels {
+    /// The paper's CIFAR-10 setting: K=4 with edge normalisation.
+    pub fn pc_darts() -> Self {
+        PartialChannels { k: 4, edge_normalization: true }
+    }
 }
 
 impl NetworkConfig {
@@ -44,6 +76,7 @@ impl NetworkConfig {
             stem_multiplier: 3,
             reductions: None,
             space: SearchSpace::darts(),
+            partial: None,
         }
     }
 
@@ -56,8 +89,9 @@ impl NetworkConfig {
         }
     }
 
-    /// Checks the sizes (each at least 1), the search space, that every reduction cell exists, and
-    /// that C is even where FactorizedReduce is used.
+    /// Checks the sizes (each at least 1), the search space, that every reduction cell exists,
+    /// that C is even where FactorizedReduce is used, and that PC-DARTS's K divides every cell's
+    /// channels (and leaves an even share where a reduction edge's skip_connect halves it).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if self.layers == 0 || self.channels == 0 || self.in_channels == 0 || self.num_classes == 0 {
@@ -76,6 +110,26 @@ impl NetworkConfig {
                 "FactorizedReduce needs an even channel count, got C={}; use an even --init-channels",
                 self.channels
             ));
+        }
+        if let Some(p) = self.partial {
+            let k = p.k;
+            if k == 0 || !self.channels.is_multiple_of(k) {
+                return bad(format!(
+                    "--partial-channels {k} does not divide the {} initial channels; give a K that divides --init-channels",
+                    self.channels
+                ));
+            }
+            let skip = self.space.primitives.iter().any(|p| p == "skip_connect");
+            for (i, &r) in reductions.iter().enumerate() {
+                let c = self.channels << (i + 1);
+                if skip && !(c / k).is_multiple_of(2) {
+                    return bad(format!(
+                        "reduction cell {r} has {c} channels: its edges' {}-channel share (--partial-channels {k}) \
+                         must be even for skip_connect's FactorizedReduce; use a smaller K or more --init-channels",
+                        c / k
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -116,6 +170,31 @@ pub struct Cell {
     pub edges: Vec<MixedOp>,
     steps: usize,
     multiplier: usize,
+    /// PC-DARTS's K: the edges' mixed operations are built for C/K channels.
+    partial: Option<usize>,
+}
+
+/// A cell state as its outgoing edges read it: whole (DARTS) or split into the channels the
+/// mixed operations see and those that bypass them (PC-DARTS).
+enum State {
+    Whole(Input),
+    Split(Tensor, PartialInput),
+}
+
+impl State {
+    fn new(x: &Tensor, partial: Option<usize>) -> Result<State> {
+        Ok(match partial {
+            None => State::Whole(Input::new(x)),
+            Some(k) => State::Split(x.clone(), PartialInput::new(x, k)?),
+        })
+    }
+
+    fn x(&self) -> &Tensor {
+        match self {
+            State::Whole(input) => input.x(),
+            State::Split(x, _) => x,
+        }
+    }
 }
 
 impl Cell {
@@ -137,11 +216,13 @@ impl Cell {
         };
         let preprocess1 = ReluConvBn::new(gpu, rng, c_prev, c, 1, 1, 0, false)?;
         let primitives = cfg.static_primitives();
+        let partial = cfg.partial.map(|p| p.k);
+        let c_op = c / partial.unwrap_or(1);
         let mut edges = Vec::new();
         for i in 0..cfg.space.steps {
             for j in 0..i + 2 {
                 let stride = if reduction && j < 2 { 2 } else { 1 };
-                edges.push(MixedOp::new(gpu, rng, &primitives, c, stride)?);
+                edges.push(MixedOp::new(gpu, rng, &primitives, c_op, stride)?);
             }
         }
         Ok(Cell {
@@ -151,33 +232,57 @@ impl Cell {
             edges,
             steps: cfg.space.steps,
             multiplier: cfg.space.multiplier,
+            partial,
         })
     }
 
     /// s0, s1: [N, C_pp, H, W], [N, C_p, H', W'] -> [N, multiplier*C, H'', W''], the edges
-    /// mixed by this cell type's `mixing`.
-    fn forward(&self, s0: &Tensor, s1: &Tensor, mixing: Mixing<'_>, train: bool) -> Result<Tensor> {
+    /// mixed by this cell type's `mixing`. With PC-DARTS's edge normalisation, `edge_weights` =
+    /// the per-node softmax of the cell type's betas, `[edges]`, which scales the bypassed
+    /// channels (the softmax weights come folded with it, [`fold_edge_weights`]).
+    fn forward(
+        &self,
+        s0: &Tensor,
+        s1: &Tensor,
+        mixing: Mixing<'_>,
+        edge_weights: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
         // Each state with its ReLU, computed once for all the edges that leave it.
-        let mut states =
-            vec![Input::new(&self.preprocess0.forward(s0, train)?), Input::new(&self.preprocess1.forward(s1, train)?)];
+        let mut states = vec![
+            State::new(&self.preprocess0.forward(s0, train)?, self.partial)?,
+            State::new(&self.preprocess1.forward(s1, train)?, self.partial)?,
+        ];
         let mut offset = 0;
         for _ in 0..self.steps {
             let inputs: Vec<Tensor> = states
                 .iter()
                 .enumerate()
-                .map(|(j, x)| {
-                    let e = offset + j;
-                    match mixing {
-                        Mixing::Softmax(weights) => self.edges[e].forward_shared(x, weights, e, train),
-                        Mixing::Hard { h, index } => self.edges[e].forward_hard(x, h, e, index[e], train),
+                .map(|(j, state)| {
+                    let (edge, e) = (&self.edges[offset + j], offset + j);
+                    match (state, mixing) {
+                        (State::Whole(input), Mixing::Softmax(weights)) => {
+                            edge.forward_shared(input, weights, e, train)
+                        }
+                        (State::Whole(input), Mixing::Hard { h, index }) => {
+                            edge.forward_hard(input, h, e, index[e], train)
+                        }
+                        (State::Split(_, input), Mixing::Softmax(weights)) => {
+                            edge.forward_partial(input, weights, e, edge_weights, train)
+                        }
+                        (State::Split(..), Mixing::Hard { .. }) => Err(Error::Config(
+                            "GDAS's one-op-per-edge sample does not run on partial channels (PC-DARTS); \
+                             use one method or the other"
+                                .into(),
+                        )),
                     }
                 })
                 .collect::<Result<_>>()?;
+            let node = elementwise::add_n(&inputs.iter().collect::<Vec<_>>())?;
             offset += states.len();
-            let refs: Vec<&Tensor> = inputs.iter().collect();
-            states.push(Input::new(&elementwise::add_n(&refs)?));
+            states.push(State::new(&node, self.partial)?);
         }
-        let last: Vec<&Tensor> = states[states.len() - self.multiplier..].iter().map(Input::x).collect();
+        let last: Vec<&Tensor> = states[states.len() - self.multiplier..].iter().map(State::x).collect();
         layout::concat_channels(&last)
     }
 }
@@ -205,10 +310,43 @@ pub struct Network {
     pub alphas_normal: Tensor,
     /// [edges, ops], shared by every reduction cell.
     pub alphas_reduce: Tensor,
+    /// PC-DARTS's edge normalisation: `[edges]`, shared by every normal cell (`None` without it).
+    pub betas_normal: Option<Tensor>,
+    /// `[edges]`, shared by every reduction cell.
+    pub betas_reduce: Option<Tensor>,
+}
+
+/// PC-DARTS's edge weights: the softmax of `betas` `[edges]` over each node's incoming edges
+/// (node 0's 2, node 1's 3, ...), `[edges]`.
+pub fn edge_softmax(betas: &Tensor, steps: usize) -> Result<Tensor> {
+    let e = betas.numel();
+    let b = betas.reshape(&[1, e, 1, 1])?;
+    let mut nodes = Vec::with_capacity(steps);
+    let mut offset = 0;
+    for i in 0..steps {
+        let n = i + 2; // node i's incoming edges
+        let row = layout::slice_channels(&b, offset, n)?.reshape(&[1, n])?;
+        nodes.push(softmax::softmax(&row)?.reshape(&[1, n, 1, 1])?);
+        offset += n;
+    }
+    layout::concat_channels(&nodes.iter().collect::<Vec<_>>())?.reshape(&[e])
+}
+
+/// `weights` [edges, ops] with each row scaled by its edge's weight from `edge_weights` `[edges]`:
+/// `sum_k (w2[e] * w[e, k]) op_k(x)` is the edge's mixed output scaled by `w2[e]`, and its gradient
+/// reaches the betas through the op outputs the mixed sum keeps anyway.
+pub fn fold_edge_weights(weights: &Tensor, edge_weights: &Tensor) -> Result<Tensor> {
+    let (e, ops) = (weights.shape()[0], weights.shape()[1]);
+    // w2 repeated along the ops: [1, ops * E] in (op, edge) order, shuffled to (edge, op).
+    let column = edge_weights.reshape(&[1, e, 1, 1])?;
+    let repeated = layout::concat_channels(&vec![&column; ops])?;
+    let rows = layout::channel_shuffle(&repeated, ops)?.reshape(&[e, ops])?; // [E, ops]
+    elementwise::mul(weights, &rows)
 }
 
 impl Network {
-    /// Builds the network with PyTorch's default init and alphas = 1e-3 * randn.
+    /// Builds the network with PyTorch's default init and alphas = 1e-3 * randn (then betas =
+    /// 1e-3 * randn with edge normalisation, so that without it the random numbers are DARTS's).
     pub fn new(gpu: &Gpu, rng: &mut Rng, config: NetworkConfig) -> Result<Network> {
         config.validate()?;
         let c_stem = config.stem_multiplier * config.channels;
@@ -233,7 +371,26 @@ impl Network {
         let n = shape[0] * shape[1];
         let alphas_normal = Tensor::param(gpu, &shape, &rng.normal_vec(n, 1e-3))?;
         let alphas_reduce = Tensor::param(gpu, &shape, &rng.normal_vec(n, 1e-3))?;
-        Ok(Network { config, stem_conv, stem_bn, cells, classifier, alphas_normal, alphas_reduce })
+        let (betas_normal, betas_reduce) = if config.partial.is_some_and(|p| p.edge_normalization) {
+            let e = shape[0];
+            (
+                Some(Tensor::param(gpu, &[e], &rng.normal_vec(e, 1e-3))?),
+                Some(Tensor::param(gpu, &[e], &rng.normal_vec(e, 1e-3))?),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(Network {
+            config,
+            stem_conv,
+            stem_bn,
+            cells,
+            classifier,
+            alphas_normal,
+            alphas_reduce,
+            betas_normal,
+            betas_reduce,
+        })
     }
 
     /// x: [N, in_channels, H, W] -> logits [N, num_classes]. `train` selects BN's batch
@@ -241,12 +398,33 @@ impl Network {
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let weights_normal = softmax::softmax(&self.alphas_normal)?;
         let weights_reduce = softmax::softmax(&self.alphas_reduce)?;
-        self.forward_mixed(x, [Mixing::Softmax(&weights_normal), Mixing::Softmax(&weights_reduce)], train)
+        let steps = self.config.space.steps;
+        let edges = |b: &Option<Tensor>| b.as_ref().map(|b| edge_softmax(b, steps)).transpose();
+        let (edges_normal, edges_reduce) = (edges(&self.betas_normal)?, edges(&self.betas_reduce)?);
+        let fold = |w: Tensor, e: &Option<Tensor>| e.as_ref().map_or(Ok(w.clone()), |e| fold_edge_weights(&w, e));
+        let (weights_normal, weights_reduce) =
+            (fold(weights_normal, &edges_normal)?, fold(weights_reduce, &edges_reduce)?);
+        self.forward_with(
+            x,
+            [Mixing::Softmax(&weights_normal), Mixing::Softmax(&weights_reduce)],
+            [edges_normal.as_ref(), edges_reduce.as_ref()],
+            train,
+        )
     }
 
     /// [`Network::forward`] with the edges of normal and reduction cells mixed as `mixing`
     /// says ([normal, reduce]): GDAS passes its hard samples.
     pub fn forward_mixed(&self, x: &Tensor, mixing: [Mixing<'_>; 2], train: bool) -> Result<Tensor> {
+        self.forward_with(x, mixing, [None, None], train)
+    }
+
+    fn forward_with(
+        &self,
+        x: &Tensor,
+        mixing: [Mixing<'_>; 2],
+        edge_weights: [Option<&Tensor>; 2],
+        train: bool,
+    ) -> Result<Tensor> {
         let edges = self.config.space.num_edges();
         for m in mixing {
             if let Mixing::Hard { index, .. } = m {
@@ -261,7 +439,8 @@ impl Network {
         let s = self.stem_bn.forward(&self.stem_conv.forward(x)?, train)?;
         let (mut s0, mut s1) = (s.clone(), s);
         for cell in &self.cells {
-            let out = cell.forward(&s0, &s1, mixing[cell.reduction as usize], train)?;
+            let r = cell.reduction as usize;
+            let out = cell.forward(&s0, &s1, mixing[r], edge_weights[r], train)?;
             (s0, s1) = (s1, out);
         }
         let n = s1.shape()[0];
@@ -278,6 +457,13 @@ impl Network {
     /// [alphas_normal, alphas_reduce], the parameters the architect optimizes, each [edges, ops].
     pub fn alphas(&self) -> [Tensor; 2] {
         [self.alphas_normal.clone(), self.alphas_reduce.clone()]
+    }
+
+    /// Everything the architect optimizes: the alphas, then (PC-DARTS's edge normalisation)
+    /// [betas_normal, betas_reduce].
+    pub fn arch_parameters(&self) -> Vec<Tensor> {
+        let betas = [&self.betas_normal, &self.betas_reduce].into_iter().flatten().cloned();
+        self.alphas().into_iter().chain(betas).collect()
     }
 }
 

@@ -7,6 +7,10 @@
 //! The DARTS family shares all of it in [`SupernetSearch`]; a member brings only its step and
 //! the state that step keeps, as a [`Relaxation`]: DARTS's is the [`Architect`] (below), GDAS's
 //! the Gumbel sampler of [`super::gdas`].
+//!
+//! PC-DARTS (yuhuixu1993/PC-DARTS `train_search.py`) is this search with a partial-channel
+//! network ([`NetworkConfig::partial`]), its betas optimized with the alphas, and the
+//! architecture steps starting at `arch_start_epoch` ([`SearchConfig::pc_darts`]).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -14,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::architect::{Architect, ArchitectConfig, WeightStep};
 use super::diagnostics::{hessian_eigenvalue, mean_entropy, parameter_free_ops, Collapse, EarlyStop};
 use super::gdas::Temperature;
-use super::model::{Mixing, Network, NetworkConfig};
+use super::model::{edge_softmax, Mixing, Network, NetworkConfig, PartialChannels};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Augment, Dataset, Loader, LoaderConfig, LoaderState, Normalize};
 use crate::error::{Error, Result};
@@ -25,7 +29,7 @@ use crate::ops::softmax;
 use crate::optim::{check_lr, grad_norm, CosineAnnealing, Optimizer, Schedule, Sgd};
 use crate::rng::Rng;
 use crate::run_loop::{mean_of, Evaluator, Method, Recorded, RunLoop, StepAt};
-use crate::space::{derive_genotype, DeriveRule, Genotype};
+use crate::space::{derive_genotype_with_betas, DeriveRule, Genotype};
 use crate::tensor::{read_all, Tensor};
 
 /// Every setting of a search. `SearchConfig::darts` gives the paper's.
@@ -76,6 +80,10 @@ pub struct SearchConfig {
     /// GDAS: the Gumbel-softmax temperature schedule; `None` for DARTS, which does not sample.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<Temperature>,
+    /// The first epoch with architecture steps; the weights train alone before it (0 in DARTS,
+    /// 15 in PC-DARTS). The validation batch is still drawn and scored.
+    #[serde(default)]
+    pub arch_start_epoch: usize,
 }
 
 fn default_hessian_iters() -> usize {
@@ -110,6 +118,7 @@ impl SearchConfig {
             hessian_eps: default_hessian_eps(),
             early_stop: None,
             temperature: None,
+            arch_start_epoch: 0,
         }
     }
 
@@ -117,6 +126,19 @@ impl SearchConfig {
     /// temperature annealed from 10 to 0.1.
     pub fn gdas(in_channels: usize, num_classes: usize) -> Self {
         SearchConfig { temperature: Some(Temperature::gdas()), ..SearchConfig::darts(in_channels, num_classes) }
+    }
+
+    /// PC-DARTS's CIFAR-10 search (yuhuixu1993/PC-DARTS `train_search.py`): the DARTS network
+    /// with K=4 partial channels and edge normalisation, batch 256, weights' lr 0.1 (cosine to
+    /// 0.001), the alphas' and betas' Adam lr 6e-4, architecture steps from epoch 15, first order.
+    pub fn pc_darts(in_channels: usize, num_classes: usize) -> Self {
+        let mut c = SearchConfig::darts(in_channels, num_classes);
+        c.network.partial = Some(PartialChannels::pc_darts());
+        c.batch_size = 256;
+        c.lr = 0.1;
+        c.architect.lr = 6e-4;
+        c.arch_start_epoch = 15;
+        c
     }
 }
 
@@ -148,6 +170,12 @@ pub struct AlphaRecord {
     pub normal: Vec<Vec<f32>>,
     /// softmax(alphas_reduce), one row of op weights per edge: `[edges][ops]`.
     pub reduce: Vec<Vec<f32>>,
+    /// PC-DARTS's edge weights of the normal cell (betas softmaxed per node): `[edges]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edges_normal: Option<Vec<f32>>,
+    /// The reduction cell's: `[edges]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edges_reduce: Option<Vec<f32>>,
 }
 
 /// The numbers of one finished epoch and the genotype derived at its end.
@@ -307,7 +335,13 @@ impl Relaxation for Architect {
             weight_decay: s.config.weight_decay,
             momentum_buffers: if s.optimizer.step_count() > 0 { buffers } else { vec![] },
         };
-        let val = Architect::step(self, s.net, (&xt, &yt), (&xv, &yv), &step)?;
+        let val = if s.epoch >= s.config.arch_start_epoch {
+            Architect::step(self, s.net, (&xt, &yt), (&xv, &yv), &step)?
+        } else {
+            // Before the architecture steps start (PC-DARTS): the same batch scored, nothing
+            // learnt from it.
+            s.gpu.no_grad(|| super::architect::val_score(s.net, (&xv, &yv)))?
+        };
         between_halves();
         let net = s.net;
         let (train_loss, train_acc) = s.weight_step(&xt, &yt, |x| net.forward(x, true))?;
@@ -474,11 +508,21 @@ impl<R: Relaxation> SupernetSearch<R> {
         Ok((rows(&v[0]), rows(&v[1])))
     }
 
-    /// The genotype of the current alphas under the configured rule.
+    /// Raw betas on the host (PC-DARTS's edge normalisation): (normal, reduce), each `[edges]`.
+    pub async fn betas(&self) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+        let (Some(n), Some(r)) = (&self.net.betas_normal, &self.net.betas_reduce) else { return Ok(None) };
+        let mut v = read_all(&[n, r]).await?;
+        let r = v.pop().expect("two tensors read");
+        Ok(Some((v.pop().expect("two tensors read"), r)))
+    }
+
+    /// The genotype of the current alphas (and betas) under the configured rule.
     pub async fn genotype(&self) -> Result<Genotype> {
         let (n, r) = self.alphas().await?;
+        let betas = self.betas().await?;
+        let betas = betas.as_ref().map(|(n, r)| (n.as_slice(), r.as_slice()));
         let space = &self.net.config.space;
-        derive_genotype(&n, &r, &space.primitives(), space.steps, space.multiplier, self.config.rule)
+        derive_genotype_with_betas(&n, &r, betas, &space.primitives(), space.steps, space.multiplier, self.config.rule)
     }
 
     /// The collapse diagnostics of the current alphas and `genotype` derived from them; the
@@ -546,16 +590,31 @@ impl<R: Relaxation> Method for SupernetSearch<R> {
         }
     }
 
+    /// softmax of both alpha matrices, then (PC-DARTS) both cells' edge weights.
     fn flush_reads(&self) -> Result<Vec<Tensor>> {
+        let steps = self.net.config.space.steps;
         self.gpu.no_grad(|| {
-            Ok(vec![softmax::softmax(&self.net.alphas_normal)?, softmax::softmax(&self.net.alphas_reduce)?])
+            let mut reads =
+                vec![softmax::softmax(&self.net.alphas_normal)?, softmax::softmax(&self.net.alphas_reduce)?];
+            for b in [&self.net.betas_normal, &self.net.betas_reduce].into_iter().flatten() {
+                reads.push(edge_softmax(b, steps)?);
+            }
+            Ok(reads)
         })
     }
 
-    fn flushed(&mut self, last_step: u64, values: Vec<Vec<f32>>) {
+    fn flushed(&mut self, last_step: u64, mut values: Vec<Vec<f32>>) {
         let ops = self.net.config.space.num_ops();
         let rows = |v: &[f32]| v.chunks(ops).map(<[f32]>::to_vec).collect::<Vec<_>>();
-        self.alpha_history.push(AlphaRecord { step: last_step, normal: rows(&values[0]), reduce: rows(&values[1]) });
+        let edges_reduce = (values.len() == 4).then(|| values.pop()).flatten();
+        let edges_normal = (values.len() == 3).then(|| values.pop()).flatten();
+        self.alpha_history.push(AlphaRecord {
+            step: last_step,
+            normal: rows(&values[0]),
+            reduce: rows(&values[1]),
+            edges_normal,
+            edges_reduce,
+        });
     }
 
     /// Scores the supernet on the validation half and derives the genotype.
@@ -592,6 +651,10 @@ impl<R: Relaxation> Method for SupernetSearch<R> {
         self.net.buffers("net", named);
         named.push(("alphas.normal".into(), self.net.alphas_normal.clone()));
         named.push(("alphas.reduce".into(), self.net.alphas_reduce.clone()));
+        if let (Some(n), Some(r)) = (&self.net.betas_normal, &self.net.betas_reduce) {
+            named.push(("betas.normal".into(), n.clone()));
+            named.push(("betas.reduce".into(), r.clone()));
+        }
     }
 
     fn optimizers(&mut self) -> Vec<(&'static str, &mut dyn Optimizer)> {
@@ -639,6 +702,26 @@ fn check(config: &SearchConfig, data: &Dataset) -> Result<()> {
     }
     check_lr("the weights' learning rate (--learning-rate)", config.lr)?;
     check_lr("the alphas' learning rate (--arch-learning-rate)", config.architect.lr)?;
+    if config.arch_start_epoch >= config.epochs {
+        return bad(format!(
+            "--arch-start-epoch {} is not before the last epoch ({} epochs): the alphas would never be trained",
+            config.arch_start_epoch, config.epochs
+        ));
+    }
+    if config.network.partial.is_some_and(|p| p.k > 1) {
+        // A stride-2 edge max-pools its bypassed channels 2x2, which floors an odd side where
+        // the strided operations round it up.
+        let (mut h, mut w) = (data.height, data.width);
+        for _ in config.network.reduction_cells() {
+            if h % 2 == 1 || w % 2 == 1 {
+                return bad(format!(
+                    "partial channels (K > 1) need even sides at every reduction cell, got {h}x{w}; \
+                     use --partial-channels 1 or images whose sides halve evenly"
+                ));
+            }
+            (h, w) = (h / 2, w / 2);
+        }
+    }
     let half = ((data.n as f64) * config.train_portion.min(1.0 - config.train_portion)) as usize;
     if config.batch_size > half {
         return bad(format!(

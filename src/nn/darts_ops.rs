@@ -6,7 +6,7 @@ use std::cell::OnceCell;
 use super::{join, BatchNorm, Conv, Module, Visit};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::ops::{conv::Conv2d, elementwise::relu, layout, mixed_op, pool};
+use crate::ops::{conv::Conv2d, elementwise, elementwise::relu, layout, mixed_op, pool};
 use crate::rng::Rng;
 use crate::space::REFERENCE_EXTRA_OPS;
 use crate::tensor::Tensor;
@@ -39,6 +39,38 @@ impl Input {
             let _ = self.relu.set(relu(&self.x)?);
         }
         Ok(self.relu.get().expect("set above"))
+    }
+}
+
+/// A cell state split for PC-DARTS's partial channel connections (Xu et al. 2020, section 3.1):
+/// its first C/K channels go through an edge's mixed operation (their ReLU shared by every edge
+/// that leaves the state, as [`Input`] shares it), the other C - C/K bypass it.
+///
+/// At K=1 the sampled part is the whole state and nothing bypasses: the slice, the
+/// concatenation and the shuffle are identities and are skipped rather than copied, so that
+/// PC-DARTS with K=1 adds its gradients in the same order as DARTS and gives its numbers bit
+/// for bit (a copied state would sum the same terms in another association).
+pub struct PartialInput {
+    sampled: Input,
+    bypass: Option<Tensor>,
+    k: usize,
+}
+
+impl PartialInput {
+    /// Splits x: [N, C, H, W] into channels [0, C/K) and [C/K, C); K must divide C.
+    pub fn new(x: &Tensor, k: usize) -> Result<PartialInput> {
+        let c = x.shape().get(1).copied().unwrap_or(0);
+        if k == 0 || !c.is_multiple_of(k) {
+            return Err(Error::Config(format!("partial channels: K={k} does not divide the {c} channels of a state")));
+        }
+        if k == 1 {
+            return Ok(PartialInput { sampled: Input::new(x), bypass: None, k });
+        }
+        Ok(PartialInput {
+            sampled: Input::new(&layout::slice_channels(x, 0, c / k)?),
+            bypass: Some(layout::slice_channels(x, c / k, c - c / k)?),
+            k,
+        })
     }
 }
 
@@ -476,6 +508,31 @@ impl MixedOp {
             }
         }
         mixed_op::hard_select(h, edge, k, y.as_ref(), &shape)
+    }
+}
+
+impl MixedOp {
+    /// The PC-DARTS edge (`model_search.py`'s `MixedOp` there): the mixed operation of this
+    /// edge, built for C/K channels, on the sampled channels; the bypassed channels appended
+    /// (max-pooled 2x2 on a stride-2 edge to the same size), then a channel shuffle with K
+    /// groups. [N, C, H, W] -> [N, C, H/stride, W/stride]. With edge normalisation, `weights`
+    /// already carry the edge's weight and `edge_weights[edge]` scales the bypassed channels, so
+    /// the output is the edge's output times its weight.
+    pub fn forward_partial(
+        &self,
+        input: &PartialInput,
+        weights: &Tensor,
+        edge: usize,
+        edge_weights: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let mixed = self.forward_shared(&input.sampled, weights, edge, train)?; // [N, C/K, H', W']
+        let Some(bypass) = &input.bypass else { return Ok(mixed) };
+        let mut bypass = if self.stride == 1 { bypass.clone() } else { pool::max_pool2d(bypass, 2, self.stride, 0)? };
+        if let Some(w) = edge_weights {
+            bypass = elementwise::scale(&bypass, w, edge)?;
+        }
+        layout::channel_shuffle(&layout::concat_channels(&[&mixed, &bypass])?, input.k)
     }
 }
 

@@ -13,8 +13,8 @@ pub mod enas_ops;
 
 pub use auxiliary::{auxiliary_pool, AuxiliaryHeadCifar};
 pub use darts_ops::{
-    DilConv, FactorizedConv7x7, FactorizedReduce, Input, MixedOp, PoolBn, Preprocess, Primitive, ReluConvBn, SepConv,
-    PRIMITIVES,
+    DilConv, FactorizedConv7x7, FactorizedReduce, Input, MixedOp, PartialInput, PoolBn, Preprocess, Primitive,
+    ReluConvBn, SepConv, PRIMITIVES,
 };
 pub use enas_ops::BranchOp;
 

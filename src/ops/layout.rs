@@ -1,7 +1,8 @@
 //! Layout ops (`shaders/layout.wgsl`): concatenating and slicing channels (a DARTS cell's output
-//! is the concat of its nodes; FactorizedReduce concatenates two halves), and the spatial
-//! window, a shifted and strided crop with zero fill (FactorizedReduce's shifted path, the
-//! strided `none` op).
+//! is the concat of its nodes; FactorizedReduce concatenates two halves), the channel shuffle
+//! (ShuffleNet's; PC-DARTS mixes an edge's sampled and bypassed channels with it), and the
+//! spatial window, a shifted and strided crop with zero fill (FactorizedReduce's shifted path,
+//! the strided `none` op).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -113,6 +114,50 @@ pub fn slice_channels(x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
+struct ShuffleParams {
+    n: u32,
+    c: u32,
+    hw: u32,
+    groups: u32,
+}
+
+/// y = x viewed as [N, groups, C/groups, H, W], axes 1 and 2 swapped, flattened back, i.e.
+/// `y[n, j*groups + i] = x[n, i*(C/groups) + j]`; not recorded.
+fn shuffle(x: &Tensor, groups: usize) -> Result<Tensor> {
+    let [n, c, h, w] = dims::<4>("channel_shuffle", x)?;
+    let p = ShuffleParams { n: n as u32, c: c as u32, hw: (h * w) as u32, groups: groups as u32 };
+    let y = Tensor::empty(x.gpu(), &[n, c, h, w])?; // y: [N, C, H, W]
+    x.gpu().dispatch(Dispatch {
+        shader: "layout",
+        entry: "channel_shuffle",
+        constants: &[],
+        params: bytemuck::bytes_of(&p),
+        buffers: &[x.buf(), y.buf()],
+        workgroups: grid_1d(y.numel()),
+        flops: 0,
+    });
+    Ok(y)
+}
+
+/// The channel shuffle of ShuffleNet (PC-DARTS `channel_shuffle`): x [N, C, H, W] -> y of the
+/// same shape with `y[n, j*groups + i] = x[n, i*(C/groups) + j]`, so that each run of `groups`
+/// output channels takes one channel from every group. `groups` must divide C; 1 is a copy.
+/// Backward: the inverse permutation, which is the shuffle with C/groups groups.
+pub fn channel_shuffle(x: &Tensor, groups: usize) -> Result<Tensor> {
+    let [_, c, _, _] = dims::<4>("channel_shuffle", x)?;
+    if groups == 0 || !c.is_multiple_of(groups) {
+        return Err(Error::shape(
+            "channel_shuffle",
+            format!("{groups} groups do not divide the {c} channels of {:?}", x.shape()),
+        ));
+    }
+    let y = shuffle(x, groups)?;
+    x.gpu().record(&[x], &[&y], move |g| Ok(vec![Some(shuffle(&g[0], c / groups)?)]));
+    Ok(y)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
 struct WindowParams {
     nc: u32,
     h: u32,
@@ -192,6 +237,7 @@ mod layout_tests {
     #[test]
     fn params_match_the_shader() {
         params_layout_matches!(CopyParams, "layout", [n, hw, len, src_c, src_start, dst_c, dst_start]);
+        params_layout_matches!(ShuffleParams, "layout", [n, c, hw, groups]);
         params_layout_matches!(WindowParams, "layout", [nc, h, w, oh, ow, off_h, off_w, stride]);
     }
 }

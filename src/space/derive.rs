@@ -5,6 +5,11 @@
 //! `0..i+2` (`c_{k-2}`, `c_{k-1}`, earlier nodes) as in the reference's `Cell`. Each row is
 //! softmaxed here, as the reference does before `_parse`: edges are then compared on the
 //! probabilities their mixed operations actually used.
+//!
+//! PC-DARTS's edge normalisation adds raw betas, one per edge: each row's probabilities are
+//! scaled by the softmax of the betas over its node's incoming edges before the edges are
+//! ranked (yuhuixu1993/PC-DARTS `model_search.py`, `genotype()`), so the betas choose a node's
+//! inputs and the alphas each input's operation.
 
 use super::genotype::Genotype;
 use super::NONE;
@@ -58,15 +63,42 @@ pub fn derive_genotype(
     multiplier: usize,
     rule: DeriveRule,
 ) -> Result<Genotype> {
+    derive_genotype_with_betas(alphas_normal, alphas_reduce, None, primitives, steps, multiplier, rule)
+}
+
+/// The softmax of raw `betas` `[edges]` over each node's incoming edges (node 0's 2, node 1's
+/// 3, ...), in f64 as [`softmax_rows`]: PC-DARTS's edge weights.
+pub fn edge_softmax_rows(betas: &[f32], steps: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(betas.len());
+    let mut start = 0;
+    for node in 0..steps {
+        let end = (start + node + 2).min(betas.len());
+        out.extend(softmax_rows(&[betas[start..end].to_vec()]).remove(0));
+        start = end;
+    }
+    out
+}
+
+/// [`derive_genotype`] with PC-DARTS's edge normalisation: `betas` = the raw betas of the
+/// normal and the reduction cell, `[edges]` each (see the module docs); `None` is DARTS.
+pub fn derive_genotype_with_betas(
+    alphas_normal: &[Vec<f32>],
+    alphas_reduce: &[Vec<f32>],
+    betas: Option<(&[f32], &[f32])>,
+    primitives: &[&str],
+    steps: usize,
+    multiplier: usize,
+    rule: DeriveRule,
+) -> Result<Genotype> {
     if multiplier == 0 || multiplier > steps {
         return Err(Error::Config(format!("multiplier {multiplier} must be in 1..={steps} (the number of nodes)")));
     }
     let concat: Vec<usize> = (2 + steps - multiplier..steps + 2).collect();
     Ok(Genotype {
-        normal: derive_cell(alphas_normal, primitives, steps, rule)
+        normal: derive_cell_with_betas(alphas_normal, betas.map(|b| b.0), primitives, steps, rule)
             .map_err(|e| Error::Config(format!("alphas_normal: {}", strip(e))))?,
         normal_concat: concat.clone(),
-        reduce: derive_cell(alphas_reduce, primitives, steps, rule)
+        reduce: derive_cell_with_betas(alphas_reduce, betas.map(|b| b.1), primitives, steps, rule)
             .map_err(|e| Error::Config(format!("alphas_reduce: {}", strip(e))))?,
         reduce_concat: concat,
     })
@@ -87,7 +119,26 @@ pub fn derive_cell(
     steps: usize,
     rule: DeriveRule,
 ) -> Result<Vec<(String, usize)>> {
+    derive_cell_with_betas(alphas, None, primitives, steps, rule)
+}
+
+/// [`derive_cell`] with PC-DARTS's raw betas of the cell, `[edges]` (or `None`).
+pub fn derive_cell_with_betas(
+    alphas: &[Vec<f32>],
+    betas: Option<&[f32]>,
+    primitives: &[&str],
+    steps: usize,
+    rule: DeriveRule,
+) -> Result<Vec<(String, usize)>> {
     let num_edges: usize = (0..steps).map(|i| i + 2).sum();
+    if let Some(b) = betas {
+        if b.len() != num_edges {
+            return Err(Error::Config(format!("{} betas for {steps} nodes; expected {num_edges}", b.len())));
+        }
+        if let Some(e) = b.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Config(format!("edge {e}: beta is {}", b[e])));
+        }
+    }
     if alphas.len() != num_edges {
         return Err(Error::Config(format!(
             "{} rows of alphas for {steps} nodes; expected {num_edges} (one per edge)",
@@ -111,7 +162,12 @@ pub fn derive_cell(
             return Err(Error::Config(format!("edge {e}, operation {}: alpha is {}", primitives[k], row[k])));
         }
     }
-    let weights = softmax_rows(alphas);
+    let mut weights = softmax_rows(alphas);
+    if let Some(b) = betas {
+        for (row, w) in weights.iter_mut().zip(edge_softmax_rows(b, steps)) {
+            row.iter_mut().for_each(|p| *p *= w);
+        }
+    }
 
     // Best operation of a row over the ops `allowed`, ties to the lower index (strict `>`).
     let best = |row: &[f32], allowed: &dyn Fn(usize) -> bool| -> usize {

@@ -17,7 +17,10 @@ mod genotype;
 mod graph;
 mod search_space;
 
-pub use derive::{derive_cell, derive_genotype, softmax_rows, DeriveRule};
+pub use derive::{
+    derive_cell, derive_cell_with_betas, derive_genotype, derive_genotype_with_betas, edge_softmax_rows, softmax_rows,
+    DeriveRule,
+};
 pub use enas::{pool_layers, Arch, EnasSpace, MacroArch, MacroLayer, MicroArch, MicroNode, SearchFor};
 pub use genotype::{darts_v1, darts_v2, Genotype};
 pub use graph::{GraphEdge, GraphNode, InvalidGraph, ModelGraph, NodeKind};

@@ -117,3 +117,33 @@ pub fn window_backward(
     }
     dx
 }
+
+/// x: [N, C, H, W] -> y of the same shape, y[n, j*groups + i] = x[n, i*(C/groups) + j].
+pub fn channel_shuffle(x: &[f64], shape: [usize; 4], groups: usize) -> Vec<f64> {
+    shuffle_map(x, shape, groups, false)
+}
+
+/// dy -> dx of the shuffle: dx[n, i*(C/groups) + j] = dy[n, j*groups + i].
+pub fn channel_shuffle_backward(dy: &[f64], shape: [usize; 4], groups: usize) -> Vec<f64> {
+    shuffle_map(dy, shape, groups, true)
+}
+
+/// Moves channel i*(C/groups) + j to j*groups + i, or back when `inverse`.
+fn shuffle_map(x: &[f64], shape: [usize; 4], groups: usize, inverse: bool) -> Vec<f64> {
+    let [n, c, h, w] = shape;
+    let per = c / groups;
+    let mut y = vec![0.0; x.len()];
+    for b in 0..n {
+        for i in 0..groups {
+            for j in 0..per {
+                let (from, to) = if inverse { (j * groups + i, i * per + j) } else { (i * per + j, j * groups + i) };
+                for r in 0..h {
+                    for s in 0..w {
+                        y[at(shape, b, to, r, s)] = x[at(shape, b, from, r, s)];
+                    }
+                }
+            }
+        }
+    }
+    y
+}

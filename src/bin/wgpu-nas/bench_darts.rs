@@ -10,7 +10,7 @@ use crate::out;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use wgpu_nas::darts::gdas::Gumbel;
-use wgpu_nas::darts::{Architect, Order, Relaxation, SearchConfig, SupernetSearch};
+use wgpu_nas::darts::{Architect, Order, PartialChannels, Relaxation, SearchConfig, SupernetSearch};
 use wgpu_nas::data::Dataset;
 use wgpu_nas::gpu::KernelTime;
 use wgpu_nas::ops::conv::{conv2d, Conv2d};
@@ -26,13 +26,19 @@ pub enum SearchMethod {
     Darts,
     /// One Gumbel-softmax-sampled op per edge (the temperature of the first epoch, 10).
     Gdas,
+    /// PC-DARTS: 1/K of each edge's channels through its mixed op, edge normalisation (the DARTS
+    /// settings otherwise, architecture steps from the first).
+    PcDarts,
 }
 
 #[derive(Args, Debug)]
 pub struct BenchDartsArgs {
     #[arg(long, value_enum, default_value_t = SearchMethod::Darts)]
     method: SearchMethod,
-    /// 1: first-order alpha gradient; 2: unrolled (second order; DARTS only).
+    /// PC-DARTS's K (with --method pc-darts): 1/K of each edge's channels go through its op.
+    #[arg(long, default_value_t = 4)]
+    partial_channels: usize,
+    /// 1: first-order alpha gradient; 2: unrolled (second order; DARTS and PC-DARTS).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     order: u8,
     /// Initial channels C (16 in the paper).
@@ -73,6 +79,8 @@ pub struct BenchDartsArgs {
 struct Report {
     adapter: String,
     method: SearchMethod,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partial_channels: Option<usize>,
     order: u8,
     init_channels: usize,
     layers: usize,
@@ -137,6 +145,7 @@ pub fn darts(args: BenchDartsArgs) -> Result<ExitCode> {
     match args.method {
         SearchMethod::Darts => bench::<Architect>(args, SearchConfig::darts),
         SearchMethod::Gdas => bench::<Gumbel>(args, SearchConfig::gdas),
+        SearchMethod::PcDarts => bench::<Architect>(args, SearchConfig::darts),
     }
 }
 
@@ -157,6 +166,9 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
         let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
         config.network.space = SearchSpace::with_ops(&ops)?;
     }
+    if args.method == SearchMethod::PcDarts {
+        config.network.partial = Some(PartialChannels { k: args.partial_channels, ..PartialChannels::pc_darts() });
+    }
     config.batch_size = args.batch_size;
     config.epochs = 1;
     config.steps_per_epoch = Some(args.warmup + args.steps + 1);
@@ -169,7 +181,10 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
         out::line(format_args!("adapter: {}", gpu.adapter()))?;
         out::line(format_args!(
             "{} {} order, C={}, {} cells, batch {}, {}x{}x{} images, {ops} ops: {} warm-up + {} timed steps",
-            R::KIND.to_uppercase(),
+            match args.method {
+                SearchMethod::PcDarts => format!("PC-DARTS (K={})", args.partial_channels),
+                _ => R::KIND.to_uppercase(),
+            },
             if args.order == 2 { "second" } else { "first" },
             args.init_channels,
             args.layers,
@@ -213,6 +228,7 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
     let mut report = Report {
         adapter: gpu.adapter().to_string(),
         method: args.method,
+        partial_channels: (args.method == SearchMethod::PcDarts).then_some(args.partial_channels),
         order: args.order,
         init_channels: args.init_channels,
         layers: args.layers,

@@ -1,5 +1,5 @@
-//! `wgpu-nas search darts` and `search gdas`: run a search of the DARTS family and write its run
-//! directory.
+//! `wgpu-nas search darts`, `search gdas` and `search pc-darts`: run a search of the DARTS family
+//! and write its run directory.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,11 +9,13 @@ use clap::{Args, ValueEnum};
 use wgpu_nas::checkpoint::Checkpoint;
 use wgpu_nas::darts::diagnostics::EarlyStop;
 use wgpu_nas::darts::gdas::Gumbel;
-use wgpu_nas::darts::{Architect, DartsEpoch, DartsStep, Order, Relaxation, SearchConfig, SupernetSearch, Temperature};
+use wgpu_nas::darts::{
+    Architect, DartsEpoch, DartsStep, Order, PartialChannels, Relaxation, SearchConfig, SupernetSearch, Temperature,
+};
 use wgpu_nas::data::{Cifar100Labels, Dataset, Split};
 use wgpu_nas::run_dir::RunDir;
 use wgpu_nas::run_loop::RunLoop;
-use wgpu_nas::space::{DeriveRule, Genotype, ModelGraph, SearchSpace};
+use wgpu_nas::space::{derive_genotype_with_betas, DeriveRule, Genotype, ModelGraph, SearchSpace};
 use wgpu_nas::train::EvalNetworkConfig;
 use wgpu_nas::{Error, Gpu, Result};
 
@@ -64,7 +66,7 @@ pub struct SupernetArgs {
     /// Epochs (50 in the paper; the defaults make a short search that a CPU finishes in minutes).
     #[arg(long, default_value_t = 4)]
     epochs: usize,
-    /// Batch size (64 in the paper).
+    /// Batch size (64 in the DARTS paper, 256 in PC-DARTS's).
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
     /// Initial channels C (16 in the paper).
@@ -107,6 +109,24 @@ pub struct SupernetArgs {
     early_stop_ratio: f32,
     #[command(flatten)]
     run: RunArgs,
+}
+
+/// `search pc-darts`: the options of `search darts` (with PC-DARTS's defaults) and its own.
+#[derive(Args, Debug)]
+pub struct PcDartsArgs {
+    /// K: 1/K of each edge's channels go through its mixed operation, the rest bypass it (4 in
+    /// the paper); K must divide --init-channels.
+    #[arg(long, default_value_t = 4)]
+    partial_channels: usize,
+    /// Sum each node's incoming edges unweighted, as DARTS does (no betas).
+    #[arg(long)]
+    no_edge_normalization: bool,
+    /// The first epoch whose steps train the alphas (the paper: 15 of 50); by default 3/10 of
+    /// --epochs, rounded down.
+    #[arg(long)]
+    arch_start_epoch: Option<usize>,
+    #[command(flatten)]
+    darts: DartsArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -166,7 +186,17 @@ pub fn derive(run: &Path, rule: Rule) -> Result<ExitCode> {
         let v = checkpoint.get(name).ok_or_else(|| Error::Config(format!("the checkpoint has no {name}")))?;
         Ok(v.chunks(space.num_ops()).map(<[f32]>::to_vec).collect())
     };
-    let genotype = space.derive_genotype(&rows("alphas.normal")?, &rows("alphas.reduce")?, rule.into())?;
+    // PC-DARTS's edge normalisation: its betas take part in the ranking.
+    let betas = checkpoint.get("betas.normal").zip(checkpoint.get("betas.reduce"));
+    let genotype = derive_genotype_with_betas(
+        &rows("alphas.normal")?,
+        &rows("alphas.reduce")?,
+        betas,
+        &space.primitives(),
+        space.steps,
+        space.multiplier,
+        rule.into(),
+    )?;
     out::line(genotype.to_python())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -289,6 +319,9 @@ const SETTINGS: &[Setting] = &[
     Setting { id: "early_stop", pointer: "/early_stop", resumable: false },
     Setting { id: "early_stop_window", pointer: "/early_stop/window", resumable: false },
     Setting { id: "early_stop_ratio", pointer: "/early_stop/ratio", resumable: false },
+    Setting { id: "partial_channels", pointer: "/network/partial/k", resumable: false },
+    Setting { id: "no_edge_normalization", pointer: "/network/partial/edge_normalization", resumable: false },
+    Setting { id: "arch_start_epoch", pointer: "/arch_start_epoch", resumable: true },
 ];
 
 impl DartsArgs {
@@ -296,6 +329,18 @@ impl DartsArgs {
     fn config(&self, data: &Dataset) -> Result<SearchConfig> {
         let mut config = self.supernet.config(SearchConfig::darts(data.channels, data.num_classes))?;
         config.architect.order = if self.order == 2 { Order::Second } else { Order::First };
+        Ok(config)
+    }
+}
+
+impl PcDartsArgs {
+    /// The DARTS config of the options, with PC-DARTS's partial channels, edge normalisation and
+    /// late architecture start.
+    fn config(&self, data: &Dataset) -> Result<SearchConfig> {
+        let mut config = self.darts.config(data)?;
+        config.network.partial =
+            Some(PartialChannels { k: self.partial_channels, edge_normalization: !self.no_edge_normalization });
+        config.arch_start_epoch = self.arch_start_epoch.unwrap_or(3 * self.darts.supernet.epochs / 10);
         Ok(config)
     }
 }
@@ -340,20 +385,36 @@ impl SupernetArgs {
 }
 
 pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
-    let order = if args.order == 2 { "second" } else { "first" };
-    supernet::<Architect>(&args.supernet, &format!("DARTS ({order} order)"), |d| args.config(d), given)
+    supernet::<Architect>(&args.supernet, |d| args.config(d), given)
 }
 
 pub fn gdas(args: GdasArgs, given: &Given) -> Result<ExitCode> {
-    let label = format!("GDAS (tau {} down to {})", args.tau_max, args.tau_min);
-    supernet::<Gumbel>(&args.supernet, &label, |d| args.config(d), given)
+    supernet::<Gumbel>(&args.supernet, |d| args.config(d), given)
 }
 
-/// Runs a search of the DARTS family (`R`, called `label` in its first line) with the config
-/// `config_of` gives on the data set, in its run directory.
+pub fn pc_darts(args: PcDartsArgs, given: &Given) -> Result<ExitCode> {
+    supernet::<Architect>(&args.darts.supernet, |d| args.config(d), given)
+}
+
+/// The method and its main settings, for the first line of a run.
+fn describe(c: &SearchConfig) -> String {
+    let order = if c.architect.order == Order::Second { "second" } else { "first" };
+    match (&c.temperature, c.network.partial) {
+        (Some(t), _) => format!("GDAS (tau {} down to {})", t.tau_max, t.tau_min),
+        (None, Some(p)) => format!(
+            "PC-DARTS (K={}, {}, alphas from epoch {}, {order} order)",
+            p.k,
+            if p.edge_normalization { "edge normalisation" } else { "no edge normalisation" },
+            c.arch_start_epoch
+        ),
+        (None, None) => format!("DARTS ({order} order)"),
+    }
+}
+
+/// Runs a search of the DARTS family (`R`) with the config `config_of` gives on the data set,
+/// in its run directory.
 fn supernet<R: Relaxation>(
     args: &SupernetArgs,
-    label: &str,
     config_of: impl Fn(&Dataset) -> Result<SearchConfig>,
     given: &Given,
 ) -> Result<ExitCode> {
@@ -384,7 +445,8 @@ fn supernet<R: Relaxation>(
                 "version": env!("CARGO_PKG_VERSION"),
             });
             let source = DataSource::new(args.dataset, args.data_dir.as_deref(), &[&data]);
-            let run = run::create(&args.run, &format!("{}-{}", R::KIND, args.seed), &source, &meta)?;
+            let name = if search.config().network.partial.is_some() { "pc-darts" } else { R::KIND };
+            let run = run::create(&args.run, &format!("{name}-{}", args.seed), &source, &meta)?;
             (search, run, data)
         }
     };
@@ -398,7 +460,8 @@ fn supernet<R: Relaxation>(
     };
     say(format!("adapter: {}", gpu.adapter()));
     say(format!(
-        "{label} on {} ({} images): C={}, {} cells, batch {}, {} epochs x {} steps; run directory {}",
+        "{} on {} ({} images): C={}, {} cells, batch {}, {} epochs x {} steps; run directory {}",
+        describe(search.config()),
         data.name,
         data.n,
         search.config().network.channels,
