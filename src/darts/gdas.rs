@@ -202,6 +202,11 @@ impl Relaxation for Gumbel {
                 "GDAS's alpha gradient is first order (through its hard samples): leave out --order 2".into(),
             ));
         }
+        if config.network.partial.is_some() {
+            return Err(Error::Config(
+                "GDAS samples one op per whole edge; partial channels are PC-DARTS's (search pc-darts)".into(),
+            ));
+        }
         let a = &config.architect;
         Ok(Gumbel {
             optimizer: Adam::new(&net.alphas(), a.lr, a.beta1, a.beta2, 1e-8, a.weight_decay)?,
