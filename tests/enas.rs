@@ -422,3 +422,17 @@ fn resumed_search_continues_exactly() {
     assert_eq!(a.method.controller_metrics, b.method.controller_metrics);
     assert_eq!(sa, sb);
 }
+
+/// A checkpoint from before the fused controller (its parameters one tensor each, the LSTM's as
+/// `controller.lstm.w_ih`) is refused with a line that says why, not a missing-tensor error.
+#[test]
+fn a_checkpoint_from_before_the_fused_controller_is_refused_clearly() {
+    let gpu = gpu();
+    let data = small_data(20);
+    let mut search = EnasSearch::new(&gpu, tiny_micro_config(), &data).unwrap();
+    let mut old = pollster::block_on(search.checkpoint()).unwrap();
+    let packed = old.tensors.iter().position(|(e, _)| e.name == "controller.weights").expect("packed weights");
+    old.tensors[packed].0.name = "controller.lstm.w_ih".into();
+    let err = EnasSearch::resume(&gpu, &old, &data).err().expect("refused").to_string();
+    assert!(err.contains("older wgpu-nas") && err.contains("cannot resume"), "{err}");
+}

@@ -302,6 +302,16 @@ impl RunLoop<Enas> {
 
     /// Continues a search from a checkpoint taken on the same data set.
     pub fn resume(gpu: &Gpu, checkpoint: &Checkpoint, data: &Dataset) -> Result<EnasSearch> {
+        // Before the fused controller its parameters were saved one tensor each (controller.lstm.w_ih,
+        // ...); they are one packed tensor now, and such a run cannot continue.
+        if checkpoint.get("controller.weights").is_none() && checkpoint.get("controller.lstm.w_ih").is_some() {
+            return Err(Error::Config(
+                "this ENAS run was written by an older wgpu-nas (its controller's parameters one tensor \
+                 each); this version packs them into one and cannot resume it: start a new search, or \
+                 resume it with the version that started it"
+                    .into(),
+            ));
+        }
         RunLoop::resume_with(gpu, checkpoint, |config| Enas::new(gpu, config, data))
     }
 
