@@ -53,6 +53,8 @@ impl Input {
 pub struct PartialInput {
     sampled: Input,
     bypass: Option<Tensor>,
+    /// The bypass max-pooled 2x2 for the stride-2 edges, computed once for all of them.
+    pooled: OnceCell<Tensor>,
     k: usize,
 }
 
@@ -64,13 +66,27 @@ impl PartialInput {
             return Err(Error::Config(format!("partial channels: K={k} does not divide the {c} channels of a state")));
         }
         if k == 1 {
-            return Ok(PartialInput { sampled: Input::new(x), bypass: None, k });
+            return Ok(PartialInput { sampled: Input::new(x), bypass: None, pooled: OnceCell::new(), k });
         }
         Ok(PartialInput {
             sampled: Input::new(&layout::slice_channels(x, 0, c / k)?),
             bypass: Some(layout::slice_channels(x, c / k, c - c / k)?),
+            pooled: OnceCell::new(),
             k,
         })
+    }
+
+    /// The bypassed channels as an edge of `stride` needs them: as they are at stride 1,
+    /// max-pooled 2x2 at stride 2 (computed on the first call, shared by the state's edges).
+    fn bypass(&self, stride: usize) -> Result<Option<&Tensor>> {
+        let Some(bypass) = &self.bypass else { return Ok(None) };
+        if stride == 1 {
+            return Ok(Some(bypass));
+        }
+        if self.pooled.get().is_none() {
+            let _ = self.pooled.set(pool::max_pool2d(bypass, 2, stride, 0)?);
+        }
+        Ok(self.pooled.get())
     }
 }
 
@@ -527,8 +543,8 @@ impl MixedOp {
         train: bool,
     ) -> Result<Tensor> {
         let mixed = self.forward_shared(&input.sampled, weights, edge, train)?; // [N, C/K, H', W']
-        let Some(bypass) = &input.bypass else { return Ok(mixed) };
-        let mut bypass = if self.stride == 1 { bypass.clone() } else { pool::max_pool2d(bypass, 2, self.stride, 0)? };
+        let Some(bypass) = input.bypass(self.stride)? else { return Ok(mixed) };
+        let mut bypass = bypass.clone();
         if let Some(w) = edge_weights {
             bypass = elementwise::scale(&bypass, w, edge)?;
         }
