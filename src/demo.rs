@@ -1,18 +1,20 @@
 //! A short search driven a few steps at a time, as the browser demo runs it: [`Demo`] wraps a
-//! [`DartsSearch`] or an ENAS micro [`EnasSearch`] on the embedded Fashion-MNIST set, and each
+//! [`DartsSearch`], a [`GdasSearch`] or an ENAS micro [`EnasSearch`] on the embedded Fashion-MNIST set, and each
 //! [`Demo::run`] returns a [`Snapshot`] of what changed (metrics, softmax(alpha), the derived
 //! genotype, the controller's rewards). The same code runs natively and in the browser
 //! (`web.rs` only adds the JavaScript bindings), so a seeded run gives the same numbers on both.
 
 use serde::{Deserialize, Serialize};
 
-use crate::darts::{AlphaRecord, DartsSearch, Order, SearchConfig};
+use crate::darts::search::{Relaxation, SupernetSearch};
+use crate::darts::{AlphaRecord, DartsSearch, GdasSearch, Order, SearchConfig};
 use crate::data::Dataset;
 use crate::enas::micro::MicroConfig;
 use crate::enas::search::{EnasConfig, EnasSearch, SharedModelConfig};
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, Gpu};
-use crate::space::{derive_genotype, softmax_rows, Genotype, SearchSpace, DARTS_PRIMITIVES, ENAS_MICRO_OPS};
+use crate::run_loop::RunLoop;
+use crate::space::{softmax_rows, Genotype, SearchSpace, DARTS_PRIMITIVES, ENAS_MICRO_OPS};
 
 /// ENAS micro cells have this many intermediate nodes (the reference's 5).
 const ENAS_NODES: usize = 5;
@@ -27,6 +29,9 @@ const ENAS_AGGREGATE: usize = 4;
 pub enum Algorithm {
     /// DARTS: bi-level steps on a small supernet, alphas shown live.
     Darts,
+    /// GDAS: the same supernet, one Gumbel-sampled op per edge in each step (temperature annealed
+    /// from 10 to 0.1 over the epochs), alphas shown live.
+    Gdas,
     /// ENAS micro: shared-weight steps and controller updates, sampled architectures shown.
     Enas,
 }
@@ -109,7 +114,10 @@ impl DemoConfig {
     }
 
     fn darts(&self, data: &Dataset) -> Result<SearchConfig> {
-        let mut c = SearchConfig::darts(data.channels, data.num_classes);
+        let mut c = match self.algorithm {
+            Algorithm::Gdas => SearchConfig::gdas(data.channels, data.num_classes),
+            _ => SearchConfig::darts(data.channels, data.num_classes),
+        };
         let ops: Vec<&str> = self.ops.iter().map(String::as_str).collect();
         c.network.space = SearchSpace::with_ops(&ops)?;
         c.network.channels = self.channels;
@@ -314,7 +322,16 @@ pub struct Snapshot {
 
 enum Search {
     Darts(Box<DartsSearch>),
+    Gdas(Box<GdasSearch>),
     Enas(Box<EnasSearch>),
+}
+
+/// Ops, nodes, edges and weight count of a supernet, for [`Info`].
+fn supernet_info<R: Relaxation>(search: &RunLoop<SupernetSearch<R>>) -> (Vec<String>, usize, usize, usize) {
+    let space = &search.method.net.config.space;
+    let ops = space.primitives().iter().map(|s| s.to_string()).collect();
+    let params = search.method.net.weights().iter().map(|t| t.numel()).sum();
+    (ops, space.steps, space.num_edges(), params)
 }
 
 /// A demo search and how much of it the caller has seen.
@@ -334,11 +351,13 @@ impl Demo {
         let (search, ops, steps, edges, params) = match config.algorithm {
             Algorithm::Darts => {
                 let search = DartsSearch::new(gpu, config.darts(&data)?, &data)?;
-                let space = &search.method.net.config.space;
-                let ops = space.primitives().iter().map(|s| s.to_string()).collect();
-                let params = search.method.net.weights().iter().map(|t| t.numel()).sum();
-                let (steps, edges) = (space.steps, space.num_edges());
+                let (ops, steps, edges, params) = supernet_info(&search);
                 (Search::Darts(Box::new(search)), ops, steps, edges, params)
+            }
+            Algorithm::Gdas => {
+                let search = GdasSearch::new(gpu, config.darts(&data)?, &data)?;
+                let (ops, steps, edges, params) = supernet_info(&search);
+                (Search::Gdas(Box::new(search)), ops, steps, edges, params)
             }
             Algorithm::Enas => {
                 let search = EnasSearch::new(gpu, config.enas(&data), &data)?;
@@ -349,6 +368,7 @@ impl Demo {
         };
         let train_part = match &search {
             Search::Darts(s) => s.config().train_portion,
+            Search::Gdas(s) => s.config().train_portion,
             Search::Enas(s) => s.config().train_portion,
         };
         let train = (train_part * data.n as f64).floor() as usize;
@@ -380,6 +400,7 @@ impl Demo {
     pub fn is_finished(&self) -> bool {
         match &self.search {
             Search::Darts(s) => s.is_finished(),
+            Search::Gdas(s) => s.is_finished(),
             Search::Enas(s) => s.is_finished(),
         }
     }
@@ -397,6 +418,9 @@ impl Demo {
                 Search::Darts(s) => {
                     s.advance().await?;
                 }
+                Search::Gdas(s) => {
+                    s.advance().await?;
+                }
                 Search::Enas(s) => {
                     s.advance().await?;
                 }
@@ -404,6 +428,7 @@ impl Demo {
         }
         match &mut self.search {
             Search::Darts(s) => s.flush_metrics().await?,
+            Search::Gdas(s) => s.flush_metrics().await?,
             Search::Enas(s) => s.flush_metrics().await?,
         }
         self.snapshot().await
@@ -418,53 +443,10 @@ impl Demo {
         };
         let snapshot = match &self.search {
             Search::Darts(s) => {
-                let (normal, reduce) = s.method.alphas().await?;
-                let space = &s.method.net.config.space;
-                let genotype = derive_genotype(
-                    &normal,
-                    &reduce,
-                    &space.primitives(),
-                    space.steps,
-                    space.multiplier,
-                    s.config().rule,
-                )?;
-                let metrics = s.metrics[self.seen_metrics..]
-                    .iter()
-                    .map(|m| Point {
-                        step: m.step,
-                        epoch: m.epoch,
-                        lr: m.lr,
-                        train_loss: m.train_loss,
-                        train_acc: m.train_acc,
-                        val_loss: Some(m.val_loss),
-                        val_acc: Some(m.val_acc),
-                    })
-                    .collect();
-                let epochs = s.epochs[self.seen_epochs..]
-                    .iter()
-                    .map(|e| EpochPoint {
-                        epoch: e.epoch,
-                        train_loss: e.train_loss,
-                        train_acc: e.train_acc,
-                        val_loss: Some(e.val_loss),
-                        val_acc: Some(e.val_acc),
-                        reward: None,
-                        baseline: None,
-                    })
-                    .collect();
-                (self.seen_metrics, self.seen_epochs) = (s.metrics.len(), s.epochs.len());
-                Snapshot {
-                    step: s.global_step(),
-                    epoch: s.epoch(),
-                    finished,
-                    metrics,
-                    epochs,
-                    alphas: Some(Alphas { normal: softmax_rows(&normal), reduce: softmax_rows(&reduce) }),
-                    genotype_python: Some(genotype.to_python()),
-                    genotype: Some(genotype),
-                    enas: None,
-                    gpu,
-                }
+                supernet_snapshot(s, &mut self.seen_metrics, &mut self.seen_epochs, finished, gpu).await?
+            }
+            Search::Gdas(s) => {
+                supernet_snapshot(s, &mut self.seen_metrics, &mut self.seen_epochs, finished, gpu).await?
             }
             Search::Enas(s) => {
                 let metrics = s.metrics[self.seen_metrics..]
@@ -534,7 +516,58 @@ impl Demo {
     pub fn alpha_history(&self) -> &[AlphaRecord] {
         match &self.search {
             Search::Darts(s) => &s.method.alpha_history,
+            Search::Gdas(s) => &s.method.alpha_history,
             Search::Enas(_) => &[],
         }
     }
+}
+
+/// A DARTS or GDAS snapshot: the new metrics and epochs, softmax(alpha) and the genotype the
+/// search derives now.
+async fn supernet_snapshot<R: Relaxation>(
+    s: &RunLoop<SupernetSearch<R>>,
+    seen_metrics: &mut usize,
+    seen_epochs: &mut usize,
+    finished: bool,
+    gpu: GpuCounters,
+) -> Result<Snapshot> {
+    let (normal, reduce) = s.method.alphas().await?;
+    let genotype = s.genotype().await?;
+    let metrics = s.metrics[*seen_metrics..]
+        .iter()
+        .map(|m| Point {
+            step: m.step,
+            epoch: m.epoch,
+            lr: m.lr,
+            train_loss: m.train_loss,
+            train_acc: m.train_acc,
+            val_loss: Some(m.val_loss),
+            val_acc: Some(m.val_acc),
+        })
+        .collect();
+    let epochs = s.epochs[*seen_epochs..]
+        .iter()
+        .map(|e| EpochPoint {
+            epoch: e.epoch,
+            train_loss: e.train_loss,
+            train_acc: e.train_acc,
+            val_loss: Some(e.val_loss),
+            val_acc: Some(e.val_acc),
+            reward: None,
+            baseline: None,
+        })
+        .collect();
+    (*seen_metrics, *seen_epochs) = (s.metrics.len(), s.epochs.len());
+    Ok(Snapshot {
+        step: s.global_step(),
+        epoch: s.epoch(),
+        finished,
+        metrics,
+        epochs,
+        alphas: Some(Alphas { normal: softmax_rows(&normal), reduce: softmax_rows(&reduce) }),
+        genotype_python: Some(genotype.to_python()),
+        genotype: Some(genotype),
+        enas: None,
+        gpu,
+    })
 }

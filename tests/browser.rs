@@ -21,6 +21,9 @@ const DARTS_STEPS: u64 = 3;
 const DARTS_OPS: [&str; 4] = ["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"];
 const DARTS_QUERY: &str = "algorithm=darts&steps=3&ops=none,max_pool_3x3,skip_connect,sep_conv_3x3\
                            &channels=2&layers=3&batch_size=4&image_size=7&seed=1";
+/// The same tiny search as GDAS: one sampled op per edge in each step.
+const GDAS_QUERY: &str = "algorithm=gdas&steps=2&ops=none,max_pool_3x3,skip_connect,sep_conv_3x3\
+                          &channels=2&layers=3&batch_size=4&image_size=7&seed=1";
 const ENAS_QUERY: &str =
     "algorithm=enas&epochs=1&steps_per_epoch=1&channels=2&layers=1&batch_size=4&image_size=7&seed=1";
 
@@ -278,6 +281,40 @@ fn browser_and_native_give_the_same_numbers() {
     }
     eprintln!("largest browser-native difference: {:.2e} ({})", worst.0, worst.1);
     eprintln!("same derived genotype: {}", page_last["genotype"] == native_last["genotype"]);
+}
+
+#[test]
+fn a_gdas_search_runs_in_the_browser() {
+    if !browser_tests_enabled("a_gdas_search_runs_in_the_browser") {
+        return;
+    }
+    let run = run_page(GDAS_QUERY, None);
+    let (result, dom) = (&run.result, &run.dom);
+    eprintln!("page: 2 GDAS steps in {:.1} s; {}", run.seconds, dom["speed"].as_str().unwrap());
+    assert_eq!(result["info"]["algorithm"], "gdas");
+    let last = result["snapshots"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["step"], 2, "steps run");
+    assert!(dom["step"].as_str().unwrap().starts_with("2 / 2"), "step counter: {}", dom["step"]);
+    // The supernet's views: one small chart per edge and op group, as DARTS.
+    assert!(dom["alpha_charts"].as_u64().unwrap() > 0, "no alpha charts");
+    let ops: Vec<&str> = result["info"]["ops"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
+    assert_eq!(ops, DARTS_OPS);
+    for cell in ["normal", "reduce"] {
+        check_diagram(cell, &dom[cell], &result["genotype"], 4, &ops);
+    }
+    assert_eq!(dom["error_shown"], false, "the error box is shown");
+
+    // The page's numbers are the native demo's (same seed, same Gumbel draws).
+    let gpu = Gpu::new().unwrap();
+    let config = DemoConfig::from_json(&result["info"]["config"].to_string()).unwrap();
+    let mut native = Demo::new(&gpu, config).unwrap();
+    let native = pollster::block_on(native.run(2)).unwrap();
+    let native = serde_json::to_value(&native).unwrap();
+    let (page_alphas, native_alphas) = (alphas_flat(&last["alphas"]), alphas_flat(&native["alphas"]));
+    assert_eq!(page_alphas.len(), native_alphas.len(), "alphas");
+    for (i, (p, n)) in page_alphas.iter().zip(&native_alphas).enumerate() {
+        assert!((p - n).abs() <= TOLERANCE * n.abs().max(1.0), "softmax(alpha) #{i}: browser {p}, native {n}");
+    }
 }
 
 #[test]

@@ -55,6 +55,37 @@ fn darts_demo_reports_each_step_and_closes_epochs() {
 }
 
 #[test]
+fn gdas_demo_samples_one_op_per_edge_and_moves_the_alphas() {
+    let gpu = Gpu::new().unwrap();
+    let mut demo = Demo::new(&gpu, tiny(Algorithm::Gdas)).unwrap();
+    assert_eq!(demo.info().algorithm, Algorithm::Gdas);
+    assert_eq!((demo.info().edges, demo.info().ops.len()), (14, 8));
+    let first = pollster::block_on(demo.run(0)).unwrap();
+    let second = pollster::block_on(demo.run(2)).unwrap();
+    assert_eq!((second.step, second.epoch), (2, 1));
+    assert!(second.metrics.iter().all(|m| m.val_loss.is_some() && m.train_loss.is_finite()));
+    let (a, b) = (first.alphas.unwrap(), second.alphas.unwrap());
+    let change = a.normal.iter().flatten().zip(b.normal.iter().flatten()).map(|(x, y)| (x - y).abs());
+    assert!(change.fold(0.0, f32::max) > 1e-5, "the alphas did not move");
+    let genotype = second.genotype.unwrap();
+    let (normal, reduce) = ModelGraph::from_genotype(&genotype);
+    assert!(normal.is_valid(&DARTS_PRIMITIVES) && reduce.is_valid(&DARTS_PRIMITIVES));
+    assert_eq!(demo.alpha_history().last().unwrap().step, 1, "softmax(alpha) recorded up to the last step");
+
+    // One op per edge: the same steps as DARTS cost far fewer dispatches (steps inside an epoch,
+    // so that neither count holds the epoch's evaluation and diagnostics).
+    let dispatches = |algorithm: Algorithm| {
+        let mut demo = Demo::new(&gpu, DemoConfig { steps_per_epoch: 10, ..tiny(algorithm) }).unwrap();
+        pollster::block_on(demo.run(1)).unwrap();
+        let before = gpu.dispatches();
+        pollster::block_on(demo.run(2)).unwrap();
+        gpu.dispatches() - before
+    };
+    let (gdas, darts) = (dispatches(Algorithm::Gdas), dispatches(Algorithm::Darts));
+    assert!(3 * gdas < darts, "GDAS {gdas} dispatches for 2 steps, DARTS {darts}");
+}
+
+#[test]
 fn enas_demo_reports_rewards_and_sampled_cells() {
     let gpu = Gpu::new().unwrap();
     let mut demo = Demo::new(&gpu, tiny(Algorithm::Enas)).unwrap();

@@ -46,7 +46,7 @@ function updateButtons(status) {
   $('dl-json').disabled = !has;
   $('dl-python').disabled = !has;
   // WebSearch.alpha_history() refuses while run() is in flight.
-  $('dl-alphas').disabled = !has || current.info.algorithm !== 'darts' || status === 'running';
+  $('dl-alphas').disabled = !has || current.info.algorithm === 'enas' || status === 'running';
 }
 
 function status() {
@@ -167,7 +167,7 @@ async function loop() {
     const steps = snapshot.step - last.step;
     current.calls.push({ steps, seconds });
     record(snapshot);
-    if (current.info.algorithm === 'darts' && steps > 0) {
+    if (current.info.algorithm !== 'enas' && steps > 0) {
       perCall = Math.max(1, Math.min(MAX_STEPS_PER_CALL, Math.floor((CALL_SECONDS * steps) / seconds)));
     }
     await nextFrame();
@@ -208,7 +208,7 @@ function record(snapshot) {
   $('stat-epoch').textContent = `${snapshot.epoch} / ${info.config.epochs} finished`;
   const { overall, last } = speed();
   if (current.calls.length === 0) $('stat-speed').textContent = '–';
-  else if (info.algorithm === 'darts') $('stat-speed').textContent = `${overall.toFixed(2)} steps/s (last call: ${last.toFixed(2)})`;
+  else if (info.algorithm !== 'enas') $('stat-speed').textContent = `${overall.toFixed(2)} steps/s (last call: ${last.toFixed(2)})`;
   else $('stat-speed').textContent = enasSpeed(snapshot, overall);
   const gpu = snapshot.gpu;
   $('stat-gpu').textContent = `${gpu.dispatches.toLocaleString()} dispatches, ${gpu.submissions.toLocaleString()} submissions, ${gpu.readbacks.toLocaleString()} readbacks`;
@@ -216,7 +216,7 @@ function record(snapshot) {
 }
 
 function alphaHistory() {
-  return current.info.algorithm === 'darts' ? JSON.parse(search.alpha_history()) : [];
+  return current.info.algorithm !== 'enas' ? JSON.parse(search.alpha_history()) : [];
 }
 
 function finish() {

@@ -34,13 +34,13 @@ export class Controls {
     this.showAlgorithmFields();
   }
 
-  /** DARTS and ENAS differ in a few fields and views: the page shows those of the chosen one. */
+  /** DARTS (and GDAS, on the same supernet) and ENAS differ in a few fields and views: the page shows those of the chosen one. */
   showAlgorithmFields() {
     document.body.dataset.algorithm = this.algorithm;
   }
 
   /**
-   * The DemoConfig to create the search with, and the steps to run: DARTS runs `steps` steps
+   * The DemoConfig to create the search with, and the steps to run: DARTS and GDAS run `steps` steps
    * (as many epochs as that takes), ENAS `epochs` epochs. Throws on an empty operation set.
    */
   read() {
@@ -53,8 +53,10 @@ export class Controls {
     if (bad) throw new Error(`"${bad[0]}" is not a number`);
     const steps = config.steps;
     delete config.steps;
-    if (config.algorithm === 'darts') {
+    if (config.algorithm !== 'enas') {
       if (config.ops.length === 0) throw new Error('choose at least one operation');
+      // GDAS is first order only (its field is hidden).
+      if (config.algorithm === 'gdas') config.order = 1;
       config.epochs = Math.ceil(steps / config.steps_per_epoch);
       return { config, target: { steps } };
     }

@@ -18,7 +18,8 @@ export class Dashboard {
    * `adapterName` is the browser's name for the adapter.
    */
   constructor(info, adapterName) {
-    this.darts = info.algorithm === 'darts';
+    // DARTS and GDAS share the supernet views (alphas, derived cell).
+    this.darts = info.algorithm !== 'enas';
     this.metrics = [];
     this.updates = [];
     this.alphas = [];

@@ -35,9 +35,9 @@ pub fn demo(args: BenchDemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let after = pollster::block_on(demo.run(args.steps))?;
     let seconds = started.elapsed().as_secs_f64();
-    // DARTS advances in bi-level steps, ENAS in shared-weight steps and controller updates.
+    // DARTS and GDAS advance in bi-level steps, ENAS in shared-weight steps and controller updates.
     let (done, unit) = match demo.info().algorithm {
-        Algorithm::Darts => ((after.step - before.step) as f64, "step"),
+        Algorithm::Darts | Algorithm::Gdas => ((after.step - before.step) as f64, "step"),
         Algorithm::Enas => {
             let updates = after.enas.as_ref().map_or(0, |e| e.updates.len());
             ((after.step - before.step) as f64 + updates as f64, "unit")
