@@ -908,3 +908,32 @@ fn markdown(r: &Results) -> String {
            (times.jsonl in its run directory).\n";
     md
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The GPU preset is the paper's protocol; both presets fit every method on the embedded
+    /// data; a preset that cannot run is refused with the size named.
+    #[test]
+    fn presets_are_the_papers_and_fit() {
+        let gpu = Budget::gpu();
+        let (s, t) = (&gpu.search, &gpu.train);
+        assert_eq!((s.channels, s.layers, s.batch_size, s.epochs, s.steps_per_epoch), (16, 8, 64, 50, 0));
+        assert_eq!((t.channels, t.layers, t.batch_size, t.epochs, t.steps_per_epoch), (36, 20, 96, 600, 0));
+        assert_eq!((t.cutout, t.drop_path, t.auxiliary, t.learning_rate), (16, 0.2, true, 0.025));
+        let data = Dataset::embedded_train().unwrap();
+        for budget in [Budget::cpu(), Budget::gpu()] {
+            budget.validate(&SEARCHERS, &SearchSpace::darts(), &data).unwrap();
+        }
+        let mut odd = Budget::cpu();
+        odd.train.channels = 7;
+        let e = odd.validate(&[Searcher::Darts], &SearchSpace::darts(), &data).unwrap_err().to_string();
+        assert!(e.contains("retraining network") && e.contains("even"), "{e}");
+        let mut pc = Budget::cpu();
+        pc.search.channels = 6;
+        let e = pc.validate(&[Searcher::PcDarts], &SearchSpace::darts(), &data).unwrap_err().to_string();
+        assert!(e.contains("pc-darts"), "{e}");
+        pc.validate(&[Searcher::Darts], &SearchSpace::darts(), &data).unwrap();
+    }
+}
