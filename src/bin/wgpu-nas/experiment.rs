@@ -470,7 +470,7 @@ pub fn experiment(args: ExperimentArgs) -> Result<ExitCode> {
 
     // The random genotypes, drawn once and kept beside the runs.
     for &seed in &spec.random_seeds {
-        let path = dir.join(format!("random-{seed}.genotype.json"));
+        let path = genotype_file(dir, None, seed);
         let genotype = random_genotype(&spec.space, &mut Rng::new(seed))?;
         if !path.exists() {
             write_atomic(&path, genotype.to_json().as_bytes())?;
@@ -519,13 +519,7 @@ pub fn experiment(args: ExperimentArgs) -> Result<ExitCode> {
         if state != State::Unfinished {
             argv.extend(match job {
                 Job::Search { method, seed } => search_options(&spec, *method, *seed),
-                Job::Train { method, seed } => {
-                    let genotype = match method {
-                        Some(m) => dir.join(format!("search-{}-s{seed}", m.name())).join("genotype.json"),
-                        None => dir.join(format!("random-{seed}.genotype.json")),
-                    };
-                    train_options(&spec, &genotype)
-                }
+                Job::Train { method, seed } => train_options(&spec, &genotype_file(dir, *method, *seed)),
             });
         }
         if args.quiet {
@@ -768,7 +762,7 @@ fn collect(dir: &Path, spec: &Spec, plan: &[Job], data: &Dataset) -> Result<Resu
             .and_then(|l| serde_json::from_str(l).ok())
             .ok_or_else(|| Error::File { path: path(&run.join("epochs.jsonl")), msg: "no epoch recorded".into() })?;
         let config = read_json(&run.join(CONFIG))?;
-        let genotype = read_genotype_of(dir, *method, *seed)?;
+        let genotype = search::read_genotype(&genotype_file(dir, *method, *seed))?;
         let search_seconds = match method {
             Some(m) => seconds(&dir.join(format!("search-{}-s{seed}", m.name())))?,
             None => 0.0,
@@ -817,13 +811,13 @@ fn collect(dir: &Path, spec: &Spec, plan: &[Job], data: &Dataset) -> Result<Resu
     })
 }
 
-/// The genotype file a retraining was started from.
-fn read_genotype_of(dir: &Path, method: Option<Searcher>, seed: u64) -> Result<Genotype> {
-    let file = match method {
+/// The genotype file the retraining of `method`'s search with `seed` (or of random genotype
+/// `seed`) is started from.
+fn genotype_file(dir: &Path, method: Option<Searcher>, seed: u64) -> PathBuf {
+    match method {
         Some(m) => dir.join(format!("search-{}-s{seed}", m.name())).join("genotype.json"),
         None => dir.join(format!("random-{seed}.genotype.json")),
-    };
-    search::read_genotype(&file)
+    }
 }
 
 /// Which data the experiment ran on, in words.
