@@ -165,19 +165,20 @@ pub struct TrainSize {
 
 impl Budget {
     /// Under an hour on 2 CPU cores with lavapipe for `--methods darts,gdas --seeds 3
-    /// --random 5` on 28x28 Fashion-MNIST. Sized from epochs timed at C=4, 3 cells, batch 16
-    /// (search) and C=8, 3 cells, batch 32 (retraining) with a debug build, the CPUs shared with
-    /// another build: a DARTS step 2.2 s, a GDAS step 0.45 s, a retraining epoch of 25 steps and
-    /// 1000 test images 11-24 s by genotype; so about 40 minutes here (3 x 4 min of DARTS, 3 x 1
-    /// of GDAS, 11 x 2.2 of retraining). The test score is the first 1024 test images (all of
-    /// the embedded subset's 1000; full Fashion-MNIST's 10000 would cost 10 times as much).
+    /// --random 5` on 28x28 Fashion-MNIST. Sized from `--seeds 1 --random 1` at these sizes
+    /// (search 5 epochs then) with a debug build, the CPUs shared with another build (load 5):
+    /// a DARTS search epoch of 20 steps 66-100 s, a GDAS one 11 s, a retraining epoch of 40
+    /// steps and 1000 test images about 31 s. At 4 search epochs that is about 3 x 5.5 min of
+    /// DARTS, 3 x 1 of GDAS and 11 x 2.7 of retraining: 50 minutes. The test score is the first
+    /// 1024 test images (all of the embedded subset's 1000; full Fashion-MNIST's 10000 would
+    /// cost 10 times as much).
     pub fn cpu() -> Budget {
         Budget {
             search: SearchSize {
                 channels: 4,
                 layers: 3,
                 batch_size: 16,
-                epochs: 5,
+                epochs: 4,
                 steps_per_epoch: 20,
                 eval_batches: 4,
             },
