@@ -166,12 +166,12 @@ pub struct TrainSize {
 impl Budget {
     /// Under an hour on 2 CPU cores with lavapipe for `--methods darts,gdas --seeds 3
     /// --random 5` on 28x28 Fashion-MNIST. Sized from `--seeds 1 --random 1` at these sizes
-    /// (search 5 epochs then) with a debug build, the CPUs shared with another build (load 5):
-    /// a DARTS search epoch of 20 steps 66-100 s, a GDAS one 11 s, a retraining epoch of 40
-    /// steps and 1000 test images about 31 s. At 4 search epochs that is about 3 x 5.5 min of
-    /// DARTS, 3 x 1 of GDAS and 11 x 2.7 of retraining: 50 minutes. The test score is the first
-    /// 1024 test images (all of the embedded subset's 1000; full Fashion-MNIST's 10000 would
-    /// cost 10 times as much).
+    /// (but 5 search epochs) with a debug build, the CPUs shared with another build (load 5):
+    /// 992 s in all; a DARTS search epoch of 20 steps 66-100 s, a GDAS one 11 s, a retraining
+    /// 2.5-3.5 min by genotype. At 4 search epochs the whole command comes to about 3 x 5.3 min
+    /// of DARTS, 3 x 0.8 of GDAS and 11 x 3 of retraining: 53 minutes there. The test score is
+    /// the first 1024 test images (all of the embedded subset's 1000; full Fashion-MNIST's 10000
+    /// would cost 10 times as much).
     pub fn cpu() -> Budget {
         Budget {
             search: SearchSize {
