@@ -147,6 +147,21 @@ fn a_tiny_experiment_writes_its_results_and_a_restart_redoes_only_a_deleted_run(
     // Same genotype, same seed, same data: the redone run gives the same accuracy.
     assert_eq!(again["rows"][2]["runs"][1]["test_acc"], results["rows"][2]["runs"][1]["test_acc"]);
 
+    // A retraining of another genotype than its search's file now holds is refused, and so is a
+    // random genotype that is not its seed's draw.
+    for (file, needle) in
+        [("search-gdas-s0/genotype.json", "train-gdas-s0"), ("random-0.genotype.json", "seed 0 draws")]
+    {
+        let original = std::fs::read(dir.join(file)).unwrap();
+        std::fs::write(dir.join(file), wgpu_nas::space::darts_v2().to_json()).unwrap();
+        let out = run(&args(d, &[], &[]));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {}", text(&out));
+        assert!(err.contains(needle), "{file}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        std::fs::write(dir.join(file), original).unwrap();
+    }
+
     // Another budget on the same directory is refused, naming the difference; nothing runs.
     let top = || -> Vec<(String, Vec<u8>)> {
         let mut files: Vec<_> = std::fs::read_dir(&dir)

@@ -20,9 +20,9 @@ use wgpu_nas::darts::{NetworkConfig, PartialChannels};
 use wgpu_nas::data::Dataset;
 use wgpu_nas::durable::write_atomic;
 use wgpu_nas::rng::Rng;
-use wgpu_nas::run_dir::CHECKPOINT;
+use wgpu_nas::run_dir::{CHECKPOINT, CONFIG};
 use wgpu_nas::space::{darts_v2, random_genotype, SearchSpace};
-use wgpu_nas::train::EvalNetworkConfig;
+use wgpu_nas::train::{Architecture, EvalNetworkConfig};
 use wgpu_nas::{Error, Result};
 
 use crate::run::Given;
@@ -478,6 +478,11 @@ pub fn experiment(args: ExperimentArgs) -> Result<ExitCode> {
         let genotype = random_genotype(&spec.space, &mut Rng::new(seed))?;
         if !path.exists() {
             write_atomic(&path, genotype.to_json().as_bytes())?;
+        } else if search::read_genotype(&path)? != genotype {
+            return Err(Error::Config(format!(
+                "{} is not the genotype that seed {seed} draws; remove it (and train-random-{seed}) to draw it again",
+                path.display()
+            )));
         }
     }
 
@@ -490,6 +495,15 @@ pub fn experiment(args: ExperimentArgs) -> Result<ExitCode> {
     }
     plan.extend(spec.random_seeds.iter().map(|&seed| Job::Train { method: None, seed }));
 
+    // Before anything runs: every retraining begun retrains the genotype its file holds now (a
+    // search to be made again, its file gone, is left to make the same one from its seed).
+    for job in &plan {
+        let Job::Train { method, seed } = job else { continue };
+        let (run_dir, genotype) = (dir.join(job.name()), genotype_file(dir, *method, *seed));
+        if run_dir.join(CHECKPOINT).exists() && genotype.exists() {
+            check_retrained(&run_dir, &genotype)?;
+        }
+    }
     say(format!(
         "experiment in {}: {} on {} ({}), {} seed{}, {} random genotypes: {} runs",
         dir.display(),
@@ -685,6 +699,24 @@ fn run_search(method: Searcher, argv: &[String]) -> Result<()> {
             a.supernet.run.record_times = true;
             search::gdas(a, &given)?;
         }
+    }
+    Ok(())
+}
+
+/// Checks that the retraining in `run` is of the genotype in `genotype` (a search redone with
+/// other settings, or a file changed by hand, would leave it retraining another).
+fn check_retrained(run: &Path, genotype: &Path) -> Result<()> {
+    let file = run.join(CONFIG);
+    let text = std::fs::read_to_string(&file).map_err(io(&file))?;
+    let config: Value =
+        serde_json::from_str(&text).map_err(|e| Error::File { path: path(&file), msg: e.to_string() })?;
+    let now = serde_json::to_value(Architecture::Cells(search::read_genotype(genotype)?))?;
+    if config.pointer("/train/network/architecture") != Some(&now) {
+        return Err(Error::Config(format!(
+            "{} retrains another genotype than {} holds now; remove {0} to retrain this one",
+            run.display(),
+            genotype.display()
+        )));
     }
     Ok(())
 }
