@@ -693,3 +693,86 @@ fn enas_macro_reference_text_round_trips_and_checks_its_count() {
         assert!(msg.contains(needle), "{text:?}: {msg}");
     }
 }
+
+// ---------------------------------------------------------------- random genotypes
+
+/// Random genotypes (the experiment's baseline) are valid graphs of the space they are drawn
+/// from, reproducible from the seed, and cover its choices uniformly.
+#[test]
+fn random_genotypes_are_valid_reproducible_and_uniform_over_the_space() {
+    use wgpu_nas::rng::Rng;
+    use wgpu_nas::space::random_genotype;
+    let spaces = [
+        SearchSpace::darts(),
+        SearchSpace::with_ops(&["none", "skip_connect", "sep_conv_3x3"]).unwrap().with_steps(3, 2).unwrap(),
+    ];
+    for space in &spaces {
+        let ops: Vec<&str> = space.primitives().into_iter().filter(|&op| op != "none").collect();
+        for seed in 0..200 {
+            let g = random_genotype(space, &mut Rng::new(seed)).unwrap();
+            assert_eq!(g, random_genotype(space, &mut Rng::new(seed)).unwrap(), "seed {seed}: not reproducible");
+            let (normal, reduce) = ModelGraph::from_genotype(&g);
+            assert!(normal.is_valid(&ops) && reduce.is_valid(&ops), "seed {seed}: {}", g.to_python());
+            g.validate(&ops).unwrap();
+            assert_eq!((g.normal_concat.clone(), g.reduce_concat.clone()), (space.concat(), space.concat()));
+            for cell in [&g.normal, &g.reduce] {
+                assert_eq!(cell.len(), 2 * space.steps);
+                for (node, pair) in cell.chunks(2).enumerate() {
+                    assert_ne!(pair[0].1, pair[1].1, "seed {seed}: node {node} reads one input twice");
+                    assert!(pair.iter().all(|(_, input)| *input < node + 2));
+                }
+            }
+        }
+        assert_ne!(
+            random_genotype(space, &mut Rng::new(1)).unwrap(),
+            random_genotype(space, &mut Rng::new(2)).unwrap()
+        );
+    }
+
+    // Uniform: over 4000 normal cells of the DARTS space, each of the 7 operations takes 1/7 of
+    // the entries and node 3 (5 inputs) reads each of its 10 input pairs a tenth of the time.
+    let space = SearchSpace::darts();
+    let mut rng = Rng::new(7);
+    let (mut op_counts, mut pair_counts) = (std::collections::BTreeMap::new(), [0usize; 25]);
+    let draws = 4000;
+    for _ in 0..draws {
+        let g = random_genotype(&space, &mut rng).unwrap();
+        for (op, _) in &g.normal {
+            *op_counts.entry(op.clone()).or_insert(0usize) += 1;
+        }
+        let (a, b) = (g.normal[6].1.min(g.normal[7].1), g.normal[6].1.max(g.normal[7].1));
+        pair_counts[a * 5 + b] += 1;
+    }
+    assert_eq!(op_counts.len(), 7, "{op_counts:?}");
+    let entries = (draws * 8) as f64;
+    for (op, &n) in &op_counts {
+        assert!((n as f64 / entries - 1.0 / 7.0).abs() < 0.015, "{op}: {n} of {entries}");
+    }
+    let pairs: Vec<usize> = pair_counts.iter().copied().filter(|&n| n > 0).collect();
+    assert_eq!(pairs.len(), 10, "{pair_counts:?}");
+    assert!(pairs.iter().all(|&n| (n as f64 / draws as f64 - 0.1).abs() < 0.03), "{pair_counts:?}");
+}
+
+/// A random genotype is one the derivation can give: alphas that favour exactly its edges and
+/// operations derive it back (so random cells and searched cells share one space).
+#[test]
+fn the_derivation_can_reach_every_random_genotype() {
+    use wgpu_nas::rng::Rng;
+    use wgpu_nas::space::random_genotype;
+    let space = SearchSpace::darts();
+    for seed in 0..50 {
+        let g = random_genotype(&space, &mut Rng::new(seed)).unwrap();
+        let alphas = |cell: &[(String, usize)]| -> Vec<Vec<f32>> {
+            let mut rows = vec![vec![0.0; space.num_ops()]; space.num_edges()];
+            for (k, (op, input)) in cell.iter().enumerate() {
+                let edge = space.node_edges(k / 2).start + input;
+                let col = space.primitives.iter().position(|p| p == op).unwrap();
+                // The first entry of a node the stronger: derive lists it first.
+                rows[edge][col] = if k % 2 == 0 { 5.0 } else { 4.0 };
+            }
+            rows
+        };
+        let derived = space.derive_genotype(&alphas(&g.normal), &alphas(&g.reduce), DeriveRule::Top2).unwrap();
+        assert_eq!(derived, g, "seed {seed}");
+    }
+}

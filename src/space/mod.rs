@@ -7,6 +7,7 @@
 //!   as the reference's Python `Genotype(...)` text (both ways) and as Graphviz DOT.
 //! - [`derive_genotype`]: from the architecture weights (alphas) to a genotype.
 //! - [`ModelGraph`]: any discrete architecture as nodes and edges, with [`ModelGraph::validate`].
+//! - [`random_genotype`]: a genotype drawn uniformly from what the derivation can choose.
 //! - [`SearchSpace`]: the DARTS search space the supernet is built from (operations, nodes).
 //! - [`MicroArch`], [`MacroArch`]: the ENAS encodings, with their flat controller form; [`Arch`]:
 //!   either of them; [`pool_layers`]: where a macro network halves its resolution.
@@ -15,6 +16,7 @@ mod derive;
 mod enas;
 mod genotype;
 mod graph;
+mod random;
 mod search_space;
 
 pub use derive::{
@@ -24,6 +26,7 @@ pub use derive::{
 pub use enas::{pool_layers, Arch, EnasSpace, MacroArch, MacroLayer, MicroArch, MicroNode, SearchFor};
 pub use genotype::{darts_v1, darts_v2, Genotype};
 pub use graph::{GraphEdge, GraphNode, InvalidGraph, ModelGraph, NodeKind};
+pub use random::random_genotype;
 pub use search_space::SearchSpace;
 
 use crate::error::{Error, Result};

@@ -15,6 +15,8 @@ mod bench_darts;
 #[cfg(not(target_arch = "wasm32"))]
 mod enas;
 #[cfg(not(target_arch = "wasm32"))]
+mod experiment;
+#[cfg(not(target_arch = "wasm32"))]
 mod out;
 #[cfg(not(target_arch = "wasm32"))]
 mod plot;
@@ -36,7 +38,7 @@ mod cli {
     use wgpu_nas::{fixtures, Gpu};
 
     use crate::run::Given;
-    use crate::{bench, bench_darts, enas, out, search, train};
+    use crate::{bench, bench_darts, enas, experiment, out, search, train};
 
     #[derive(Parser)]
     #[command(
@@ -57,6 +59,10 @@ mod cli {
         Search(SearchCommand),
         /// Retrain a found architecture (genotype.json or genotype.py) from scratch.
         Train(train::TrainArgs),
+        /// Searched cells against random cells: every method with S seeds and R random genotypes of
+        /// the same space, all retrained with one budget; writes results.json, results.md and
+        /// results.png. Run it again on the same --out to continue after a stop.
+        Experiment(experiment::ExperimentArgs),
         /// Time the searches' hot paths (kernels: `cargo bench --bench kernels`).
         #[command(subcommand)]
         Bench(BenchCommand),
@@ -157,6 +163,7 @@ mod cli {
             Command::Search(SearchCommand::PcDarts(args)) => search::pc_darts(args, given),
             Command::Search(SearchCommand::Enas(args)) => enas::search(args, given),
             Command::Train(args) => train::train(args, given),
+            Command::Experiment(args) => experiment::experiment(args),
             Command::Bench(BenchCommand::Darts(args)) => bench_darts::darts(args),
             Command::Bench(BenchCommand::Enas(args)) => enas::bench(args),
             Command::Bench(BenchCommand::Demo(args)) => bench::demo(args),

@@ -444,6 +444,74 @@ pub fn train(dir: &Path, trainer: &wgpu_nas::train::Trainer) -> Result<()> {
     )
 }
 
+/// A strip plot: one column per group (`columns[(name, values)]`), every value a dot (spread
+/// sideways by its rank in the column so that equal values stay visible), the column's mean a
+/// short bar. Drawn to a temporary file beside `path`, then renamed over it.
+pub fn strips(path: &Path, title: &str, y_desc: &str, columns: &[(String, Vec<f64>)]) -> Result<()> {
+    font_ready()?;
+    let tmp = path.with_extension("tmp.png");
+    let drawn = (|| -> Result<()> {
+        let width = (220 * columns.len() as u32 + 200).max(800);
+        let root = BitMapBackend::new(&tmp, (width, 600)).into_drawing_area();
+        tried!(path, root.fill(&WHITE));
+        let all = || columns.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| v.is_finite());
+        let (lo, hi) = (all().fold(f64::INFINITY, f64::min), all().fold(f64::NEG_INFINITY, f64::max));
+        // At least one unit of the axis (a percentage point), so that equal values sit mid-plot.
+        let (y_lo, y_hi) = padded(lo.min((lo + hi) / 2.0 - 0.5), hi.max((lo + hi) / 2.0 + 0.5));
+        let n = columns.len().max(1);
+        let mut chart = tried!(
+            path,
+            ChartBuilder::on(&root)
+                .caption(title, (FONT, 28))
+                .margin(16)
+                .x_label_area_size(50)
+                .y_label_area_size(95)
+                .build_cartesian_2d(-0.5..n as f64 - 0.5, y_lo..y_hi)
+        );
+        let names: Vec<String> = columns.iter().map(|(name, _)| name.clone()).collect();
+        tried!(
+            path,
+            chart
+                .configure_mesh()
+                .x_labels(n)
+                .y_desc(y_desc)
+                .label_style((FONT, 18))
+                .axis_desc_style((FONT, 20))
+                .x_label_formatter(&|v| {
+                    let i = v.round();
+                    let near = (v - i).abs() < 1e-6 && i >= 0.0;
+                    near.then(|| names.get(i as usize).cloned()).flatten().unwrap_or_default()
+                })
+                .y_label_formatter(&|v| format!("{v:.digits$}", digits = decimals(y_hi - y_lo)))
+                .disable_x_mesh()
+                .light_line_style(WHITE.mix(0.0))
+                .draw()
+        );
+        for (i, (_, values)) in columns.iter().enumerate() {
+            let x = i as f64;
+            let k = values.len().max(1) as f64;
+            let dots = values.iter().enumerate().map(|(j, &v)| {
+                let dx = if k > 1.0 { 0.3 * (j as f64 / (k - 1.0) - 0.5) } else { 0.0 };
+                Circle::new((x + dx, v), 6, colour(i).filled())
+            });
+            tried!(path, chart.draw_series(dots));
+            let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+            if !finite.is_empty() {
+                let mean = finite.iter().sum::<f64>() / finite.len() as f64;
+                let bar = PathElement::new(vec![(x - 0.25, mean), (x + 0.25, mean)], BLACK.stroke_width(3));
+                tried!(path, chart.draw_series(std::iter::once(bar)));
+            }
+        }
+        tried!(path, root.present());
+        Ok(())
+    })();
+    if let Err(e) = drawn {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::File { path: path.display().to_string(), msg: e.to_string() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,7 +552,10 @@ mod tests {
             ],
         )
         .unwrap();
-        for f in ["alphas.png", "curves.png"] {
+        let columns = vec![("DARTS".to_string(), vec![81.0, 82.5, 80.2]), ("random".to_string(), vec![79.0, 83.0])];
+        strips(&dir.join("strips.png"), "test strips", "test accuracy (%)", &columns).unwrap();
+        assert!(!dir.join("strips.tmp.png").exists());
+        for f in ["alphas.png", "curves.png", "strips.png"] {
             let bytes = std::fs::read(dir.join(f)).unwrap();
             assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{f}");
             assert!(bytes.len() > 10_000, "{f}: {} bytes", bytes.len());

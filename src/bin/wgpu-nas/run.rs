@@ -38,7 +38,15 @@ pub struct RunArgs {
     /// Print one JSON object per line (steps, epochs, result) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Set by `experiment`, not an option: each epoch's wall-clock seconds are appended to
+    /// times.jsonl in the run directory (a log the checkpoint commits, so a resumed run's file
+    /// holds the time of exactly the epochs it kept).
+    #[arg(skip)]
+    pub record_times: bool,
 }
+
+/// The log of each epoch's wall-clock seconds that [`RunArgs::record_times`] asks for.
+pub const TIMES: &str = "times.jsonl";
 
 impl RunArgs {
     /// Whether progress lines (text) are printed.
@@ -334,6 +342,8 @@ where
     F: FnMut(&mut RunDir, &RunLoop<M>) -> Result<()>,
 {
     let started = std::time::Instant::now();
+    // The start of the epoch being run: its seconds go to times.jsonl before its checkpoint.
+    let mut epoch_started = started;
     while !search.is_finished() {
         let metrics_before = search.metrics.len();
         let summary = (|| -> Result<M::Epoch> {
@@ -348,6 +358,10 @@ where
             }))?;
             run.append("metrics.jsonl", &search.metrics[metrics_before..])?;
             (shown.files)(run, search)?;
+            if args.record_times {
+                let seconds = epoch_started.elapsed().as_secs_f64();
+                run.append(TIMES, &[serde_json::json!({ "epochs_done": search.epoch(), "seconds": seconds })])?;
+            }
             run.commit(pollster::block_on(search.checkpoint())?)?;
             Ok(summary)
         })()
@@ -355,6 +369,7 @@ where
             progress.finish();
             stopped(run);
         })?;
+        epoch_started = std::time::Instant::now();
         if args.json {
             progress.println(&serde_json::json!({ "epoch": summary }).to_string());
         } else if args.chatty() {

@@ -40,7 +40,7 @@ pub struct DartsArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     order: u8,
     #[command(flatten)]
-    supernet: SupernetArgs,
+    pub(crate) supernet: SupernetArgs,
 }
 
 #[derive(Args, Debug)]
@@ -52,7 +52,7 @@ pub struct GdasArgs {
     #[arg(long, default_value_t = 0.1)]
     tau_min: f32,
     #[command(flatten)]
-    supernet: SupernetArgs,
+    pub(crate) supernet: SupernetArgs,
 }
 
 /// The options every search of the DARTS family has.
@@ -108,7 +108,7 @@ pub struct SupernetArgs {
     #[arg(long, default_value_t = 1.0 / 0.75, requires = "early_stop")]
     early_stop_ratio: f32,
     #[command(flatten)]
-    run: RunArgs,
+    pub(crate) run: RunArgs,
 }
 
 /// `search pc-darts`: the options of `search darts` (with PC-DARTS's defaults) and its own.
@@ -126,7 +126,7 @@ pub struct PcDartsArgs {
     #[arg(long)]
     arch_start_epoch: Option<usize>,
     #[command(flatten)]
-    darts: DartsArgs,
+    pub(crate) darts: DartsArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
