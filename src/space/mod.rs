@@ -7,7 +7,10 @@
 //!   as the reference's Python `Genotype(...)` text (both ways) and as Graphviz DOT.
 //! - [`derive_genotype`]: from the architecture weights (alphas) to a genotype.
 //! - [`ModelGraph`]: any discrete architecture as nodes and edges, with [`ModelGraph::validate`].
-//! - [`SearchSpace`]: the DARTS search space the supernet is built from (operations, nodes).
+//! - [`SearchSpace`]: the search space the supernet is built from (DARTS or NAS-Bench-201,
+//!   operations, nodes).
+//! - [`NasBench201Cell`]: a NAS-Bench-201 cell and its benchmark string; [`CellGenotype`]:
+//!   either kind of derived architecture.
 //! - [`MicroArch`], [`MacroArch`]: the ENAS encodings, with their flat controller form; [`Arch`]:
 //!   either of them; [`pool_layers`]: where a macro network halves its resolution.
 
@@ -15,6 +18,7 @@ mod derive;
 mod enas;
 mod genotype;
 mod graph;
+mod nas_bench_201;
 mod search_space;
 
 pub use derive::{
@@ -22,9 +26,10 @@ pub use derive::{
     DeriveRule,
 };
 pub use enas::{pool_layers, Arch, EnasSpace, MacroArch, MacroLayer, MicroArch, MicroNode, SearchFor};
-pub use genotype::{darts_v1, darts_v2, Genotype};
+pub use genotype::{darts_v1, darts_v2, CellGenotype, Genotype};
 pub use graph::{GraphEdge, GraphNode, InvalidGraph, ModelGraph, NodeKind};
-pub use search_space::SearchSpace;
+pub use nas_bench_201::{edge_index, NasBench201Cell, NAS_BENCH_201_EDGES, NAS_BENCH_201_NODES, NAS_BENCH_201_OPS};
+pub use search_space::{SearchSpace, SpaceKind};
 
 use crate::error::{Error, Result};
 
