@@ -320,3 +320,85 @@ fn bad_nas_bench_201_input_is_one_clear_line_and_exit_code_2() {
         assert!(stderr.contains(want), "{args:?}: {stderr}");
     }
 }
+
+/// `train --arch` retrains a cell given as the string or as a search's nas-bench-201.txt on the
+/// benchmark's skeleton; a bad string is one line and exit code 2.
+#[test]
+fn train_arch_retrains_a_nas_bench_201_cell() {
+    let dir = fresh_dir("train");
+    let d = dir.to_str().unwrap();
+    let tiny =
+        ["--epochs", "1", "--steps-per-epoch", "2", "--eval-batches", "1", "--init-channels", "2", "--layers", "1"];
+    let mut args = vec!["train", "--arch", ARCH, "--batch-size", "4", "--out", d, "--json"];
+    args.extend(tiny);
+    let out = wgpu_nas(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config.pointer("/train/network/architecture/NasBench201").and_then(|v| v.as_str()),
+        Some(ARCH),
+        "{config}"
+    );
+    assert!(dir.join("checkpoint.bin").is_file());
+
+    // The string in a file, as a search writes it.
+    let file = dir.with_extension("txt");
+    std::fs::write(&file, format!("{ARCH}\n")).unwrap();
+    let dir2 = fresh_dir("train-file");
+    let mut args =
+        vec!["train", "--arch", file.to_str().unwrap(), "--batch-size", "4", "--out", dir2.to_str().unwrap()];
+    args.extend(tiny);
+    let out = wgpu_nas(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("test accuracy"), "{}", text(&out));
+
+    let bad: [(&str, &str); 3] = [
+        ("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|", "3 nodes after its input"),
+        (
+            "|nor_conv_3x3~0|+|dil_conv_3x3~0|avg_pool_3x3~1|+|none~0|none~1|none~2|",
+            "\"dil_conv_3x3\" is not in the NAS-Bench-201 space",
+        ),
+        ("no-such-file", "neither a NAS-Bench-201 string"),
+    ];
+    for (arch, want) in bad {
+        let out = wgpu_nas(&["train", "--arch", arch]);
+        assert_eq!(out.status.code(), Some(2), "{arch}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{arch}: one line: {stderr}");
+        assert!(stderr.contains(want), "{arch}: {stderr}");
+    }
+}
+
+/// The retrained network builds each edge's one operation with affine BN and nothing for
+/// `none`: a cell of convs has more parameters than one of skips and pools, and a cell that
+/// cuts its input off still runs (its output is zeros) and trains its classifier.
+#[test]
+fn the_retrained_network_builds_only_the_cells_operations() {
+    use wgpu_nas::train::{TrainConfig, Trainer};
+    let gpu = Gpu::new().unwrap();
+    let data = planted(11, 64);
+    let params = |arch: &str| -> usize {
+        let mut config = TrainConfig::nas_bench_201(1, 2, NasBench201Cell::parse(arch).unwrap());
+        config.network.channels = 4;
+        config.network.layers = 1;
+        config.batch_size = 8;
+        config.epochs = 1;
+        config.steps_per_epoch = Some(2);
+        config.eval_batches = Some(1);
+        config.augment = wgpu_nas::data::Augment::none();
+        let mut trainer = Trainer::new(&gpu, config, &data, &data).unwrap();
+        while !trainer.is_finished() {
+            let e = pollster::block_on(trainer.run_epoch(|_| {})).unwrap();
+            assert!(e.train_loss.is_finite() && e.test_loss.is_finite());
+        }
+        (trainer.param_size_mb() * 1e6).round() as usize
+    };
+    let skips = params("|skip_connect~0|+|skip_connect~0|avg_pool_3x3~1|+|skip_connect~0|avg_pool_3x3~1|none~2|");
+    let convs = params("|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|skip_connect~0|avg_pool_3x3~1|none~2|");
+    let cut = params("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|");
+    assert_eq!(skips, cut, "skips, pools and none have no parameters");
+    // One nor_conv_3x3 per cell: a 3x3 conv and an affine BN at C, 2C and 4C (C=4).
+    let conv = |c: usize| c * c * 9 + 2 * c;
+    assert_eq!(convs - skips, conv(4) + conv(8) + conv(16));
+}
