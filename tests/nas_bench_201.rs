@@ -13,10 +13,11 @@ mod commands;
 use commands::{text, wgpu_nas};
 
 use wgpu_nas::darts::gdas::Gumbel;
-use wgpu_nas::darts::{Architect, DartsSearch, Network, NetworkConfig, PartialChannels, SearchConfig};
+use wgpu_nas::darts::{Architect, Network, NetworkConfig, PartialChannels, Relaxation, SearchConfig, SupernetSearch};
 use wgpu_nas::nn::Module;
 use wgpu_nas::ops::softmax::cross_entropy;
 use wgpu_nas::rng::Rng;
+use wgpu_nas::run_loop::RunLoop;
 use wgpu_nas::space::{edge_index, CellGenotype, NasBench201Cell, SearchSpace, NAS_BENCH_201_OPS};
 use wgpu_nas::tensor::Tensor;
 use wgpu_nas::Gpu;
@@ -196,11 +197,14 @@ fn planted_nb201(base: SearchConfig, seed: u64) -> SearchConfig {
 /// ends above 0.9, the derived cell carries the input to node 3 through operations that are
 /// not `none` (the network cannot see its input otherwise), and the epoch's cell is the one
 /// of the alphas.
-#[test]
-fn a_darts_search_in_the_nas_bench_201_space_solves_the_planted_task() {
+///
+/// (GDAS in this space was measured too and is left out: on this task its argmax network's
+/// validation accuracy swings between 0.5 and 0.97 from epoch to epoch for 14 epochs, so a
+/// threshold on the last one would pass or fail by chance.)
+fn assert_solves_planted_nb201<R: Relaxation>(config: SearchConfig) {
     let gpu = Gpu::new().unwrap();
     let data = planted(99, 512);
-    let mut search = DartsSearch::new(&gpu, planted_nb201(SearchConfig::darts(1, 2), 0), &data).unwrap();
+    let mut search = RunLoop::<SupernetSearch<R>>::new(&gpu, config, &data).unwrap();
     let epochs = run_to_end(&mut search);
     let last = epochs.last().unwrap();
     let cell = last.genotype.as_nas_bench_201().expect("a NAS-Bench-201 cell").clone();
@@ -216,6 +220,11 @@ fn a_darts_search_in_the_nas_bench_201_space_solves_the_planted_task() {
     assert!(reduce.is_empty(), "no reduce alphas");
     assert_eq!(NasBench201Cell::from_alphas(&alphas, &NAS_BENCH_201_OPS).unwrap(), cell);
     assert_eq!(search.method.alpha_history.last().unwrap().normal.len(), 6);
+}
+
+#[test]
+fn a_darts_search_in_the_nas_bench_201_space_solves_the_planted_task() {
+    assert_solves_planted_nb201::<Architect>(planted_nb201(SearchConfig::darts(1, 2), 0));
 }
 
 #[test]

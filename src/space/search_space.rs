@@ -23,7 +23,8 @@ pub struct SearchSpace {
     pub multiplier: usize,
     /// Which cell space and macro skeleton: DARTS's (two cell inputs, normal and reduction
     /// cells) or NAS-Bench-201's (one cell input, 3 stages of cells between ResNet blocks).
-    #[serde(default)]
+    /// Left out of JSON for DARTS, so a DARTS space reads and writes as before the field.
+    #[serde(default, skip_serializing_if = "SpaceKind::is_darts")]
     pub kind: SpaceKind,
 }
 
@@ -39,6 +40,12 @@ pub enum SpaceKind {
     /// reductions are fixed ResNet blocks. `steps` is 3 and `multiplier` 1 (the output is node 3).
     #[serde(rename = "nas-bench-201")]
     NasBench201,
+}
+
+impl SpaceKind {
+    fn is_darts(&self) -> bool {
+        *self == SpaceKind::Darts
+    }
 }
 
 impl Default for SearchSpace {
