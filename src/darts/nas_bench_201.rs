@@ -75,7 +75,7 @@ pub enum Layer {
     /// A search cell of the current stage.
     Cell(SearchCell),
     /// The ResNet block between two stages.
-    Reduction(ResNetBasicBlock),
+    Reduction(Box<ResNetBasicBlock>),
 }
 
 /// The skeleton between the stem and the pooling: 3 stages of N cells, two ResNet blocks, the
@@ -96,7 +96,7 @@ impl Skeleton {
         for stage in 0..3 {
             let c_stage = c << stage;
             if stage > 0 {
-                layers.push(Layer::Reduction(ResNetBasicBlock::new(gpu, rng, c_stage / 2, c_stage)?));
+                layers.push(Layer::Reduction(Box::new(ResNetBasicBlock::new(gpu, rng, c_stage / 2, c_stage)?)));
             }
             for _ in 0..n {
                 layers.push(Layer::Cell(SearchCell::new(gpu, rng, primitives, c_stage, partial)?));

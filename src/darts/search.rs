@@ -751,7 +751,7 @@ fn check(config: &SearchConfig, data: &Dataset) -> Result<()> {
     if config.network.space.is_nas_bench_201() {
         // Each ResNet block's shortcut pools 2x2 (flooring an odd side), its strided conv
         // rounds it up: the sides must halve evenly twice.
-        if data.height % 4 != 0 || data.width % 4 != 0 {
+        if !data.height.is_multiple_of(4) || !data.width.is_multiple_of(4) {
             return bad(format!(
                 "the NAS-Bench-201 skeleton halves the images twice and needs sides divisible by 4, got {}x{}",
                 data.height, data.width

@@ -70,7 +70,7 @@ impl Module for InferCell {
 /// A layer of the retrained network.
 enum Layer {
     Cell(InferCell),
-    Reduction(ResNetBasicBlock),
+    Reduction(Box<ResNetBasicBlock>),
 }
 
 /// The retrained NAS-Bench-201 network (`TinyNetwork`).
@@ -102,7 +102,7 @@ impl TinyNetwork {
         for stage in 0..3 {
             let c_stage = c << stage;
             if stage > 0 {
-                layers.push(Layer::Reduction(ResNetBasicBlock::new(gpu, rng, c_stage / 2, c_stage)?));
+                layers.push(Layer::Reduction(Box::new(ResNetBasicBlock::new(gpu, rng, c_stage / 2, c_stage)?)));
             }
             for _ in 0..n {
                 layers.push(Layer::Cell(InferCell::new(gpu, rng, cell, c_stage)?));

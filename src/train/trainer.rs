@@ -397,7 +397,7 @@ fn check(config: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<()> {
                     .into(),
             );
         }
-        if train.height % 4 != 0 || train.width % 4 != 0 {
+        if !train.height.is_multiple_of(4) || !train.width.is_multiple_of(4) {
             return bad(format!(
                 "the NAS-Bench-201 skeleton halves the images twice and needs sides divisible by 4, got {}x{}",
                 train.height, train.width
