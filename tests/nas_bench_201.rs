@@ -309,6 +309,19 @@ fn search_space_nas_bench_201_writes_the_benchmark_string() {
         let out = wgpu_nas(&["derive", "--run", d]);
         assert!(out.status.success(), "{}", text(&out));
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), cell.to_string());
+        if method == "darts" {
+            // --resume continues it (in the space it was started in) and rewrites the string.
+            let out = wgpu_nas(&["search", "darts", "--resume", d, "--epochs", "2", "--json"]);
+            assert!(out.status.success(), "{}", text(&out));
+            let result: serde_json::Value =
+                serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+            let string = std::fs::read_to_string(dir.join("nas-bench-201.txt")).unwrap();
+            assert_eq!(result["result"]["nas_bench_201"].as_str(), Some(string.trim()), "{result}");
+            let epochs = std::fs::read_to_string(dir.join("epochs.jsonl")).unwrap();
+            assert_eq!(epochs.lines().count(), 2);
+            let out = wgpu_nas(&["search", "darts", "--resume", d, "--epochs", "3", "--space", "darts"]);
+            assert_eq!(out.status.code(), Some(2), "the space cannot change on resume: {}", text(&out));
+        }
     }
 }
 
