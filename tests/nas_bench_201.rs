@@ -424,3 +424,53 @@ fn the_retrained_network_builds_only_the_cells_operations() {
     let conv = |c: usize| c * c * 9 + 2 * c;
     assert_eq!(convs - skips, conv(4) + conv(8) + conv(16));
 }
+
+/// A search cell's wiring against a CPU reference: with one-hot mixing weights the cell is the
+/// discrete cell, so (1<-0) avg_pool, (2<-0) skip, (2<-1) none, (3<-0) none, (3<-1) skip,
+/// (3<-2) avg_pool gives node1 = P(x), node2 = x, node3 = P(x) + P(x) = 2 P(x), P the 3x3
+/// average pool with count_include_pad=False (no BN after it, as in the reference's cell). An
+/// edge order or node sum off by one gives another function (x + P(P(x)), P(x) + P(P(x)), ...).
+#[test]
+fn a_search_cell_with_one_hot_weights_is_its_discrete_cell() {
+    use wgpu_nas::darts::nas_bench_201::Layer;
+    use wgpu_nas::darts::Mixing;
+    let gpu = Gpu::new().unwrap();
+    let mut rng = Rng::new(5);
+    let mut config = NetworkConfig::darts(1, 2);
+    config.channels = 2;
+    config.layers = 1;
+    config.space = SearchSpace::nas_bench_201();
+    let net = Network::new(&gpu, &mut rng, config).unwrap();
+    let Some(Layer::Cell(cell)) = net.nas_bench_201.as_ref().map(|s| &s.layers[0]) else { panic!("a cell first") };
+    let ops = ["avg_pool_3x3", "skip_connect", "none", "none", "skip_connect", "avg_pool_3x3"];
+    let mut w = vec![0.0f32; 30];
+    for (e, op) in ops.iter().enumerate() {
+        w[e * 5 + NAS_BENCH_201_OPS.iter().position(|o| o == op).unwrap()] = 1.0;
+    }
+    let weights = Tensor::from_slice(&gpu, &[6, 5], &w).unwrap();
+    let (n, c, h, wd) = (2, 2, 5, 6);
+    let xs = rng.normal_vec(n * c * h * wd, 1.0);
+    let x = Tensor::from_slice(&gpu, &[n, c, h, wd], &xs).unwrap();
+    let y = gpu.no_grad(|| cell.forward(&x, Mixing::Softmax(&weights), None, false)).unwrap().to_vec().unwrap();
+    // P(x) on the CPU, each plane on its own.
+    let mut want = vec![0.0f32; xs.len()];
+    for p in 0..n * c {
+        for i in 0..h as isize {
+            for j in 0..wd as isize {
+                let (mut sum, mut count) = (0.0, 0.0);
+                for di in -1..=1 {
+                    for dj in -1..=1 {
+                        let (a, b) = (i + di, j + dj);
+                        if (0..h as isize).contains(&a) && (0..wd as isize).contains(&b) {
+                            sum += xs[p * h * wd + a as usize * wd + b as usize];
+                            count += 1.0;
+                        }
+                    }
+                }
+                want[p * h * wd + i as usize * wd + j as usize] = 2.0 * sum / count;
+            }
+        }
+    }
+    let err = y.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(err < 1e-5, "largest difference {err}: {y:?} vs {want:?}");
+}
