@@ -309,6 +309,11 @@ fn search_space_nas_bench_201_writes_the_benchmark_string() {
         let out = wgpu_nas(&["derive", "--run", d]);
         assert!(out.status.success(), "{}", text(&out));
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), cell.to_string());
+        // Its genotype.json is no DARTS genotype: --genotype says where it goes instead.
+        let genotype = dir.join("genotype.json");
+        let out = wgpu_nas(&["train", "--genotype", genotype.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("train --arch"), "{}", text(&out));
         if method == "darts" {
             // --resume continues it (in the space it was started in) and rewrites the string.
             let out = wgpu_nas(&["search", "darts", "--resume", d, "--epochs", "2", "--json"]);

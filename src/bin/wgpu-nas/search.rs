@@ -274,6 +274,12 @@ pub fn export_weights(run: &Path, format: Option<Format>, output: Option<PathBuf
 pub fn read_genotype(path: &Path) -> Result<Genotype> {
     let (file, name) = split_genotype_name(path);
     let text = std::fs::read_to_string(&file).map_err(io(&file))?;
+    if NasBench201Cell::from_json(&text).is_ok() || NasBench201Cell::parse(&text).is_ok() {
+        return Err(Error::File {
+            path: path.display().to_string(),
+            msg: "this is a NAS-Bench-201 cell, not a DARTS genotype; retrain it with `train --arch FILE`".into(),
+        });
+    }
     let genotype = if name.is_none() && text.trim_start().starts_with('{') {
         Genotype::from_json(&text)
     } else {
