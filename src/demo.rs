@@ -532,7 +532,7 @@ async fn supernet_snapshot<R: Relaxation>(
     gpu: GpuCounters,
 ) -> Result<Snapshot> {
     let (normal, reduce) = s.method.alphas().await?;
-    let genotype = s.genotype().await?;
+    let genotype = s.genotype().await?.into_darts()?;
     let metrics = s.metrics[*seen_metrics..]
         .iter()
         .map(|m| Point {

@@ -162,7 +162,7 @@ pub async fn search_then_retrain(
         let e = search.run_epoch(|_| {}).await?;
         report(Stage::Searched(&e));
     }
-    let genotype = search.genotype().await?;
+    let genotype = search.genotype().await?.into_darts()?;
     let search_epochs = std::mem::take(&mut search.epochs);
     drop(search);
 

@@ -169,7 +169,7 @@ fn pc_darts_ranks_the_planted_operation_first_on_5_of_5_seeds() {
         let (normal, _) = pollster::block_on(search.method.alphas()).unwrap();
         let betas = pollster::block_on(search.method.betas()).unwrap().expect("edge normalisation");
         eprintln!("seed {seed}: alphas {normal:?}, betas {:?}, val acc {:.2}", betas.0, last.val_acc);
-        for (op, _) in &last.genotype.normal {
+        for (op, _) in &last.genotype.as_darts().expect("a DARTS genotype").normal {
             assert_eq!(op, "sep_conv_3x3", "seed {seed}: alphas {normal:?}");
         }
         assert!(last.val_acc > 0.9, "seed {seed}: the supernet did not learn the task ({:.2})", last.val_acc);

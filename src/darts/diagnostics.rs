@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::ops::softmax;
 use crate::rng::Rng;
-use crate::space::Genotype;
+use crate::space::{CellGenotype, Genotype};
 use crate::tensor::{read_all, Tensor};
 
 /// DARTS-ES (Zela et al. 2020, section 4.3): stop the search once the dominant Hessian
@@ -71,7 +71,7 @@ pub struct Collapse {
     pub parameter_free: usize,
     /// Mean over the normal cell's edges of the entropy of softmax(alpha) (nats).
     pub entropy_normal: f32,
-    /// The same for the reduction cell.
+    /// The same for the reduction cell (0 in NAS-Bench-201, which has no reduce alphas).
     pub entropy_reduce: f32,
     /// Dominant (largest) eigenvalue of d^2 L_val / d alpha^2; `None` when not computed (0
     /// iterations).
@@ -81,6 +81,14 @@ pub struct Collapse {
 /// How many of the genotype's operations are parameter-free.
 pub fn parameter_free_ops(g: &Genotype) -> usize {
     g.normal.iter().chain(&g.reduce).filter(|(op, _)| PARAMETER_FREE.contains(&op.as_str())).count()
+}
+
+/// [`parameter_free_ops`] of either kind of genotype (a NAS-Bench-201 cell's six edges).
+pub fn parameter_free_cell_ops(g: &CellGenotype) -> usize {
+    match g {
+        CellGenotype::Darts(g) => parameter_free_ops(g),
+        CellGenotype::NasBench201(c) => c.parameter_free(),
+    }
 }
 
 /// The mean over rows (edges) of the entropy of softmax(row), in nats.
@@ -109,9 +117,17 @@ pub async fn hessian_eigenvalue(
 ) -> Result<f32> {
     let gpu = net.alphas_normal.gpu().clone();
     let alphas = net.alphas();
-    let sizes = [alphas[0].numel(), alphas[1].numel()];
-    let values = read_all(&[&alphas[0], &alphas[1]]).await?;
+    let values = read_all(&alphas.iter().collect::<Vec<_>>()).await?;
     let alpha: Vec<f32> = values.concat();
+    // Writes a flat vector back into the alpha matrices (one or two).
+    let write = |flat: &[f32]| -> Result<()> {
+        let mut offset = 0;
+        for a in &alphas {
+            a.write(&flat[offset..offset + a.numel()])?;
+            offset += a.numel();
+        }
+        Ok(())
+    };
     // The forward passes update BN's running statistics: kept aside, put back.
     let mut buffers = Vec::new();
     net.buffers("", &mut buffers);
@@ -120,8 +136,7 @@ pub async fn hessian_eigenvalue(
     // g(alpha + s v), flattened on the GPU: [sum of sizes]
     let gradient_at = |v: &[f64], s: f64| -> Result<Vec<Tensor>> {
         let shifted: Vec<f32> = alpha.iter().zip(v).map(|(&a, &d)| (a as f64 + s * d) as f32).collect();
-        alphas[0].write(&shifted[..sizes[0]])?;
-        alphas[1].write(&shifted[sizes[0]..])?;
+        write(&shifted)?;
         let loss = gpu.recording_for(&alphas, || softmax::cross_entropy(&net.forward(x, true)?, y))?;
         gpu.grad(&loss, &alphas)
     };
@@ -138,8 +153,8 @@ pub async fn hessian_eigenvalue(
             for _ in 0..iters.max(1) {
                 let plus = gradient_at(&v, eps as f64)?;
                 let minus = gradient_at(&v, -(eps as f64))?;
-                let g = read_all(&[&plus[0], &plus[1], &minus[0], &minus[1]]).await?;
-                let (gp, gm) = ([&g[0][..], &g[1][..]].concat(), [&g[2][..], &g[3][..]].concat());
+                let g = read_all(&plus.iter().chain(&minus).collect::<Vec<_>>()).await?;
+                let (gp, gm) = (g[..plus.len()].concat(), g[plus.len()..].concat());
                 let mut hv: Vec<f64> = gp
                     .iter()
                     .zip(&gm)
@@ -161,8 +176,7 @@ pub async fn hessian_eigenvalue(
         Ok(lambda as f32)
     }
     .await;
-    alphas[0].write(&values[0])?;
-    alphas[1].write(&values[1])?;
+    write(&alpha)?;
     for ((_, t), s) in buffers.iter().zip(&saved) {
         t.copy_from(s)?;
     }

@@ -168,7 +168,7 @@ pub struct Gumbel {
     temperature: Temperature,
     rng: Rng,
     /// The sampled ops of the last step's two halves: [weights' half, alphas' half], each
-    /// [normal, reduce] (for tests and inspection).
+    /// [normal, reduce] (for tests and inspection; reduce is empty in NAS-Bench-201).
     pub last_sampled: Vec<[Vec<usize>; 2]>,
 }
 
@@ -176,11 +176,24 @@ pub struct Gumbel {
 const NOISE_STREAM: u64 = 0x6764_6173_0000_0001;
 
 impl Gumbel {
-    /// Hard samples of both alpha matrices (host values `host`) at temperature `tau`.
-    fn sample(&mut self, alphas: &[Tensor; 2], host: &[Vec<f32>], tau: f32) -> Result<[HardSample; 2]> {
-        let mut draw = |i: usize| hard_sample(&alphas[i], &host[i], &gumbel_noise(&mut self.rng, host[i].len()), tau);
-        Ok([draw(0)?, draw(1)?])
+    /// Hard samples of every alpha matrix (host values `host`) at temperature `tau`: [normal,
+    /// reduce], or the one of NAS-Bench-201.
+    fn sample(&mut self, alphas: &[Tensor], host: &[Vec<f32>], tau: f32) -> Result<Vec<HardSample>> {
+        (0..alphas.len())
+            .map(|i| hard_sample(&alphas[i], &host[i], &gumbel_noise(&mut self.rng, host[i].len()), tau))
+            .collect()
     }
+}
+
+/// The mixing of [normal, reduce] cells from their samples; NAS-Bench-201's one sample serves
+/// both (its network reads only the first).
+fn mixings(sample: &[HardSample]) -> [Mixing<'_>; 2] {
+    [sample[0].mixing(), sample[sample.len() - 1].mixing()]
+}
+
+/// The sampled ops of each cell type: [normal, reduce]; reduce is empty in NAS-Bench-201.
+fn indices(sample: &[HardSample]) -> [Vec<usize>; 2] {
+    [sample[0].index.clone(), sample.get(1).map(|s| s.index.clone()).unwrap_or_default()]
 }
 
 /// The reference's `GDAS.py` step: weights on a training batch, then alphas on a validation
@@ -220,27 +233,26 @@ impl Relaxation for Gumbel {
         let tau = self.temperature.at(s.epoch, s.config.epochs);
         let ((xt, yt), (xv, yv)) = s.batches()?;
         let alphas = s.net.alphas();
-        let host = read_all(&[&alphas[0], &alphas[1]]).await?;
+        let host = read_all(&alphas.iter().collect::<Vec<_>>()).await?;
         let net = s.net;
 
         // The weights, through a sample the tape treats as constant (recording is for the weights).
         let sample = self.sample(&alphas, &host, tau)?;
-        let (train_loss, train_acc) =
-            s.weight_step(&xt, &yt, |x| net.forward_mixed(x, [sample[0].mixing(), sample[1].mixing()], true))?;
-        let weights_half = [sample[0].index.clone(), sample[1].index.clone()];
+        let (train_loss, train_acc) = s.weight_step(&xt, &yt, |x| net.forward_mixed(x, mixings(&sample), true))?;
+        let weights_half = indices(&sample);
         drop(sample);
         between_halves();
 
         // The alphas, through a fresh sample.
         let (logits, sample) = s.gpu.recording_for(&alphas, || -> Result<_> {
             let sample = self.sample(&alphas, &host, tau)?;
-            Ok((net.forward_mixed(&xv, [sample[0].mixing(), sample[1].mixing()], true)?, sample))
+            Ok((net.forward_mixed(&xv, mixings(&sample), true)?, sample))
         })?;
         let val_loss = softmax::cross_entropy(&logits, &yv)?;
         let val_acc = softmax::accuracy(&logits, &yv)?;
         let g = s.gpu.grad(&val_loss, &alphas)?;
         self.optimizer.step(&alphas, &g)?;
-        self.last_sampled = vec![weights_half, [sample[0].index.clone(), sample[1].index.clone()]];
+        self.last_sampled = vec![weights_half, indices(&sample)];
         Ok(Recorded { lr: s.lr, scalars: vec![train_loss, train_acc, val_loss, val_acc] })
     }
 

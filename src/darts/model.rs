@@ -7,10 +7,15 @@
 //! ([`MixedOp::forward_partial`]), and with edge normalisation a node sums its incoming edges
 //! weighted by the per-node softmax of `betas_normal` / `betas_reduce`, `[edges]`.
 //!
+//! In the NAS-Bench-201 space ([`crate::space::SpaceKind::NasBench201`]) the cells and
+//! reductions are [`super::nas_bench_201`]'s skeleton, with one alpha matrix and no
+//! `alphas_reduce`.
+//!
 //! An edge's weight is folded into its operations' weights and its bypassed channels
 //! ([`fold_edge_weights`]): scaling the edge's output instead would keep every edge's output
 //! alive for the betas' gradient, a third more memory at K=4.
 
+use super::nas_bench_201::Skeleton;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{
@@ -19,7 +24,7 @@ use crate::nn::{
 };
 use crate::ops::{conv::Conv2d, elementwise, layout, pool, softmax};
 use crate::rng::Rng;
-use crate::space::SearchSpace;
+use crate::space::{SearchSpace, NAS_BENCH_201_OPS};
 use crate::tensor::Tensor;
 
 /// Shape of a search network. The defaults are the paper's (C=16, 8 cells, 4 nodes).
@@ -31,7 +36,7 @@ pub struct NetworkConfig {
     pub num_classes: usize,
     /// Initial channels C.
     pub channels: usize,
-    /// Number of cells.
+    /// Number of cells (DARTS); cells per stage N (NAS-Bench-201, 5 in the benchmark).
     pub layers: usize,
     /// The stem's output channels as a multiple of C (3: the stem gives 3C).
     pub stem_multiplier: usize,
@@ -80,8 +85,12 @@ impl NetworkConfig {
         }
     }
 
-    /// The cells that reduce the resolution (and double the channels).
+    /// The cells that reduce the resolution (and double the channels); none in NAS-Bench-201,
+    /// whose reductions are the fixed blocks between its stages.
     pub fn reduction_cells(&self) -> Vec<usize> {
+        if self.space.is_nas_bench_201() {
+            return vec![];
+        }
         match &self.reductions {
             Some(r) => r.clone(),
             None if self.layers >= 3 => vec![self.layers / 3, 2 * self.layers / 3],
@@ -98,6 +107,23 @@ impl NetworkConfig {
             return bad("layers, channels, input channels and classes must be at least 1".into());
         }
         self.space.validate()?;
+        if self.space.is_nas_bench_201() {
+            if self.reductions.is_some() {
+                return bad(
+                    "NAS-Bench-201's reductions are fixed (between its 3 stages); leave the reduction cells unset"
+                        .into(),
+                );
+            }
+            if let Some(k) = self.partial.map(|p| p.k) {
+                if k == 0 || !self.channels.is_multiple_of(k) {
+                    return bad(format!(
+                        "--partial-channels {k} does not divide the {} initial channels; give a K that divides --init-channels",
+                        self.channels
+                    ));
+                }
+            }
+            return Ok(());
+        }
         let reductions = self.reduction_cells();
         if let Some(&r) = reductions.iter().find(|&&r| r >= self.layers) {
             return bad(format!("reduction cell {r} is past the last cell ({} cells)", self.layers));
@@ -135,11 +161,8 @@ impl NetworkConfig {
     }
 
     fn static_primitives(&self) -> Vec<&'static str> {
-        self.space
-            .primitives
-            .iter()
-            .map(|p| *crate::nn::PRIMITIVES.iter().find(|q| **q == p.as_str()).expect("validated"))
-            .collect()
+        let known = || crate::nn::PRIMITIVES.iter().chain(&NAS_BENCH_201_OPS);
+        self.space.primitives.iter().map(|p| *known().find(|q| **q == p.as_str()).expect("validated")).collect()
     }
 }
 
@@ -176,20 +199,20 @@ pub struct Cell {
 
 /// A cell state as its outgoing edges read it: whole (DARTS) or split into the channels the
 /// mixed operations see and those that bypass them (PC-DARTS).
-enum State {
+pub(super) enum State {
     Whole(Input),
     Split(Tensor, PartialInput),
 }
 
 impl State {
-    fn new(x: &Tensor, partial: Option<usize>) -> Result<State> {
+    pub(super) fn new(x: &Tensor, partial: Option<usize>) -> Result<State> {
         Ok(match partial {
             None => State::Whole(Input::new(x)),
             Some(k) => State::Split(x.clone(), PartialInput::new(x, k)?),
         })
     }
 
-    fn x(&self) -> &Tensor {
+    pub(super) fn x(&self) -> &Tensor {
         match self {
             State::Whole(input) => input.x(),
             State::Split(x, _) => x,
@@ -258,25 +281,7 @@ impl Cell {
             let inputs: Vec<Tensor> = states
                 .iter()
                 .enumerate()
-                .map(|(j, state)| {
-                    let (edge, e) = (&self.edges[offset + j], offset + j);
-                    match (state, mixing) {
-                        (State::Whole(input), Mixing::Softmax(weights)) => {
-                            edge.forward_shared(input, weights, e, train)
-                        }
-                        (State::Whole(input), Mixing::Hard { h, index }) => {
-                            edge.forward_hard(input, h, e, index[e], train)
-                        }
-                        (State::Split(_, input), Mixing::Softmax(weights)) => {
-                            edge.forward_partial(input, weights, e, edge_weights, train)
-                        }
-                        (State::Split(..), Mixing::Hard { .. }) => Err(Error::Config(
-                            "GDAS's one-op-per-edge sample does not run on partial channels (PC-DARTS); \
-                             use one method or the other"
-                                .into(),
-                        )),
-                    }
-                })
+                .map(|(j, state)| edge_forward(&self.edges[offset + j], offset + j, state, mixing, edge_weights, train))
                 .collect::<Result<_>>()?;
             let node = elementwise::add_n(&inputs.iter().collect::<Vec<_>>())?;
             offset += states.len();
@@ -284,6 +289,29 @@ impl Cell {
         }
         let last: Vec<&Tensor> = states[states.len() - self.multiplier..].iter().map(State::x).collect();
         layout::concat_channels(&last)
+    }
+}
+
+/// Edge `e`'s mixed op on `state`, as `mixing` says (PC-DARTS's partial channels when the
+/// state is split).
+pub(super) fn edge_forward(
+    edge: &MixedOp,
+    e: usize,
+    state: &State,
+    mixing: Mixing<'_>,
+    edge_weights: Option<&Tensor>,
+    train: bool,
+) -> Result<Tensor> {
+    match (state, mixing) {
+        (State::Whole(input), Mixing::Softmax(weights)) => edge.forward_shared(input, weights, e, train),
+        (State::Whole(input), Mixing::Hard { h, index }) => edge.forward_hard(input, h, e, index[e], train),
+        (State::Split(_, input), Mixing::Softmax(weights)) => {
+            edge.forward_partial(input, weights, e, edge_weights, train)
+        }
+        (State::Split(..), Mixing::Hard { .. }) => Err(Error::Config(
+            "GDAS's one-op-per-edge sample does not run on partial channels (PC-DARTS); use one method or the other"
+                .into(),
+        )),
     }
 }
 
@@ -303,28 +331,30 @@ pub struct Network {
     pub config: NetworkConfig,
     stem_conv: Conv,
     stem_bn: BatchNorm,
-    /// The cells, input side first.
+    /// The DARTS space's cells, input side first (none in NAS-Bench-201).
     pub cells: Vec<Cell>,
+    /// The NAS-Bench-201 space's stages, reduction blocks and last BN (`None` in DARTS).
+    pub nas_bench_201: Option<Skeleton>,
     classifier: Linear,
-    /// [edges, ops], shared by every normal cell.
+    /// [edges, ops], shared by every normal cell (every cell in NAS-Bench-201).
     pub alphas_normal: Tensor,
-    /// [edges, ops], shared by every reduction cell.
-    pub alphas_reduce: Tensor,
+    /// [edges, ops], shared by every reduction cell; `None` in NAS-Bench-201.
+    pub alphas_reduce: Option<Tensor>,
     /// PC-DARTS's edge normalisation: `[edges]`, shared by every normal cell (`None` without it).
     pub betas_normal: Option<Tensor>,
-    /// `[edges]`, shared by every reduction cell.
+    /// `[edges]`, shared by every reduction cell (`None` without it and in NAS-Bench-201).
     pub betas_reduce: Option<Tensor>,
 }
 
 /// PC-DARTS's edge weights: the softmax of `betas` `[edges]` over each node's incoming edges
-/// (node 0's 2, node 1's 3, ...), `[edges]`.
-pub fn edge_softmax(betas: &Tensor, steps: usize) -> Result<Tensor> {
+/// (`node_sizes` of them: DARTS's node 0 has 2, node 1 3, ...; see
+/// [`SearchSpace::node_sizes`]), `[edges]`.
+pub fn edge_softmax(betas: &Tensor, node_sizes: &[usize]) -> Result<Tensor> {
     let e = betas.numel();
     let b = betas.reshape(&[1, e, 1, 1])?;
-    let mut nodes = Vec::with_capacity(steps);
+    let mut nodes = Vec::with_capacity(node_sizes.len());
     let mut offset = 0;
-    for i in 0..steps {
-        let n = i + 2; // node i's incoming edges
+    for &n in node_sizes {
         let row = layout::slice_channels(&b, offset, n)?.reshape(&[1, n])?;
         nodes.push(softmax::softmax(&row)?.reshape(&[1, n, 1, 1])?);
         offset += n;
@@ -349,6 +379,9 @@ impl Network {
     /// 1e-3 * randn with edge normalisation, so that without it the random numbers are DARTS's).
     pub fn new(gpu: &Gpu, rng: &mut Rng, config: NetworkConfig) -> Result<Network> {
         config.validate()?;
+        if config.space.is_nas_bench_201() {
+            return Network::nas_bench_201(gpu, rng, config);
+        }
         let c_stem = config.stem_multiplier * config.channels;
         // The reference's stem BN is a default nn.BatchNorm2d, i.e. affine.
         let stem_conv = Conv::new(gpu, rng, config.in_channels, c_stem, 3, Conv2d::new(1, 1, 1, 1))?;
@@ -385,25 +418,57 @@ impl Network {
             stem_conv,
             stem_bn,
             cells,
+            nas_bench_201: None,
             classifier,
             alphas_normal,
-            alphas_reduce,
+            alphas_reduce: Some(alphas_reduce),
             betas_normal,
             betas_reduce,
+        })
+    }
+
+    /// NAS-Bench-201's search network: stem conv 3x3 (C) and BN, the [`Skeleton`], a linear
+    /// classifier on 4C; alphas [6, ops] = 1e-3 * randn, then betas [6] with edge normalisation.
+    fn nas_bench_201(gpu: &Gpu, rng: &mut Rng, config: NetworkConfig) -> Result<Network> {
+        let c = config.channels;
+        let stem_conv = Conv::new(gpu, rng, config.in_channels, c, 3, Conv2d::new(1, 1, 1, 1))?;
+        let stem_bn = BatchNorm::new(gpu, c, true)?;
+        let skeleton = Skeleton::new(gpu, rng, &config, &config.static_primitives())?;
+        let classifier = Linear::new(gpu, rng, 4 * c, config.num_classes, true)?;
+        let shape = [config.space.num_edges(), config.space.num_ops()];
+        let alphas_normal = Tensor::param(gpu, &shape, &rng.normal_vec(shape[0] * shape[1], 1e-3))?;
+        let betas_normal = if config.partial.is_some_and(|p| p.edge_normalization) {
+            Some(Tensor::param(gpu, &[shape[0]], &rng.normal_vec(shape[0], 1e-3))?)
+        } else {
+            None
+        };
+        Ok(Network {
+            config,
+            stem_conv,
+            stem_bn,
+            cells: vec![],
+            nas_bench_201: Some(skeleton),
+            classifier,
+            alphas_normal,
+            alphas_reduce: None,
+            betas_normal,
+            betas_reduce: None,
         })
     }
 
     /// x: [N, in_channels, H, W] -> logits [N, num_classes]. `train` selects BN's batch
     /// statistics (search) or running statistics (evaluation).
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let weights_normal = softmax::softmax(&self.alphas_normal)?;
-        let weights_reduce = softmax::softmax(&self.alphas_reduce)?;
-        let steps = self.config.space.steps;
-        let edges = |b: &Option<Tensor>| b.as_ref().map(|b| edge_softmax(b, steps)).transpose();
+        let sizes = self.config.space.node_sizes();
+        let edges = |b: &Option<Tensor>| b.as_ref().map(|b| edge_softmax(b, &sizes)).transpose();
         let (edges_normal, edges_reduce) = (edges(&self.betas_normal)?, edges(&self.betas_reduce)?);
         let fold = |w: Tensor, e: &Option<Tensor>| e.as_ref().map_or(Ok(w.clone()), |e| fold_edge_weights(&w, e));
-        let (weights_normal, weights_reduce) =
-            (fold(weights_normal, &edges_normal)?, fold(weights_reduce, &edges_reduce)?);
+        let weights_normal = fold(softmax::softmax(&self.alphas_normal)?, &edges_normal)?;
+        // NAS-Bench-201 has one alpha matrix: its cells all mix by the first.
+        let weights_reduce = match &self.alphas_reduce {
+            Some(a) => fold(softmax::softmax(a)?, &edges_reduce)?,
+            None => weights_normal.clone(),
+        };
         self.forward_with(
             x,
             [Mixing::Softmax(&weights_normal), Mixing::Softmax(&weights_reduce)],
@@ -413,7 +478,7 @@ impl Network {
     }
 
     /// [`Network::forward`] with the edges of normal and reduction cells mixed as `mixing`
-    /// says ([normal, reduce]): GDAS passes its hard samples.
+    /// says ([normal, reduce]; NAS-Bench-201 reads only the first): GDAS passes its hard samples.
     pub fn forward_mixed(&self, x: &Tensor, mixing: [Mixing<'_>; 2], train: bool) -> Result<Tensor> {
         self.forward_with(x, mixing, [None, None], train)
     }
@@ -426,8 +491,9 @@ impl Network {
         train: bool,
     ) -> Result<Tensor> {
         let edges = self.config.space.num_edges();
-        for m in mixing {
-            if let Mixing::Hard { index, .. } = m {
+        let used = if self.nas_bench_201.is_some() { 1 } else { 2 };
+        for m in &mixing[..used] {
+            if let Mixing::Hard { index, .. } = *m {
                 if index.len() != edges {
                     return Err(Error::shape(
                         "Network::forward_mixed",
@@ -437,6 +503,11 @@ impl Network {
             }
         }
         let s = self.stem_bn.forward(&self.stem_conv.forward(x)?, train)?;
+        if let Some(skeleton) = &self.nas_bench_201 {
+            let out = skeleton.forward(&s, mixing[0], edge_weights[0], train)?;
+            let (n, c) = (out.shape()[0], out.shape()[1]);
+            return self.classifier.forward(&pool::global_avg_pool(&out)?.reshape(&[n, c])?);
+        }
         let (mut s0, mut s1) = (s.clone(), s);
         for cell in &self.cells {
             let r = cell.reduction as usize;
@@ -454,9 +525,9 @@ impl Network {
         self.param_list()
     }
 
-    /// [alphas_normal, alphas_reduce], the parameters the architect optimizes, each [edges, ops].
-    pub fn alphas(&self) -> [Tensor; 2] {
-        [self.alphas_normal.clone(), self.alphas_reduce.clone()]
+    /// [alphas_normal, alphas_reduce] ([alphas_normal] alone in NAS-Bench-201), each [edges, ops].
+    pub fn alphas(&self) -> Vec<Tensor> {
+        std::iter::once(&self.alphas_normal).chain(&self.alphas_reduce).cloned().collect()
     }
 
     /// Everything the architect optimizes: the alphas, then (PC-DARTS's edge normalisation)
@@ -473,6 +544,9 @@ impl Module for Network {
         self.stem_bn.visit(&join(prefix, "stem.bn"), f);
         for (i, cell) in self.cells.iter().enumerate() {
             cell.visit(&join(prefix, &format!("cells.{i}")), f);
+        }
+        if let Some(skeleton) = &self.nas_bench_201 {
+            skeleton.visit(prefix, f);
         }
         self.classifier.visit(&join(prefix, "classifier"), f);
     }

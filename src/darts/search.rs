@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::architect::{Architect, ArchitectConfig, WeightStep};
-use super::diagnostics::{hessian_eigenvalue, mean_entropy, parameter_free_ops, Collapse, EarlyStop};
+use super::diagnostics::{hessian_eigenvalue, mean_entropy, parameter_free_cell_ops, Collapse, EarlyStop};
 use super::gdas::Temperature;
 use super::model::{edge_softmax, Mixing, Network, NetworkConfig, PartialChannels};
 use crate::checkpoint::Checkpoint;
@@ -29,7 +29,7 @@ use crate::ops::softmax;
 use crate::optim::{check_lr, grad_norm, CosineAnnealing, Optimizer, Schedule, Sgd};
 use crate::rng::Rng;
 use crate::run_loop::{mean_of, Evaluator, Method, Recorded, RunLoop, StepAt};
-use crate::space::{derive_genotype_with_betas, DeriveRule, Genotype};
+use crate::space::{derive_genotype_with_betas, CellGenotype, DeriveRule, NasBench201Cell};
 use crate::tensor::{read_all, Tensor};
 
 /// Every setting of a search. `SearchConfig::darts` gives the paper's.
@@ -168,7 +168,8 @@ pub struct AlphaRecord {
     pub step: u64,
     /// softmax(alphas_normal), one row of op weights per edge: `[edges][ops]`.
     pub normal: Vec<Vec<f32>>,
-    /// softmax(alphas_reduce), one row of op weights per edge: `[edges][ops]`.
+    /// softmax(alphas_reduce), one row of op weights per edge: `[edges][ops]` (empty in
+    /// NAS-Bench-201, which has no reduce alphas).
     pub reduce: Vec<Vec<f32>>,
     /// PC-DARTS's edge weights of the normal cell (betas softmaxed per node): `[edges]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,8 +195,9 @@ pub struct DartsEpoch {
     pub val_loss: f32,
     /// Accuracy on the validation half, in [0, 1].
     pub val_acc: f32,
-    /// The genotype derived from the alphas at the end of the epoch.
-    pub genotype: Genotype,
+    /// The genotype derived from the alphas at the end of the epoch (in NAS-Bench-201 the cell,
+    /// its benchmark string in JSON).
+    pub genotype: CellGenotype,
     /// How close the search is to collapsing: parameter-free operations, edge entropies and the
     /// Hessian's dominant eigenvalue.
     pub collapse: Collapse,
@@ -213,7 +215,7 @@ pub struct DartsState<S = ()> {
     #[serde(default)]
     eigenvalues: Vec<f32>,
     #[serde(default)]
-    genotypes: Vec<Genotype>,
+    genotypes: Vec<CellGenotype>,
     #[serde(default)]
     stopped: Option<EarlyStopped>,
     #[serde(default)]
@@ -226,7 +228,7 @@ pub struct EarlyStopped {
     /// The epoch after which the search stopped, from 0.
     pub epoch: usize,
     /// The genotype derived `window` epochs before.
-    pub genotype: Genotype,
+    pub genotype: CellGenotype,
 }
 
 /// What a member of the DARTS family brings to [`SupernetSearch`]: its step (how the alphas
@@ -379,7 +381,7 @@ pub struct SupernetSearch<R: Relaxation> {
     pub alpha_history: Vec<AlphaRecord>,
     /// Each epoch's Hessian eigenvalue and genotype, for early stopping.
     eigenvalues: Vec<f32>,
-    genotypes: Vec<Genotype>,
+    genotypes: Vec<CellGenotype>,
     /// Set when early stopping ended the search.
     pub stopped: Option<EarlyStopped>,
 }
@@ -408,7 +410,7 @@ impl<R: Relaxation> RunLoop<SupernetSearch<R>> {
 
     /// The search's result: the genotype early stopping kept, else that of the current alphas
     /// under the configured rule.
-    pub async fn genotype(&self) -> Result<Genotype> {
+    pub async fn genotype(&self) -> Result<CellGenotype> {
         match &self.method.stopped {
             Some(s) => Ok(s.genotype.clone()),
             None => self.method.genotype().await,
@@ -495,17 +497,20 @@ impl<R: Relaxation> SupernetSearch<R> {
             index.iter().enumerate().for_each(|(e, &i)| h[e * k + i] = 1.0);
             Ok((Tensor::from_slice(&self.gpu, &[rows.len(), k], &h)?, index))
         };
-        let ((hn, n), (hr, r)) = (one_hot(&normal)?, one_hot(&reduce)?);
+        // NAS-Bench-201 has one alpha matrix; its network reads only the first mixing.
+        let reduce = if reduce.is_empty() { &normal } else { &reduce };
+        let ((hn, n), (hr, r)) = (one_hot(&normal)?, one_hot(reduce)?);
         let mixing = [Mixing::Hard { h: &hn, index: &n }, Mixing::Hard { h: &hr, index: &r }];
         self.evaluator.evaluate(&self.gpu, |x| net.forward_mixed(x, mixing, false)).await
     }
 
-    /// Raw alphas on the host: (normal, reduce), each `[edges][ops]`.
+    /// Raw alphas on the host: (normal, reduce), each `[edges][ops]`; reduce is empty in
+    /// NAS-Bench-201.
     pub async fn alphas(&self) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
-        let v = read_all(&[&self.net.alphas_normal, &self.net.alphas_reduce]).await?;
+        let v = read_all(&self.net.alphas().iter().collect::<Vec<_>>()).await?;
         let ops = self.net.config.space.num_ops();
         let rows = |v: &[f32]| v.chunks(ops).map(<[f32]>::to_vec).collect::<Vec<_>>();
-        Ok((rows(&v[0]), rows(&v[1])))
+        Ok((rows(&v[0]), v.get(1).map(|r| rows(r)).unwrap_or_default()))
     }
 
     /// Raw betas on the host (PC-DARTS's edge normalisation): (normal, reduce), each `[edges]`.
@@ -516,18 +521,24 @@ impl<R: Relaxation> SupernetSearch<R> {
         Ok(Some((v.pop().expect("two tensors read"), r)))
     }
 
-    /// The genotype of the current alphas (and betas) under the configured rule.
-    pub async fn genotype(&self) -> Result<Genotype> {
+    /// The genotype of the current alphas (and betas) under the configured rule; in
+    /// NAS-Bench-201 the argmax operation of every edge (the betas weigh whole edges, which
+    /// every cell keeps, so they do not take part).
+    pub async fn genotype(&self) -> Result<CellGenotype> {
         let (n, r) = self.alphas().await?;
+        let space = &self.net.config.space;
+        if space.is_nas_bench_201() {
+            return Ok(CellGenotype::NasBench201(NasBench201Cell::from_alphas(&n, &space.primitives())?));
+        }
         let betas = self.betas().await?;
         let betas = betas.as_ref().map(|(n, r)| (n.as_slice(), r.as_slice()));
-        let space = &self.net.config.space;
         derive_genotype_with_betas(&n, &r, betas, &space.primitives(), space.steps, space.multiplier, self.config.rule)
+            .map(CellGenotype::Darts)
     }
 
     /// The collapse diagnostics of the current alphas and `genotype` derived from them; the
     /// Hessian on the validation half's first batch, from a vector drawn for `epoch`.
-    pub async fn collapse(&mut self, epoch: usize, genotype: &Genotype) -> Result<Collapse> {
+    pub async fn collapse(&mut self, epoch: usize, genotype: &CellGenotype) -> Result<Collapse> {
         let (n, r) = self.alphas().await?;
         let hessian_eigenvalue = if self.config.hessian_iters == 0 {
             None
@@ -538,9 +549,10 @@ impl<R: Relaxation> SupernetSearch<R> {
             Some(hessian_eigenvalue(&self.net, &x, &y, iters, eps, &mut rng).await?)
         };
         Ok(Collapse {
-            parameter_free: parameter_free_ops(genotype),
+            parameter_free: parameter_free_cell_ops(genotype),
             entropy_normal: mean_entropy(&n),
-            entropy_reduce: mean_entropy(&r),
+            // NAS-Bench-201 has no reduce alphas: no entropy.
+            entropy_reduce: if r.is_empty() { 0.0 } else { mean_entropy(&r) },
             hessian_eigenvalue,
         })
     }
@@ -590,31 +602,28 @@ impl<R: Relaxation> Method for SupernetSearch<R> {
         }
     }
 
-    /// softmax of both alpha matrices, then (PC-DARTS) both cells' edge weights.
+    /// softmax of each alpha matrix (normal, reduce; NAS-Bench-201's one), then (PC-DARTS) each
+    /// cell type's edge weights.
     fn flush_reads(&self) -> Result<Vec<Tensor>> {
-        let steps = self.net.config.space.steps;
+        let sizes = self.net.config.space.node_sizes();
         self.gpu.no_grad(|| {
-            let mut reads =
-                vec![softmax::softmax(&self.net.alphas_normal)?, softmax::softmax(&self.net.alphas_reduce)?];
+            let mut reads = self.net.alphas().iter().map(softmax::softmax).collect::<Result<Vec<_>>>()?;
             for b in [&self.net.betas_normal, &self.net.betas_reduce].into_iter().flatten() {
-                reads.push(edge_softmax(b, steps)?);
+                reads.push(edge_softmax(b, &sizes)?);
             }
             Ok(reads)
         })
     }
 
-    fn flushed(&mut self, last_step: u64, mut values: Vec<Vec<f32>>) {
+    fn flushed(&mut self, last_step: u64, values: Vec<Vec<f32>>) {
         let ops = self.net.config.space.num_ops();
         let rows = |v: &[f32]| v.chunks(ops).map(<[f32]>::to_vec).collect::<Vec<_>>();
-        let edges_reduce = (values.len() == 4).then(|| values.pop()).flatten();
-        let edges_normal = (values.len() == 3).then(|| values.pop()).flatten();
-        self.alpha_history.push(AlphaRecord {
-            step: last_step,
-            normal: rows(&values[0]),
-            reduce: rows(&values[1]),
-            edges_normal,
-            edges_reduce,
-        });
+        let mut values = values.into_iter();
+        let normal = rows(&values.next().unwrap_or_default());
+        let reduce = if self.net.alphas_reduce.is_some() { rows(&values.next().unwrap_or_default()) } else { vec![] };
+        let edges_normal = self.net.betas_normal.as_ref().and_then(|_| values.next());
+        let edges_reduce = self.net.betas_reduce.as_ref().and_then(|_| values.next());
+        self.alpha_history.push(AlphaRecord { step: last_step, normal, reduce, edges_normal, edges_reduce });
     }
 
     /// Scores the supernet on the validation half and derives the genotype.
@@ -650,9 +659,13 @@ impl<R: Relaxation> Method for SupernetSearch<R> {
         self.net.params("net", named);
         self.net.buffers("net", named);
         named.push(("alphas.normal".into(), self.net.alphas_normal.clone()));
-        named.push(("alphas.reduce".into(), self.net.alphas_reduce.clone()));
-        if let (Some(n), Some(r)) = (&self.net.betas_normal, &self.net.betas_reduce) {
+        if let Some(r) = &self.net.alphas_reduce {
+            named.push(("alphas.reduce".into(), r.clone()));
+        }
+        if let Some(n) = &self.net.betas_normal {
             named.push(("betas.normal".into(), n.clone()));
+        }
+        if let Some(r) = &self.net.betas_reduce {
             named.push(("betas.reduce".into(), r.clone()));
         }
     }
@@ -734,6 +747,17 @@ fn check(config: &SearchConfig, data: &Dataset) -> Result<()> {
         if config.hessian_iters == 0 {
             return bad("early stopping watches the Hessian's eigenvalue: give --hessian-iters above 0".into());
         }
+    }
+    if config.network.space.is_nas_bench_201() {
+        // Each ResNet block's shortcut pools 2x2 (flooring an odd side), its strided conv
+        // rounds it up: the sides must halve evenly twice.
+        if !data.height.is_multiple_of(4) || !data.width.is_multiple_of(4) {
+            return bad(format!(
+                "the NAS-Bench-201 skeleton halves the images twice and needs sides divisible by 4, got {}x{}",
+                data.height, data.width
+            ));
+        }
+        return Ok(());
     }
     let reductions = config.network.reduction_cells().len();
     let min_side = data.height.min(data.width);

@@ -145,12 +145,20 @@ pub fn safetensors(checkpoint: &Checkpoint) -> Result<Vec<u8>> {
     let mut info = HashMap::new();
     info.insert("format".to_string(), "pt".to_string());
     info.insert("source".to_string(), format!("wgpu-nas {}", env!("CARGO_PKG_VERSION")));
-    info.insert(
-        "model".to_string(),
-        if cells { "quark0/darts cnn/model.py NetworkCIFAR".into() } else { "wgpu-nas ENAS network".into() },
-    );
-    if let Architecture::Cells(g) = &config.network.architecture {
-        info.insert("genotype".to_string(), g.to_python());
+    let model = match &config.network.architecture {
+        _ if cells => "quark0/darts cnn/model.py NetworkCIFAR",
+        Architecture::NasBench201(_) => "wgpu-nas NAS-Bench-201 network",
+        _ => "wgpu-nas ENAS network",
+    };
+    info.insert("model".to_string(), model.into());
+    match &config.network.architecture {
+        Architecture::Cells(g) => {
+            info.insert("genotype".to_string(), g.to_python());
+        }
+        Architecture::NasBench201(c) => {
+            info.insert("nas_bench_201".to_string(), c.to_string());
+        }
+        Architecture::Macro(_) => {}
     }
     safetensors::serialize(views, Some(info)).map_err(|e| Error::Config(format!("safetensors: {e}")))
 }

@@ -323,7 +323,8 @@ pub fn onnx(checkpoint: &Checkpoint) -> Result<Vec<u8>> {
     }
     let Architecture::Cells(genotype) = &config.network.architecture else {
         return Err(Error::Config(
-            "the ONNX export covers DARTS cell networks; this run retrained an ENAS macro network".into(),
+            "the ONNX export covers DARTS cell networks; this run retrained an ENAS macro network or a NAS-Bench-201 cell"
+                .into(),
         ));
     };
     let weights: HashMap<&str, (&[usize], &[f32])> = checkpoint

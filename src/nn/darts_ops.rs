@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::{conv::Conv2d, elementwise, elementwise::relu, layout, mixed_op, pool};
 use crate::rng::Rng;
-use crate::space::REFERENCE_EXTRA_OPS;
+use crate::space::{NAS_BENCH_201_OPS, REFERENCE_EXTRA_OPS};
 use crate::tensor::Tensor;
 
 /// The DARTS primitives, in the reference order (the column order of the alpha matrices).
@@ -389,6 +389,9 @@ pub enum Primitive {
     DilConv(DilConv),
     /// `conv_7x1_1x7` (NASNet, AmoebaNet): a 1x7 then a 7x1 conv.
     FactorizedConv7x7(FactorizedConv7x7),
+    /// NAS-Bench-201's `nor_conv_1x1` and `nor_conv_3x3`: ReLU, a full k x k conv (padding k/2),
+    /// BN (AutoDL-Projects `ReLUConvBN`).
+    ReluConvBn(ReluConvBn),
 }
 
 impl Primitive {
@@ -419,8 +422,11 @@ impl Primitive {
             "dil_conv_3x3" => Primitive::DilConv(DilConv::new(gpu, rng, c, 3, stride, affine)?),
             "dil_conv_5x5" => Primitive::DilConv(DilConv::new(gpu, rng, c, 5, stride, affine)?),
             "conv_7x1_1x7" => Primitive::FactorizedConv7x7(FactorizedConv7x7::new(gpu, rng, c, stride, affine)?),
+            "nor_conv_1x1" => Primitive::ReluConvBn(ReluConvBn::new(gpu, rng, c, c, 1, stride, 0, affine)?),
+            "nor_conv_3x3" => Primitive::ReluConvBn(ReluConvBn::new(gpu, rng, c, c, 3, stride, 1, affine)?),
             other => {
-                let known: Vec<&str> = PRIMITIVES.iter().chain(&REFERENCE_EXTRA_OPS).copied().collect();
+                let known: Vec<&str> =
+                    PRIMITIVES.iter().chain(&REFERENCE_EXTRA_OPS).chain(&NAS_BENCH_201_OPS[2..4]).copied().collect();
                 return Err(Error::Config(format!("unknown operation {other:?}; known: {}", known.join(", "))));
             }
         })
@@ -441,6 +447,7 @@ impl Primitive {
             Primitive::SepConv(s) => s.forward_activated(input.relu()?, train)?,
             Primitive::DilConv(d) => d.forward_activated(input.relu()?, train)?,
             Primitive::FactorizedConv7x7(f) => f.forward_activated(input.relu()?, train)?,
+            Primitive::ReluConvBn(r) => r.bn.forward(&r.conv.forward(input.relu()?)?, train)?,
         }))
     }
 }
@@ -458,6 +465,7 @@ impl Module for Primitive {
             Primitive::SepConv(m) => m.visit(prefix, f),
             Primitive::DilConv(m) => m.visit(prefix, f),
             Primitive::FactorizedConv7x7(m) => m.visit(prefix, f),
+            Primitive::ReluConvBn(m) => m.visit(prefix, f),
         }
     }
 }
@@ -471,12 +479,25 @@ pub struct MixedOp {
 }
 
 impl MixedOp {
-    /// `primitives` are the columns of the alpha matrix, in order.
+    /// `primitives` are the columns of the alpha matrix, in order; pools are followed by an
+    /// affine-free BN, as in DARTS's search.
     pub fn new(gpu: &Gpu, rng: &mut Rng, primitives: &[&'static str], c: usize, stride: usize) -> Result<Self> {
+        MixedOp::with_pool_bn(gpu, rng, primitives, c, stride, true)
+    }
+
+    /// [`MixedOp::new`], the BN after pools chosen: NAS-Bench-201's search cell has none.
+    pub fn with_pool_bn(
+        gpu: &Gpu,
+        rng: &mut Rng,
+        primitives: &[&'static str],
+        c: usize,
+        stride: usize,
+        pool_bn: bool,
+    ) -> Result<Self> {
         let ops = primitives
             .iter()
             .enumerate()
-            .map(|(k, &name)| Ok((k, name, Primitive::new(gpu, rng, name, c, stride, false, true)?)))
+            .map(|(k, &name)| Ok((k, name, Primitive::new(gpu, rng, name, c, stride, false, pool_bn)?)))
             .collect::<Result<_>>()?;
         Ok(MixedOp { ops, stride })
     }

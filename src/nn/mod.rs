@@ -5,11 +5,13 @@
 //! - [`darts_ops`]: DARTS's candidate operations (quark0/darts `operations.py`) and the mixed op.
 //! - [`enas_ops`]: the branch operations of ENAS's macro space ([`BranchOp`]).
 //! - [`auxiliary`]: the evaluation networks' auxiliary classifier ([`AuxiliaryHeadCifar`]).
+//! - [`nas_bench_201`]: NAS-Bench-201's fixed reduction block ([`ResNetBasicBlock`]).
 //! - here: [`Module`], conv, BN and linear layers, the parameter count.
 
 pub mod auxiliary;
 pub mod darts_ops;
 pub mod enas_ops;
+pub mod nas_bench_201;
 
 pub use auxiliary::{auxiliary_pool, AuxiliaryHeadCifar};
 pub use darts_ops::{
@@ -17,6 +19,7 @@ pub use darts_ops::{
     ReluConvBn, SepConv, PRIMITIVES,
 };
 pub use enas_ops::BranchOp;
+pub use nas_bench_201::ResNetBasicBlock;
 
 use crate::error::Result;
 use crate::gpu::Gpu;

@@ -612,3 +612,74 @@ impl Parser<'_> {
         Error::Config(format!("genotype text, line {line}, column {column}: expected {expected}, found {found}"))
     }
 }
+
+/// What a search of the DARTS family derives: a DARTS genotype (normal and reduction cell) or,
+/// in the NAS-Bench-201 space, one cell. In JSON a DARTS genotype is its object, a
+/// NAS-Bench-201 cell its benchmark string, so older runs' files read as before.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CellGenotype {
+    /// The DARTS space's genotype.
+    Darts(Genotype),
+    /// The NAS-Bench-201 space's cell.
+    NasBench201(super::NasBench201Cell),
+}
+
+impl CellGenotype {
+    /// The DARTS genotype, if this is one.
+    pub fn as_darts(&self) -> Option<&Genotype> {
+        match self {
+            CellGenotype::Darts(g) => Some(g),
+            CellGenotype::NasBench201(_) => None,
+        }
+    }
+
+    /// The DARTS genotype, or an error saying that a NAS-Bench-201 cell is not one (for what
+    /// builds DARTS's evaluation network from it).
+    pub fn into_darts(self) -> Result<Genotype> {
+        match self {
+            CellGenotype::Darts(g) => Ok(g),
+            CellGenotype::NasBench201(c) => Err(Error::Config(format!(
+                "{c} is a NAS-Bench-201 cell, not a DARTS genotype; retrain it with `train --arch`"
+            ))),
+        }
+    }
+
+    /// The NAS-Bench-201 cell, if this is one.
+    pub fn as_nas_bench_201(&self) -> Option<&super::NasBench201Cell> {
+        match self {
+            CellGenotype::NasBench201(c) => Some(c),
+            CellGenotype::Darts(_) => None,
+        }
+    }
+
+    /// genotype.json's text.
+    pub fn to_json(&self) -> String {
+        match self {
+            CellGenotype::Darts(g) => g.to_json(),
+            CellGenotype::NasBench201(c) => c.to_json(),
+        }
+    }
+
+    /// genotype.py's text: the reference's `Genotype(...)` or AutoDL-Projects' `Structure(...)`.
+    pub fn to_python(&self) -> String {
+        match self {
+            CellGenotype::Darts(g) => g.to_python(),
+            CellGenotype::NasBench201(c) => c.to_python(),
+        }
+    }
+
+    /// genotype.dot's text.
+    pub fn to_dot(&self) -> String {
+        match self {
+            CellGenotype::Darts(g) => g.to_dot(),
+            CellGenotype::NasBench201(c) => c.to_dot(),
+        }
+    }
+}
+
+impl From<Genotype> for CellGenotype {
+    fn from(g: Genotype) -> Self {
+        CellGenotype::Darts(g)
+    }
+}

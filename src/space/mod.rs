@@ -8,7 +8,10 @@
 //! - [`derive_genotype`]: from the architecture weights (alphas) to a genotype.
 //! - [`ModelGraph`]: any discrete architecture as nodes and edges, with [`ModelGraph::validate`].
 //! - [`random_genotype`]: a genotype drawn uniformly from what the derivation can choose.
-//! - [`SearchSpace`]: the DARTS search space the supernet is built from (operations, nodes).
+//! - [`SearchSpace`]: the search space the supernet is built from (DARTS or NAS-Bench-201,
+//!   operations, nodes).
+//! - [`NasBench201Cell`]: a NAS-Bench-201 cell and its benchmark string; [`CellGenotype`]:
+//!   either kind of derived architecture.
 //! - [`MicroArch`], [`MacroArch`]: the ENAS encodings, with their flat controller form; [`Arch`]:
 //!   either of them; [`pool_layers`]: where a macro network halves its resolution.
 
@@ -16,6 +19,7 @@ mod derive;
 mod enas;
 mod genotype;
 mod graph;
+mod nas_bench_201;
 mod random;
 mod search_space;
 
@@ -24,10 +28,11 @@ pub use derive::{
     DeriveRule,
 };
 pub use enas::{pool_layers, Arch, EnasSpace, MacroArch, MacroLayer, MicroArch, MicroNode, SearchFor};
-pub use genotype::{darts_v1, darts_v2, Genotype};
+pub use genotype::{darts_v1, darts_v2, CellGenotype, Genotype};
 pub use graph::{GraphEdge, GraphNode, InvalidGraph, ModelGraph, NodeKind};
+pub use nas_bench_201::{edge_index, NasBench201Cell, NAS_BENCH_201_EDGES, NAS_BENCH_201_NODES, NAS_BENCH_201_OPS};
 pub use random::random_genotype;
-pub use search_space::SearchSpace;
+pub use search_space::{SearchSpace, SpaceKind};
 
 use crate::error::{Error, Result};
 

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::space::{
-    pool_layers, Arch, Genotype, MacroArch, MicroArch, SearchFor, DARTS_PRIMITIVES, IDENTITY, NONE, REFERENCE_EXTRA_OPS,
+    pool_layers, Arch, Genotype, MacroArch, MicroArch, NasBench201Cell, SearchFor, DARTS_PRIMITIVES, IDENTITY, NONE,
+    REFERENCE_EXTRA_OPS,
 };
 
 /// What an evaluation network is built from.
@@ -16,6 +17,8 @@ pub enum Architecture {
     Cells(Genotype),
     /// An ENAS macro architecture: [`FixedMacroNetwork`](super::FixedMacroNetwork).
     Macro(MacroArch),
+    /// A NAS-Bench-201 cell on the benchmark's skeleton: [`TinyNetwork`](super::TinyNetwork).
+    NasBench201(NasBench201Cell),
 }
 
 impl Architecture {
@@ -141,6 +144,20 @@ impl EvalNetworkConfig {
         }
     }
 
+    /// NAS-Bench-201's network for `cell`: C=16, N=5 cells per stage, no auxiliary head.
+    pub fn nas_bench_201(in_channels: usize, num_classes: usize, cell: NasBench201Cell) -> Self {
+        EvalNetworkConfig {
+            in_channels,
+            num_classes,
+            channels: 16,
+            layers: 5,
+            auxiliary: false,
+            architecture: Architecture::NasBench201(cell),
+            macro_variant: MacroVariant::default(),
+            cell_variant: CellVariant::default(),
+        }
+    }
+
     /// The ENAS reference's macro retraining (`cifar10_macro_final.sh`): `out_filters` 96, one
     /// layer per layer of the architecture (24 there), no auxiliary head (`general_child.py`
     /// has none).
@@ -212,7 +229,8 @@ impl EvalNetworkConfig {
                 self.channels, self.in_channels, self.num_classes
             )));
         }
-        if !self.channels.is_multiple_of(2) {
+        let nas_bench_201 = matches!(self.architecture, Architecture::NasBench201(_));
+        if !nas_bench_201 && !self.channels.is_multiple_of(2) {
             return Err(Error::Config(format!(
                 "FactorizedReduce after a reduction cell (or a macro pooling layer) needs an even channel count, \
                  got C={}; use an even --init-channels",
@@ -247,6 +265,17 @@ impl EvalNetworkConfig {
                     )));
                 }
                 Ok(())
+            }
+            Architecture::NasBench201(cell) => {
+                if self.layers == 0 || self.auxiliary {
+                    return Err(Error::Config(format!(
+                        "a NAS-Bench-201 network needs at least 1 cell per stage and has no auxiliary head; got {} \
+                         cells{}",
+                        self.layers,
+                        if self.auxiliary { " and the auxiliary head on" } else { "" }
+                    )));
+                }
+                cell.validate(&crate::space::NAS_BENCH_201_OPS)
             }
         }
     }

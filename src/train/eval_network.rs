@@ -2,6 +2,7 @@
 
 use super::config::{Architecture, EvalNetworkConfig};
 use super::macro_model::FixedMacroNetwork;
+use super::nas_bench_201::TinyNetwork;
 use super::network_cifar::NetworkCifar;
 use crate::error::Result;
 use crate::gpu::Gpu;
@@ -16,6 +17,8 @@ pub enum EvalNetwork {
     Cells(NetworkCifar),
     /// An ENAS macro network with a fixed architecture.
     Macro(FixedMacroNetwork),
+    /// A NAS-Bench-201 cell on the benchmark's skeleton.
+    NasBench201(TinyNetwork),
 }
 
 impl EvalNetwork {
@@ -24,6 +27,7 @@ impl EvalNetwork {
         Ok(match config.architecture {
             Architecture::Cells(_) => EvalNetwork::Cells(NetworkCifar::new(gpu, rng, config)?),
             Architecture::Macro(_) => EvalNetwork::Macro(FixedMacroNetwork::new(gpu, rng, config)?),
+            Architecture::NasBench201(_) => EvalNetwork::NasBench201(TinyNetwork::new(gpu, rng, config)?),
         })
     }
 
@@ -32,6 +36,7 @@ impl EvalNetwork {
         match self {
             EvalNetwork::Cells(net) => &net.config,
             EvalNetwork::Macro(net) => &net.config,
+            EvalNetwork::NasBench201(net) => &net.config,
         }
     }
 
@@ -42,6 +47,7 @@ impl EvalNetwork {
         match self {
             EvalNetwork::Cells(net) => net.forward(x, train, drop_prob, rng),
             EvalNetwork::Macro(net) => net.forward(x, train),
+            EvalNetwork::NasBench201(net) => Ok((net.forward(x, train)?, None)),
         }
     }
 
@@ -51,6 +57,7 @@ impl EvalNetwork {
         match self {
             EvalNetwork::Cells(net) => net.predict(x),
             EvalNetwork::Macro(net) => Ok(net.forward(x, false)?.0),
+            EvalNetwork::NasBench201(net) => net.forward(x, false),
         }
     }
 
@@ -65,6 +72,7 @@ impl Module for EvalNetwork {
         match self {
             EvalNetwork::Cells(net) => net.visit(prefix, f),
             EvalNetwork::Macro(net) => net.visit(prefix, f),
+            EvalNetwork::NasBench201(net) => net.visit(prefix, f),
         }
     }
 }

@@ -9,14 +9,16 @@
 //! ENAS macro architectures retrain as [`FixedMacroNetwork`] (melodyguan/enas `general_child.py`
 //! with a fixed architecture: only the chosen operations, channels doubling at the two pooling
 //! layers, concatenated skips; [`MacroVariant`] picks the reference's construction or the one
-//! our search scores); [`EvalNetworkConfig::architecture`] says which network
+//! our search scores); NAS-Bench-201 cells as [`TinyNetwork`] (the benchmark's skeleton);
+//! [`EvalNetworkConfig::architecture`] says which network
 //! ([`EvalNetwork`]) a run trains, [`TrainConfig::enas_macro`] gives the reference's settings.
 //!
 //! - [`config`]: what a run builds ([`EvalNetworkConfig`], [`Architecture`], [`CellVariant`],
 //!   [`MacroVariant`]).
 //! - [`network_cifar`]: the cell network [`NetworkCifar`] and its [`Cell`].
 //! - [`macro_model`]: the fixed ENAS macro network [`FixedMacroNetwork`].
-//! - [`eval_network`]: [`EvalNetwork`], either of the two.
+//! - [`nas_bench_201`]: the NAS-Bench-201 network [`TinyNetwork`] and its [`InferCell`].
+//! - [`eval_network`]: [`EvalNetwork`], any of the three.
 //! - [`trainer`]: the training loop [`Trainer`] and its [`TrainConfig`].
 //!
 //! The blocks (including the auxiliary head, [`crate::nn::AuxiliaryHeadCifar`]) come from
@@ -25,11 +27,13 @@
 pub mod config;
 pub mod eval_network;
 pub mod macro_model;
+pub mod nas_bench_201;
 pub mod network_cifar;
 pub mod trainer;
 
 pub use config::{Architecture, CellVariant, EvalNetworkConfig, MacroVariant};
 pub use eval_network::EvalNetwork;
 pub use macro_model::{FixedLayer, FixedMacroNetwork};
+pub use nas_bench_201::{InferCell, TinyNetwork};
 pub use network_cifar::{Cell, NetworkCifar};
 pub use trainer::{Retrain, RetrainState, TrainConfig, TrainEpoch, TrainStep, Trainer};

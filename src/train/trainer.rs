@@ -79,6 +79,16 @@ impl TrainConfig {
         }
     }
 
+    /// A NAS-Bench-201 cell on the benchmark's network (C=16, N=5) with the DARTS settings
+    /// otherwise, without drop path or auxiliary head (the benchmark trains with neither).
+    pub fn nas_bench_201(in_channels: usize, num_classes: usize, cell: crate::space::NasBench201Cell) -> Self {
+        TrainConfig {
+            network: EvalNetworkConfig::nas_bench_201(in_channels, num_classes, cell),
+            drop_path_prob: 0.0,
+            ..TrainConfig::darts(in_channels, num_classes, crate::space::darts_v2())
+        }
+    }
+
     /// The ENAS reference's macro retraining (`cifar10_macro_final.sh`): out_filters 96, no
     /// auxiliary head, no drop path, 310 epochs, batch 100, lr 0.05 cosine to 0.001, momentum
     /// 0.9, weight decay 4e-4 (the reference adds `l2_reg * sum(w^2)` with `l2_reg` 2e-4 to the
@@ -378,6 +388,21 @@ fn check(config: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<()> {
     }
     if !(0.0..1.0).contains(&config.drop_path_prob) {
         return bad(format!("drop path probability must be in [0, 1), got {}", config.drop_path_prob));
+    }
+    if matches!(config.network.architecture, Architecture::NasBench201(_)) {
+        if config.drop_path_prob > 0.0 || config.network.auxiliary {
+            return bad(
+                "a NAS-Bench-201 network has no drop path and no auxiliary head (the benchmark trains without); \
+                 use --drop-path 0 and leave out --auxiliary"
+                    .into(),
+            );
+        }
+        if !train.height.is_multiple_of(4) || !train.width.is_multiple_of(4) {
+            return bad(format!(
+                "the NAS-Bench-201 skeleton halves the images twice and needs sides divisible by 4, got {}x{}",
+                train.height, train.width
+            ));
+        }
     }
     if matches!(config.network.architecture, Architecture::Macro(_)) && config.drop_path_prob > 0.0 {
         return bad(format!(

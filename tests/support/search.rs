@@ -114,8 +114,12 @@ pub fn assert_solves_planted<R: Relaxation>(gpu: &Gpu, config: SearchConfig, dat
     let mut search = RunLoop::<SupernetSearch<R>>::new(gpu, config, data).unwrap();
     let last = run_to_end(&mut search).pop().unwrap();
     let (normal, _) = pollster::block_on(search.method.alphas()).unwrap();
-    eprintln!("seed {seed}: alphas {normal:?}, val acc {:.2}, genotype {:?}", last.val_acc, last.genotype.normal);
-    for (op, _) in &last.genotype.normal {
+    eprintln!(
+        "seed {seed}: alphas {normal:?}, val acc {:.2}, genotype {:?}",
+        last.val_acc,
+        last.genotype.as_darts().expect("a DARTS genotype").normal
+    );
+    for (op, _) in &last.genotype.as_darts().expect("a DARTS genotype").normal {
         assert_eq!(op, "sep_conv_3x3", "seed {seed}: alphas {normal:?}");
     }
     assert!(last.val_acc > 0.9, "seed {seed}: the search did not learn the task ({:.2})", last.val_acc);

@@ -132,8 +132,21 @@ fn legend_rows(names: &[String], width: u32) -> u32 {
 /// weights. One panel per edge, laid out one row per node and one column per input, a line per
 /// operation, all panels on the same y scale so that edges compare at a glance.
 pub fn alphas(path: &Path, title: &str, history: &[(u64, &[Vec<f32>])], ops: &[String], steps: usize) -> Result<()> {
+    alphas_of(path, title, history, ops, steps, 2)
+}
+
+/// [`alphas`] of a cell with `inputs` cell inputs: 2 in DARTS (node i has i + 2 edges), 1 in
+/// NAS-Bench-201 (node i + 1 has i + 1, named as the benchmark names them).
+pub fn alphas_of(
+    path: &Path,
+    title: &str,
+    history: &[(u64, &[Vec<f32>])],
+    ops: &[String],
+    steps: usize,
+    inputs: usize,
+) -> Result<()> {
     font_ready()?;
-    let cols = steps + 1;
+    let cols = steps + inputs - 1;
     let (panel_w, panel_h) = (330u32, 250u32);
     let width = (cols as u32 * panel_w).max(900);
     let legend_h = 20 + 30 * legend_rows(ops, width);
@@ -151,13 +164,17 @@ pub fn alphas(path: &Path, title: &str, history: &[(u64, &[Vec<f32>])], ops: &[S
     for node in 0..steps {
         for j in 0..cols {
             let area = &cells[node * cols + j];
-            if j >= node + 2 {
-                continue; // node i has i + 2 inputs; the rest of its row stays empty
+            if j >= node + inputs {
+                continue; // node i has i + inputs inputs; the rest of its row stays empty
             }
+            let caption = match inputs {
+                2 => format!("node {node} <- {}", input_name(j)),
+                _ => format!("node {} <- {j}", node + 1),
+            };
             let mut chart = tried!(
                 path,
                 ChartBuilder::on(area)
-                    .caption(format!("node {node} <- {}", input_name(j)), (FONT, 19))
+                    .caption(caption, (FONT, 19))
                     .margin(6)
                     .x_label_area_size(if node + 1 == steps { 38 } else { 24 })
                     .y_label_area_size(48)
@@ -295,14 +312,28 @@ pub fn darts<R: wgpu_nas::darts::Relaxation>(
     let steps = search.method.net.config.space.steps;
     let normal: Vec<(u64, &[Vec<f32>])> = search.method.alpha_history.iter().map(|r| (r.step, &r.normal[..])).collect();
     let reduce: Vec<(u64, &[Vec<f32>])> = search.method.alpha_history.iter().map(|r| (r.step, &r.reduce[..])).collect();
-    alphas(&dir.join("alphas_normal.png"), "Normal cell: softmax(alpha) per edge against step", &normal, &ops, steps)?;
-    alphas(
-        &dir.join("alphas_reduce.png"),
-        "Reduction cell: softmax(alpha) per edge against step",
-        &reduce,
-        &ops,
-        steps,
-    )?;
+    if search.method.net.config.space.is_nas_bench_201() {
+        let title = "NAS-Bench-201 cell: softmax(alpha) per edge against step";
+        alphas_of(&dir.join("alphas_normal.png"), title, &normal, &ops, steps, 1)?;
+    } else {
+        alphas(
+            &dir.join("alphas_normal.png"),
+            "Normal cell: softmax(alpha) per edge against step",
+            &normal,
+            &ops,
+            steps,
+        )?;
+    }
+    // NAS-Bench-201 has one alpha matrix for every cell: no reduction cell to plot.
+    if search.method.net.alphas_reduce.is_some() {
+        alphas(
+            &dir.join("alphas_reduce.png"),
+            "Reduction cell: softmax(alpha) per edge against step",
+            &reduce,
+            &ops,
+            steps,
+        )?;
+    }
     let m = &search.metrics;
     let at = |f: fn(&wgpu_nas::darts::DartsStep) -> f32, scale: f64| {
         m.iter().map(|s| (s.step as f64, f(s) as f64 * scale)).collect::<Vec<_>>()

@@ -15,7 +15,9 @@ use wgpu_nas::darts::{
 use wgpu_nas::data::{Cifar100Labels, Dataset, Split};
 use wgpu_nas::run_dir::RunDir;
 use wgpu_nas::run_loop::RunLoop;
-use wgpu_nas::space::{derive_genotype_with_betas, DeriveRule, Genotype, ModelGraph, SearchSpace};
+use wgpu_nas::space::{
+    derive_genotype_with_betas, CellGenotype, DeriveRule, Genotype, ModelGraph, NasBench201Cell, SearchSpace,
+};
 use wgpu_nas::train::EvalNetworkConfig;
 use wgpu_nas::{Error, Gpu, Result};
 
@@ -55,9 +57,24 @@ pub struct GdasArgs {
     pub(crate) supernet: SupernetArgs,
 }
 
+/// The cell space a search of the DARTS family searches.
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+pub enum SpaceName {
+    /// DARTS's: normal and reduction cells of --layers cells in all.
+    Darts,
+    /// NAS-Bench-201's: one cell of 4 nodes and 6 edges, 3 stages of --layers cells each between
+    /// fixed ResNet blocks; the result is the benchmark's string, in nas-bench-201.txt.
+    #[value(name = "nas-bench-201")]
+    NasBench201,
+}
+
 /// The options every search of the DARTS family has.
 #[derive(Args, Debug)]
 pub struct SupernetArgs {
+    /// The cell space: darts or nas-bench-201 (Dong & Yang 2020; --ops from none,
+    /// skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3, all five by default).
+    #[arg(long, value_enum, default_value_t = SpaceName::Darts)]
+    space: SpaceName,
     #[arg(long, value_enum, default_value_t = DatasetName::Embedded)]
     dataset: DatasetName,
     /// Directory of the data set's files (CIFAR binaries, IDX files).
@@ -72,10 +89,12 @@ pub struct SupernetArgs {
     /// Initial channels C (16 in the paper).
     #[arg(long, default_value_t = 4)]
     init_channels: usize,
-    /// Cells (8 in the paper); reduction cells at layers/3 and 2*layers/3.
+    /// Cells (8 in the paper); reduction cells at layers/3 and 2*layers/3. In --space
+    /// nas-bench-201: the cells N of each of its 3 stages (5 in the benchmark).
     #[arg(long, default_value_t = 3)]
     layers: usize,
-    /// Candidate operations, comma-separated (default: the 8 DARTS primitives).
+    /// Candidate operations, comma-separated (default: the space's own: the 8 DARTS primitives,
+    /// or NAS-Bench-201's 5).
     #[arg(long, value_delimiter = ',')]
     ops: Option<Vec<String>>,
     /// Steps per epoch; 0 = a full pass over the weights' half of the training set (the paper).
@@ -91,7 +110,8 @@ pub struct SupernetArgs {
     arch_learning_rate: f32,
     #[arg(long, default_value_t = 2)]
     seed: u64,
-    /// Genotype rule: top2 (the reference's) or argmax (per edge).
+    /// Genotype rule: top2 (the reference's) or argmax (per edge). NAS-Bench-201 has its own
+    /// (every edge's argmax, `none` included) and refuses this option.
     #[arg(long, value_enum, default_value_t = Rule::Top2)]
     rule: Rule,
     /// Power iterations for the dominant eigenvalue of the validation loss's Hessian with
@@ -186,6 +206,11 @@ pub fn derive(run: &Path, rule: Rule) -> Result<ExitCode> {
         let v = checkpoint.get(name).ok_or_else(|| Error::Config(format!("the checkpoint has no {name}")))?;
         Ok(v.chunks(space.num_ops()).map(<[f32]>::to_vec).collect())
     };
+    if space.is_nas_bench_201() {
+        // Its own rule: every edge's argmax operation.
+        out::line(NasBench201Cell::from_alphas(&rows("alphas.normal")?, &space.primitives())?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     // PC-DARTS's edge normalisation: its betas take part in the ranking.
     let betas = checkpoint.get("betas.normal").zip(checkpoint.get("betas.reduce"));
     let genotype = derive_genotype_with_betas(
@@ -249,6 +274,12 @@ pub fn export_weights(run: &Path, format: Option<Format>, output: Option<PathBuf
 pub fn read_genotype(path: &Path) -> Result<Genotype> {
     let (file, name) = split_genotype_name(path);
     let text = std::fs::read_to_string(&file).map_err(io(&file))?;
+    if NasBench201Cell::from_json(&text).is_ok() || NasBench201Cell::parse(&text).is_ok() {
+        return Err(Error::File {
+            path: path.display().to_string(),
+            msg: "this is a NAS-Bench-201 cell, not a DARTS genotype; retrain it with `train --arch FILE`".into(),
+        });
+    }
     let genotype = if name.is_none() && text.trim_start().starts_with('{') {
         Genotype::from_json(&text)
     } else {
@@ -275,6 +306,10 @@ fn split_genotype_name(path: &Path) -> (PathBuf, Option<String>) {
         whole
     }
 }
+
+/// The file of a NAS-Bench-201 search's run directory that holds its cell as the benchmark's
+/// string (one line).
+pub const NAS_BENCH_201_FILE: &str = "nas-bench-201.txt";
 
 pub fn load(name: DatasetName, dir: Option<&Path>) -> Result<Dataset> {
     load_split(name, dir, Split::Train)
@@ -309,6 +344,7 @@ const SETTINGS: &[Setting] = &[
     Setting { id: "init_channels", pointer: "/network/channels", resumable: false },
     Setting { id: "layers", pointer: "/network/layers", resumable: false },
     Setting { id: "ops", pointer: "/network/space", resumable: false },
+    Setting { id: "space", pointer: "/network/space/kind", resumable: false },
     Setting { id: "steps_per_epoch", pointer: "/steps_per_epoch", resumable: false },
     Setting { id: "eval_batches", pointer: "/eval_batches", resumable: true },
     Setting { id: "learning_rate", pointer: "/lr", resumable: true },
@@ -364,10 +400,13 @@ impl SupernetArgs {
         config.lr = args.learning_rate;
         config.network.channels = args.init_channels;
         config.network.layers = args.layers;
-        if let Some(ops) = &args.ops {
-            let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
-            config.network.space = SearchSpace::with_ops(&ops)?;
-        }
+        let ops: Option<Vec<&str>> = args.ops.as_ref().map(|o| o.iter().map(String::as_str).collect());
+        config.network.space = match (args.space, &ops) {
+            (SpaceName::Darts, None) => config.network.space,
+            (SpaceName::Darts, Some(ops)) => SearchSpace::with_ops(ops)?,
+            (SpaceName::NasBench201, None) => SearchSpace::nas_bench_201(),
+            (SpaceName::NasBench201, Some(ops)) => SearchSpace::nas_bench_201_with_ops(ops)?,
+        };
         config.steps_per_epoch = (args.steps_per_epoch > 0).then_some(args.steps_per_epoch);
         // Metrics and alphas are read back every `log_every` steps (10 by default); a short run
         // would record too few points to plot, so read back 4 times an epoch at least.
@@ -382,6 +421,17 @@ impl SupernetArgs {
             args.early_stop.then_some(EarlyStop { window: args.early_stop_window, ratio: args.early_stop_ratio });
         Ok(config)
     }
+}
+
+/// Options that mean nothing in the NAS-Bench-201 space, refused there with a line each.
+fn check_space(args: &SupernetArgs, given: &Given) -> Result<()> {
+    if args.space == SpaceName::NasBench201 && given.has("rule") {
+        return Err(Error::Config(
+            "--rule does not apply to --space nas-bench-201: its cell keeps every edge with its argmax operation"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 pub fn darts(args: DartsArgs, given: &Given) -> Result<ExitCode> {
@@ -399,7 +449,8 @@ pub fn pc_darts(args: PcDartsArgs, given: &Given) -> Result<ExitCode> {
 /// The method and its main settings, for the first line of a run.
 fn describe(c: &SearchConfig) -> String {
     let order = if c.architect.order == Order::Second { "second" } else { "first" };
-    match (&c.temperature, c.network.partial) {
+    let space = if c.network.space.is_nas_bench_201() { " in the NAS-Bench-201 space" } else { "" };
+    let method = match (&c.temperature, c.network.partial) {
         (Some(t), _) => format!("GDAS (tau {} down to {})", t.tau_max, t.tau_min),
         (None, Some(p)) => format!(
             "PC-DARTS (K={}, {}, alphas from epoch {}, {order} order)",
@@ -408,7 +459,8 @@ fn describe(c: &SearchConfig) -> String {
             c.arch_start_epoch
         ),
         (None, None) => format!("DARTS ({order} order)"),
-    }
+    };
+    format!("{method}{space}")
 }
 
 /// Runs a search of the DARTS family (`R`) with the config `config_of` gives on the data set,
@@ -418,6 +470,7 @@ fn supernet<R: Relaxation>(
     config_of: impl Fn(&Dataset) -> Result<SearchConfig>,
     given: &Given,
 ) -> Result<ExitCode> {
+    check_space(args, given)?;
     let gpu = Gpu::new()?;
     let (mut search, mut run, data) = match &args.run.resume {
         Some(dir) => {
@@ -459,13 +512,16 @@ fn supernet<R: Relaxation>(
         }
     };
     say(format!("adapter: {}", gpu.adapter()));
+    let cells = match search.config().network.space.is_nas_bench_201() {
+        true => format!("3 stages of {} cells", search.config().network.layers),
+        false => format!("{} cells", search.config().network.layers),
+    };
     say(format!(
-        "{} on {} ({} images): C={}, {} cells, batch {}, {} epochs x {} steps; run directory {}",
+        "{} on {} ({} images): C={}, {cells}, batch {}, {} epochs x {} steps; run directory {}",
         describe(search.config()),
         data.name,
         data.n,
         search.config().network.channels,
-        search.config().network.layers,
         search.config().batch_size,
         search.config().epochs,
         search.steps_per_epoch(),
@@ -487,9 +543,10 @@ fn supernet<R: Relaxation>(
         epoch: |e: &DartsEpoch, secs: f64| {
             let eig = e.collapse.hessian_eigenvalue.map(|l| format!("  Hessian eigenvalue {l:.4}")).unwrap_or_default();
             let tau = e.tau.map(|t| format!("  tau {t:.2}")).unwrap_or_default();
+            let cell = e.genotype.as_nas_bench_201().map(|c| format!("  cell {c}")).unwrap_or_default();
             format!(
                 "epoch {:>3}  lr {:.4}{tau}  train loss {:.3} acc {:.1}%  val loss {:.3} acc {:.1}%  parameter-free ops {}{eig}  \
-                 ({secs:.0} s)",
+                 ({secs:.0} s){cell}",
                 e.epoch,
                 e.lr,
                 e.train_loss,
@@ -509,21 +566,31 @@ fn supernet<R: Relaxation>(
             run.write("genotype.json", g.to_json().as_bytes())?;
             run.write("genotype.py", format!("{}\n", g.to_python()).as_bytes())?;
             run.write("genotype.dot", g.to_dot().as_bytes())?;
+            if let Some(cell) = g.as_nas_bench_201() {
+                run.write(NAS_BENCH_201_FILE, format!("{cell}\n").as_bytes())?;
+            }
             plot::darts(run.path(), s)
         },
     };
     run::epochs(&mut search, &mut run, &progress, &args.run, shown)?;
     let genotype = pollster::block_on(search.genotype())?;
-    let (normal, reduce) = ModelGraph::from_genotype(&genotype);
     let ops = search.method.net.config.space.primitives();
-    for g in [&normal, &reduce] {
-        g.validate(&ops).map_err(Error::from)?;
+    match &genotype {
+        CellGenotype::Darts(genotype) => {
+            let (normal, reduce) = ModelGraph::from_genotype(genotype);
+            for g in [&normal, &reduce] {
+                g.validate(&ops).map_err(Error::from)?;
+            }
+        }
+        CellGenotype::NasBench201(cell) => cell.validate(&ops)?,
     }
+    let cell = genotype.as_nas_bench_201().map(|c| c.to_string());
     let m = gpu.memory();
     let stopped = search.method.stopped.as_ref().map(|s| s.epoch);
     if args.run.json {
         out::line(serde_json::json!({ "result": {
-            "genotype": genotype, "dir": dir, "peak_gpu_bytes": m.peak, "stopped_early_after_epoch": stopped,
+            "genotype": genotype, "nas_bench_201": cell, "dir": dir, "peak_gpu_bytes": m.peak,
+            "stopped_early_after_epoch": stopped,
         } }))?;
     } else {
         if let (Some(epoch), Some(es)) = (stopped, search.config().early_stop) {
@@ -535,16 +602,20 @@ fn supernet<R: Relaxation>(
                 epoch - es.window
             ))?;
         }
-        out::line(genotype.to_python())?;
-        {
-            out::line(format_args!(
-                "results in {}: genotype.json, genotype.py, genotype.dot, metrics.jsonl, epochs.jsonl, alphas.jsonl, checkpoint.bin, \
-                 alphas_normal.png, alphas_reduce.png, loss.png, accuracy.png, collapse.png ({:.0} s, peak GPU memory {:.1} MiB)",
-                dir.display(),
-                started.elapsed().as_secs_f64(),
-                m.peak as f64 / 1048576.0
-            ))?;
+        match &cell {
+            Some(cell) => out::line(cell)?,
+            None => out::line(genotype.to_python())?,
         }
+        let files = match cell {
+            Some(_) => format!("{NAS_BENCH_201_FILE}, genotype.json, genotype.py, genotype.dot, metrics.jsonl, epochs.jsonl, alphas.jsonl, checkpoint.bin, alphas_normal.png"),
+            None => "genotype.json, genotype.py, genotype.dot, metrics.jsonl, epochs.jsonl, alphas.jsonl, checkpoint.bin, alphas_normal.png, alphas_reduce.png".into(),
+        };
+        out::line(format_args!(
+            "results in {}: {files}, loss.png, accuracy.png, collapse.png ({:.0} s, peak GPU memory {:.1} MiB)",
+            dir.display(),
+            started.elapsed().as_secs_f64(),
+            m.peak as f64 / 1048576.0
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }

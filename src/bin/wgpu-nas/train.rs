@@ -9,7 +9,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use wgpu_nas::data::{Augment, Dataset, Split};
 use wgpu_nas::run_dir::RunDir;
-use wgpu_nas::space::SearchFor;
+use wgpu_nas::space::{NasBench201Cell, SearchFor};
 use wgpu_nas::train::{Architecture, CellVariant, MacroVariant, TrainConfig, TrainEpoch, TrainStep, Trainer};
 use wgpu_nas::{Error, Gpu, Result};
 
@@ -26,8 +26,15 @@ pub struct TrainArgs {
     /// or FILE:NAME for the genotype NAME of a Python module such as the reference's
     /// genotypes.py (NASNet, AmoebaNet, DARTS_V2). Not needed with --resume (the checkpoint holds
     /// the architecture).
-    #[arg(long, required_unless_present_any = ["resume", "architecture"], conflicts_with = "architecture")]
+    #[arg(long, required_unless_present_any = ["resume", "architecture", "arch"], conflicts_with_all = ["architecture", "arch"])]
     genotype: Option<PathBuf>,
+    /// A NAS-Bench-201 cell instead of --genotype: the benchmark's string
+    /// (`|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|...|`), or a file holding it (the
+    /// nas-bench-201.txt of `search --space nas-bench-201`). It retrains on the benchmark's
+    /// skeleton: --init-channels C (16 there), --layers cells per stage (5 there), no auxiliary
+    /// head, no drop path.
+    #[arg(long, conflicts_with = "architecture")]
+    arch: Option<String>,
     /// An ENAS architecture instead of --genotype: the architecture.json of `search enas` (its
     /// best architecture), a serialized Arch or MacroArch, or the reference's fixed_arc text as
     /// its scripts write it (whitespace-separated integers: macro, an operation and the skip
@@ -110,6 +117,7 @@ pub enum MacroVariantArg {
 const SETTINGS: &[Setting] = &[
     Setting { id: "genotype", pointer: "/network/architecture", resumable: false },
     Setting { id: "architecture", pointer: "/network/architecture", resumable: false },
+    Setting { id: "arch", pointer: "/network/architecture", resumable: false },
     Setting { id: "search_for", pointer: "/network/architecture", resumable: false },
     Setting { id: "macro_variant", pointer: "/network/macro_variant", resumable: false },
     Setting { id: "epochs", pointer: "/epochs", resumable: true },
@@ -139,6 +147,11 @@ fn config_of(args: &TrainArgs, architecture: Architecture, train: &Dataset) -> T
             config
         }
         Architecture::Macro(arch) => TrainConfig::enas_macro(train.channels, train.num_classes, arch),
+        Architecture::NasBench201(cell) => {
+            let mut config = TrainConfig::nas_bench_201(train.channels, train.num_classes, cell);
+            config.network.layers = args.layers;
+            config
+        }
     };
     config.epochs = args.epochs;
     config.batch_size = args.batch_size;
@@ -175,8 +188,8 @@ pub fn train(args: TrainArgs, given: &Given) -> Result<ExitCode> {
                 splits,
                 |(train, test)| vec![train, test],
                 |(train, _), saved| {
-                    let architecture = match (&args.genotype, &args.architecture) {
-                        (None, None) => saved
+                    let architecture = match (&args.genotype, &args.architecture, &args.arch) {
+                        (None, None, None) => saved
                             .pointer("/network/architecture")
                             .cloned()
                             .map(serde_json::from_value)
@@ -198,6 +211,7 @@ pub fn train(args: TrainArgs, given: &Given) -> Result<ExitCode> {
                 "train": trainer.config(),
                 "genotype_file": args.genotype,
                 "architecture_file": args.architecture,
+                "nas_bench_201": args.arch,
                 "dataset": train.name,
                 "param_size_mb": trainer.param_size_mb(),
                 "adapter": gpu.adapter(),
@@ -229,6 +243,7 @@ pub fn train(args: TrainArgs, given: &Given) -> Result<ExitCode> {
         match cfg.network.architecture {
             Architecture::Cells(_) => "cells",
             Architecture::Macro(_) => "macro layers",
+            Architecture::NasBench201(_) => "NAS-Bench-201 cells per stage",
         },
         if cfg.network.auxiliary { "on" } else { "off" },
         cfg.batch_size,
@@ -292,6 +307,9 @@ pub fn train(args: TrainArgs, given: &Given) -> Result<ExitCode> {
 /// The architecture of a new run: --genotype's (cells) or --architecture's (ENAS).
 fn read_architecture(args: &TrainArgs) -> Result<Architecture> {
     // clap already requires exactly one of them when there is no --resume.
+    if let Some(arch) = &args.arch {
+        return read_nas_bench_201(arch).map(Architecture::NasBench201);
+    }
     match (&args.genotype, &args.architecture) {
         (Some(path), _) => Ok(Architecture::Cells(read_genotype(path)?)),
         (None, Some(path)) => {
@@ -303,6 +321,27 @@ fn read_architecture(args: &TrainArgs) -> Result<Architecture> {
             Architecture::from_enas_text(&text, search_for)
                 .map_err(|e| Error::File { path: path.display().to_string(), msg: e.to_string() })
         }
-        (None, None) => Err(Error::Config("a new run needs --genotype FILE or --architecture FILE".into())),
+        (None, None) => {
+            Err(Error::Config("a new run needs --genotype FILE, --architecture FILE or --arch STRING".into()))
+        }
     }
+}
+
+/// `--arch`: the benchmark string itself, or (when it names a file) the string in that file.
+fn read_nas_bench_201(arch: &str) -> Result<NasBench201Cell> {
+    let path = std::path::Path::new(arch);
+    if arch.trim_start().starts_with('|') || !path.exists() {
+        if !arch.contains('~') {
+            return Err(Error::Config(format!(
+                "--arch {arch:?} is neither a NAS-Bench-201 string (|op~0|+|op~0|op~1|+|op~0|op~1|op~2|) nor a file"
+            )));
+        }
+        return NasBench201Cell::parse(arch);
+    }
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let cell = match text.trim_start().starts_with('{') {
+        true => NasBench201Cell::from_json(&text),
+        false => NasBench201Cell::parse(&text),
+    };
+    cell.map_err(|e| Error::File { path: path.display().to_string(), msg: e.to_string() })
 }
