@@ -1,0 +1,339 @@
+//! An experiment's runs as cluster tasks: `experiment --plan-only` writes plan.jsonl, `task`
+//! runs one line (75 while its search is unfinished; bad plans exit 2 touching nothing), a task
+//! killed with SIGKILL resumes to the same result, `leaderboard` merges copies of an experiment
+//! directory into the one-process numbers, the Kubernetes Indexed Job's indices run by hand
+//! reproduce them, and the Slurm job arrays do on a real one-node Slurm cluster.
+
+#[path = "support/commands.rs"]
+mod commands;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use commands::{scratch, snapshot, text, wgpu_nas, wgpu_nas_env};
+use serde_json::Value;
+
+/// Tiny sizes: every run a few steps of a network of a few channels (as tests/experiment.rs).
+const TINY: [&str; 26] = [
+    "--search-channels",
+    "2",
+    "--search-layers",
+    "1",
+    "--search-batch-size",
+    "4",
+    "--search-epochs",
+    "1",
+    "--search-steps",
+    "2",
+    "--search-eval-batches",
+    "1",
+    "--train-channels",
+    "2",
+    "--train-layers",
+    "3",
+    "--train-batch-size",
+    "4",
+    "--train-epochs",
+    "2",
+    "--train-steps",
+    "2",
+    "--train-eval-batches",
+    "1",
+    "--dataset",
+    "embedded",
+];
+
+/// The tiny experiment in `dir` (darts and gdas, one seed, `random` random genotypes), `extra`
+/// options after it.
+fn experiment(dir: &Path, random: &str, extra: &[&str]) -> Output {
+    let d = dir.to_str().unwrap();
+    let mut a = vec!["experiment", "--out", d, "--methods", "darts,gdas", "--seeds", "1", "--random", random];
+    a.extend(TINY);
+    a.extend(extra);
+    a.push("--quiet");
+    wgpu_nas(&a)
+}
+
+fn read_json(file: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))).unwrap()
+}
+
+/// Each retraining's numbers in a results.json: run -> (test accuracy, parameters).
+fn numbers(results: &Value) -> BTreeMap<String, (f64, f64)> {
+    let mut m = BTreeMap::new();
+    for row in results["rows"].as_array().unwrap() {
+        for r in row["runs"].as_array().unwrap() {
+            m.insert(
+                r["run"].as_str().unwrap().to_string(),
+                (r["test_acc"].as_f64().unwrap(), r["param_size_mb"].as_f64().unwrap()),
+            );
+        }
+    }
+    m
+}
+
+/// The table rows of a results.md, without the time columns (wall-clock, different per run).
+fn table(md: &str) -> Vec<String> {
+    md.lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| method"))
+        .map(|l| l.split('|').take(6).collect::<Vec<_>>().join("|"))
+        .collect()
+}
+
+/// One-process results of the tiny experiment with `random` random genotypes, made once per
+/// test that needs them.
+fn one_process(root: &Path, random: &str) -> (Value, String) {
+    let dir = root.join("one-process");
+    let out = experiment(&dir, random, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    (read_json(&dir.join("results.json")), std::fs::read_to_string(dir.join("results.md")).unwrap())
+}
+
+fn task(plan: &Path, index: &str) -> Output {
+    wgpu_nas(&["task", "--plan", plan.to_str().unwrap(), "--index", index, "--quiet"])
+}
+
+/// Every file under `dir`, recursively: path -> bytes.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                files.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    files
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
+fn one_line_exit_2(out: &Output, needle: &str, what: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{what}: {}", text(out));
+    assert!(err.contains(needle), "{what}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{what}: one line: {err}");
+}
+
+#[test]
+fn plan_only_writes_a_line_per_run_and_task_refuses_bad_input_touching_nothing() {
+    let root = scratch("cluster-plan");
+    let dir = root.join("exp");
+    let out = experiment(&dir, "1", &["--plan-only"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let plan = dir.join("plan.jsonl");
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&plan).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let expected = [
+        ("search", "darts", "search-darts-s0", vec![]),
+        ("search", "gdas", "search-gdas-s0", vec![]),
+        ("train", "darts", "train-darts-s0", vec![0]),
+        ("train", "gdas", "train-gdas-s0", vec![1]),
+        ("train", "random", "train-random-0", vec![]),
+    ];
+    assert_eq!(lines.len(), expected.len());
+    for (i, (l, (kind, method, run_dir, waits))) in lines.iter().zip(&expected).enumerate() {
+        assert_eq!(l["version"], 1, "{l}");
+        assert_eq!(l["index"], i, "{l}");
+        assert_eq!(l["runs"], 5, "{l}");
+        assert_eq!(l["kind"], *kind, "{l}");
+        assert_eq!(l["method"], *method, "{l}");
+        assert_eq!(l["seed"], 0, "{l}");
+        assert_eq!(l["run_dir"], *run_dir, "{l}");
+        let w: Vec<u64> = l["waits_for"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(w, waits.iter().map(|&x| x as u64).collect::<Vec<_>>(), "{l}");
+        let argv: Vec<&str> = l["argv"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(argv[..2], if *kind == "search" { ["search", method] } else { ["train", "--out"] }, "{l}");
+        let at = argv.iter().position(|a| *a == "--out").unwrap();
+        assert_eq!(argv[at + 1], *run_dir, "{l}");
+        assert!(!dir.join(run_dir).exists(), "plan-only started {run_dir}");
+    }
+    let argv =
+        |i: usize| -> Vec<&str> { lines[i]["argv"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect() };
+    assert!(argv(2).windows(2).any(|w| w == ["--genotype", "search-darts-s0/genotype.json"]), "{:?}", argv(2));
+    assert!(argv(4).windows(2).any(|w| w == ["--genotype", "random-0.genotype.json"]), "{:?}", argv(4));
+    assert!(argv(0).windows(2).any(|w| w == ["--epochs", "1"]), "{:?}", argv(0));
+    assert!(dir.join("random-0.genotype.json").is_file());
+
+    // A retraining whose search has not run: exit code 75, nothing written.
+    let before = tree(&dir);
+    let out = task(&plan, "2");
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("search-darts-s0"), "{}", text(&out));
+    assert!(tree(&dir) == before, "a waiting task wrote");
+
+    // Bad input: one line, exit code 2, nothing touched (the finished search included).
+    let out = task(&plan, "0");
+    assert!(out.status.success(), "{}", text(&out));
+    let before = tree(&dir);
+    one_line_exit_2(&task(&plan, "5"), "out of range", "--index 5");
+    let original = std::fs::read_to_string(&plan).unwrap();
+    let bad = root.join("bad");
+    copy_dir(&dir, &bad);
+    let bad_plan = bad.join("plan.jsonl");
+    let cut = original.len() - 40;
+    for (what, content, needle) in [
+        ("truncated mid-line", original[..cut].to_string(), "truncated"),
+        ("a line short", original.lines().take(4).map(|l| format!("{l}\n")).collect(), "truncated"),
+        ("another version", original.replace("\"version\":1", "\"version\":2"), "plan version 2"),
+        ("edited", original.replace("\"--epochs\",\"1\"", "\"--epochs\",\"9\""), "not what"),
+    ] {
+        std::fs::write(&bad_plan, content).unwrap();
+        let before_bad = tree(&bad);
+        one_line_exit_2(&task(&bad_plan, "1"), needle, what);
+        assert!(tree(&bad) == before_bad, "{what}: touched");
+    }
+    std::fs::remove_file(bad.join("experiment.json")).unwrap();
+    std::fs::write(&bad_plan, &original).unwrap();
+    one_line_exit_2(&task(&bad_plan, "1"), "not an experiment directory", "no experiment.json");
+    one_line_exit_2(
+        &wgpu_nas(&["leaderboard", bad.to_str().unwrap()]),
+        "not an experiment directory",
+        "leaderboard of no experiment",
+    );
+    // A finished run's task is skipped: nothing written.
+    let out = task(&plan, "0");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(tree(&dir) == before, "bad input or a finished task touched the experiment");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// The tasks run one by one (through the Kubernetes manifest's command, with
+/// JOB_COMPLETION_INDEX set), and `leaderboard` over two copied halves of the result, give the
+/// one-process numbers.
+#[test]
+fn tasks_of_the_kubernetes_job_and_leaderboard_of_two_halves_reproduce_one_process() {
+    let root = scratch("cluster-tasks");
+    let (reference, reference_md) = one_process(&root, "1");
+    let dir = root.join("exp");
+    let out = experiment(&dir, "1", &["--kubernetes", "--gpus-per-task", "0"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let job = read_json(&dir.join("kubernetes-job.json"));
+    assert_eq!(job["spec"]["completionMode"], "Indexed");
+    let completions = job["spec"]["completions"].as_u64().unwrap();
+    assert_eq!(completions, 5);
+    let command: Vec<String> = job["spec"]["template"]["spec"]["containers"][0]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(command[0], "wgpu-nas");
+    // The index from JOB_COMPLETION_INDEX, as the Job's pods get it; the retrainings of the
+    // searches first, to see them wait (75), as a pod started early would.
+    for index in [2, 0, 1, 2, 3, 4] {
+        let i = index.to_string();
+        let args: Vec<&str> = command[1..].iter().map(String::as_str).chain(["--quiet"]).collect();
+        let out = wgpu_nas_env(&args, &[("JOB_COMPLETION_INDEX", &i)]);
+        if index == 2 && !dir.join("search-darts-s0/checkpoint.bin").exists() {
+            assert_eq!(out.status.code(), Some(75), "{}", text(&out));
+        } else {
+            assert!(out.status.success(), "index {index}: {}", text(&out));
+        }
+    }
+    let out = wgpu_nas(&["leaderboard", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let merged = read_json(&dir.join("results.json"));
+    assert_eq!(numbers(&merged), numbers(&reference));
+    assert_eq!(numbers(&merged).len(), 3);
+    let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
+    assert_eq!(table(&md), table(&reference_md), "{md}\n{reference_md}");
+
+    // Two machines' halves: one holds the searches and the DARTS retraining, the other the rest.
+    let (a, b) = (root.join("half-a"), root.join("half-b"));
+    for (half, runs) in [
+        (&a, &["search-darts-s0", "search-gdas-s0", "train-darts-s0"][..]),
+        (&b, &["train-gdas-s0", "train-random-0", "random-0.genotype.json"][..]),
+    ] {
+        std::fs::create_dir_all(half).unwrap();
+        std::fs::copy(dir.join("experiment.json"), half.join("experiment.json")).unwrap();
+        for r in runs {
+            if dir.join(r).is_dir() {
+                copy_dir(&dir.join(r), &half.join(r));
+            } else {
+                std::fs::copy(dir.join(r), half.join(r)).unwrap();
+            }
+        }
+    }
+    // One half alone: its runs, the others listed as missing, exit code 1.
+    let alone = root.join("alone");
+    let out = wgpu_nas(&["leaderboard", b.to_str().unwrap(), "--out", alone.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for r in ["search-darts-s0: missing", "search-gdas-s0: missing", "train-darts-s0: missing"] {
+        assert!(err.contains(r), "{err}");
+    }
+    assert_eq!(read_json(&alone.join("results.json"))["missing"].as_array().unwrap().len(), 3);
+    // Both: the whole table, the same numbers (and times: the same runs) as the one directory.
+    let board = root.join("board");
+    let out = wgpu_nas(&["leaderboard", a.to_str().unwrap(), b.to_str().unwrap(), "--out", board.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let both = read_json(&board.join("results.json"));
+    assert_eq!(both, merged);
+    assert_eq!(std::fs::read_to_string(board.join("results.md")).unwrap(), md);
+    assert_eq!(&std::fs::read(board.join("results.png")).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// A retraining's task killed with SIGKILL after its first checkpoint, started again, resumes
+/// and ends with the numbers of an uninterrupted run.
+#[test]
+fn a_task_killed_with_sigkill_resumes_to_the_uninterrupted_result() {
+    let root = scratch("cluster-kill");
+    let (uninterrupted, _) = one_process(&root, "1");
+    let dir = root.join("exp");
+    let out = experiment(&dir, "1", &["--plan-only"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let plan = dir.join("plan.jsonl");
+    for index in ["0", "4"] {
+        let out = task(&plan, index);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let marker = root.join("marker");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgpu-nas"))
+        .args(["task", "--plan", plan.to_str().unwrap(), "--index", "2"])
+        .env("WGPU_NAS_TEST_HOOK", format!("committed:1:{}", marker.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !marker.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the task ended before its first checkpoint");
+        assert!(started.elapsed() < Duration::from_secs(300), "first checkpoint not reached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    let out = wgpu_nas(&["task", "--plan", plan.to_str().unwrap(), "--index", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("train-darts-s0: resuming from its last checkpoint"));
+    let times = std::fs::read_to_string(dir.join("train-darts-s0/times.jsonl")).unwrap();
+    assert_eq!(times.lines().count(), 2, "one line per epoch kept: {times}");
+    let out = task(&plan, "1");
+    assert!(out.status.success(), "{}", text(&out));
+    let out = task(&plan, "3");
+    assert!(out.status.success(), "{}", text(&out));
+    let out = wgpu_nas(&["leaderboard", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(numbers(&read_json(&dir.join("results.json"))), numbers(&uninterrupted));
+    let kept = snapshot(&dir.join("train-darts-s0"));
+    assert!(!kept.keys().any(|k| k.ends_with(".tmp")), "{:?}", kept.keys());
+    std::fs::remove_dir_all(&root).ok();
+}
