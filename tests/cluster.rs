@@ -337,3 +337,166 @@ fn a_task_killed_with_sigkill_resumes_to_the_uninterrupted_result() {
     assert!(!kept.keys().any(|k| k.ends_with(".tmp")), "{:?}", kept.keys());
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// The daemons a test started, stopped (by their pid files) when it ends, failed or not.
+struct Daemons {
+    pid_files: Vec<PathBuf>,
+}
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        for f in self.pid_files.iter().rev() {
+            if let Some(pid) = std::fs::read_to_string(f).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+                let gone = Instant::now();
+                while Path::new(&format!("/proc/{pid}")).exists() && gone.elapsed() < Duration::from_secs(10) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                }
+            }
+        }
+    }
+}
+
+fn sh(cmd: &str, env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new("sh");
+    c.args(["-c", cmd]);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap_or_else(|e| panic!("sh -c {cmd:?}: {e}"))
+}
+
+fn tail(file: &Path) -> String {
+    let t = std::fs::read_to_string(file).unwrap_or_else(|e| format!("({}: {e})", file.display()));
+    t.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+/// A one-node Slurm cluster on this machine (munge, slurmctld, slurmd as root, all files in a
+/// temporary directory), the tiny experiment's submit.sbatch submitted to it: the two job arrays
+/// run, and `leaderboard` gives the one-process numbers. Needs root and Debian's slurmctld,
+/// slurmd, munge and slurm-client (.ci/run installs them); without them it fails, saying why.
+#[test]
+fn slurm_job_arrays_on_a_one_node_cluster_reproduce_one_process() {
+    for bin in ["munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo"] {
+        let found = sh(&format!("command -v {bin} || test -x /usr/sbin/{bin}"), &[]).status.success();
+        assert!(found, "{bin} not found: apt-get install slurmctld slurmd munge slurm-client (as .ci/run does)");
+    }
+    let uid = String::from_utf8_lossy(&sh("id -u", &[]).stdout).trim().to_string();
+    assert_eq!(uid, "0", "the Slurm test runs slurmd and slurmctld as root (SlurmUser=root); run it as root");
+    let root = scratch("cluster-slurm");
+    let d = root.join("slurm");
+    std::fs::create_dir_all(d.join("state")).unwrap();
+    std::fs::create_dir_all(d.join("spool")).unwrap();
+    let mut daemons = Daemons { pid_files: vec![] };
+
+    // munge: Debian's package made the key; start the daemon unless one answers already.
+    if !sh("munge -n | unmunge", &[]).status.success() {
+        let out = sh("mkdir -p /run/munge && chown munge:munge /run/munge && munged --force", &[]);
+        assert!(out.status.success(), "munged did not start: {}", text(&out));
+        daemons.pid_files.push("/run/munge/munged.pid".into());
+        let out = sh("sleep 1; munge -n | unmunge", &[]);
+        assert!(out.status.success(), "munge does not answer: {}", text(&out));
+    }
+
+    let host = String::from_utf8_lossy(&sh("hostname", &[]).stdout).trim().to_string();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let p = |f: &str| d.join(f).display().to_string();
+    let conf = format!(
+        "ClusterName=wgpunas\nSlurmctldHost={host}\nAuthType=auth/munge\nProctrackType=proctrack/linuxproc\n\
+         TaskPlugin=task/none\nSlurmUser=root\nSlurmdUser=root\nStateSaveLocation={}\nSlurmdSpoolDir={}\n\
+         SlurmctldPidFile={}\nSlurmdPidFile={}\nSlurmctldLogFile={}\nSlurmdLogFile={}\nSelectType=select/cons_tres\n\
+         SelectTypeParameters=CR_Core\nSchedulerType=sched/backfill\nReturnToService=2\nMpiDefault=none\n\
+         NodeName={host} CPUs={cpus} RealMemory={} State=UNKNOWN\n\
+         PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP\n",
+        p("state"),
+        p("spool"),
+        p("slurmctld.pid"),
+        p("slurmd.pid"),
+        p("slurmctld.log"),
+        p("slurmd.log"),
+        kib / 1024 * 9 / 10,
+    );
+    std::fs::write(d.join("slurm.conf"), conf).unwrap();
+    let conf = p("slurm.conf");
+    let env = [("SLURM_CONF", conf.as_str())];
+    daemons.pid_files.push(d.join("slurmctld.pid"));
+    let out = sh("slurmctld -c", &env);
+    assert!(out.status.success(), "slurmctld did not start: {}\n{}", text(&out), tail(&d.join("slurmctld.log")));
+    daemons.pid_files.push(d.join("slurmd.pid"));
+    let out = sh("slurmd", &env);
+    assert!(out.status.success(), "slurmd did not start: {}\n{}", text(&out), tail(&d.join("slurmd.log")));
+    let started = Instant::now();
+    loop {
+        let state = String::from_utf8_lossy(&sh("sinfo -h -o %t", &env).stdout).trim().to_string();
+        if state == "idle" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the node is {state:?}, not idle, after 60 s:\n{}\n{}",
+            tail(&d.join("slurmctld.log")),
+            tail(&d.join("slurmd.log"))
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // 2 searches and their 2 retrainings.
+    let (reference, reference_md) = one_process(&root, "0");
+    let dir = root.join("exp");
+    let out = experiment(&dir, "0", &["--slurm", "--gpus-per-task", "0", "--max-parallel", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let script = std::fs::read_to_string(dir.join("submit.sbatch")).unwrap();
+    assert!(script.contains("--array=0-1%2") && script.contains("--array=2-3%2 --dependency=afterok:"), "{script}");
+    assert!(!script.contains("--gres"), "{script}");
+    let out = sh(&format!("bash {}", dir.join("submit.sbatch").display()), &env);
+    assert!(out.status.success(), "submitting: {}", text(&out));
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
+    assert_eq!(ids.len(), 2, "{}", text(&out));
+    let started = Instant::now();
+    loop {
+        let q = sh(&format!("squeue -h -o '%i %T %r' -j {}", ids.join(",")), &env);
+        let queue = String::from_utf8_lossy(&q.stdout).trim().to_string();
+        if q.status.success() && queue.is_empty() {
+            break;
+        }
+        assert!(
+            !queue.contains("DependencyNeverSatisfied"),
+            "the retrainings' dependency failed:\n{queue}\n{}",
+            tail(&d.join("slurmctld.log"))
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the arrays did not end in 10 minutes:\n{queue}\n{}",
+            tail(&d.join("slurmctld.log"))
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let logs: String = std::fs::read_dir(dir.join("slurm"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| format!("{}:\n{}\n", p.display(), tail(&p)))
+        .collect();
+    assert_eq!(std::fs::read_dir(dir.join("slurm")).unwrap().count(), 4, "one log per task:\n{logs}");
+    let out = wgpu_nas(&["leaderboard", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}\n{logs}", text(&out));
+    let board = read_json(&dir.join("results.json"));
+    assert_eq!(numbers(&board).len(), 2);
+    assert_eq!(numbers(&board), numbers(&reference));
+    let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
+    assert_eq!(table(&md), table(&reference_md));
+    drop(daemons);
+    std::fs::remove_dir_all(&root).ok();
+}
