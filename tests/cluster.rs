@@ -500,3 +500,142 @@ fn slurm_job_arrays_on_a_one_node_cluster_reproduce_one_process() {
     drop(daemons);
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// The errors of `v` against `schema` (a subset of JSON Schema draft 7: $ref to #/definitions,
+/// type, enum, required, properties, additionalProperties, items, minItems, minimum, minLength,
+/// maxLength), each with its JSON pointer.
+fn schema_errors(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
+    if let Some(r) = schema["$ref"].as_str() {
+        let def = r.strip_prefix("#/definitions/").unwrap_or_else(|| panic!("unsupported $ref {r}"));
+        return schema_errors(root, &root["definitions"][def], v, at, errors);
+    }
+    for key in schema.as_object().unwrap().keys() {
+        let known = [
+            "$comment",
+            "type",
+            "enum",
+            "required",
+            "properties",
+            "additionalProperties",
+            "items",
+            "minItems",
+            "minimum",
+            "minLength",
+            "maxLength",
+            "definitions",
+        ];
+        assert!(known.contains(&key.as_str()), "the test's validator does not know the keyword {key}");
+    }
+    let type_of = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    if let Some(t) = schema.get("type") {
+        let allowed: Vec<&str> = match t {
+            Value::Array(ts) => ts.iter().map(|t| t.as_str().unwrap()).collect(),
+            t => vec![t.as_str().unwrap()],
+        };
+        if !allowed.contains(&type_of(v)) {
+            errors.push(format!("{at}: {} where {allowed:?} is wanted", type_of(v)));
+            return;
+        }
+    }
+    if let Some(e) = schema["enum"].as_array() {
+        if !e.contains(v) {
+            errors.push(format!("{at}: {v} is not one of {e:?}"));
+        }
+    }
+    if let Some(n) = schema["minimum"].as_f64() {
+        if v.as_f64().is_some_and(|x| x < n) {
+            errors.push(format!("{at}: {v} below {n}"));
+        }
+    }
+    if let Some(s) = v.as_str() {
+        if schema["minLength"].as_u64().is_some_and(|n| (s.chars().count() as u64) < n) {
+            errors.push(format!("{at}: {s:?} too short"));
+        }
+        if schema["maxLength"].as_u64().is_some_and(|n| (s.chars().count() as u64) > n) {
+            errors.push(format!("{at}: {s:?} too long"));
+        }
+    }
+    if let Some(items) = v.as_array() {
+        if schema["minItems"].as_u64().is_some_and(|n| (items.len() as u64) < n) {
+            errors.push(format!("{at}: fewer than {} items", schema["minItems"]));
+        }
+        if let Some(item) = schema.get("items") {
+            for (i, x) in items.iter().enumerate() {
+                schema_errors(root, item, x, &format!("{at}/{i}"), errors);
+            }
+        }
+    }
+    if let Some(obj) = v.as_object() {
+        for r in schema["required"].as_array().into_iter().flatten() {
+            if !obj.contains_key(r.as_str().unwrap()) {
+                errors.push(format!("{at}: required {r} missing"));
+            }
+        }
+        for (k, x) in obj {
+            match (schema["properties"].get(k), schema.get("additionalProperties")) {
+                (Some(s), _) => schema_errors(root, s, x, &format!("{at}/{k}"), errors),
+                (None, Some(Value::Bool(false))) => errors.push(format!("{at}: field {k:?} not allowed")),
+                (None, Some(s @ Value::Object(_))) => schema_errors(root, s, x, &format!("{at}/{k}"), errors),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The Kubernetes manifest validates against the batch/v1 Job schema kept in
+/// tests/kubernetes/job-batch-v1.schema.json (trimmed from the Kubernetes API reference, closed
+/// objects as kubeconform -strict has them), with and without GPUs; a broken one does not.
+#[test]
+fn the_kubernetes_manifest_is_a_valid_batch_v1_indexed_job() {
+    let schema: Value =
+        serde_json::from_str(include_str!("kubernetes/job-batch-v1.schema.json")).expect("the schema is JSON");
+    let root = scratch("cluster-k8s");
+    for (name, extra) in [
+        ("gpu", &["--kubernetes", "--image", "registry.example/wgpu-nas:0.1", "--max-parallel", "3"][..]),
+        ("Cpu_Only", &["--kubernetes", "--gpus-per-task", "0", "--volume-claim", "nas"][..]),
+    ] {
+        let dir = root.join(name);
+        let out = experiment(&dir, "2", extra);
+        assert!(out.status.success(), "{}", text(&out));
+        let job = read_json(&dir.join("kubernetes-job.json"));
+        let mut errors = Vec::new();
+        schema_errors(&schema, &schema, &job, "", &mut errors);
+        assert!(errors.is_empty(), "{name}: {errors:#?}\n{job:#}");
+        // What the API server checks beyond the schema: an Indexed Job's pods restart Never or
+        // OnFailure, its name is a DNS-1123 label (lower case, digits, '-'), completions given.
+        let spec = &job["spec"];
+        assert_eq!(spec["completionMode"], "Indexed");
+        assert_eq!(spec["completions"], 6, "2 searches, 2 retrainings, 2 random");
+        assert!(["Never", "OnFailure"].contains(&spec["template"]["spec"]["restartPolicy"].as_str().unwrap()));
+        let n = job["metadata"]["name"].as_str().unwrap();
+        assert!(
+            n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !n.starts_with('-')
+                && !n.ends_with('-'),
+            "{n}"
+        );
+        let container = &spec["template"]["spec"]["containers"][0];
+        let gpus = &container["resources"]["limits"]["nvidia.com/gpu"];
+        assert_eq!(*gpus, if name == "gpu" { Value::from(1) } else { Value::Null }, "{container}");
+        let mount = container["volumeMounts"][0]["mountPath"].as_str().unwrap();
+        assert_eq!(Path::new(mount), std::fs::canonicalize(&dir).unwrap());
+
+        // The validator rejects what the schema forbids.
+        let mut broken = job.clone();
+        broken["spec"]["completionMode"] = "indexed".into();
+        broken["spec"]["template"]["spec"]["containers"][0]["volumeMount"] = Value::Array(vec![]);
+        broken["spec"]["template"]["spec"]["volumes"][0].as_object_mut().unwrap().remove("name");
+        let mut errors = Vec::new();
+        schema_errors(&schema, &schema, &broken, "", &mut errors);
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+    }
+    std::fs::remove_dir_all(&root).ok();
+}

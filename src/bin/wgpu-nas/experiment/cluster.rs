@@ -277,10 +277,13 @@ fn job_manifest(dir: &Path, lines: &[PlanLine], args: &ClusterArgs) -> Value {
     }
     let name = dir.file_name().map_or("experiment".into(), |n| n.to_string_lossy().to_lowercase());
     let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    // A DNS-1123 label, short enough for the pods' names (the Job's name, the index, a suffix).
+    let job_name: String = format!("wgpu-nas-{}", name.trim_matches('-')).chars().take(52).collect();
+    let job_name = job_name.trim_end_matches('-');
     json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": format!("wgpu-nas-{}", name.trim_matches('-')).chars().take(52).collect::<String>()},
+        "metadata": {"name": job_name},
         "spec": {
             "completionMode": "Indexed",
             "completions": lines.len(),
