@@ -178,9 +178,32 @@ fn plan_only_writes_a_line_per_run_and_task_refuses_bad_input_touching_nothing()
     assert!(String::from_utf8_lossy(&out.stderr).contains("search-darts-s0"), "{}", text(&out));
     assert!(tree(&dir) == before, "a waiting task wrote");
 
-    // Bad input: one line, exit code 2, nothing touched (the finished search included).
-    let out = task(&plan, "0");
+    // --adapter N: the N-th adapter of `wgpu-nas devices`; one that is not there is refused.
+    let devices = wgpu_nas(&["devices"]);
+    let first = String::from_utf8_lossy(&devices.stdout).lines().next().unwrap().to_string();
+    let first = first.strip_prefix("0: ").unwrap_or_else(|| panic!("devices numbers its adapters: {first}"));
+    one_line_exit_2(
+        &wgpu_nas(&["task", "--plan", plan.to_str().unwrap(), "--index", "0", "--adapter", "99"]),
+        "not the number of an adapter",
+        "--adapter 99",
+    );
+    assert!(!dir.join("search-darts-s0").exists());
+    let out = wgpu_nas(&["task", "--plan", plan.to_str().unwrap(), "--index", "0", "--adapter", "0", "--quiet"]);
     assert!(out.status.success(), "{}", text(&out));
+    let config = read_json(&dir.join("search-darts-s0/config.json"));
+    let a = &config["adapter"];
+    assert_eq!(
+        format!(
+            "{} ({}, {})",
+            a["name"].as_str().unwrap(),
+            a["backend"].as_str().unwrap(),
+            a["device_type"].as_str().unwrap()
+        ),
+        first,
+        "{config}"
+    );
+
+    // Bad input: one line, exit code 2, nothing touched (the finished search included).
     let before = tree(&dir);
     one_line_exit_2(&task(&plan, "5"), "out of range", "--index 5");
     let original = std::fs::read_to_string(&plan).unwrap();

@@ -85,7 +85,8 @@ mod cli {
             #[arg(long)]
             verbose: bool,
         },
-        /// List the GPU adapters wgpu sees, with backend and main limits.
+        /// List the GPU adapters wgpu sees, with backend and main limits, numbered for `task
+        /// --adapter N` (or WGPU_ADAPTER_INDEX=N).
         Devices,
         /// Derive the genotype of a search run's checkpoint (its run directory).
         Derive {
@@ -215,8 +216,8 @@ mod cli {
                         "no adapters found; on Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1"
                     ))?;
                 }
-                for (a, l) in adapters {
-                    out::line(format_args!("{a}"))?;
+                for (i, (a, l)) in adapters.into_iter().enumerate() {
+                    out::line(format_args!("{i}: {a}"))?;
                     out::line(format_args!("    driver: {}", a.driver))?;
                     out::line(format_args!(
                         "    max storage binding {} MiB, storage buffers/stage {}, invocations/workgroup {}, workgroup memory {} KiB",

@@ -315,6 +315,11 @@ pub struct TaskArgs {
     /// Print only the run's result.
     #[arg(long)]
     quiet: bool,
+    /// The adapter to run on: its number in `wgpu-nas devices` (sets WGPU_ADAPTER_INDEX; several
+    /// tasks on one multi-GPU node each take their own). Default: WGPU_ADAPTER_INDEX, else
+    /// WGPU_ADAPTER_NAME (a part of the name), else the first hardware adapter.
+    #[arg(long)]
+    adapter: Option<usize>,
 }
 
 /// The experiment directory of `plan_file`, its spec, its runs and its lines, checked against
@@ -397,6 +402,10 @@ fn env_index() -> Result<Option<usize>> {
 /// Exit code 75 when it is a retraining whose search has not finished.
 pub fn task(args: TaskArgs) -> Result<ExitCode> {
     let (dir, spec, plan, lines) = read_plan(&args.plan)?;
+    if let Some(n) = args.adapter {
+        // Before any thread or GPU starts: the run's Gpu::new reads it.
+        std::env::set_var("WGPU_ADAPTER_INDEX", n.to_string());
+    }
     let index = match args.index {
         Some(i) => i,
         None => env_index()?.ok_or_else(|| {
