@@ -516,6 +516,11 @@ fn slurm_job_arrays_on_a_one_node_cluster_reproduce_one_process() {
     let out = wgpu_nas(&["leaderboard", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}\n{logs}", text(&out));
     let board = read_json(&dir.join("results.json"));
+    // All 4 runs finished (none listed missing), the 2 retrainings in the table.
+    assert!(board.get("missing").is_none(), "{board}");
+    for run in ["search-darts-s0", "search-gdas-s0", "train-darts-s0", "train-gdas-s0"] {
+        assert!(dir.join(run).join("checkpoint.bin").is_file(), "{run}\n{logs}");
+    }
     assert_eq!(numbers(&board).len(), 2);
     assert_eq!(numbers(&board), numbers(&reference));
     let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
