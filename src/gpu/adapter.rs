@@ -1,4 +1,5 @@
-//! Adapter selection: hardware before software, `WGPU_BACKEND` and `WGPU_ADAPTER_NAME` honoured,
+//! Adapter selection: hardware before software, `WGPU_BACKEND`, `WGPU_ADAPTER_INDEX` and
+//! `WGPU_ADAPTER_NAME` honoured,
 //! and a typed error (never a panic) when nothing fits.
 
 use serde::Serialize;
@@ -100,6 +101,23 @@ pub(super) async fn select() -> Result<(wgpu::Adapter, AdapterSummary)> {
     let mut adapters = instance.enumerate_adapters(backends).await;
     if adapters.is_empty() {
         return Err(Error::NoAdapter { backends: format!("backends {backends:?}") });
+    }
+    // WGPU_ADAPTER_INDEX: the adapter's number in `wgpu-nas devices` (its list, sorted by name),
+    // so that tasks sharing a multi-GPU node each take their own.
+    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_INDEX") {
+        let mut infos: Vec<(String, usize)> =
+            adapters.iter().enumerate().map(|(i, a)| (AdapterSummary::of(&a.get_info()).name, i)).collect();
+        infos.sort();
+        let seen: Vec<String> = infos.iter().enumerate().map(|(n, (name, _))| format!("{n}: {name}")).collect();
+        let Some(&(_, at)) = wanted.trim().parse::<usize>().ok().and_then(|n| infos.get(n)) else {
+            return Err(Error::Config(format!(
+                "WGPU_ADAPTER_INDEX={wanted:?} (--adapter) is not the number of an adapter: {} (wgpu-nas devices)",
+                seen.join("; ")
+            )));
+        };
+        let adapter = adapters.swap_remove(at);
+        let summary = AdapterSummary::of(&adapter.get_info());
+        return Ok((adapter, summary));
     }
     if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
         let needle = wanted.to_lowercase();

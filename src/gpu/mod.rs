@@ -71,8 +71,9 @@ pub(crate) struct GpuBuffer {
 pub const MAX_STORAGE_BUFFERS_USED: u32 = 10;
 
 impl Gpu {
-    /// Picks an adapter (hardware first; `WGPU_BACKEND` and `WGPU_ADAPTER_NAME` honoured) and
-    /// creates a device on it.
+    /// Picks an adapter (hardware first; `WGPU_BACKEND`, `WGPU_ADAPTER_INDEX` (the number in
+    /// [`list_adapters`]' order, by name) and `WGPU_ADAPTER_NAME` honoured) and creates a device
+    /// on it.
     pub async fn new_async() -> Result<Gpu> {
         let (adapter, summary) = adapter::select().await?;
         let limits = adapter.limits();

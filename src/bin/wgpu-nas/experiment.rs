@@ -27,9 +27,11 @@ use wgpu_nas::{Error, Result};
 
 use crate::run::Given;
 
+mod cluster;
 mod results;
 use crate::search::{self, io, load, DatasetName};
 use crate::{out, plot, train};
+pub use cluster::{leaderboard, task, LeaderboardArgs, TaskArgs};
 use results::{collect, data_description, markdown};
 
 /// Where Debian's `dataset-fashion-mnist` puts the IDX files.
@@ -113,6 +115,8 @@ pub struct ExperimentArgs {
     /// Print only each run's result and the table.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    cluster: cluster::ClusterArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -366,6 +370,18 @@ enum State {
     Finished,
 }
 
+impl State {
+    /// What the experiment does with a run in this state, in words.
+    fn doing(&self) -> &'static str {
+        match self {
+            State::Finished => "finished earlier, skipped",
+            State::Unfinished => "resuming from its last checkpoint",
+            State::NoCheckpoint => "stopped before its first checkpoint: starting it again",
+            State::Absent => "starting",
+        }
+    }
+}
+
 fn state(dir: &Path) -> Result<State> {
     if !dir.exists() {
         return Ok(State::Absent);
@@ -465,44 +481,20 @@ impl ExperimentArgs {
 }
 
 /// `experiment`: checks everything, then runs (or skips, or resumes) every run of the plan in
-/// turn and writes the results.
+/// turn and writes the results. With `--plan-only` (or `--slurm`, `--kubernetes`) it writes
+/// the experiment directory and its plan.jsonl (and the engine's job file) and runs nothing.
 pub fn experiment(args: ExperimentArgs) -> Result<ExitCode> {
     let (spec, data) = args.spec()?;
     let dir = &args.out;
+    if args.cluster.wanted() {
+        // Checked before anything is written.
+        args.cluster.validate()?;
+    }
     open_dir(dir, &spec)?;
     let say = |s: String| if args.quiet { Ok(()) } else { out::line(s) };
-
-    // The random genotypes, drawn once and kept beside the runs.
-    for &seed in &spec.random_seeds {
-        let path = genotype_file(dir, None, seed);
-        let genotype = random_genotype(&spec.space, &mut Rng::new(seed))?;
-        if !path.exists() {
-            write_atomic(&path, genotype.to_json().as_bytes())?;
-        } else if search::read_genotype(&path)? != genotype {
-            return Err(Error::Config(format!(
-                "{} is not the genotype that seed {seed} draws; remove it (and train-random-{seed}) to draw it again",
-                path.display()
-            )));
-        }
-    }
-
-    let mut plan: Vec<Job> = Vec::new();
-    for &method in &spec.methods {
-        plan.extend(spec.seeds.iter().map(|&seed| Job::Search { method, seed }));
-    }
-    for &method in &spec.methods {
-        plan.extend(spec.seeds.iter().map(|&seed| Job::Train { method: Some(method), seed }));
-    }
-    plan.extend(spec.random_seeds.iter().map(|&seed| Job::Train { method: None, seed }));
-
-    // Before anything runs: every retraining begun retrains the genotype its file holds now (a
-    // search to be made again, its file gone, is left to make the same one from its seed).
-    for job in &plan {
-        let Job::Train { method, seed } = job else { continue };
-        let (run_dir, genotype) = (dir.join(job.name()), genotype_file(dir, *method, *seed));
-        if run_dir.join(CHECKPOINT).exists() && genotype.exists() {
-            check_retrained(&run_dir, &genotype)?;
-        }
+    let plan = prepare(dir, &spec)?;
+    if args.cluster.wanted() {
+        return cluster::write_plan(dir, &spec, &plan, &args.cluster);
     }
     say(format!(
         "experiment in {}: {} on {} ({}), {} seed{}, {} random genotypes: {} runs",
@@ -517,51 +509,104 @@ pub fn experiment(args: ExperimentArgs) -> Result<ExitCode> {
     ))?;
     for (i, job) in plan.iter().enumerate() {
         let name = job.name();
-        let run_dir = dir.join(&name);
-        let state = state(&run_dir)?;
-        let what = match state {
-            State::Finished => "finished earlier, skipped",
-            State::Unfinished => "resuming from its last checkpoint",
-            State::NoCheckpoint => "stopped before its first checkpoint: starting it again",
-            State::Absent => "starting",
-        };
-        say(format!("[{}/{}] {name}: {what}", i + 1, plan.len()))?;
-        if state == State::Finished {
-            continue;
-        }
-        let mut argv: Vec<String> = match state {
-            State::Unfinished => vec!["--resume".into(), path(&run_dir)],
-            State::NoCheckpoint => vec!["--out".into(), path(&run_dir), "--force".into()],
-            _ => vec!["--out".into(), path(&run_dir)],
-        };
-        if state != State::Unfinished {
-            argv.extend(match job {
-                Job::Search { method, seed } => search_options(&spec, *method, *seed),
-                Job::Train { method, seed } => train_options(&spec, &genotype_file(dir, *method, *seed)),
-            });
-        }
-        if args.quiet {
-            argv.push("--quiet".into());
-        }
-        match job {
-            Job::Search { method, .. } => run_search(*method, &argv)?,
-            Job::Train { .. } => {
-                let (mut a, given) = parse::<train::TrainArgs>(&argv)?;
-                a.run.record_times = true;
-                train::train(a, &given)?;
-            }
-        }
+        let state = state(&dir.join(&name))?;
+        say(format!("[{}/{}] {name}: {}", i + 1, plan.len(), state.doing()))?;
+        run_job(dir, &spec, job, state, args.quiet)?;
     }
 
-    let results = collect(dir, &spec, &plan, &data)?;
-    write_atomic(&dir.join("results.json"), serde_json::to_string_pretty(&results)?.as_bytes())?;
-    let table = markdown(&results);
+    let results = collect(std::slice::from_ref(dir), &spec, &plan, &data)?;
+    write_results(dir, &results)?;
+    out::line(format_args!("results in {}: results.json, results.md, results.png", dir.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes results.json, results.md and results.png of `results` in `dir`, and prints the table.
+fn write_results(dir: &Path, results: &results::Results) -> Result<()> {
+    write_atomic(&dir.join("results.json"), serde_json::to_string_pretty(results)?.as_bytes())?;
+    let table = markdown(results);
     write_atomic(&dir.join("results.md"), table.as_bytes())?;
     let columns = results.accuracy_columns();
     plot::strips(&dir.join("results.png"), "Test accuracy of every retrained genotype", "test accuracy (%)", &columns)?;
-    out::text_raw(&table)?;
-    out::line(format_args!("results in {}: results.json, results.md, results.png", dir.display()))?;
-    Ok(ExitCode::SUCCESS)
+    out::text_raw(&table)
+}
+
+/// The runs of the experiment `spec` in `dir`, in order (searches, their retrainings, the random
+/// retrainings), after drawing the random genotypes (once, kept beside the runs) and checking
+/// that every retraining begun retrains the genotype its file holds now.
+fn prepare(dir: &Path, spec: &Spec) -> Result<Vec<Job>> {
+    for &seed in &spec.random_seeds {
+        let path = genotype_file(dir, None, seed);
+        let genotype = random_genotype(&spec.space, &mut Rng::new(seed))?;
+        if !path.exists() {
+            write_atomic(&path, genotype.to_json().as_bytes())?;
+        } else if search::read_genotype(&path)? != genotype {
+            return Err(Error::Config(format!(
+                "{} is not the genotype that seed {seed} draws; remove it (and train-random-{seed}) to draw it again",
+                path.display()
+            )));
+        }
+    }
+    let plan = jobs(spec);
+    // A search to be made again, its file gone, is left to make the same one from its seed.
+    for job in &plan {
+        let Job::Train { method, seed } = job else { continue };
+        let (run_dir, genotype) = (dir.join(job.name()), genotype_file(dir, *method, *seed));
+        if run_dir.join(CHECKPOINT).exists() && genotype.exists() {
+            check_retrained(&run_dir, &genotype)?;
+        }
+    }
+    Ok(plan)
+}
+
+/// The runs of `spec`, in order: every search, their retrainings, the random retrainings.
+fn jobs(spec: &Spec) -> Vec<Job> {
+    let mut plan: Vec<Job> = Vec::new();
+    for &method in &spec.methods {
+        plan.extend(spec.seeds.iter().map(|&seed| Job::Search { method, seed }));
+    }
+    for &method in &spec.methods {
+        plan.extend(spec.seeds.iter().map(|&seed| Job::Train { method: Some(method), seed }));
+    }
+    plan.extend(spec.random_seeds.iter().map(|&seed| Job::Train { method: None, seed }));
+    plan
+}
+
+/// The options of `job`'s command (after the subcommand and `--out`), its genotype file under
+/// `dir`.
+fn job_options(dir: &Path, spec: &Spec, job: &Job) -> Vec<String> {
+    match job {
+        Job::Search { method, seed } => search_options(spec, *method, *seed),
+        Job::Train { method, seed } => train_options(spec, &genotype_file(dir, *method, *seed)),
+    }
+}
+
+/// Runs (or skips, or resumes) `job` of the experiment in `dir`, whose run directory is in
+/// `state`: the same code as `search ...` and `train` on the options the plan gives it.
+fn run_job(dir: &Path, spec: &Spec, job: &Job, state: State, quiet: bool) -> Result<()> {
+    if state == State::Finished {
+        return Ok(());
+    }
+    let run_dir = dir.join(job.name());
+    let mut argv: Vec<String> = match state {
+        State::Unfinished => vec!["--resume".into(), path(&run_dir)],
+        State::NoCheckpoint => vec!["--out".into(), path(&run_dir), "--force".into()],
+        _ => vec!["--out".into(), path(&run_dir)],
+    };
+    if state != State::Unfinished {
+        argv.extend(job_options(dir, spec, job));
+    }
+    if quiet {
+        argv.push("--quiet".into());
+    }
+    match job {
+        Job::Search { method, .. } => run_search(*method, &argv)?,
+        Job::Train { .. } => {
+            let (mut a, given) = parse::<train::TrainArgs>(&argv)?;
+            a.run.record_times = true;
+            train::train(a, &given)?;
+        }
+    }
+    Ok(())
 }
 
 fn path(p: &Path) -> String {

@@ -52,6 +52,9 @@ mod cli {
         command: Option<Command>,
     }
 
+    // Parsed once per process: the size of its largest variant (experiment's options) is of no
+    // matter.
+    #[allow(clippy::large_enum_variant)]
     #[derive(Subcommand)]
     enum Command {
         /// Search for an architecture.
@@ -63,6 +66,14 @@ mod cli {
         /// the same space, all retrained with one budget; writes results.json, results.md and
         /// results.png. Run it again on the same --out to continue after a stop.
         Experiment(experiment::ExperimentArgs),
+        /// Run one run of an experiment's plan (`experiment --plan-only`): line --index of
+        /// plan.jsonl, skipped when finished, resumed when interrupted. Exit code 75 when it is a
+        /// retraining whose search has not finished (run it again later).
+        Task(experiment::TaskArgs),
+        /// Merge the finished runs of experiment directories (copies from several machines, or a
+        /// shared one) into one results.json, results.md and results.png; lists the runs not
+        /// finished anywhere (exit code 1 then).
+        Leaderboard(experiment::LeaderboardArgs),
         /// Time the searches' hot paths (kernels: `cargo bench --bench kernels`).
         #[command(subcommand)]
         Bench(BenchCommand),
@@ -74,7 +85,8 @@ mod cli {
             #[arg(long)]
             verbose: bool,
         },
-        /// List the GPU adapters wgpu sees, with backend and main limits.
+        /// List the GPU adapters wgpu sees, with backend and main limits, numbered for `task
+        /// --adapter N` (or WGPU_ADAPTER_INDEX=N).
         Devices,
         /// Derive the genotype of a search run's checkpoint (its run directory).
         Derive {
@@ -133,7 +145,8 @@ mod cli {
     }
 
     /// Exit codes: 0 done, 2 bad input or settings (or a file error), 3 a loss became NaN or
-    /// infinite (the run's last checkpoint is kept), 4 standard output could not be written.
+    /// infinite (the run's last checkpoint is kept), 4 standard output could not be written,
+    /// 75 (`task`) a retraining's search not finished yet, 1 (`leaderboard`) runs missing.
     pub fn main() -> ExitCode {
         let matches = Cli::command().get_matches();
         let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
@@ -164,6 +177,8 @@ mod cli {
             Command::Search(SearchCommand::Enas(args)) => enas::search(args, given),
             Command::Train(args) => train::train(args, given),
             Command::Experiment(args) => experiment::experiment(args),
+            Command::Task(args) => experiment::task(args),
+            Command::Leaderboard(args) => experiment::leaderboard(args),
             Command::Bench(BenchCommand::Darts(args)) => bench_darts::darts(args),
             Command::Bench(BenchCommand::Enas(args)) => enas::bench(args),
             Command::Bench(BenchCommand::Demo(args)) => bench::demo(args),
@@ -201,8 +216,8 @@ mod cli {
                         "no adapters found; on Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1"
                     ))?;
                 }
-                for (a, l) in adapters {
-                    out::line(format_args!("{a}"))?;
+                for (i, (a, l)) in adapters.into_iter().enumerate() {
+                    out::line(format_args!("{i}: {a}"))?;
                     out::line(format_args!("    driver: {}", a.driver))?;
                     out::line(format_args!(
                         "    max storage binding {} MiB, storage buffers/stage {}, invocations/workgroup {}, workgroup memory {} KiB",

@@ -2,16 +2,17 @@
 //! from the run directories, and per method the mean, standard deviation and best, as
 //! results.json and the table of results.md.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::Value;
 use wgpu_nas::data::{Dataset, Split};
 use wgpu_nas::run_dir::CONFIG;
 use wgpu_nas::space::SearchSpace;
+use wgpu_nas::train::Architecture;
 use wgpu_nas::{Error, Result};
 
-use super::{genotype_file, path, Budget, Job, Searcher, Spec};
+use super::{genotype_file, path, state, Budget, Job, Searcher, Spec, State};
 use crate::run::TIMES;
 use crate::search::{self, io, DatasetName};
 
@@ -27,6 +28,10 @@ pub(super) struct Results {
     budget: Budget,
     /// One row per method, random last.
     rows: Vec<Row>,
+    /// The runs of the plan not finished in any of the directories read (none when the whole
+    /// experiment ran), each with where it stands: "search-darts-s1: missing".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) missing: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -82,13 +87,44 @@ fn seconds(run: &Path) -> Result<f64> {
     Ok(total)
 }
 
-pub(super) fn collect(dir: &Path, spec: &Spec, plan: &[Job], data: &Dataset) -> Result<Results> {
+/// The first of `dirs` in which `job`'s run is finished, or where it stands in the one it got
+/// furthest in ("unfinished", "stopped before its first checkpoint", "missing").
+fn locate(dirs: &[PathBuf], job: &Job) -> Result<std::result::Result<PathBuf, &'static str>> {
+    let mut worst = "missing";
+    for dir in dirs {
+        let run = dir.join(job.name());
+        match state(&run)? {
+            State::Finished => return Ok(Ok(run)),
+            State::Unfinished => worst = "unfinished (resume it with its task)",
+            State::NoCheckpoint if worst == "missing" => worst = "stopped before its first checkpoint",
+            _ => {}
+        }
+    }
+    Ok(Err(worst))
+}
+
+/// The results of the runs of `plan` finished in any of `dirs` (copies of one experiment's
+/// directory, or the one it ran in), and the runs finished in none.
+pub(super) fn collect(dirs: &[PathBuf], spec: &Spec, plan: &[Job], data: &Dataset) -> Result<Results> {
     let test = search::load_split(spec.dataset, spec.data_dir.as_deref(), Split::Test)?;
     let mut groups: Vec<(Option<Searcher>, Vec<RunResult>)> =
         spec.methods.iter().map(|&m| (Some(m), Vec::new())).chain([(None, Vec::new())]).collect();
+    let mut missing = Vec::new();
+    for job in plan {
+        let Job::Search { .. } = job else { continue };
+        if let Err(why) = locate(dirs, job)? {
+            missing.push(format!("{}: {why}", job.name()));
+        }
+    }
     for job in plan {
         let Job::Train { method, seed } = job else { continue };
-        let run = dir.join(job.name());
+        let run = match locate(dirs, job)? {
+            Ok(run) => run,
+            Err(why) => {
+                missing.push(format!("{}: {why}", job.name()));
+                continue;
+            }
+        };
         let epochs = std::fs::read_to_string(run.join("epochs.jsonl")).map_err(io(&run.join("epochs.jsonl")))?;
         let last: Value = epochs
             .lines()
@@ -96,9 +132,36 @@ pub(super) fn collect(dir: &Path, spec: &Spec, plan: &[Job], data: &Dataset) -> 
             .and_then(|l| serde_json::from_str(l).ok())
             .ok_or_else(|| Error::File { path: path(&run.join("epochs.jsonl")), msg: "no epoch recorded".into() })?;
         let config = read_json(&run.join(CONFIG))?;
-        let genotype = search::read_genotype(&genotype_file(dir, *method, *seed))?;
-        let search_seconds = match method {
-            Some(m) => seconds(&dir.join(format!("search-{}-s{seed}", m.name())))?,
+        // The searched genotype is in its search's directory, the random one beside the runs:
+        // the first of `dirs` that holds it.
+        let search_dir = match method {
+            Some(m) => locate(dirs, &Job::Search { method: *m, seed: *seed })?.ok(),
+            None => None,
+        };
+        // The genotype retrained: its file (in its search's directory, or beside the runs for a
+        // random one) where one of `dirs` holds it, else the retraining's own record of it (a copy
+        // of the retraining without its search).
+        let file = match (method, &search_dir) {
+            (Some(_), Some(s)) => Some(s.join("genotype.json")),
+            _ => dirs.iter().map(|d| genotype_file(d, *method, *seed)).find(|f| f.is_file()),
+        };
+        let genotype = match file {
+            Some(f) => search::read_genotype(&f)?,
+            None => {
+                match serde_json::from_value(config.pointer("/train/network/architecture").cloned().unwrap_or_default())
+                {
+                    Ok(Architecture::Cells(g)) => g,
+                    _ => {
+                        return Err(Error::File {
+                            path: path(&run.join(CONFIG)),
+                            msg: "no genotype recorded, and no genotype file beside it".into(),
+                        })
+                    }
+                }
+            }
+        };
+        let search_seconds = match &search_dir {
+            Some(s) => seconds(s)?,
             None => 0.0,
         };
         let result = RunResult {
@@ -142,6 +205,7 @@ pub(super) fn collect(dir: &Path, spec: &Spec, plan: &[Job], data: &Dataset) -> 
         space: spec.space.clone(),
         budget: spec.budget.clone(),
         rows,
+        missing,
     })
 }
 
@@ -222,6 +286,9 @@ pub(super) fn markdown(r: &Results) -> String {
             minutes(row.mean_search_seconds),
             minutes(row.mean_train_seconds),
         );
+    }
+    if !r.missing.is_empty() {
+        md += &format!("\nNot finished, not in the table: {}.\n", r.missing.join("; "));
     }
     md += "\nTimes are wall-clock per run (mean over the method's runs), summed over the epochs each run kept \
            (times.jsonl in its run directory).\n";
