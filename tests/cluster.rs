@@ -11,38 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use commands::{scratch, snapshot, text, wgpu_nas, wgpu_nas_env};
+use commands::{scratch, snapshot, text, wgpu_nas, wgpu_nas_env, TINY_EXPERIMENT as TINY};
 use serde_json::Value;
-
-/// Tiny sizes: every run a few steps of a network of a few channels (as tests/experiment.rs).
-const TINY: [&str; 26] = [
-    "--search-channels",
-    "2",
-    "--search-layers",
-    "1",
-    "--search-batch-size",
-    "4",
-    "--search-epochs",
-    "1",
-    "--search-steps",
-    "2",
-    "--search-eval-batches",
-    "1",
-    "--train-channels",
-    "2",
-    "--train-layers",
-    "3",
-    "--train-batch-size",
-    "4",
-    "--train-epochs",
-    "2",
-    "--train-steps",
-    "2",
-    "--train-eval-batches",
-    "1",
-    "--dataset",
-    "embedded",
-];
 
 /// The tiny experiment in `dir` (darts and gdas, one seed, `random` random genotypes), `extra`
 /// options after it.

@@ -8,39 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use commands::{scratch, snapshot, text, wgpu_nas};
+use commands::{scratch, snapshot, text, wgpu_nas, TINY_EXPERIMENT as TINY};
 use wgpu_nas::rng::Rng;
 use wgpu_nas::space::{random_genotype, Genotype, SearchSpace};
-
-/// Tiny sizes: every run a few steps of a network of a few channels.
-const TINY: [&str; 26] = [
-    "--search-channels",
-    "2",
-    "--search-layers",
-    "1",
-    "--search-batch-size",
-    "4",
-    "--search-epochs",
-    "1",
-    "--search-steps",
-    "2",
-    "--search-eval-batches",
-    "1",
-    "--train-channels",
-    "2",
-    "--train-layers",
-    "3",
-    "--train-batch-size",
-    "4",
-    "--train-epochs",
-    "2",
-    "--train-steps",
-    "2",
-    "--train-eval-batches",
-    "1",
-    "--dataset",
-    "embedded",
-];
 
 /// The tiny experiment's options in `dir`, with the values of `changed` (option, value) in place
 /// of the tiny ones, and `extra` options after them.

@@ -44,3 +44,34 @@ pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     }
     files
 }
+
+/// `experiment` at tiny sizes: every run a few steps of a network of a few channels, on the
+/// embedded data set (tests/experiment.rs, tests/cluster.rs).
+pub const TINY_EXPERIMENT: [&str; 26] = [
+    "--search-channels",
+    "2",
+    "--search-layers",
+    "1",
+    "--search-batch-size",
+    "4",
+    "--search-epochs",
+    "1",
+    "--search-steps",
+    "2",
+    "--search-eval-batches",
+    "1",
+    "--train-channels",
+    "2",
+    "--train-layers",
+    "3",
+    "--train-batch-size",
+    "4",
+    "--train-epochs",
+    "2",
+    "--train-steps",
+    "2",
+    "--train-eval-batches",
+    "1",
+    "--dataset",
+    "embedded",
+];
