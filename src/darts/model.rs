@@ -525,7 +525,7 @@ impl Network {
         self.param_list()
     }
 
-    /// [alphas_normal, alphas_reduce] ([alphas_normal] alone in NAS-Bench-201), each [edges, ops].
+    /// `[alphas_normal, alphas_reduce]` (`[alphas_normal]` alone in NAS-Bench-201), each `[edges, ops]`.
     pub fn alphas(&self) -> Vec<Tensor> {
         std::iter::once(&self.alphas_normal).chain(&self.alphas_reduce).cloned().collect()
     }
