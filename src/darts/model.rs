@@ -107,23 +107,12 @@ impl NetworkConfig {
             return bad("layers, channels, input channels and classes must be at least 1".into());
         }
         self.space.validate()?;
-        if self.space.is_nas_bench_201() {
-            if self.reductions.is_some() {
-                return bad(
-                    "NAS-Bench-201's reductions are fixed (between its 3 stages); leave the reduction cells unset"
-                        .into(),
-                );
-            }
-            if let Some(k) = self.partial.map(|p| p.k) {
-                if k == 0 || !self.channels.is_multiple_of(k) {
-                    return bad(format!(
-                        "--partial-channels {k} does not divide the {} initial channels; give a K that divides --init-channels",
-                        self.channels
-                    ));
-                }
-            }
-            return Ok(());
+        if self.space.is_nas_bench_201() && self.reductions.is_some() {
+            return bad(
+                "NAS-Bench-201's reductions are fixed (between its 3 stages); leave the reduction cells unset".into()
+            );
         }
+        // No reduction cells in NAS-Bench-201: of the checks below only K's applies there.
         let reductions = self.reduction_cells();
         if let Some(&r) = reductions.iter().find(|&&r| r >= self.layers) {
             return bad(format!("reduction cell {r} is past the last cell ({} cells)", self.layers));

@@ -119,7 +119,12 @@ impl ReluConvBn {
 
     /// x: [N, c_in, H, W] -> [N, c_out, H', W'].
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward(&self.conv.forward(&relu(x)?)?, train)
+        self.forward_activated(&relu(x)?, train)
+    }
+
+    /// The block from r = relu(x) on (a mixed op's edges share one ReLU of their input).
+    pub fn forward_activated(&self, r: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn.forward(&self.conv.forward(r)?, train)
     }
 }
 
@@ -447,7 +452,7 @@ impl Primitive {
             Primitive::SepConv(s) => s.forward_activated(input.relu()?, train)?,
             Primitive::DilConv(d) => d.forward_activated(input.relu()?, train)?,
             Primitive::FactorizedConv7x7(f) => f.forward_activated(input.relu()?, train)?,
-            Primitive::ReluConvBn(r) => r.bn.forward(&r.conv.forward(input.relu()?)?, train)?,
+            Primitive::ReluConvBn(r) => r.forward_activated(input.relu()?, train)?,
         }))
     }
 }
