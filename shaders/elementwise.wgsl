@@ -6,10 +6,10 @@
 // padding that nothing reads.
 
 struct Params {
-    n: u32,       // elements (the kernels cover ceil(n / 4) vec4s)
-    k: u32,       // index of the scalar in `s` (scale ops)
-    _pad0: u32,
-    _pad1: u32,
+    n: u32,          // elements (the kernels cover ceil(n / 4) vec4s)
+    k: u32,          // index of the scalar in `s` (scale ops); terms of `sum8`
+    accumulate: u32, // `sum8` adds to y instead of overwriting it
+    _pad: u32,
 }
 
 // Which activation the `act_*` entry points compute: 0 relu, 1 tanh, 2 sigmoid.
@@ -87,16 +87,34 @@ fn mul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
     add_z[i] = add_a[i] * add_b[i];
 }
 
-// accumulate: acc += x
-@group(0) @binding(1) var<storage, read> acc_x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> acc_y: array<vec4<f32>>;
+// sum8: y = x0 + ... + x_{k-1}, k <= 8 (y += that with p.accumulate). The terms are added in
+// order, left to right, so that a sum of more than 8 in several dispatches equals the chain of
+// pairwise adds bit for bit. Unused slots are bound to x0 and never read.
+@group(0) @binding(1) var<storage, read> s8_x0: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> s8_x1: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> s8_x2: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> s8_x3: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> s8_x4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> s8_x5: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> s8_x6: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> s8_x7: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read_write> s8_y: array<vec4<f32>>;
 
-// acc += x, one thread per element.
+// y (+)= sum of the first k terms, one thread per 4 elements.
 @compute @workgroup_size(256)
-fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn sum8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i >= count4()) { return; }
-    acc_y[i] = acc_y[i] + acc_x[i];
+    var s = s8_x0[i];
+    if (p.accumulate != 0u) { s = s8_y[i] + s; }
+    if (p.k > 1u) { s = s + s8_x1[i]; }
+    if (p.k > 2u) { s = s + s8_x2[i]; }
+    if (p.k > 3u) { s = s + s8_x3[i]; }
+    if (p.k > 4u) { s = s + s8_x4[i]; }
+    if (p.k > 5u) { s = s + s8_x5[i]; }
+    if (p.k > 6u) { s = s + s8_x6[i]; }
+    if (p.k > 7u) { s = s + s8_x7[i]; }
+    s8_y[i] = s;
 }
 
 // scale: y = s[k] * x, the scalar read on the GPU (no readback).

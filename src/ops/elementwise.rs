@@ -13,21 +13,23 @@ use crate::tensor::Tensor;
 struct Params {
     n: u32,
     k: u32,
-    _pad: [u32; 2],
-}
-
-fn params(n: usize, k: usize) -> Params {
-    Params { n: n as u32, k: k as u32, _pad: [0; 2] }
+    accumulate: u32,
+    _pad: u32,
 }
 
 fn launch(entry: &'static str, constants: &[(&'static str, f64)], n: usize, k: usize, bufs: &[&Tensor]) {
+    launch_with(entry, constants, Params { n: n as u32, k: k as u32, accumulate: 0, _pad: 0 }, bufs)
+}
+
+fn launch_with(entry: &'static str, constants: &[(&'static str, f64)], p: Params, bufs: &[&Tensor]) {
+    let n = p.n as usize;
     let gpu = bufs[0].gpu();
     let buffers: Vec<_> = bufs.iter().map(|t| t.buf()).collect();
     gpu.dispatch(Dispatch {
         shader: "elementwise",
         entry,
         constants,
-        params: bytemuck::bytes_of(&params(n, k)),
+        params: bytemuck::bytes_of(&p),
         buffers: &buffers,
         workgroups: grid_1d(n.div_ceil(4)),
         flops: 0,
@@ -99,15 +101,25 @@ pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(z)
 }
 
-/// The sum of N tensors of one shape (a DARTS node sums its incoming edges).
+/// Terms one `sum8` dispatch adds.
+pub const SUM_TERMS: usize = 8;
+
+/// The sum of N tensors of one shape (a DARTS node sums its incoming edges; the backward pass
+/// sums a tensor's gradients with it): one dispatch per 8 terms, added left to right, so the
+/// result equals `((x0 + x1) + x2) + ...` bit for bit.
 pub fn add_n(xs: &[&Tensor]) -> Result<Tensor> {
     let first = xs.first().ok_or_else(|| Error::shape("add_n", "no tensors to sum"))?;
     for x in &xs[1..] {
         same_shape("add_n", first, x)?;
     }
-    let y = first.duplicate()?;
-    for x in &xs[1..] {
-        launch("accumulate", &[], y.numel(), 0, &[x, &y]);
+    let y = if xs.len() == 1 { first.duplicate()? } else { Tensor::empty(first.gpu(), first.shape())? };
+    if xs.len() > 1 {
+        for (c, chunk) in xs.chunks(SUM_TERMS).enumerate() {
+            let p = Params { n: y.numel() as u32, k: chunk.len() as u32, accumulate: (c > 0) as u32, _pad: 0 };
+            let mut bufs: Vec<&Tensor> = (0..SUM_TERMS).map(|t| *chunk.get(t).unwrap_or(&chunk[0])).collect();
+            bufs.push(&y);
+            launch_with("sum8", &[], p, &bufs);
+        }
     }
     let n = xs.len();
     first.gpu().record(xs, &[&y], move |g| Ok(vec![Some(g[0].clone()); n]));
@@ -151,6 +163,6 @@ mod layout_tests {
     /// The uniform block here and in `shaders/elementwise.wgsl` cannot drift apart.
     #[test]
     fn params_match_the_shader() {
-        params_layout_matches!(Params, "elementwise", [n, k]);
+        params_layout_matches!(Params, "elementwise", [n, k, accumulate]);
     }
 }
