@@ -25,9 +25,15 @@ const SHAPES: &[([usize; 4], f32)] = &[
     ([4, 17, 5, 7], 50.0),
     ([4, 1, 9, 9], 50.0),
     ([1, 5, 5, 7], -50.0),
-    // Planes of a multiple of 4 values: the four-at-a-time element kernels.
+    // Planes of a multiple of 4 values: the four-at-a-time element kernels, and in training the
+    // one-workgroup-per-channel kernels, whose 64 invocations walk several planes each (4x4,
+    // 2x6, 8x8) or part of one plane (16x20: 80 vec4s a plane); channels of more than 4096
+    // values (48x48 twice) take the per-plane partials instead.
     ([2, 3, 4, 4], 50.0),
     ([3, 2, 2, 6], 0.0),
+    ([5, 2, 8, 8], 0.0),
+    ([2, 3, 16, 20], 50.0),
+    ([2, 2, 48, 48], 50.0),
 ];
 
 /// Tolerance on the mean and on normalised values (y, dx): f32 spaces values near `offset` by
@@ -211,6 +217,26 @@ fn gradients_match_finite_differences() {
         30,
         1e-2,
         2,
+    );
+    // Training on planes of a multiple of 4 values (the per-channel kernels), affine and not.
+    let x4 = rand_vec(&mut rng, 48);
+    check_finite_differences(
+        &gpu,
+        &[(vec![2, 3, 2, 4], x4.clone()), (vec![3], gamma.clone()), (vec![3], beta.clone())],
+        |t| batch_norm2d(&t[0], Some(&t[1]), Some(&t[2]), None, true, MOMENTUM, EPS).unwrap().y,
+        1e-2,
+        20,
+        1e-2,
+        4,
+    );
+    check_finite_differences(
+        &gpu,
+        &[(vec![2, 3, 2, 4], x4)],
+        |t| batch_norm2d(&t[0], None, None, None, true, MOMENTUM, EPS).unwrap().y,
+        1e-2,
+        20,
+        1e-2,
+        5,
     );
     // Eval, affine: the running statistics are constants.
     let rm = Tensor::from_slice(&gpu, &[3], &rand_vec(&mut rng, 3)).unwrap();
