@@ -17,12 +17,15 @@ struct Params {
     total: u32,    // N * C * H * W
     eps: f32,      // added to the variance under the square root
     momentum: f32, // weight of the new statistic in the running update
-    _pad0: u32,
-    _pad1: u32,
+    k: u32,        // SCALED: the index of the gain in the gamma buffer
+    _pad: u32,
 }
 
 // gamma and beta are read (affine); otherwise gamma = 1, beta = 0 and any buffer is bound there.
 override AFFINE: bool = false;
+// With AFFINE: one gain for every channel, gamma[p.k], and no beta (a DARTS edge's op ending in
+// an affine-free BN, its output times the op's softmax weight: y = w[k] * xhat).
+override SCALED: bool = false;
 // Backward kernels: the saved tensor is xhat itself (the output of an affine-free BN in training),
 // not x. Saving the output lets the input be freed after the forward pass: in a DARTS supernet
 // every op ends in such a BN, and the mixed op keeps its output anyway.
@@ -42,6 +45,11 @@ fn plane_element(gid: vec3<u32>, wid: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
 
 fn inv_std(var_c: f32) -> f32 {
     return 1.0 / sqrt(var_c + p.eps);
+}
+
+// Where channel c's gamma is: c, or the one gain p.k (SCALED).
+fn gamma_at(c: u32) -> u32 {
+    return select(c, p.k, SCALED);
 }
 
 // plane_stats: partial[n, c] = (mean, sum of squared deviations) of the plane x[n, c]
@@ -168,7 +176,10 @@ fn normalize_forward(
     let i = pe.x * p.hw + pe.y;
     var y = (nf_x[i] - nf_mean[c]) * inv_std(nf_var[c]);
     if (AFFINE) {
-        y = y * nf_gamma[c] + nf_beta[c];
+        y = y * nf_gamma[gamma_at(c)];
+        if (!SCALED) {
+            y = y + nf_beta[c];
+        }
     }
     nf_y[i] = y;
 }
@@ -272,7 +283,7 @@ fn backward_dx(
     let istd = inv_std(bdx_var[c]);
     var scale = istd;
     if (AFFINE) {
-        scale = scale * bdx_gamma[c];
+        scale = scale * bdx_gamma[gamma_at(c)];
     }
     let count = f32(p.n * p.hw);
     let xhat = select((bdx_x[i] - bdx_mean[c]) * istd, bdx_x[i], XHAT);
@@ -303,8 +314,12 @@ fn normalize_forward4(
     var a = inv_std(nf4_var[c]);
     var b = -nf4_mean[c] * a;
     if (AFFINE) {
-        a = a * nf4_gamma[c];
-        b = b * nf4_gamma[c] + nf4_beta[c];
+        let gamma = nf4_gamma[gamma_at(c)];
+        a = a * gamma;
+        b = b * gamma;
+        if (!SCALED) {
+            b = b + nf4_beta[c];
+        }
     }
     nf4_y[i] = fma(nf4_x[i], vec4<f32>(a), vec4<f32>(b));
 }
@@ -334,7 +349,7 @@ fn backward_dx4(
     let istd = inv_std(bdx4_var[c]);
     var scale = istd;
     if (AFFINE) {
-        scale = scale * bdx4_gamma[c];
+        scale = scale * bdx4_gamma[gamma_at(c)];
     }
     let count = f32(p.n * p.hw);
     let g = bdx4_dgamma[c] / count;
@@ -365,7 +380,7 @@ fn backward_dx_eval(
     let i = pe.x * p.hw + pe.y;
     var scale = inv_std(bde_var[c]);
     if (AFFINE) {
-        scale = scale * bde_gamma[c];
+        scale = scale * bde_gamma[gamma_at(c)];
     }
     bde_dx[i] = bde_dy[i] * scale;
 }
@@ -459,8 +474,12 @@ fn forward_channel(@builtin(local_invocation_index) l: u32, @builtin(workgroup_i
     var a = inv_std(var_c);
     var b = -mean * a;
     if (AFFINE) {
-        a = a * fc_gamma[c];
-        b = b * fc_gamma[c] + fc_beta[c];
+        let gamma = fc_gamma[gamma_at(c)];
+        a = a * gamma;
+        b = b * gamma;
+        if (!SCALED) {
+            b = b + fc_beta[c];
+        }
     }
     for (var n = w.n0; n < p.n; n = n + w.dn) {
         let base = (n * p.c + c) * hw4;
@@ -511,7 +530,7 @@ fn backward_channel(@builtin(local_invocation_index) l: u32, @builtin(workgroup_
     }
     var scale = istd;
     if (AFFINE) {
-        scale = scale * bc_gamma[c];
+        scale = scale * bc_gamma[gamma_at(c)];
     }
     let g = dgamma / count;
     let a = select(istd, 1.0, XHAT);
@@ -523,6 +542,27 @@ fn backward_channel(@builtin(local_invocation_index) l: u32, @builtin(workgroup_
         for (var j = w.j0; j < hw4; j = j + 64u) {
             let i = base + j;
             bc_dx[i] = fma(bc_dy[i], vec4<f32>(scale), fma(bc_x[i], vec4<f32>(t), vec4<f32>(u)));
+        }
+    }
+}
+
+// scale_grad (SCALED): ds = the gradient of the gain buffer: zeros but ds[k] = sum over channels
+// of dgamma[c] (y = s[k] * xhat, so dL/ds[k] = sum dy * xhat), added in channel order. One
+// workgroup.
+@group(0) @binding(1) var<storage, read> sg_dgamma: array<f32>;    // [C]
+@group(0) @binding(2) var<storage, read_write> sg_ds: array<f32>;  // the gain buffer's shape
+
+@compute @workgroup_size(64)
+fn scale_grad(@builtin(local_invocation_index) l: u32) {
+    for (var i = l; i < arrayLength(&sg_ds); i = i + 64u) {
+        if (i == p.k) {
+            var acc = 0.0;
+            for (var c = 0u; c < p.c; c = c + 1u) {
+                acc = acc + sg_dgamma[c];
+            }
+            sg_ds[i] = acc;
+        } else {
+            sg_ds[i] = 0.0;
         }
     }
 }

@@ -126,6 +126,11 @@ impl ReluConvBn {
     pub fn forward_activated(&self, r: &Tensor, train: bool) -> Result<Tensor> {
         self.bn.forward(&self.conv.forward(r)?, train)
     }
+
+    /// The block before its BN, from r = relu(x) on.
+    fn body(&self, r: &Tensor) -> Result<Tensor> {
+        self.conv.forward(r)
+    }
 }
 
 impl Module for ReluConvBn {
@@ -170,13 +175,18 @@ impl FactorizedReduce {
 
     /// The block from r = relu(x) on.
     pub fn forward_activated(&self, r: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn.forward(&self.body(r)?, train)
+    }
+
+    /// The block before its BN, from r = relu(x) on.
+    fn body(&self, r: &Tensor) -> Result<Tensor> {
         // r: [N, C, H, W] -> a, b: [N, C_out/2, ceil(H/2), ceil(W/2)]
         let (h, w) = (r.shape()[2].div_ceil(2), r.shape()[3].div_ceil(2));
         // conv_1 with stride 2: pixels (2i, 2j); the shifted path: pixels (1 + 2i, 1 + 2j), zero
         // past the edge. Each then a 1x1 conv.
         let a = self.conv_1.forward(&layout::window(r, (0, 0), (h, w), 2)?)?;
         let b = self.conv_2.forward(&layout::window(r, (1, 1), (h, w), 2)?)?;
-        self.bn.forward(&layout::concat_channels(&[&a, &b])?, train)
+        layout::concat_channels(&[&a, &b])
     }
 }
 
@@ -253,8 +263,13 @@ impl SepConv {
 
     /// The block from relu(x) on.
     pub fn forward_activated(&self, rx: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn2.forward(&self.body(rx, train)?, train)
+    }
+
+    /// The block before its last BN, from relu(x) on.
+    fn body(&self, rx: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.bn1.forward(&self.pw1.forward(&self.dw1.forward(rx)?)?, train)?;
-        self.bn2.forward(&self.pw2.forward(&self.dw2.forward(&relu(&y)?)?)?, train)
+        self.pw2.forward(&self.dw2.forward(&relu(&y)?)?)
     }
 }
 
@@ -297,7 +312,12 @@ impl DilConv {
 
     /// The block from relu(x) on.
     pub fn forward_activated(&self, rx: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward(&self.pw.forward(&self.dw.forward(rx)?)?, train)
+        self.bn.forward(&self.body(rx)?, train)
+    }
+
+    /// The block before its BN, from relu(x) on.
+    fn body(&self, rx: &Tensor) -> Result<Tensor> {
+        self.pw.forward(&self.dw.forward(rx)?)
     }
 }
 
@@ -332,7 +352,12 @@ impl FactorizedConv7x7 {
 
     /// The block from relu(x) on. rx: [N, C, H, W] -> [N, C, H/s, W/s]
     pub fn forward_activated(&self, rx: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward(&self.conv_7x1.forward(&self.conv_1x7.forward(rx)?)?, train)
+        self.bn.forward(&self.body(rx)?, train)
+    }
+
+    /// The block before its BN, from relu(x) on.
+    fn body(&self, rx: &Tensor) -> Result<Tensor> {
+        self.conv_7x1.forward(&self.conv_1x7.forward(rx)?)
     }
 }
 
@@ -367,13 +392,17 @@ pub struct PoolBn {
 impl PoolBn {
     /// x: [N, C, H, W] -> [N, C, H/stride, W/stride].
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = match self.kind {
-            PoolKind::Max => pool::max_pool2d(x, 3, self.stride, 1)?,
-            PoolKind::Avg => pool::avg_pool2d(x, 3, self.stride, 1)?,
-        };
+        let y = self.pool(x)?;
         match &self.bn {
             Some(bn) => bn.forward(&y, train),
             None => Ok(y),
+        }
+    }
+
+    fn pool(&self, x: &Tensor) -> Result<Tensor> {
+        match self.kind {
+            PoolKind::Max => pool::max_pool2d(x, 3, self.stride, 1),
+            PoolKind::Avg => pool::avg_pool2d(x, 3, self.stride, 1),
         }
     }
 }
@@ -457,6 +486,34 @@ impl Primitive {
     }
 }
 
+impl Primitive {
+    /// `w.flat[idx] * op(x)`, `None` for `none`. An op that ends in an affine-free BN has that
+    /// BN take the weight as its gain ([`BatchNorm::forward_scaled`]: no pass of its own, and
+    /// none for its gradient); the others (`skip_connect` at stride 1, pools without a BN) are
+    /// scaled by [`elementwise::scale`].
+    pub fn forward_weighted(&self, input: &Input, train: bool, w: &Tensor, idx: usize) -> Result<Option<Tensor>> {
+        let last = |bn: &BatchNorm, body: Tensor| -> Result<Tensor> {
+            match bn.forward_scaled(&body, train, w, idx)? {
+                Some(y) => Ok(y),
+                None => elementwise::scale(&bn.forward(&body, train)?, w, idx),
+            }
+        };
+        Ok(Some(match self {
+            Primitive::Zero => return Ok(None),
+            Primitive::Pool(p) => match &p.bn {
+                Some(bn) => last(bn, p.pool(input.x())?)?,
+                None => elementwise::scale(&p.pool(input.x())?, w, idx)?,
+            },
+            Primitive::Identity => elementwise::scale(input.x(), w, idx)?,
+            Primitive::FactorizedReduce(f) => last(&f.bn, f.body(input.relu()?)?)?,
+            Primitive::SepConv(s) => last(&s.bn2, s.body(input.relu()?, train)?)?,
+            Primitive::DilConv(d) => last(&d.bn, d.body(input.relu()?)?)?,
+            Primitive::FactorizedConv7x7(f) => last(&f.bn, f.body(input.relu()?)?)?,
+            Primitive::ReluConvBn(r) => last(&r.bn, r.body(input.relu()?)?)?,
+        }))
+    }
+}
+
 impl Module for Primitive {
     fn visit(&self, prefix: &str, f: &mut Visit<'_>) {
         match self {
@@ -513,23 +570,23 @@ impl MixedOp {
         self.forward_shared(&Input::new(x), weights, edge, train)
     }
 
-    /// [`MixedOp::forward`] with the input's ReLU shared with the other edges that read it.
+    /// [`MixedOp::forward`] with the input's ReLU shared with the other edges that read it:
+    /// the sum of the ops' weighted outputs ([`Primitive::forward_weighted`]).
     pub fn forward_shared(&self, input: &Input, weights: &Tensor, edge: usize, train: bool) -> Result<Tensor> {
         let x = input.x();
         let k_total = *weights.shape().last().unwrap_or(&1);
-        let mut outs = Vec::with_capacity(self.ops.len());
+        let mut terms = Vec::with_capacity(self.ops.len());
         for (k, _, op) in &self.ops {
-            if let Some(y) = op.forward_shared(input, train)? {
-                outs.push((edge * k_total + k, y));
+            if let Some(y) = op.forward_weighted(input, train, weights, edge * k_total + k)? {
+                terms.push(y);
             }
         }
-        if outs.is_empty() {
+        if terms.is_empty() {
             let s = x.shape();
             let (h, w) = (s[2].div_ceil(self.stride), s[3].div_ceil(self.stride));
             return Tensor::zeros(x.gpu(), &[s[0], s[1], h, w]);
         }
-        let terms: Vec<(usize, &Tensor)> = outs.iter().map(|(i, y)| (*i, y)).collect();
-        mixed_op::weighted_sum(weights, &terms)
+        elementwise::add_n(&terms.iter().collect::<Vec<_>>())
     }
 
     /// GDAS's edge: only op `k` runs, `h[edge, k] * op_k(x) + sum_{i != k} h[edge, i]`, where

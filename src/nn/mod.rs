@@ -187,6 +187,16 @@ impl BatchNorm {
         )?;
         Ok(out.y)
     }
+
+    /// `s.flat[k] * BN(x)` for an affine-free BN ([`batch_norm::batch_norm2d_scaled`]); `None`
+    /// for an affine one (its gain is gamma).
+    pub fn forward_scaled(&self, x: &Tensor, train: bool, s: &Tensor, k: usize) -> Result<Option<Tensor>> {
+        if self.weight.is_some() {
+            return Ok(None);
+        }
+        let running = Some((&self.running_mean, &self.running_var));
+        Ok(Some(batch_norm::batch_norm2d_scaled(x, s, k, running, train, self.momentum, self.eps)?.y))
+    }
 }
 
 impl Module for BatchNorm {

@@ -26,7 +26,8 @@ struct Params {
     total: u32,
     eps: f32,
     momentum: f32,
-    _pad: [u32; 2],
+    k: u32,
+    _pad: u32,
 }
 
 const OP: &str = "batch_norm2d";
@@ -56,6 +57,8 @@ struct Launch {
     xhat: bool,
     /// forward_channel updates the running statistics.
     running: bool,
+    /// One gain `gamma[k]` for every channel and no beta (with `affine`).
+    scaled: bool,
 }
 
 impl Launch {
@@ -69,6 +72,7 @@ impl Launch {
                 ("AFFINE", self.affine as u32 as f64),
                 ("XHAT", self.xhat as u32 as f64),
                 ("RUNNING", self.running as u32 as f64),
+                ("SCALED", self.scaled as u32 as f64),
             ],
             params: bytemuck::bytes_of(&self.params),
             buffers: &bufs,
@@ -163,18 +167,66 @@ pub fn batch_norm2d(
     momentum: f32,
     eps: f32,
 ) -> Result<BatchNorm2dOutput> {
+    let gain = match (weight, bias) {
+        (Some(g), Some(b)) => Gain::Affine(g, b),
+        (None, None) => Gain::None,
+        _ => return Err(Error::shape(OP, "give both weight and bias (affine) or neither")),
+    };
+    batch_norm2d_with(x, gain, running, training, momentum, eps)
+}
+
+/// An affine-free [`batch_norm2d`] whose output is multiplied by the scalar `s.flat[k]`, read
+/// on the GPU: `y = s[k] * xhat`. A DARTS edge's op that ends in a BN takes its softmax weight
+/// this way, so that the edge sums its terms unweighted and no separate pass scales the terms'
+/// gradients. Gradients reach x and s (`ds` is zero except `ds.flat[k] = <dy, xhat>`).
+pub fn batch_norm2d_scaled(
+    x: &Tensor,
+    s: &Tensor,
+    k: usize,
+    running: Option<(&Tensor, &Tensor)>,
+    training: bool,
+    momentum: f32,
+    eps: f32,
+) -> Result<BatchNorm2dOutput> {
+    if s.dtype() != DType::F32 || k >= s.numel() {
+        return Err(Error::shape(OP, format!("gain index {k} out of an f32 tensor of shape {:?}", s.shape())));
+    }
+    batch_norm2d_with(x, Gain::Scaled(s, k), running, training, momentum, eps)
+}
+
+/// What multiplies xhat: 1, gamma and beta per channel, or one scalar on the GPU.
+#[derive(Clone, Copy)]
+enum Gain<'a> {
+    None,
+    Affine(&'a Tensor, &'a Tensor),
+    Scaled(&'a Tensor, usize),
+}
+
+fn batch_norm2d_with(
+    x: &Tensor,
+    gain: Gain<'_>,
+    running: Option<(&Tensor, &Tensor)>,
+    training: bool,
+    momentum: f32,
+    eps: f32,
+) -> Result<BatchNorm2dOutput> {
     let [n, c, h, w] = dims::<4>(OP, x)?;
     if x.dtype() != DType::F32 {
         return Err(Error::shape(OP, format!("x must be f32, got {:?}", x.dtype())));
     }
-    let affine = match (weight, bias) {
-        (Some(g), Some(b)) => {
+    // (gamma, beta) buffers when affine or scaled (beta bound, not read, when scaled).
+    let affine = match gain {
+        Gain::Affine(g, b) => {
             check_channel_vector("weight", g, c)?;
             check_channel_vector("bias", b, c)?;
             Some((g, b))
         }
-        (None, None) => None,
-        _ => return Err(Error::shape(OP, "give both weight and bias (affine) or neither")),
+        Gain::Scaled(s, _) => Some((s, s)),
+        Gain::None => None,
+    };
+    let (scaled, k) = match gain {
+        Gain::Scaled(_, k) => (true, k),
+        _ => (false, 0),
     };
     if let Some((rm, rv)) = running {
         check_channel_vector("running_mean", rm, c)?;
@@ -195,11 +247,13 @@ pub fn batch_norm2d(
             total: x.numel() as u32,
             eps,
             momentum,
-            _pad: [0; 2],
+            k: k as u32,
+            _pad: 0,
         },
         affine: affine.is_some(),
         xhat: false,
         running: running.is_some(),
+        scaled,
     };
     // Without affine the kernels never read gamma and beta; bind the mean there.
     let y = Tensor::empty(gpu, x.shape())?; // y: [N, C, H, W]
@@ -246,7 +300,8 @@ pub fn batch_norm2d(
     }
 
     // Affine-free in training, y is xhat: keep it instead of x, so that x can be freed (the next
-    // op, a DARTS mixed op, keeps y anyway). Otherwise keep x and recompute xhat.
+    // op, a DARTS mixed op, keeps y anyway). Otherwise keep x and recompute xhat (a scaled BN's
+    // y is not kept by the edge's sum).
     let keep_xhat = training && affine.is_none();
     let saved = Saved {
         t: if keep_xhat { y.clone() } else { x.clone() },
@@ -256,8 +311,10 @@ pub fn batch_norm2d(
         affine: affine.map(|(g, b)| (g.clone(), b.clone())),
     };
     let mut inputs = vec![x];
-    if let Some((g, b)) = affine {
-        inputs.extend([g, b]);
+    match gain {
+        Gain::Affine(g, b) => inputs.extend([g, b]),
+        Gain::Scaled(s, _) => inputs.push(s),
+        Gain::None => {}
     }
     let launch = Launch { xhat: keep_xhat, running: false, ..launch };
     gpu.record(&inputs, &[&y], move |g| saved.backward(&launch, &g[0], training));
@@ -272,19 +329,39 @@ struct Saved {
     x_grad: bool,
     mean: Tensor,
     var: Tensor,
-    /// (gamma, beta) when affine.
+    /// (gamma, beta) when affine; (s, s) when scaled.
     affine: Option<(Tensor, Tensor)>,
 }
 
 impl Saved {
-    /// Gradients for (x, gamma, beta), or for x alone when not affine.
+    /// Gradients for (x, gamma, beta), for (x, s) when scaled, or for x alone.
     fn backward(&self, launch: &Launch, dy: &Tensor, training: bool) -> Result<Vec<Option<Tensor>>> {
+        let grads = self.backward_affine(launch, dy, training)?;
+        if !launch.scaled {
+            return Ok(grads);
+        }
+        // [dx, dgamma (sum dy * xhat per channel), dbeta] -> [dx, ds]
+        let mut grads = grads.into_iter();
+        let dx = grads.next().flatten();
+        let ds = match (grads.next().flatten(), &self.affine) {
+            (Some(dgamma), Some((s, _))) => {
+                let ds = Tensor::empty(dy.gpu(), s.shape())?;
+                launch.dispatch("scale_grad", &[&dgamma, &ds], [1, 1, 1]);
+                Some(ds)
+            }
+            _ => None,
+        };
+        Ok(vec![dx, ds])
+    }
+
+    fn backward_affine(&self, launch: &Launch, dy: &Tensor, training: bool) -> Result<Vec<Option<Tensor>>> {
         let gpu = dy.gpu();
         let c = launch.channels();
         let x_grad = self.x_grad;
         let gamma = self.affine.as_ref().map(|(g, _)| g);
         let gamma_grad = gamma.is_some_and(|g| g.requires_grad());
-        let beta_grad = self.affine.as_ref().is_some_and(|(_, b)| b.requires_grad());
+        // A scaled BN has no beta (its gain's buffer is bound there).
+        let beta_grad = !launch.scaled && self.affine.as_ref().is_some_and(|(_, b)| b.requires_grad());
         if training && x_grad && launch.per_channel_kernels() {
             let dgamma = Tensor::empty(gpu, &[c])?; // dgamma: [C] = sum dy * xhat
             let dbeta = Tensor::empty(gpu, &[c])?; // dbeta: [C] = sum dy
@@ -350,6 +427,6 @@ mod layout_tests {
     /// The uniform block here and in `shaders/batch_norm.wgsl` cannot drift apart.
     #[test]
     fn params_match_the_shader() {
-        params_layout_matches!(Params, "batch_norm", [n, c, hw, total, eps, momentum]);
+        params_layout_matches!(Params, "batch_norm", [n, c, hw, total, eps, momentum, k]);
     }
 }

@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{reduce, same_shape};
+use super::same_shape;
 use crate::error::{Error, Result};
 use crate::gpu::{grid_1d, Dispatch};
 use crate::tensor::Tensor;
@@ -137,13 +137,9 @@ pub fn scale(x: &Tensor, s: &Tensor, k: usize) -> Result<Tensor> {
     let (sx, ss) = (x.clone(), s.clone());
     x.gpu().record(&[x, s], &[&y], move |g| {
         let dx = if sx.requires_grad() { Some(scale(&g[0], &ss, k)?) } else { None };
-        let ds = if ss.requires_grad() {
-            let ds = Tensor::zeros(ss.gpu(), ss.shape())?;
-            reduce::dot_into(&g[0], &sx, &ds, k, false)?;
-            Some(ds)
-        } else {
-            None
-        };
+        // ds: zeros but ds.flat[k] = <dy, x>, the barrier-free dot of the mixed op's weights.
+        let ds =
+            if ss.requires_grad() { Some(super::mixed_op::weight_grad(&ss, &[(k, sx.clone())], &g[0])?) } else { None };
         Ok(vec![dx, ds])
     });
     Ok(y)

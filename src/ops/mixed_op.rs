@@ -165,8 +165,9 @@ fn term_grads(w: &Tensor, terms: &[(usize, Tensor)], dout: &Tensor) -> Result<Ve
 }
 
 /// dw: zeros of w's shape except dw.flat[idx_t] += <dout, y_t>. Per 8 terms: one pass of
-/// per-chunk partial sums for all terms at once, then one workgroup adds them up in order.
-fn weight_grad(w: &Tensor, terms: &[(usize, Tensor)], dout: &Tensor) -> Result<Tensor> {
+/// per-chunk partial sums for all terms at once, then one workgroup adds them up in order (no
+/// workgroup barriers; [`elementwise::scale`]'s scalar gradient comes from here too).
+pub(crate) fn weight_grad(w: &Tensor, terms: &[(usize, Tensor)], dout: &Tensor) -> Result<Tensor> {
     let gpu = w.gpu();
     let n = dout.numel();
     let chunk = n.div_ceil(MAX_PARTS).max(MIN_CHUNK);
