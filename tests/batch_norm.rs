@@ -8,7 +8,7 @@ mod reference;
 mod support;
 
 use support::*;
-use wgpu_nas::ops::batch_norm::batch_norm2d;
+use wgpu_nas::ops::batch_norm::{batch_norm2d, batch_norm2d_scaled};
 use wgpu_nas::rng::Rng;
 use wgpu_nas::{Gpu, Tensor};
 
@@ -292,6 +292,43 @@ fn bad_arguments_are_shape_errors() {
         match err {
             Some(wgpu_nas::Error::Shape { op: "batch_norm2d", msg }) => println!("{what}: {msg}"),
             other => panic!("{what}: expected a batch_norm2d shape error, got {other:?}"),
+        }
+    }
+}
+
+/// `batch_norm2d_scaled` (a DARTS edge's op weight as the BN's gain): y = s[k] * xhat, its
+/// gradients to x and to s (zero but at k) against finite differences, in training on the three
+/// kernel paths (per channel: 2x4 planes; per plane: 48x48; scalar: 3x3) and in eval; and its
+/// output against the unscaled BN times s[k].
+#[test]
+fn scaled_bn_matches_finite_differences_and_the_unscaled_one() {
+    let gpu = gpu();
+    let mut rng = Rng::new(29);
+    let gains = rng.uniform_vec(6, 0.2, 1.5); // s: [2, 3], k = 4
+    for (shape, training) in [([2, 3, 2, 4], true), ([2, 3, 3, 3], true), ([2, 3, 2, 4], false)] {
+        let n = shape.iter().product();
+        let x = rand_vec(&mut rng, n);
+        let rm = Tensor::from_slice(&gpu, &[3], &rand_vec(&mut rng, 3)).unwrap();
+        let rv = Tensor::from_slice(&gpu, &[3], &rng.uniform_vec(3, 0.5, 2.0)).unwrap();
+        check_finite_differences(
+            &gpu,
+            &[(shape.to_vec(), x), (vec![2, 3], gains.clone())],
+            |t| batch_norm2d_scaled(&t[0], &t[1], 4, Some((&rm, &rv)), training, MOMENTUM, EPS).unwrap().y,
+            1e-2,
+            20,
+            1e-2,
+            6,
+        );
+    }
+    for shape in [[2, 2, 48, 48], [2, 3, 2, 4], [2, 3, 3, 3]] {
+        let n = shape.iter().product();
+        let x = Tensor::from_slice(&gpu, &shape, &rand_vec(&mut rng, n)).unwrap();
+        let s = Tensor::from_slice(&gpu, &[2, 3], &gains).unwrap();
+        let y = batch_norm2d_scaled(&x, &s, 4, None, true, MOMENTUM, EPS).unwrap().y.to_vec().unwrap();
+        let plain = batch_norm2d(&x, None, None, None, true, MOMENTUM, EPS).unwrap().y.to_vec().unwrap();
+        for (i, (a, b)) in y.iter().zip(&plain).enumerate() {
+            let want = gains[4] * b;
+            assert!((a - want).abs() <= 1e-5 + 1e-5 * want.abs(), "{shape:?} y[{i}]: got {a}, want {want}");
         }
     }
 }
