@@ -413,3 +413,82 @@ fn max_backward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
         }
     }
 }
+
+// avg_backward_strided, max_backward_strided: the backward window kernels as 8-column strips at
+// any stride (the stride-2 pools of a reduction cell's edges). Invocation (plane, input row y,
+// input columns x0..x0+7): the outputs whose windows can hold those columns are the span of
+// (7 + K - 1) / STRIDE + 1 from column ox_lo on, each loaded once for the 8 inputs; input x lies
+// in window ox when 0 <= x + pad - ox * STRIDE < K.
+struct Strided {
+    oy_lo: u32, // output rows oy_lo ..= oy_hi hold input row y
+    oy_hi: i32,
+    ox_lo: i32, // first output column of the span
+    base: i32,  // x0 + pad - ox_lo * STRIDE: column x0's place in window ox_lo
+    span: u32,
+}
+
+fn strided_windows(y: u32, x0: u32) -> Strided {
+    let s = i32(STRIDE);
+    let lo_y = i32(y + p.pad) - i32(K) + 1;
+    let lo_x = i32(x0 + p.pad) - i32(K) + 1;
+    let oy_lo = select(0, (lo_y + s - 1) / s, lo_y > 0);
+    let oy_hi = min(i32((y + p.pad) / STRIDE), i32(p.oh) - 1);
+    let ox_lo = select(0, (lo_x + s - 1) / s, lo_x > 0);
+    return Strided(u32(oy_lo), oy_hi, ox_lo, i32(x0 + p.pad) - ox_lo * s, (OUTS + K - 2u) / STRIDE + 1u);
+}
+
+@compute @workgroup_size(64)
+fn avg_backward_strided(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let st = input_strip_of(index64(gid, nwg));
+    if (st.x >= p.nc) { return; }
+    let r = strided_windows(st.y, st.z);
+    let last = i32(p.ow) - 1;
+    var acc: array<f32, OUTS>;
+    for (var oy = r.oy_lo; i32(oy) <= r.oy_hi; oy = oy + 1u) {
+        let row = (st.x * p.oh + oy) * p.ow;
+        for (var s = 0u; s < r.span; s = s + 1u) {
+            let ox = r.ox_lo + i32(s);
+            let oxc = u32(clamp(ox, 0, last));
+            let d = select(0.0, ab_dy[row + oxc] / cells(window_of(oy, oxc)), ox <= last);
+            for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+                let at = r.base + i32(jj) - i32(s * STRIDE);
+                acc[jj] = acc[jj] + select(0.0, d, at >= 0 && at < i32(K));
+            }
+        }
+    }
+    let out = (st.x * p.h + st.y) * p.w + st.z;
+    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+        if (st.z + jj < p.w) {
+            ab_dx[out + jj] = acc[jj];
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn max_backward_strided(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let st = input_strip_of(index64(gid, nwg));
+    if (st.x >= p.nc) { return; }
+    let r = strided_windows(st.y, st.z);
+    let last = i32(p.ow) - 1;
+    let cell0 = st.y * p.w + st.z;
+    var acc: array<f32, OUTS>;
+    for (var oy = r.oy_lo; i32(oy) <= r.oy_hi; oy = oy + 1u) {
+        let row = (st.x * p.oh + oy) * p.ow;
+        for (var s = 0u; s < r.span; s = s + 1u) {
+            let ox = r.ox_lo + i32(s);
+            let o = row + u32(clamp(ox, 0, last));
+            let d = mb_dy[o];
+            // The window's argmax is one of its cells, so matching it is membership enough.
+            let arg = select(0xffffffffu, mb_arg[o], ox <= last);
+            for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+                acc[jj] = acc[jj] + select(0.0, d, arg == cell0 + jj);
+            }
+        }
+    }
+    let out = (st.x * p.h + st.y) * p.w + st.z;
+    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+        if (st.z + jj < p.w) {
+            mb_dx[out + jj] = acc[jj];
+        }
+    }
+}

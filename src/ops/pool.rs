@@ -115,13 +115,17 @@ fn launch_forward(entry: &'static str, strips: &'static str, pool: &Pooling, buf
     launch_window(strips, pool, grid_1d_of(pool.n * pool.c * pool.oh * pool.ow.div_ceil(8), 64), bufs);
 }
 
-/// The backward `entry` as 8-column strips of input columns (`strips`) at stride 1, else on
-/// 8x8 plane workgroups.
-fn launch_backward(entry: &'static str, strips: &'static str, pool: &Pooling, bufs: &[&Tensor]) {
-    if pool.stride != 1 || 8 + pool.k - 1 > SEG {
-        return launch_window(entry, pool, plane_grid(pool, pool.in_plane()), bufs);
-    }
-    launch_window(strips, pool, grid_1d_of(pool.n * pool.c * pool.h * pool.w.div_ceil(8), 64), bufs);
+/// The backward `entry` as 8-column strips of input columns: `strips` at stride 1, `strided`
+/// above (its span of output columns, (8 + k - 2) / stride + 1, in registers), else on 8x8
+/// plane workgroups (a window wider than the segment). At stride 2 on [32, 16, 32, 32] the
+/// strided strips replace plane kernels of ~3.4 ms.
+fn launch_backward(entry: &'static str, strips: &'static str, strided: &'static str, pool: &Pooling, bufs: &[&Tensor]) {
+    let kernel = match pool.stride {
+        1 if 8 + pool.k - 1 <= SEG => strips,
+        s if s > 1 && (8 + pool.k - 2) / s < SEG => strided,
+        _ => return launch_window(entry, pool, plane_grid(pool, pool.in_plane()), bufs),
+    };
+    launch_window(kernel, pool, grid_1d_of(pool.n * pool.c * pool.h * pool.w.div_ceil(8), 64), bufs);
 }
 
 /// The plane kernels' grid: 8x8 workgroups across a `[rows, cols]` plane, the N*C planes along
@@ -161,7 +165,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     launch_forward("max_forward_arg", "max_forward_arg_strips", &pool, &[x, &y, &arg]);
     gpu.record(&[x], &[&y], move |g| {
         let dx = Tensor::empty(arg.gpu(), &pool.in_shape())?; // dx: [N, C, H, W]
-        launch_backward("max_backward", "max_backward_strips", &pool, &[&arg, &g[0], &dx]);
+        launch_backward("max_backward", "max_backward_strips", "max_backward_strided", &pool, &[&arg, &g[0], &dx]);
         Ok(vec![Some(dx)])
     });
     Ok(y)
@@ -176,7 +180,7 @@ pub fn avg_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     launch_forward("avg_forward", "avg_forward_strips", &pool, &[x, &y]);
     gpu.record(&[x], &[&y], move |g| {
         let dx = Tensor::empty(g[0].gpu(), &pool.in_shape())?; // dx: [N, C, H, W]
-        launch_backward("avg_backward", "avg_backward_strips", &pool, &[&g[0], &dx]);
+        launch_backward("avg_backward", "avg_backward_strips", "avg_backward_strided", &pool, &[&g[0], &dx]);
         Ok(vec![Some(dx)])
     });
     Ok(y)
