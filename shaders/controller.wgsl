@@ -52,7 +52,11 @@ struct Params {
 const NONE: u32 = 0xffffffffu;
 const STEP_WORDS: u32 = 12u;
 const ANCHOR_WORDS: u32 = 2u;
-const WG: u32 = 256u;
+// Threads of the rollout and backward workgroups: the smallest of 64, 128, 256 that gives each
+// hidden unit its own thread (ops/controller.rs `threads`). On lavapipe a workgroup runs on one
+// CPU thread, 8 invocations at a time, so idle invocations and every barrier cost time: 64 for
+// the reference's H = 64 made the rollout 1.4x faster than 256.
+override WG: u32 = 256u;
 const MAX_HIDDEN: u32 = 256u;
 const MAX_WIDTH: u32 = 256u;
 
@@ -257,10 +261,10 @@ fn decide_row(s: Step, r: u32, n: u32, skip_j: u32) -> vec3<f32> {
     return vec3<f32>(-(z[choice] - m - log_total), entropy, kl);
 }
 
-// The whole rollout, one workgroup of 256: each LSTM step spreads its 4H gate rows over the
+// The whole rollout, one workgroup of WG: each LSTM step spreads its 4H gate rows over the
 // threads, then H hidden units; decoders and attention spread over their outputs; thread 0
 // shapes, draws and scores each decision row in order.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn rollout(@builtin(local_invocation_index) lid: u32) {
     let hd = p.hidden;
     for (var k = lid; k < hd; k += WG) {
@@ -438,10 +442,10 @@ fn row_backward(s: Step, sv: u32, fa: u32, r: u32, n: u32, skip: bool, adv: f32,
     }
 }
 
-// Backpropagation through one sample's rollout (one workgroup per sample, 256 threads), last
+// Backpropagation through one sample's rollout (one workgroup of WG per sample), last
 // step first: each step's dh from the next step, its decision and the anchor it became; the
 // LSTM's gate gradients over H units, then dx and the next dh as column sums over 4H rows.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn backward(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let smp = wid.x;
     let hd = p.hidden;
