@@ -598,37 +598,44 @@ fn backward(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
 @group(0) @binding(3) var<storage, read> gr_factors: array<f32>;        // [samples, factor_len]
 @group(0) @binding(4) var<storage, read_write> gr_grad: array<f32>;     // [total]
 
-// One thread per weight: an outer-product element (sum over samples and steps of a saved
-// gradient times a saved activation) or a sum of saved gradients.
+// The first H * H threads each take column k of the four gate rows r = u + m H (m = i, f, g,
+// o) of unit u in both LSTM matrices: w_ih[r, k] = sum da_t[r] x_t[k], w_hh[r, k] = sum
+// da_t[r] h_{t-1}[k], 8 weights from 6 loads per step. Every other thread owns one weight from
+// g_emb on: an outer-product element (sum over samples and steps of a saved gradient times a
+// saved activation) or a sum of saved gradients. Each weight sums over samples, then steps.
 @compute @workgroup_size(256)
 fn gradients(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = index(gid, nwg);
-    if (e >= p.total) { return; }
     let hd = p.hidden;
-    var acc = 0.0;
-    if (e < p.w_hh) {
-        // w_ih [4H, H]: da_t[r] x_t[k]
-        let r = (e - p.w_ih) / hd;
-        let k = (e - p.w_ih) % hd;
+    let lstm_threads = hd * hd;
+    let thread = index(gid, nwg);
+    if (thread < lstm_threads) {
+        let u = thread / hd;
+        let k = thread % hd;
+        var acc_ih = vec4<f32>(0.0); // rows u, u + H, u + 2H, u + 3H
+        var acc_hh = vec4<f32>(0.0);
         for (var n = 0u; n < p.samples; n++) {
             let sv = n * p.save_len;
             let fa = n * p.factor_len;
             for (var t = 0u; t < p.steps; t++) {
-                acc = fma(gr_factors[fa + fa_step(t) + r], gr_saves[sv + sv_step(t) + k], acc);
+                let f = fa + fa_step(t) + u;
+                let da = vec4<f32>(gr_factors[f], gr_factors[f + hd], gr_factors[f + 2u * hd], gr_factors[f + 3u * hd]);
+                acc_ih = fma(da, vec4<f32>(gr_saves[sv + sv_step(t) + k]), acc_ih);
+                if (t > 0u) {
+                    acc_hh = fma(da, vec4<f32>(gr_saves[sv + sv_step(t - 1u) + hd + k]), acc_hh);
+                }
             }
         }
-    } else if (e < p.g_emb) {
-        // w_hh [4H, H]: da_t[r] h_{t-1}[k]
-        let r = (e - p.w_hh) / hd;
-        let k = (e - p.w_hh) % hd;
-        for (var n = 0u; n < p.samples; n++) {
-            let sv = n * p.save_len;
-            let fa = n * p.factor_len;
-            for (var t = 1u; t < p.steps; t++) {
-                acc = fma(gr_factors[fa + fa_step(t) + r], gr_saves[sv + sv_step(t - 1u) + hd + k], acc);
-            }
+        for (var m = 0u; m < 4u; m++) {
+            let e = (m * hd + u) * hd + k;
+            gr_grad[p.w_ih + e] = acc_ih[m];
+            gr_grad[p.w_hh + e] = acc_hh[m];
         }
-    } else if (e < p.w_emb) {
+        return;
+    }
+    let e = thread - lstm_threads + p.g_emb;
+    if (e >= p.total) { return; }
+    var acc = 0.0;
+    if (e < p.w_emb) {
         // g_emb [H]: dx of the steps it fed
         let k = e - p.g_emb;
         for (var n = 0u; n < p.samples; n++) {

@@ -1,7 +1,8 @@
 //! The ENAS controller fused (`shaders/controller.wgsl`): a whole rollout in one dispatch of one
 //! workgroup, the REINFORCE backward pass through a batch of rollouts in one more (a workgroup
-//! per sample), and the weight gradients in a third (one thread per weight, each a sum over
-//! samples and steps in a fixed order). The caller (`enas::controller`) describes its search
+//! per sample), and the weight gradients in a third (a thread per column of a unit's four gate
+//! rows in both LSTM matrices, then one per other weight; each weight a sum over samples and
+//! steps in a fixed order). The caller (`enas::controller`) describes its search
 //! space as a [`Program`] of per-step records; these kernels only follow it.
 //!
 //! Nothing here is recorded on the tape: the backward pass is this family's own, written for
@@ -451,7 +452,8 @@ impl Kernels {
             constants: &[],
             params: bytemuck::bytes_of(&params),
             buffers: &[self.words.buf(), saves.buf(), factors.buf(), grad.buf()],
-            workgroups: grid_1d(total),
+            // H * H threads for both LSTM matrices (8 weights each), then one per other weight
+            workgroups: grid_1d(total - 7 * h as usize * h as usize),
             flops: 2 * n as u64 * t * total as u64,
         });
         Ok(grad)
