@@ -261,15 +261,28 @@ fn decide_row(s: Step, r: u32, n: u32, skip_j: u32) -> vec3<f32> {
     return vec3<f32>(-(z[choice] - m - log_total), entropy, kl);
 }
 
-// The whole rollout, one workgroup of WG: each LSTM step spreads its 4H gate rows over the
-// threads, then H hidden units; decoders and attention spread over their outputs; thread 0
-// shapes, draws and scores each decision row in order.
+// weights[w .. w + H] . h.
+fn dot_h(w: u32) -> f32 {
+    var a = 0.0;
+    for (var k = 0u; k < p.hidden; k++) {
+        a = fma(weights[w + k], h[k], a);
+    }
+    return a;
+}
+
+// The whole rollout, one workgroup of WG >= H: thread j owns hidden unit j (x_j, the four gate
+// rows of unit j, c_j, h_j, and row j of the attention query and key); decoder rows and
+// attention scores spread over the threads; thread 0 shapes, draws and scores each decision
+// row in order. Barriers per step: after x, after the gates have read h, after h, after the
+// decoders, after the attention scores (attention steps), after the decision.
 @compute @workgroup_size(WG)
 fn rollout(@builtin(local_invocation_index) lid: u32) {
     let hd = p.hidden;
-    for (var k = lid; k < hd; k += WG) {
-        h[k] = 0.0;
-        c[k] = 0.0;
+    let j = lid;
+    let owns = j < hd;
+    if (owns) {
+        h[j] = 0.0;
+        c[j] = 0.0;
     }
     var nll = 0.0;
     var entropy = 0.0;
@@ -279,34 +292,53 @@ fn rollout(@builtin(local_invocation_index) lid: u32) {
     for (var t = 0u; t < p.steps; t++) {
         let s = step_at(t);
         let st = sv_step(t);
-        for (var k = lid; k < hd; k += WG) {
-            let v = input_value(s, k);
-            x[k] = v;
-            save[st + k] = v;
+        if (owns) {
+            let v = input_value(s, j);
+            x[j] = v;
+            save[st + j] = v;
         }
         workgroupBarrier();
-        // gates: a_r = w_ih[r] . x + w_hh[r] . h, activation by gate (g is tanh)
-        for (var r = lid; r < 4u * hd; r += WG) {
-            var a = 0.0;
-            var b = 0.0;
-            let wi = p.w_ih + r * hd;
-            let wh = p.w_hh + r * hd;
+        // Unit j's gate rows r = j + m H (m = i, f, g, o): a_r = w_ih[r] . x + w_hh[r] . h,
+        // each x_k and h_k read once for the four rows; g is tanh, the others sigmoid.
+        var c1 = 0.0;
+        var h1 = 0.0;
+        if (owns) {
+            let gate = hd * hd; // from a gate's rows to the next gate's
+            let wi = p.w_ih + j * hd;
+            let wh = p.w_hh + j * hd;
+            var ai = 0.0;
+            var af = 0.0;
+            var ag = 0.0;
+            var ao = 0.0;
+            var bi = 0.0;
+            var bf = 0.0;
+            var bg = 0.0;
+            var bo = 0.0;
             for (var k = 0u; k < hd; k++) {
-                a = fma(weights[wi + k], x[k], a);
-                b = fma(weights[wh + k], h[k], b);
+                let xk = x[k];
+                let hk = h[k];
+                ai = fma(weights[wi + k], xk, ai);
+                af = fma(weights[wi + gate + k], xk, af);
+                ag = fma(weights[wi + 2u * gate + k], xk, ag);
+                ao = fma(weights[wi + 3u * gate + k], xk, ao);
+                bi = fma(weights[wh + k], hk, bi);
+                bf = fma(weights[wh + gate + k], hk, bf);
+                bg = fma(weights[wh + 2u * gate + k], hk, bg);
+                bo = fma(weights[wh + 3u * gate + k], hk, bo);
             }
-            let pre = a + b;
-            save[st + 3u * hd + r] = select(sigmoid(pre), tanh(pre), r / hd == 2u);
+            let gi = sigmoid(ai + bi);
+            let gf = sigmoid(af + bf);
+            let gg = tanh(ag + bg);
+            let go = sigmoid(ao + bo);
+            save[st + 3u * hd + j] = gi;
+            save[st + 4u * hd + j] = gf;
+            save[st + 5u * hd + j] = gg;
+            save[st + 6u * hd + j] = go;
+            c1 = gf * c[j] + gi * gg;
+            h1 = go * tanh(c1);
         }
-        storageBarrier();
         workgroupBarrier();
-        for (var j = lid; j < hd; j += WG) {
-            let gi = save[st + 3u * hd + j];
-            let gf = save[st + 4u * hd + j];
-            let gg = save[st + 5u * hd + j];
-            let go = save[st + 6u * hd + j];
-            let c1 = gf * c[j] + gi * gg;
-            let h1 = go * tanh(c1);
+        if (owns) {
             c[j] = c1;
             h[j] = h1;
             save[st + hd + j] = h1;
@@ -314,37 +346,38 @@ fn rollout(@builtin(local_invocation_index) lid: u32) {
         }
         workgroupBarrier();
 
+        // Decoders of h_t: the operation logits; the attention query; the key when h_t becomes
+        // an anchor (read only by later steps, after this step's last barrier).
+        let attend = s.kind == DEC_ATTN || s.kind == DEC_SKIP;
         if (s.kind == DEC_OP) {
             for (var o = lid; o < p.num_ops; o += WG) {
-                var a = 0.0;
-                for (var k = 0u; k < hd; k++) {
-                    a = fma(weights[p.w_soft + o * hd + k], h[k], a);
-                }
+                var a = dot_h(p.w_soft + o * hd);
                 if ((s.flags & F_BIAS) != 0u) {
                     a += weights[p.b_soft + o];
                 }
                 lg[o] = a;
             }
-        } else if (s.kind != DEC_NONE) {
-            for (var i = lid; i < hd; i += WG) {
-                var a = 0.0;
-                for (var k = 0u; k < hd; k++) {
-                    a = fma(weights[p.w_attn_2 + i * hd + k], h[k], a);
-                }
-                q[i] = a;
-                save[st + 7u * hd + i] = a;
-            }
-            workgroupBarrier();
-            for (var j = lid; j < s.count; j += WG) {
-                let key = sv_keys() + (s.base + j) * hd;
+        }
+        if (owns && attend) {
+            let a = dot_h(p.w_attn_2 + j * hd);
+            q[j] = a;
+            save[st + 7u * hd + j] = a;
+        }
+        if (owns && s.push != NONE) {
+            save[sv_keys() + s.push * hd + j] = dot_h(p.w_attn_1 + j * hd);
+        }
+        workgroupBarrier();
+        if (attend) {
+            for (var i = lid; i < s.count; i += WG) {
+                let key = sv_keys() + (s.base + i) * hd;
                 var a = 0.0;
                 for (var k = 0u; k < hd; k++) {
                     a = fma(weights[p.v_attn + k], tanh(save[key + k] + q[k]), a);
                 }
-                lg[j] = a;
+                lg[i] = a;
             }
+            workgroupBarrier();
         }
-        workgroupBarrier();
         if (lid == 0u) {
             if (s.kind == DEC_OP) {
                 let d = decide_row(s, s.row, p.num_ops, NONE);
@@ -356,8 +389,8 @@ fn rollout(@builtin(local_invocation_index) lid: u32) {
                 entropy += d.y;
             } else if (s.kind == DEC_SKIP) {
                 var kl = 0.0;
-                for (var j = 0u; j < s.count; j++) {
-                    let d = decide_row(s, s.row + j, 2u, j);
+                for (var i = 0u; i < s.count; i++) {
+                    let d = decide_row(s, s.row + i, 2u, i);
                     nll += d.x;
                     entropy += d.y;
                     kl += d.z;
@@ -368,19 +401,6 @@ fn rollout(@builtin(local_invocation_index) lid: u32) {
         }
         storageBarrier();
         workgroupBarrier();
-
-        if (s.push != NONE) {
-            let key = sv_keys() + s.push * hd;
-            for (var i = lid; i < hd; i += WG) {
-                var a = 0.0;
-                for (var k = 0u; k < hd; k++) {
-                    a = fma(weights[p.w_attn_1 + i * hd + k], h[k], a);
-                }
-                save[key + i] = a;
-            }
-            storageBarrier();
-            workgroupBarrier();
-        }
     }
     if (lid == 0u) {
         stats[0] = nll;
