@@ -52,7 +52,11 @@ struct Params {
 const NONE: u32 = 0xffffffffu;
 const STEP_WORDS: u32 = 12u;
 const ANCHOR_WORDS: u32 = 2u;
-const WG: u32 = 256u;
+// Threads of the rollout and backward workgroups: the smallest of 64, 128, 256 that gives each
+// hidden unit its own thread (ops/controller.rs `threads`). On lavapipe a workgroup runs on one
+// CPU thread, 8 invocations at a time, so idle invocations and every barrier cost time: 64 for
+// the reference's H = 64 made the rollout 1.4x faster than 256.
+override WG: u32 = 256u;
 const MAX_HIDDEN: u32 = 256u;
 const MAX_WIDTH: u32 = 256u;
 
@@ -257,15 +261,28 @@ fn decide_row(s: Step, r: u32, n: u32, skip_j: u32) -> vec3<f32> {
     return vec3<f32>(-(z[choice] - m - log_total), entropy, kl);
 }
 
-// The whole rollout, one workgroup of 256: each LSTM step spreads its 4H gate rows over the
-// threads, then H hidden units; decoders and attention spread over their outputs; thread 0
-// shapes, draws and scores each decision row in order.
-@compute @workgroup_size(256)
+// weights[w .. w + H] . h.
+fn dot_h(w: u32) -> f32 {
+    var a = 0.0;
+    for (var k = 0u; k < p.hidden; k++) {
+        a = fma(weights[w + k], h[k], a);
+    }
+    return a;
+}
+
+// The whole rollout, one workgroup of WG >= H: thread j owns hidden unit j (x_j, the four gate
+// rows of unit j, c_j, h_j, and row j of the attention query and key); decoder rows and
+// attention scores spread over the threads; thread 0 shapes, draws and scores each decision
+// row in order. Barriers per step: after x, after the gates have read h, after h, after the
+// decoders, after the attention scores (attention steps), after the decision.
+@compute @workgroup_size(WG)
 fn rollout(@builtin(local_invocation_index) lid: u32) {
     let hd = p.hidden;
-    for (var k = lid; k < hd; k += WG) {
-        h[k] = 0.0;
-        c[k] = 0.0;
+    let j = lid;
+    let owns = j < hd;
+    if (owns) {
+        h[j] = 0.0;
+        c[j] = 0.0;
     }
     var nll = 0.0;
     var entropy = 0.0;
@@ -275,34 +292,53 @@ fn rollout(@builtin(local_invocation_index) lid: u32) {
     for (var t = 0u; t < p.steps; t++) {
         let s = step_at(t);
         let st = sv_step(t);
-        for (var k = lid; k < hd; k += WG) {
-            let v = input_value(s, k);
-            x[k] = v;
-            save[st + k] = v;
+        if (owns) {
+            let v = input_value(s, j);
+            x[j] = v;
+            save[st + j] = v;
         }
         workgroupBarrier();
-        // gates: a_r = w_ih[r] . x + w_hh[r] . h, activation by gate (g is tanh)
-        for (var r = lid; r < 4u * hd; r += WG) {
-            var a = 0.0;
-            var b = 0.0;
-            let wi = p.w_ih + r * hd;
-            let wh = p.w_hh + r * hd;
+        // Unit j's gate rows r = j + m H (m = i, f, g, o): a_r = w_ih[r] . x + w_hh[r] . h,
+        // each x_k and h_k read once for the four rows; g is tanh, the others sigmoid.
+        var c1 = 0.0;
+        var h1 = 0.0;
+        if (owns) {
+            let gate = hd * hd; // from a gate's rows to the next gate's
+            let wi = p.w_ih + j * hd;
+            let wh = p.w_hh + j * hd;
+            var ai = 0.0;
+            var af = 0.0;
+            var ag = 0.0;
+            var ao = 0.0;
+            var bi = 0.0;
+            var bf = 0.0;
+            var bg = 0.0;
+            var bo = 0.0;
             for (var k = 0u; k < hd; k++) {
-                a = fma(weights[wi + k], x[k], a);
-                b = fma(weights[wh + k], h[k], b);
+                let xk = x[k];
+                let hk = h[k];
+                ai = fma(weights[wi + k], xk, ai);
+                af = fma(weights[wi + gate + k], xk, af);
+                ag = fma(weights[wi + 2u * gate + k], xk, ag);
+                ao = fma(weights[wi + 3u * gate + k], xk, ao);
+                bi = fma(weights[wh + k], hk, bi);
+                bf = fma(weights[wh + gate + k], hk, bf);
+                bg = fma(weights[wh + 2u * gate + k], hk, bg);
+                bo = fma(weights[wh + 3u * gate + k], hk, bo);
             }
-            let pre = a + b;
-            save[st + 3u * hd + r] = select(sigmoid(pre), tanh(pre), r / hd == 2u);
+            let gi = sigmoid(ai + bi);
+            let gf = sigmoid(af + bf);
+            let gg = tanh(ag + bg);
+            let go = sigmoid(ao + bo);
+            save[st + 3u * hd + j] = gi;
+            save[st + 4u * hd + j] = gf;
+            save[st + 5u * hd + j] = gg;
+            save[st + 6u * hd + j] = go;
+            c1 = gf * c[j] + gi * gg;
+            h1 = go * tanh(c1);
         }
-        storageBarrier();
         workgroupBarrier();
-        for (var j = lid; j < hd; j += WG) {
-            let gi = save[st + 3u * hd + j];
-            let gf = save[st + 4u * hd + j];
-            let gg = save[st + 5u * hd + j];
-            let go = save[st + 6u * hd + j];
-            let c1 = gf * c[j] + gi * gg;
-            let h1 = go * tanh(c1);
+        if (owns) {
             c[j] = c1;
             h[j] = h1;
             save[st + hd + j] = h1;
@@ -310,37 +346,38 @@ fn rollout(@builtin(local_invocation_index) lid: u32) {
         }
         workgroupBarrier();
 
+        // Decoders of h_t: the operation logits; the attention query; the key when h_t becomes
+        // an anchor (read only by later steps, after this step's last barrier).
+        let attend = s.kind == DEC_ATTN || s.kind == DEC_SKIP;
         if (s.kind == DEC_OP) {
             for (var o = lid; o < p.num_ops; o += WG) {
-                var a = 0.0;
-                for (var k = 0u; k < hd; k++) {
-                    a = fma(weights[p.w_soft + o * hd + k], h[k], a);
-                }
+                var a = dot_h(p.w_soft + o * hd);
                 if ((s.flags & F_BIAS) != 0u) {
                     a += weights[p.b_soft + o];
                 }
                 lg[o] = a;
             }
-        } else if (s.kind != DEC_NONE) {
-            for (var i = lid; i < hd; i += WG) {
-                var a = 0.0;
-                for (var k = 0u; k < hd; k++) {
-                    a = fma(weights[p.w_attn_2 + i * hd + k], h[k], a);
-                }
-                q[i] = a;
-                save[st + 7u * hd + i] = a;
-            }
-            workgroupBarrier();
-            for (var j = lid; j < s.count; j += WG) {
-                let key = sv_keys() + (s.base + j) * hd;
+        }
+        if (owns && attend) {
+            let a = dot_h(p.w_attn_2 + j * hd);
+            q[j] = a;
+            save[st + 7u * hd + j] = a;
+        }
+        if (owns && s.push != NONE) {
+            save[sv_keys() + s.push * hd + j] = dot_h(p.w_attn_1 + j * hd);
+        }
+        workgroupBarrier();
+        if (attend) {
+            for (var i = lid; i < s.count; i += WG) {
+                let key = sv_keys() + (s.base + i) * hd;
                 var a = 0.0;
                 for (var k = 0u; k < hd; k++) {
                     a = fma(weights[p.v_attn + k], tanh(save[key + k] + q[k]), a);
                 }
-                lg[j] = a;
+                lg[i] = a;
             }
+            workgroupBarrier();
         }
-        workgroupBarrier();
         if (lid == 0u) {
             if (s.kind == DEC_OP) {
                 let d = decide_row(s, s.row, p.num_ops, NONE);
@@ -352,8 +389,8 @@ fn rollout(@builtin(local_invocation_index) lid: u32) {
                 entropy += d.y;
             } else if (s.kind == DEC_SKIP) {
                 var kl = 0.0;
-                for (var j = 0u; j < s.count; j++) {
-                    let d = decide_row(s, s.row + j, 2u, j);
+                for (var i = 0u; i < s.count; i++) {
+                    let d = decide_row(s, s.row + i, 2u, i);
                     nll += d.x;
                     entropy += d.y;
                     kl += d.z;
@@ -364,19 +401,6 @@ fn rollout(@builtin(local_invocation_index) lid: u32) {
         }
         storageBarrier();
         workgroupBarrier();
-
-        if (s.push != NONE) {
-            let key = sv_keys() + s.push * hd;
-            for (var i = lid; i < hd; i += WG) {
-                var a = 0.0;
-                for (var k = 0u; k < hd; k++) {
-                    a = fma(weights[p.w_attn_1 + i * hd + k], h[k], a);
-                }
-                save[key + i] = a;
-            }
-            storageBarrier();
-            workgroupBarrier();
-        }
     }
     if (lid == 0u) {
         stats[0] = nll;
@@ -438,10 +462,10 @@ fn row_backward(s: Step, sv: u32, fa: u32, r: u32, n: u32, skip: bool, adv: f32,
     }
 }
 
-// Backpropagation through one sample's rollout (one workgroup per sample, 256 threads), last
+// Backpropagation through one sample's rollout (one workgroup of WG per sample), last
 // step first: each step's dh from the next step, its decision and the anchor it became; the
 // LSTM's gate gradients over H units, then dx and the next dh as column sums over 4H rows.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn backward(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let smp = wid.x;
     let hd = p.hidden;
@@ -594,37 +618,44 @@ fn backward(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
 @group(0) @binding(3) var<storage, read> gr_factors: array<f32>;        // [samples, factor_len]
 @group(0) @binding(4) var<storage, read_write> gr_grad: array<f32>;     // [total]
 
-// One thread per weight: an outer-product element (sum over samples and steps of a saved
-// gradient times a saved activation) or a sum of saved gradients.
+// The first H * H threads each take column k of the four gate rows r = u + m H (m = i, f, g,
+// o) of unit u in both LSTM matrices: w_ih[r, k] = sum da_t[r] x_t[k], w_hh[r, k] = sum
+// da_t[r] h_{t-1}[k], 8 weights from 6 loads per step. Every other thread owns one weight from
+// g_emb on: an outer-product element (sum over samples and steps of a saved gradient times a
+// saved activation) or a sum of saved gradients. Each weight sums over samples, then steps.
 @compute @workgroup_size(256)
 fn gradients(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = index(gid, nwg);
-    if (e >= p.total) { return; }
     let hd = p.hidden;
-    var acc = 0.0;
-    if (e < p.w_hh) {
-        // w_ih [4H, H]: da_t[r] x_t[k]
-        let r = (e - p.w_ih) / hd;
-        let k = (e - p.w_ih) % hd;
+    let lstm_threads = hd * hd;
+    let thread = index(gid, nwg);
+    if (thread < lstm_threads) {
+        let u = thread / hd;
+        let k = thread % hd;
+        var acc_ih = vec4<f32>(0.0); // rows u, u + H, u + 2H, u + 3H
+        var acc_hh = vec4<f32>(0.0);
         for (var n = 0u; n < p.samples; n++) {
             let sv = n * p.save_len;
             let fa = n * p.factor_len;
             for (var t = 0u; t < p.steps; t++) {
-                acc = fma(gr_factors[fa + fa_step(t) + r], gr_saves[sv + sv_step(t) + k], acc);
+                let f = fa + fa_step(t) + u;
+                let da = vec4<f32>(gr_factors[f], gr_factors[f + hd], gr_factors[f + 2u * hd], gr_factors[f + 3u * hd]);
+                acc_ih = fma(da, vec4<f32>(gr_saves[sv + sv_step(t) + k]), acc_ih);
+                if (t > 0u) {
+                    acc_hh = fma(da, vec4<f32>(gr_saves[sv + sv_step(t - 1u) + hd + k]), acc_hh);
+                }
             }
         }
-    } else if (e < p.g_emb) {
-        // w_hh [4H, H]: da_t[r] h_{t-1}[k]
-        let r = (e - p.w_hh) / hd;
-        let k = (e - p.w_hh) % hd;
-        for (var n = 0u; n < p.samples; n++) {
-            let sv = n * p.save_len;
-            let fa = n * p.factor_len;
-            for (var t = 1u; t < p.steps; t++) {
-                acc = fma(gr_factors[fa + fa_step(t) + r], gr_saves[sv + sv_step(t - 1u) + hd + k], acc);
-            }
+        for (var m = 0u; m < 4u; m++) {
+            let e = (m * hd + u) * hd + k;
+            gr_grad[p.w_ih + e] = acc_ih[m];
+            gr_grad[p.w_hh + e] = acc_hh[m];
         }
-    } else if (e < p.w_emb) {
+        return;
+    }
+    let e = thread - lstm_threads + p.g_emb;
+    if (e >= p.total) { return; }
+    var acc = 0.0;
+    if (e < p.w_emb) {
         // g_emb [H]: dx of the steps it fed
         let k = e - p.g_emb;
         for (var n = 0u; n < p.samples; n++) {

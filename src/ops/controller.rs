@@ -1,7 +1,8 @@
 //! The ENAS controller fused (`shaders/controller.wgsl`): a whole rollout in one dispatch of one
 //! workgroup, the REINFORCE backward pass through a batch of rollouts in one more (a workgroup
-//! per sample), and the weight gradients in a third (one thread per weight, each a sum over
-//! samples and steps in a fixed order). The caller (`enas::controller`) describes its search
+//! per sample), and the weight gradients in a third (a thread per column of a unit's four gate
+//! rows in both LSTM matrices, then one per other weight; each weight a sum over samples and
+//! steps in a fixed order). The caller (`enas::controller`) describes its search
 //! space as a [`Program`] of per-step records; these kernels only follow it.
 //!
 //! Nothing here is recorded on the tape: the backward pass is this family's own, written for
@@ -16,11 +17,13 @@ use crate::tensor::{DType, Tensor};
 
 /// Marks an absent index in a step record (no anchor pushed, no operation bias).
 pub const NONE: u32 = u32::MAX;
-/// Largest LSTM size: one hidden unit per thread of the 256-thread workgroup (the kernels keep
+/// Largest LSTM size: one hidden unit per thread of the rollout's and backward's workgroup (64,
+/// 128 or 256 threads, the fewest that give every unit its own; the kernels keep
 /// four `[H]` vectors in workgroup memory, 5 KiB with a row, within WebGPU's 16 KiB). Past 256,
 /// with two units on some threads, the updates went wrong on lavapipe (g_emb's and w_ih's
-/// gradients through the first step, H = 290 and 300; the rollouts themselves were right), for
-/// reasons not yet found: refused until they are.
+/// gradients through the first step, H = 290 and 300; the rollouts themselves were right), and
+/// a 64-thread workgroup with H = 256 (four units a thread) drew garbage decisions, for reasons
+/// not yet found: refused until they are.
 pub const MAX_HIDDEN: usize = 256;
 /// Widest decision row (operations, or anchors an attention chooses from).
 pub const MAX_WIDTH: usize = 256;
@@ -351,6 +354,14 @@ impl Kernels {
         }
     }
 
+    /// The rollout's and backward's workgroup size (`WG`): the smallest of 64, 128, 256 with a
+    /// thread for every hidden unit. One unit per thread is the regime the kernels are tested
+    /// in (see [`MAX_HIDDEN`]); below 64 lavapipe gets slower again.
+    fn threads(&self) -> [(&'static str, f64); 1] {
+        let wg = self.layout.hidden.next_power_of_two().clamp(64, MAX_HIDDEN);
+        [("WG", wg as f64)]
+    }
+
     fn check_weights(&self, weights: &Tensor) -> Result<()> {
         if weights.dtype() != DType::F32 || weights.shape() != [self.layout.total()] {
             return Err(Error::shape(
@@ -384,7 +395,7 @@ impl Kernels {
         gpu.dispatch(Dispatch {
             shader: "controller",
             entry: "rollout",
-            constants: &[],
+            constants: &self.threads(),
             params: bytemuck::bytes_of(&params),
             buffers: &[
                 self.words.buf(),
@@ -427,7 +438,7 @@ impl Kernels {
         gpu.dispatch(Dispatch {
             shader: "controller",
             entry: "backward",
-            constants: &[],
+            constants: &self.threads(),
             params: bytemuck::bytes_of(&params),
             buffers: &[self.words.buf(), weights.buf(), saves.buf(), coefs.buf(), factors.buf()],
             workgroups: [n as u32, 1, 1],
@@ -441,7 +452,8 @@ impl Kernels {
             constants: &[],
             params: bytemuck::bytes_of(&params),
             buffers: &[self.words.buf(), saves.buf(), factors.buf(), grad.buf()],
-            workgroups: grid_1d(total),
+            // H * H threads for both LSTM matrices (8 weights each), then one per other weight
+            workgroups: grid_1d(total - 7 * h as usize * h as usize),
             flops: 2 * n as u64 * t * total as u64,
         });
         Ok(grad)
