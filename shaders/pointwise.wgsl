@@ -4,7 +4,7 @@
 // `TRANSPOSE` picks the weight's orientation. The weight gradient dW = sum_n dY_n X_n^T reduces
 // over all N*P positions in fixed chunks (partials summed in order by conv's `sum_chunks`): no
 // atomics, the same bits every run. Lavapipe runs each invocation on one SIMD lane, so the win
-// is in FMAs per loaded value (../shared/lavapipe-kernels.md): 8x8 blocks, no workgroup memory.
+// is in FMAs per loaded value (../shared/lavapipe-kernels.md): 8x16 blocks, no workgroup memory.
 
 struct Params {
     n: u32,         // batch
@@ -19,107 +19,175 @@ struct Params {
 
 // false: out = W in (forward, in = x); true: out = W^T in (input gradient, in = dy).
 override TRANSPOSE: bool = false;
+// c_in is a multiple of 4: rows of w (forward) and columns of w (transposed) then start on a
+// vec4, so the weights are read four per load instead of one at a time. Each storage load costs
+// a loop over the SIMD lanes on lavapipe, whatever its width, so this halves the loads per k.
+override WIDE: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
 // product: out[n, r, q] = sum_k a(r, k) in[n, k, q]
 @group(0) @binding(1) var<storage, read> pr_in: array<vec4<f32>>;       // [N, K, P/4]
-@group(0) @binding(2) var<storage, read> pr_w: array<f32>;              // [c_out, c_in]
+@group(0) @binding(2) var<storage, read> pr_w: array<vec4<f32>>;        // [c_out, c_in], padded to vec4
 @group(0) @binding(3) var<storage, read_write> pr_out: array<vec4<f32>>; // [N, R, P/4]
 
-// One invocation per (n, block of 8 rows r, block of 8 positions): 16 vec4 accumulators, per
-// k two vec4 loads of `in` and eight weights. Rows past R read the last row and are not stored.
+// One invocation's output: rows r0..r0+7 (aR_) by four vec4 columns q0..q0+3 (a_C).
+struct Block {
+    a00: vec4<f32>, a01: vec4<f32>, a02: vec4<f32>, a03: vec4<f32>,
+    a10: vec4<f32>, a11: vec4<f32>, a12: vec4<f32>, a13: vec4<f32>,
+    a20: vec4<f32>, a21: vec4<f32>, a22: vec4<f32>, a23: vec4<f32>,
+    a30: vec4<f32>, a31: vec4<f32>, a32: vec4<f32>, a33: vec4<f32>,
+    a40: vec4<f32>, a41: vec4<f32>, a42: vec4<f32>, a43: vec4<f32>,
+    a50: vec4<f32>, a51: vec4<f32>, a52: vec4<f32>, a53: vec4<f32>,
+    a60: vec4<f32>, a61: vec4<f32>, a62: vec4<f32>, a63: vec4<f32>,
+    a70: vec4<f32>, a71: vec4<f32>, a72: vec4<f32>, a73: vec4<f32>,
+}
+
+// The four vec4 of in[n, k, q0..q0+3] (q clamped to the plane).
+struct Cols { c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32> }
+
+fn cols(i: u32, q: vec4<u32>) -> Cols {
+    return Cols(pr_in[i + q.x], pr_in[i + q.y], pr_in[i + q.z], pr_in[i + q.w]);
+}
+
+// The block's rank-1 update by one k: lo, hi = a(r0..r0+3, k), a(r0+4..r0+7, k); x = in[n, k, .].
+fn rank1(b: Block, lo: vec4<f32>, hi: vec4<f32>, x: Cols) -> Block {
+    var o: Block;
+    o.a00 = fma(vec4<f32>(lo.x), x.c0, b.a00); o.a01 = fma(vec4<f32>(lo.x), x.c1, b.a01);
+    o.a02 = fma(vec4<f32>(lo.x), x.c2, b.a02); o.a03 = fma(vec4<f32>(lo.x), x.c3, b.a03);
+    o.a10 = fma(vec4<f32>(lo.y), x.c0, b.a10); o.a11 = fma(vec4<f32>(lo.y), x.c1, b.a11);
+    o.a12 = fma(vec4<f32>(lo.y), x.c2, b.a12); o.a13 = fma(vec4<f32>(lo.y), x.c3, b.a13);
+    o.a20 = fma(vec4<f32>(lo.z), x.c0, b.a20); o.a21 = fma(vec4<f32>(lo.z), x.c1, b.a21);
+    o.a22 = fma(vec4<f32>(lo.z), x.c2, b.a22); o.a23 = fma(vec4<f32>(lo.z), x.c3, b.a23);
+    o.a30 = fma(vec4<f32>(lo.w), x.c0, b.a30); o.a31 = fma(vec4<f32>(lo.w), x.c1, b.a31);
+    o.a32 = fma(vec4<f32>(lo.w), x.c2, b.a32); o.a33 = fma(vec4<f32>(lo.w), x.c3, b.a33);
+    o.a40 = fma(vec4<f32>(hi.x), x.c0, b.a40); o.a41 = fma(vec4<f32>(hi.x), x.c1, b.a41);
+    o.a42 = fma(vec4<f32>(hi.x), x.c2, b.a42); o.a43 = fma(vec4<f32>(hi.x), x.c3, b.a43);
+    o.a50 = fma(vec4<f32>(hi.y), x.c0, b.a50); o.a51 = fma(vec4<f32>(hi.y), x.c1, b.a51);
+    o.a52 = fma(vec4<f32>(hi.y), x.c2, b.a52); o.a53 = fma(vec4<f32>(hi.y), x.c3, b.a53);
+    o.a60 = fma(vec4<f32>(hi.z), x.c0, b.a60); o.a61 = fma(vec4<f32>(hi.z), x.c1, b.a61);
+    o.a62 = fma(vec4<f32>(hi.z), x.c2, b.a62); o.a63 = fma(vec4<f32>(hi.z), x.c3, b.a63);
+    o.a70 = fma(vec4<f32>(hi.w), x.c0, b.a70); o.a71 = fma(vec4<f32>(hi.w), x.c1, b.a71);
+    o.a72 = fma(vec4<f32>(hi.w), x.c2, b.a72); o.a73 = fma(vec4<f32>(hi.w), x.c3, b.a73);
+    return o;
+}
+
+fn weight(i: u32) -> f32 {
+    return pr_w[i >> 2u][i & 3u];
+}
+
+// Stores out[o..o+n-1] of one row (n = the block's columns inside the plane).
+fn store_row(o: u32, n: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
+    pr_out[o] = a0;
+    if (n > 1u) { pr_out[o + 1u] = a1; }
+    if (n > 2u) { pr_out[o + 2u] = a2; }
+    if (n > 3u) { pr_out[o + 3u] = a3; }
+}
+
+// One invocation per (n, block of 8 rows r, block of 16 positions): a Block of 32 vec4
+// accumulators (8x16 outputs). Per k, four vec4 loads of `in`; the eight weights come as two
+// vec4 loads (WIDE) or eight scalar ones. Rows past R read the last row (the last vec4 of rows,
+// transposed) and columns past the plane the last column; neither is stored.
 @compute @workgroup_size(64)
 fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     // Forward: R = c_out, K = c_in, a(r, k) = w[r * c_in + k]; transposed: R = c_in,
     // K = c_out, a(r, k) = w[k * c_in + r].
     let rows = select(p.c_out, p.c_in, TRANSPOSE);
     let kk = select(p.c_in, p.c_out, TRANSPOSE);
-    let r_stride = select(p.c_in, 1u, TRANSPOSE);
-    let k_stride = select(1u, p.c_in, TRANSPOSE);
-    let qblocks = (p.p4 + 1u) / 2u;
+    let qblocks = (p.p4 + 3u) / 4u;
     let rblocks = (rows + 7u) / 8u;
     let t = index64(gid, nwg);
     if (t >= p.n * rblocks * qblocks) { return; }
     let qb = t % qblocks;
     let rb = (t / qblocks) % rblocks;
     let b = t / (qblocks * rblocks);
-    let q0 = qb * 2u;
-    let q1 = min(q0 + 1u, p.p4 - 1u);
+    let q0 = qb * 4u;
+    let ql = p.p4 - 1u;
+    let q = vec4<u32>(q0, min(q0 + 1u, ql), min(q0 + 2u, ql), min(q0 + 3u, ql));
     let r0 = rb * 8u;
     let last = rows - 1u;
-    let w0 = min(r0, last) * r_stride;
-    let w1 = min(r0 + 1u, last) * r_stride;
-    let w2 = min(r0 + 2u, last) * r_stride;
-    let w3 = min(r0 + 3u, last) * r_stride;
-    let w4 = min(r0 + 4u, last) * r_stride;
-    let w5 = min(r0 + 5u, last) * r_stride;
-    let w6 = min(r0 + 6u, last) * r_stride;
-    let w7 = min(r0 + 7u, last) * r_stride;
-    var a00 = vec4<f32>(0.0); var a01 = vec4<f32>(0.0);
-    var a10 = vec4<f32>(0.0); var a11 = vec4<f32>(0.0);
-    var a20 = vec4<f32>(0.0); var a21 = vec4<f32>(0.0);
-    var a30 = vec4<f32>(0.0); var a31 = vec4<f32>(0.0);
-    var a40 = vec4<f32>(0.0); var a41 = vec4<f32>(0.0);
-    var a50 = vec4<f32>(0.0); var a51 = vec4<f32>(0.0);
-    var a60 = vec4<f32>(0.0); var a61 = vec4<f32>(0.0);
-    var a70 = vec4<f32>(0.0); var a71 = vec4<f32>(0.0);
+    var acc: Block;
     var xi = b * kk * p.p4;
-    var wk = 0u;
-    for (var k = 0u; k < kk; k = k + 1u) {
-        let x0 = pr_in[xi + q0];
-        let x1 = pr_in[xi + q1];
-        var w = vec4<f32>(pr_w[w0 + wk]);
-        a00 = fma(w, x0, a00); a01 = fma(w, x1, a01);
-        w = vec4<f32>(pr_w[w1 + wk]);
-        a10 = fma(w, x0, a10); a11 = fma(w, x1, a11);
-        w = vec4<f32>(pr_w[w2 + wk]);
-        a20 = fma(w, x0, a20); a21 = fma(w, x1, a21);
-        w = vec4<f32>(pr_w[w3 + wk]);
-        a30 = fma(w, x0, a30); a31 = fma(w, x1, a31);
-        w = vec4<f32>(pr_w[w4 + wk]);
-        a40 = fma(w, x0, a40); a41 = fma(w, x1, a41);
-        w = vec4<f32>(pr_w[w5 + wk]);
-        a50 = fma(w, x0, a50); a51 = fma(w, x1, a51);
-        w = vec4<f32>(pr_w[w6 + wk]);
-        a60 = fma(w, x0, a60); a61 = fma(w, x1, a61);
-        w = vec4<f32>(pr_w[w7 + wk]);
-        a70 = fma(w, x0, a70); a71 = fma(w, x1, a71);
-        xi = xi + p.p4;
-        wk = wk + k_stride;
+    if (WIDE && !TRANSPOSE) {
+        // a(r, k0..k0+3) is one vec4 of row r.
+        let c4 = p.c_in / 4u;
+        let w0 = min(r0, last) * c4;
+        let w1 = min(r0 + 1u, last) * c4;
+        let w2 = min(r0 + 2u, last) * c4;
+        let w3 = min(r0 + 3u, last) * c4;
+        let w4 = min(r0 + 4u, last) * c4;
+        let w5 = min(r0 + 5u, last) * c4;
+        let w6 = min(r0 + 6u, last) * c4;
+        let w7 = min(r0 + 7u, last) * c4;
+        for (var k4 = 0u; k4 < c4; k4 = k4 + 1u) {
+            let v0 = pr_w[w0 + k4]; let v1 = pr_w[w1 + k4];
+            let v2 = pr_w[w2 + k4]; let v3 = pr_w[w3 + k4];
+            let v4 = pr_w[w4 + k4]; let v5 = pr_w[w5 + k4];
+            let v6 = pr_w[w6 + k4]; let v7 = pr_w[w7 + k4];
+            acc = rank1(acc, vec4<f32>(v0.x, v1.x, v2.x, v3.x), vec4<f32>(v4.x, v5.x, v6.x, v7.x), cols(xi, q));
+            xi = xi + p.p4;
+            acc = rank1(acc, vec4<f32>(v0.y, v1.y, v2.y, v3.y), vec4<f32>(v4.y, v5.y, v6.y, v7.y), cols(xi, q));
+            xi = xi + p.p4;
+            acc = rank1(acc, vec4<f32>(v0.z, v1.z, v2.z, v3.z), vec4<f32>(v4.z, v5.z, v6.z, v7.z), cols(xi, q));
+            xi = xi + p.p4;
+            acc = rank1(acc, vec4<f32>(v0.w, v1.w, v2.w, v3.w), vec4<f32>(v4.w, v5.w, v6.w, v7.w), cols(xi, q));
+            xi = xi + p.p4;
+        }
+    } else if (WIDE) {
+        // a(r0..r0+7, k) is two vec4 of row k (R = c_in, a multiple of 4).
+        let c4 = p.c_in / 4u;
+        let lo = r0 / 4u;
+        let hi = min(lo + 1u, c4 - 1u);
+        var wk = 0u;
+        for (var k = 0u; k < kk; k = k + 1u) {
+            acc = rank1(acc, pr_w[wk + lo], pr_w[wk + hi], cols(xi, q));
+            xi = xi + p.p4;
+            wk = wk + c4;
+        }
+    } else {
+        let r_stride = select(p.c_in, 1u, TRANSPOSE);
+        let k_stride = select(1u, p.c_in, TRANSPOSE);
+        let w0 = min(r0, last) * r_stride;
+        let w1 = min(r0 + 1u, last) * r_stride;
+        let w2 = min(r0 + 2u, last) * r_stride;
+        let w3 = min(r0 + 3u, last) * r_stride;
+        let w4 = min(r0 + 4u, last) * r_stride;
+        let w5 = min(r0 + 5u, last) * r_stride;
+        let w6 = min(r0 + 6u, last) * r_stride;
+        let w7 = min(r0 + 7u, last) * r_stride;
+        var wk = 0u;
+        for (var k = 0u; k < kk; k = k + 1u) {
+            let lo = vec4<f32>(weight(w0 + wk), weight(w1 + wk), weight(w2 + wk), weight(w3 + wk));
+            let hi = vec4<f32>(weight(w4 + wk), weight(w5 + wk), weight(w6 + wk), weight(w7 + wk));
+            acc = rank1(acc, lo, hi, cols(xi, q));
+            xi = xi + p.p4;
+            wk = wk + k_stride;
+        }
     }
-    let second = q0 + 1u < p.p4;
+    let n = min(4u, p.p4 - q0);
     var o = (b * rows + r0) * p.p4 + q0;
-    pr_out[o] = a00;
-    if (second) { pr_out[o + 1u] = a01; }
+    store_row(o, n, acc.a00, acc.a01, acc.a02, acc.a03);
     if (r0 + 1u >= rows) { return; }
     o = o + p.p4;
-    pr_out[o] = a10;
-    if (second) { pr_out[o + 1u] = a11; }
+    store_row(o, n, acc.a10, acc.a11, acc.a12, acc.a13);
     if (r0 + 2u >= rows) { return; }
     o = o + p.p4;
-    pr_out[o] = a20;
-    if (second) { pr_out[o + 1u] = a21; }
+    store_row(o, n, acc.a20, acc.a21, acc.a22, acc.a23);
     if (r0 + 3u >= rows) { return; }
     o = o + p.p4;
-    pr_out[o] = a30;
-    if (second) { pr_out[o + 1u] = a31; }
+    store_row(o, n, acc.a30, acc.a31, acc.a32, acc.a33);
     if (r0 + 4u >= rows) { return; }
     o = o + p.p4;
-    pr_out[o] = a40;
-    if (second) { pr_out[o + 1u] = a41; }
+    store_row(o, n, acc.a40, acc.a41, acc.a42, acc.a43);
     if (r0 + 5u >= rows) { return; }
     o = o + p.p4;
-    pr_out[o] = a50;
-    if (second) { pr_out[o + 1u] = a51; }
+    store_row(o, n, acc.a50, acc.a51, acc.a52, acc.a53);
     if (r0 + 6u >= rows) { return; }
     o = o + p.p4;
-    pr_out[o] = a60;
-    if (second) { pr_out[o + 1u] = a61; }
+    store_row(o, n, acc.a60, acc.a61, acc.a62, acc.a63);
     if (r0 + 7u >= rows) { return; }
     o = o + p.p4;
-    pr_out[o] = a70;
-    if (second) { pr_out[o + 1u] = a71; }
+    store_row(o, n, acc.a70, acc.a71, acc.a72, acc.a73);
 }
 
 // weight_backward: dw[o, c] = sum over (n, q) of dot(dy[n, o, q], x[n, c, q])

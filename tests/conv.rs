@@ -65,6 +65,11 @@ const ROWS: &[Row] = &[
     row("pointwise fast 6->5 on 2x2", [3, 6, 2, 2], [5, 6, 1, 1], [1, 0, 1, 1], false),
     row("pointwise fast 3->16 on 6x6", [3, 3, 6, 6], [16, 3, 1, 1], [1, 0, 1, 1], false),
     row("pointwise fast 16->9 on 8x8 (chunked weight gradient)", [4, 16, 8, 8], [9, 16, 1, 1], [1, 0, 1, 1], false),
+    // C_in a multiple of 4: the weights read as vec4 (rows of w forward, columns transposed),
+    // with a last block of rows half past the end, and blocks of 4 vec4 columns cut short.
+    row("pointwise wide 12->10 on 6x6", [2, 12, 6, 6], [10, 12, 1, 1], [1, 0, 1, 1], false),
+    row("pointwise wide 4->20 on 2x10", [3, 4, 2, 10], [20, 4, 1, 1], [1, 0, 1, 1], false),
+    row("pointwise wide 24->8 on 4x6", [2, 24, 4, 6], [8, 24, 1, 1], [1, 0, 1, 1], false),
     row("depthwise fast k3 on 9x11", [2, 3, 9, 11], [3, 1, 3, 3], [1, 1, 1, 3], false),
     row("depthwise fast k5 on 6x17", [2, 2, 6, 17], [2, 1, 5, 5], [1, 2, 1, 2], false),
     row("depthwise fast k3 d2 on 8x8", [2, 4, 8, 8], [4, 1, 3, 3], [1, 2, 2, 4], false),
@@ -158,13 +163,15 @@ fn conv2d_computes_only_the_gradients_asked_for() {
 fn conv2d_matches_finite_differences() {
     let gpu = gpu();
     let mut rng = Rng::new(13);
-    // (x, w, spec): a full stride-2 conv, a dilated depthwise one, and conv_7x1_1x7's (1, 7) and
-    // (7, 1) convs at stride 2, each with a bias.
+    // (x, w, spec): a full stride-2 conv, a dilated depthwise one, conv_7x1_1x7's (1, 7) and
+    // (7, 1) convs at stride 2, and a pointwise one (its gradients on the register-blocked
+    // kernels), each with a bias.
     let cases = [
         ([1, 2, 5, 5], [3, 2, 3, 3], Conv2d::new(2, 1, 1, 1)),
         ([1, 3, 5, 5], [3, 1, 3, 3], Conv2d::new(1, 2, 2, 3)),
         ([1, 2, 4, 7], [2, 2, 1, 7], Conv2d::per_axis([1, 2], [0, 3], 1, 1)),
         ([1, 2, 7, 4], [2, 2, 7, 1], Conv2d::per_axis([2, 1], [3, 0], 1, 1)),
+        ([2, 4, 2, 6], [3, 4, 1, 1], Conv2d::new(1, 0, 1, 1)),
     ];
     for (i, (xs, ws, spec)) in cases.into_iter().enumerate() {
         let inputs = vec![

@@ -25,6 +25,9 @@ struct Params {
 
 /// Invocations per workgroup (`@workgroup_size(64)` in the shader).
 const WORKGROUP: u32 = 64;
+/// Output rows and vec4 columns of one `product` invocation (the shader's `Block`).
+const BLOCK_ROWS: usize = 8;
+const BLOCK_COLS: usize = 4;
 /// Weight-gradient invocations aimed for: enough to fill a GPU, few enough that each chunk
 /// is long and the partials stay small.
 const TARGET_THREADS: usize = 4096;
@@ -53,7 +56,7 @@ fn params(geo: &Geometry) -> Params {
 fn launch(
     gpu: &Gpu,
     entry: &'static str,
-    transpose: bool,
+    constants: &[(&'static str, f64)],
     p: &Params,
     buffers: &[&GpuBuffer],
     threads: usize,
@@ -62,7 +65,7 @@ fn launch(
     gpu.dispatch(Dispatch {
         shader: "pointwise",
         entry,
-        constants: &[("TRANSPOSE", transpose as u32 as f64)],
+        constants,
         params: bytemuck::bytes_of(p),
         buffers,
         workgroups: grid_1d_of(threads, WORKGROUP),
@@ -75,8 +78,11 @@ fn launch(
 pub(crate) fn product(geo: &Geometry, input: &Tensor, w: &Tensor, out: &Tensor, transpose: bool) {
     let p = params(geo);
     let rows = if transpose { geo.c_in } else { geo.c_out };
-    let threads = geo.n * rows.div_ceil(8) * (p.p4 as usize).div_ceil(2);
-    launch(input.gpu(), "product", transpose, &p, &[input.buf(), w.buf(), out.buf()], threads, geo.flops());
+    let threads = geo.n * rows.div_ceil(BLOCK_ROWS) * (p.p4 as usize).div_ceil(BLOCK_COLS);
+    // WIDE: the weights' rows start on a vec4 (see the shader).
+    let wide = geo.c_in.is_multiple_of(4);
+    let constants = [("TRANSPOSE", transpose as u32 as f64), ("WIDE", wide as u32 as f64)];
+    launch(input.gpu(), "product", &constants, &p, &[input.buf(), w.buf(), out.buf()], threads, geo.flops());
 }
 
 /// dw: [C_out, C_in, 1, 1] = sum over images and positions of dy x^T.
@@ -92,12 +98,12 @@ pub(crate) fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Ten
     p.chunks = chunks as u32;
     let dw = Tensor::empty(gpu, &[geo.c_out, geo.c_in, 1, 1])?;
     if chunks == 1 {
-        launch(gpu, "weight_backward", false, &p, &[dy.buf(), x.buf(), dw.buf()], tiles, geo.flops());
+        launch(gpu, "weight_backward", &[], &p, &[dy.buf(), x.buf(), dw.buf()], tiles, geo.flops());
     } else {
         // partial: [chunks, C_out * C_in]
         let partial = Tensor::empty(gpu, &[chunks, geo.c_out * geo.c_in])?;
         let bufs = [dy.buf(), x.buf(), partial.buf()];
-        launch(gpu, "weight_backward", false, &p, &bufs, chunks * tiles, geo.flops());
+        launch(gpu, "weight_backward", &[], &p, &bufs, chunks * tiles, geo.flops());
         sum_chunks(&partial, &dw, chunks);
     }
     Ok(dw)
