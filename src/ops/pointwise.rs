@@ -31,8 +31,12 @@ const BLOCK_COLS: usize = 4;
 /// Weight-gradient invocations aimed for: enough to fill a GPU, few enough that each chunk
 /// is long and the partials stay small.
 const TARGET_THREADS: usize = 4096;
-/// Fewest vec4 positions a weight-gradient chunk covers.
-const MIN_CHUNK: usize = 16;
+/// Fewest vec4 positions a weight-gradient chunk covers: long chunks spread each invocation's
+/// setup and 64 stores over more work and leave fewer partials to sum (on lavapipe 64 beat 16
+/// and 32; 128 left the DARTS shapes a single workgroup, one core).
+const MIN_CHUNK: usize = 64;
+/// Weight-gradient block: 8 output by 8 input channels per invocation (the shader's `s00..s77`).
+const DW_BLOCK: usize = 8;
 
 /// Whether the planes can be read as vec4 (H*W a multiple of 4).
 pub(crate) fn fits(geo: &Geometry) -> bool {
@@ -90,7 +94,7 @@ pub(crate) fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Ten
     let gpu = dy.gpu();
     let mut p = params(geo);
     let positions = geo.n * p.p4 as usize;
-    let tiles = geo.c_out.div_ceil(4) * geo.c_in.div_ceil(4);
+    let tiles = geo.c_out.div_ceil(DW_BLOCK) * geo.c_in.div_ceil(DW_BLOCK);
     let chunks = (TARGET_THREADS / tiles).clamp(1, positions.div_ceil(MIN_CHUNK).max(1));
     let chunk = positions.div_ceil(chunks);
     let chunks = positions.div_ceil(chunk);
