@@ -4,7 +4,7 @@
 // `TRANSPOSE` picks the weight's orientation. The weight gradient dW = sum_n dY_n X_n^T reduces
 // over all N*P positions in fixed chunks (partials summed in order by conv's `sum_chunks`): no
 // atomics, the same bits every run. Lavapipe runs each invocation on one SIMD lane, so the win
-// is in FMAs per loaded value (../shared/lavapipe-kernels.md): 8x16 blocks, no workgroup memory.
+// is in FMAs per loaded value (../shared/lavapipe-kernels.md): 8x16 or 16x16 blocks, no workgroup memory.
 
 struct Params {
     n: u32,         // batch
@@ -23,6 +23,9 @@ override TRANSPOSE: bool = false;
 // vec4, so the weights are read four per load instead of one at a time. Each storage load costs
 // a loop over the SIMD lanes on lavapipe, whatever its width, so this halves the loads per k.
 override WIDE: bool = false;
+// Output rows per invocation, 8 or 16: 16 reads each vec4 of `in` once for 16 rows, 8 keeps more
+// invocations for small grids and small K.
+override ROWS: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -31,16 +34,25 @@ override WIDE: bool = false;
 @group(0) @binding(2) var<storage, read> pr_w: array<vec4<f32>>;        // [c_out, c_in], padded to vec4
 @group(0) @binding(3) var<storage, read_write> pr_out: array<vec4<f32>>; // [N, R, P/4]
 
-// One invocation's output: rows r0..r0+7 (aR_) by four vec4 columns q0..q0+3 (a_C).
+// One invocation's output: rows r0..r0+15 (aR_) by four vec4 columns q0..q0+3 (a_C). With
+// ROWS = 8 rows 8..15 are never stored, so the compiler drops them and their loads.
 struct Block {
-    a00: vec4<f32>, a01: vec4<f32>, a02: vec4<f32>, a03: vec4<f32>,
-    a10: vec4<f32>, a11: vec4<f32>, a12: vec4<f32>, a13: vec4<f32>,
-    a20: vec4<f32>, a21: vec4<f32>, a22: vec4<f32>, a23: vec4<f32>,
-    a30: vec4<f32>, a31: vec4<f32>, a32: vec4<f32>, a33: vec4<f32>,
-    a40: vec4<f32>, a41: vec4<f32>, a42: vec4<f32>, a43: vec4<f32>,
-    a50: vec4<f32>, a51: vec4<f32>, a52: vec4<f32>, a53: vec4<f32>,
-    a60: vec4<f32>, a61: vec4<f32>, a62: vec4<f32>, a63: vec4<f32>,
-    a70: vec4<f32>, a71: vec4<f32>, a72: vec4<f32>, a73: vec4<f32>,
+    a0_0: vec4<f32>, a0_1: vec4<f32>, a0_2: vec4<f32>, a0_3: vec4<f32>,
+    a1_0: vec4<f32>, a1_1: vec4<f32>, a1_2: vec4<f32>, a1_3: vec4<f32>,
+    a2_0: vec4<f32>, a2_1: vec4<f32>, a2_2: vec4<f32>, a2_3: vec4<f32>,
+    a3_0: vec4<f32>, a3_1: vec4<f32>, a3_2: vec4<f32>, a3_3: vec4<f32>,
+    a4_0: vec4<f32>, a4_1: vec4<f32>, a4_2: vec4<f32>, a4_3: vec4<f32>,
+    a5_0: vec4<f32>, a5_1: vec4<f32>, a5_2: vec4<f32>, a5_3: vec4<f32>,
+    a6_0: vec4<f32>, a6_1: vec4<f32>, a6_2: vec4<f32>, a6_3: vec4<f32>,
+    a7_0: vec4<f32>, a7_1: vec4<f32>, a7_2: vec4<f32>, a7_3: vec4<f32>,
+    a8_0: vec4<f32>, a8_1: vec4<f32>, a8_2: vec4<f32>, a8_3: vec4<f32>,
+    a9_0: vec4<f32>, a9_1: vec4<f32>, a9_2: vec4<f32>, a9_3: vec4<f32>,
+    a10_0: vec4<f32>, a10_1: vec4<f32>, a10_2: vec4<f32>, a10_3: vec4<f32>,
+    a11_0: vec4<f32>, a11_1: vec4<f32>, a11_2: vec4<f32>, a11_3: vec4<f32>,
+    a12_0: vec4<f32>, a12_1: vec4<f32>, a12_2: vec4<f32>, a12_3: vec4<f32>,
+    a13_0: vec4<f32>, a13_1: vec4<f32>, a13_2: vec4<f32>, a13_3: vec4<f32>,
+    a14_0: vec4<f32>, a14_1: vec4<f32>, a14_2: vec4<f32>, a14_3: vec4<f32>,
+    a15_0: vec4<f32>, a15_1: vec4<f32>, a15_2: vec4<f32>, a15_3: vec4<f32>,
 }
 
 // The four vec4 of in[n, k, q0..q0+3] (q clamped to the plane).
@@ -50,25 +62,44 @@ fn cols(i: u32, q: vec4<u32>) -> Cols {
     return Cols(pr_in[i + q.x], pr_in[i + q.y], pr_in[i + q.z], pr_in[i + q.w]);
 }
 
-// The block's rank-1 update by one k: lo, hi = a(r0..r0+3, k), a(r0+4..r0+7, k); x = in[n, k, .].
-fn rank1(b: Block, lo: vec4<f32>, hi: vec4<f32>, x: Cols) -> Block {
+// Sixteen weights a(r0..r0+15, k), four to a vec4.
+struct Rows { w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32> }
+
+// The block's rank-1 update by one k: w = a(r0.., k), x = in[n, k, q0..].
+fn rank1(b: Block, w: Rows, x: Cols) -> Block {
     var o: Block;
-    o.a00 = fma(vec4<f32>(lo.x), x.c0, b.a00); o.a01 = fma(vec4<f32>(lo.x), x.c1, b.a01);
-    o.a02 = fma(vec4<f32>(lo.x), x.c2, b.a02); o.a03 = fma(vec4<f32>(lo.x), x.c3, b.a03);
-    o.a10 = fma(vec4<f32>(lo.y), x.c0, b.a10); o.a11 = fma(vec4<f32>(lo.y), x.c1, b.a11);
-    o.a12 = fma(vec4<f32>(lo.y), x.c2, b.a12); o.a13 = fma(vec4<f32>(lo.y), x.c3, b.a13);
-    o.a20 = fma(vec4<f32>(lo.z), x.c0, b.a20); o.a21 = fma(vec4<f32>(lo.z), x.c1, b.a21);
-    o.a22 = fma(vec4<f32>(lo.z), x.c2, b.a22); o.a23 = fma(vec4<f32>(lo.z), x.c3, b.a23);
-    o.a30 = fma(vec4<f32>(lo.w), x.c0, b.a30); o.a31 = fma(vec4<f32>(lo.w), x.c1, b.a31);
-    o.a32 = fma(vec4<f32>(lo.w), x.c2, b.a32); o.a33 = fma(vec4<f32>(lo.w), x.c3, b.a33);
-    o.a40 = fma(vec4<f32>(hi.x), x.c0, b.a40); o.a41 = fma(vec4<f32>(hi.x), x.c1, b.a41);
-    o.a42 = fma(vec4<f32>(hi.x), x.c2, b.a42); o.a43 = fma(vec4<f32>(hi.x), x.c3, b.a43);
-    o.a50 = fma(vec4<f32>(hi.y), x.c0, b.a50); o.a51 = fma(vec4<f32>(hi.y), x.c1, b.a51);
-    o.a52 = fma(vec4<f32>(hi.y), x.c2, b.a52); o.a53 = fma(vec4<f32>(hi.y), x.c3, b.a53);
-    o.a60 = fma(vec4<f32>(hi.z), x.c0, b.a60); o.a61 = fma(vec4<f32>(hi.z), x.c1, b.a61);
-    o.a62 = fma(vec4<f32>(hi.z), x.c2, b.a62); o.a63 = fma(vec4<f32>(hi.z), x.c3, b.a63);
-    o.a70 = fma(vec4<f32>(hi.w), x.c0, b.a70); o.a71 = fma(vec4<f32>(hi.w), x.c1, b.a71);
-    o.a72 = fma(vec4<f32>(hi.w), x.c2, b.a72); o.a73 = fma(vec4<f32>(hi.w), x.c3, b.a73);
+    o.a0_0 = fma(vec4<f32>(w.w0.x), x.c0, b.a0_0); o.a0_1 = fma(vec4<f32>(w.w0.x), x.c1, b.a0_1);
+    o.a0_2 = fma(vec4<f32>(w.w0.x), x.c2, b.a0_2); o.a0_3 = fma(vec4<f32>(w.w0.x), x.c3, b.a0_3);
+    o.a1_0 = fma(vec4<f32>(w.w0.y), x.c0, b.a1_0); o.a1_1 = fma(vec4<f32>(w.w0.y), x.c1, b.a1_1);
+    o.a1_2 = fma(vec4<f32>(w.w0.y), x.c2, b.a1_2); o.a1_3 = fma(vec4<f32>(w.w0.y), x.c3, b.a1_3);
+    o.a2_0 = fma(vec4<f32>(w.w0.z), x.c0, b.a2_0); o.a2_1 = fma(vec4<f32>(w.w0.z), x.c1, b.a2_1);
+    o.a2_2 = fma(vec4<f32>(w.w0.z), x.c2, b.a2_2); o.a2_3 = fma(vec4<f32>(w.w0.z), x.c3, b.a2_3);
+    o.a3_0 = fma(vec4<f32>(w.w0.w), x.c0, b.a3_0); o.a3_1 = fma(vec4<f32>(w.w0.w), x.c1, b.a3_1);
+    o.a3_2 = fma(vec4<f32>(w.w0.w), x.c2, b.a3_2); o.a3_3 = fma(vec4<f32>(w.w0.w), x.c3, b.a3_3);
+    o.a4_0 = fma(vec4<f32>(w.w1.x), x.c0, b.a4_0); o.a4_1 = fma(vec4<f32>(w.w1.x), x.c1, b.a4_1);
+    o.a4_2 = fma(vec4<f32>(w.w1.x), x.c2, b.a4_2); o.a4_3 = fma(vec4<f32>(w.w1.x), x.c3, b.a4_3);
+    o.a5_0 = fma(vec4<f32>(w.w1.y), x.c0, b.a5_0); o.a5_1 = fma(vec4<f32>(w.w1.y), x.c1, b.a5_1);
+    o.a5_2 = fma(vec4<f32>(w.w1.y), x.c2, b.a5_2); o.a5_3 = fma(vec4<f32>(w.w1.y), x.c3, b.a5_3);
+    o.a6_0 = fma(vec4<f32>(w.w1.z), x.c0, b.a6_0); o.a6_1 = fma(vec4<f32>(w.w1.z), x.c1, b.a6_1);
+    o.a6_2 = fma(vec4<f32>(w.w1.z), x.c2, b.a6_2); o.a6_3 = fma(vec4<f32>(w.w1.z), x.c3, b.a6_3);
+    o.a7_0 = fma(vec4<f32>(w.w1.w), x.c0, b.a7_0); o.a7_1 = fma(vec4<f32>(w.w1.w), x.c1, b.a7_1);
+    o.a7_2 = fma(vec4<f32>(w.w1.w), x.c2, b.a7_2); o.a7_3 = fma(vec4<f32>(w.w1.w), x.c3, b.a7_3);
+    o.a8_0 = fma(vec4<f32>(w.w2.x), x.c0, b.a8_0); o.a8_1 = fma(vec4<f32>(w.w2.x), x.c1, b.a8_1);
+    o.a8_2 = fma(vec4<f32>(w.w2.x), x.c2, b.a8_2); o.a8_3 = fma(vec4<f32>(w.w2.x), x.c3, b.a8_3);
+    o.a9_0 = fma(vec4<f32>(w.w2.y), x.c0, b.a9_0); o.a9_1 = fma(vec4<f32>(w.w2.y), x.c1, b.a9_1);
+    o.a9_2 = fma(vec4<f32>(w.w2.y), x.c2, b.a9_2); o.a9_3 = fma(vec4<f32>(w.w2.y), x.c3, b.a9_3);
+    o.a10_0 = fma(vec4<f32>(w.w2.z), x.c0, b.a10_0); o.a10_1 = fma(vec4<f32>(w.w2.z), x.c1, b.a10_1);
+    o.a10_2 = fma(vec4<f32>(w.w2.z), x.c2, b.a10_2); o.a10_3 = fma(vec4<f32>(w.w2.z), x.c3, b.a10_3);
+    o.a11_0 = fma(vec4<f32>(w.w2.w), x.c0, b.a11_0); o.a11_1 = fma(vec4<f32>(w.w2.w), x.c1, b.a11_1);
+    o.a11_2 = fma(vec4<f32>(w.w2.w), x.c2, b.a11_2); o.a11_3 = fma(vec4<f32>(w.w2.w), x.c3, b.a11_3);
+    o.a12_0 = fma(vec4<f32>(w.w3.x), x.c0, b.a12_0); o.a12_1 = fma(vec4<f32>(w.w3.x), x.c1, b.a12_1);
+    o.a12_2 = fma(vec4<f32>(w.w3.x), x.c2, b.a12_2); o.a12_3 = fma(vec4<f32>(w.w3.x), x.c3, b.a12_3);
+    o.a13_0 = fma(vec4<f32>(w.w3.y), x.c0, b.a13_0); o.a13_1 = fma(vec4<f32>(w.w3.y), x.c1, b.a13_1);
+    o.a13_2 = fma(vec4<f32>(w.w3.y), x.c2, b.a13_2); o.a13_3 = fma(vec4<f32>(w.w3.y), x.c3, b.a13_3);
+    o.a14_0 = fma(vec4<f32>(w.w3.z), x.c0, b.a14_0); o.a14_1 = fma(vec4<f32>(w.w3.z), x.c1, b.a14_1);
+    o.a14_2 = fma(vec4<f32>(w.w3.z), x.c2, b.a14_2); o.a14_3 = fma(vec4<f32>(w.w3.z), x.c3, b.a14_3);
+    o.a15_0 = fma(vec4<f32>(w.w3.w), x.c0, b.a15_0); o.a15_1 = fma(vec4<f32>(w.w3.w), x.c1, b.a15_1);
+    o.a15_2 = fma(vec4<f32>(w.w3.w), x.c2, b.a15_2); o.a15_3 = fma(vec4<f32>(w.w3.w), x.c3, b.a15_3);
     return o;
 }
 
@@ -84,10 +115,10 @@ fn store_row(o: u32, n: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: ve
     if (n > 3u) { pr_out[o + 3u] = a3; }
 }
 
-// One invocation per (n, block of 8 rows r, block of 16 positions): a Block of 32 vec4
-// accumulators (8x16 outputs). Per k, four vec4 loads of `in`; the eight weights come as two
-// vec4 loads (WIDE) or eight scalar ones. Rows past R read the last row (the last vec4 of rows,
-// transposed) and columns past the plane the last column; neither is stored.
+// One invocation per (n, block of ROWS rows r, block of 16 positions): a Block of ROWS x 4 vec4
+// accumulators. Per k, four vec4 loads of `in`; the weights come as ROWS/4 vec4 loads (WIDE) or
+// ROWS scalar ones. Rows past R read the last row (the last vec4 of rows, transposed) and
+// columns past the plane the last column; neither is stored.
 @compute @workgroup_size(64)
 fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     // Forward: R = c_out, K = c_in, a(r, k) = w[r * c_in + k]; transposed: R = c_in,
@@ -95,7 +126,7 @@ fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let rows = select(p.c_out, p.c_in, TRANSPOSE);
     let kk = select(p.c_in, p.c_out, TRANSPOSE);
     let qblocks = (p.p4 + 3u) / 4u;
-    let rblocks = (rows + 7u) / 8u;
+    let rblocks = (rows + ROWS - 1u) / ROWS;
     let t = index64(gid, nwg);
     if (t >= p.n * rblocks * qblocks) { return; }
     let qb = t % qblocks;
@@ -104,7 +135,7 @@ fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let q0 = qb * 4u;
     let ql = p.p4 - 1u;
     let q = vec4<u32>(q0, min(q0 + 1u, ql), min(q0 + 2u, ql), min(q0 + 3u, ql));
-    let r0 = rb * 8u;
+    let r0 = rb * ROWS;
     let last = rows - 1u;
     var acc: Block;
     var xi = b * kk * p.p4;
@@ -119,28 +150,42 @@ fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         let w5 = min(r0 + 5u, last) * c4;
         let w6 = min(r0 + 6u, last) * c4;
         let w7 = min(r0 + 7u, last) * c4;
+        let w8 = min(r0 + 8u, last) * c4;
+        let w9 = min(r0 + 9u, last) * c4;
+        let w10 = min(r0 + 10u, last) * c4;
+        let w11 = min(r0 + 11u, last) * c4;
+        let w12 = min(r0 + 12u, last) * c4;
+        let w13 = min(r0 + 13u, last) * c4;
+        let w14 = min(r0 + 14u, last) * c4;
+        let w15 = min(r0 + 15u, last) * c4;
         for (var k4 = 0u; k4 < c4; k4 = k4 + 1u) {
             let v0 = pr_w[w0 + k4]; let v1 = pr_w[w1 + k4];
             let v2 = pr_w[w2 + k4]; let v3 = pr_w[w3 + k4];
             let v4 = pr_w[w4 + k4]; let v5 = pr_w[w5 + k4];
             let v6 = pr_w[w6 + k4]; let v7 = pr_w[w7 + k4];
-            acc = rank1(acc, vec4<f32>(v0.x, v1.x, v2.x, v3.x), vec4<f32>(v4.x, v5.x, v6.x, v7.x), cols(xi, q));
+            let v8 = pr_w[w8 + k4]; let v9 = pr_w[w9 + k4];
+            let v10 = pr_w[w10 + k4]; let v11 = pr_w[w11 + k4];
+            let v12 = pr_w[w12 + k4]; let v13 = pr_w[w13 + k4];
+            let v14 = pr_w[w14 + k4]; let v15 = pr_w[w15 + k4];
+            acc = rank1(acc, Rows(vec4<f32>(v0.x, v1.x, v2.x, v3.x), vec4<f32>(v4.x, v5.x, v6.x, v7.x), vec4<f32>(v8.x, v9.x, v10.x, v11.x), vec4<f32>(v12.x, v13.x, v14.x, v15.x)), cols(xi, q));
             xi = xi + p.p4;
-            acc = rank1(acc, vec4<f32>(v0.y, v1.y, v2.y, v3.y), vec4<f32>(v4.y, v5.y, v6.y, v7.y), cols(xi, q));
+            acc = rank1(acc, Rows(vec4<f32>(v0.y, v1.y, v2.y, v3.y), vec4<f32>(v4.y, v5.y, v6.y, v7.y), vec4<f32>(v8.y, v9.y, v10.y, v11.y), vec4<f32>(v12.y, v13.y, v14.y, v15.y)), cols(xi, q));
             xi = xi + p.p4;
-            acc = rank1(acc, vec4<f32>(v0.z, v1.z, v2.z, v3.z), vec4<f32>(v4.z, v5.z, v6.z, v7.z), cols(xi, q));
+            acc = rank1(acc, Rows(vec4<f32>(v0.z, v1.z, v2.z, v3.z), vec4<f32>(v4.z, v5.z, v6.z, v7.z), vec4<f32>(v8.z, v9.z, v10.z, v11.z), vec4<f32>(v12.z, v13.z, v14.z, v15.z)), cols(xi, q));
             xi = xi + p.p4;
-            acc = rank1(acc, vec4<f32>(v0.w, v1.w, v2.w, v3.w), vec4<f32>(v4.w, v5.w, v6.w, v7.w), cols(xi, q));
+            acc = rank1(acc, Rows(vec4<f32>(v0.w, v1.w, v2.w, v3.w), vec4<f32>(v4.w, v5.w, v6.w, v7.w), vec4<f32>(v8.w, v9.w, v10.w, v11.w), vec4<f32>(v12.w, v13.w, v14.w, v15.w)), cols(xi, q));
             xi = xi + p.p4;
         }
     } else if (WIDE) {
-        // a(r0..r0+7, k) is two vec4 of row k (R = c_in, a multiple of 4).
+        // a(r0..r0+15, k) is four vec4 of row k (R = c_in, a multiple of 4).
         let c4 = p.c_in / 4u;
-        let lo = r0 / 4u;
-        let hi = min(lo + 1u, c4 - 1u);
+        let l0 = r0 / 4u;
+        let l1 = min(l0 + 1u, c4 - 1u);
+        let l2 = min(l0 + 2u, c4 - 1u);
+        let l3 = min(l0 + 3u, c4 - 1u);
         var wk = 0u;
         for (var k = 0u; k < kk; k = k + 1u) {
-            acc = rank1(acc, pr_w[wk + lo], pr_w[wk + hi], cols(xi, q));
+            acc = rank1(acc, Rows(pr_w[wk + l0], pr_w[wk + l1], pr_w[wk + l2], pr_w[wk + l3]), cols(xi, q));
             xi = xi + p.p4;
             wk = wk + c4;
         }
@@ -155,39 +200,73 @@ fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         let w5 = min(r0 + 5u, last) * r_stride;
         let w6 = min(r0 + 6u, last) * r_stride;
         let w7 = min(r0 + 7u, last) * r_stride;
+        let w8 = min(r0 + 8u, last) * r_stride;
+        let w9 = min(r0 + 9u, last) * r_stride;
+        let w10 = min(r0 + 10u, last) * r_stride;
+        let w11 = min(r0 + 11u, last) * r_stride;
+        let w12 = min(r0 + 12u, last) * r_stride;
+        let w13 = min(r0 + 13u, last) * r_stride;
+        let w14 = min(r0 + 14u, last) * r_stride;
+        let w15 = min(r0 + 15u, last) * r_stride;
         var wk = 0u;
         for (var k = 0u; k < kk; k = k + 1u) {
-            let lo = vec4<f32>(weight(w0 + wk), weight(w1 + wk), weight(w2 + wk), weight(w3 + wk));
-            let hi = vec4<f32>(weight(w4 + wk), weight(w5 + wk), weight(w6 + wk), weight(w7 + wk));
-            acc = rank1(acc, lo, hi, cols(xi, q));
+            let v0 = vec4<f32>(weight(w0 + wk), weight(w1 + wk), weight(w2 + wk), weight(w3 + wk));
+            let v1 = vec4<f32>(weight(w4 + wk), weight(w5 + wk), weight(w6 + wk), weight(w7 + wk));
+            let v2 = vec4<f32>(weight(w8 + wk), weight(w9 + wk), weight(w10 + wk), weight(w11 + wk));
+            let v3 = vec4<f32>(weight(w12 + wk), weight(w13 + wk), weight(w14 + wk), weight(w15 + wk));
+            acc = rank1(acc, Rows(v0, v1, v2, v3), cols(xi, q));
             xi = xi + p.p4;
             wk = wk + k_stride;
         }
     }
     let n = min(4u, p.p4 - q0);
     var o = (b * rows + r0) * p.p4 + q0;
-    store_row(o, n, acc.a00, acc.a01, acc.a02, acc.a03);
+    store_row(o, n, acc.a0_0, acc.a0_1, acc.a0_2, acc.a0_3);
     if (r0 + 1u >= rows) { return; }
     o = o + p.p4;
-    store_row(o, n, acc.a10, acc.a11, acc.a12, acc.a13);
+    store_row(o, n, acc.a1_0, acc.a1_1, acc.a1_2, acc.a1_3);
     if (r0 + 2u >= rows) { return; }
     o = o + p.p4;
-    store_row(o, n, acc.a20, acc.a21, acc.a22, acc.a23);
+    store_row(o, n, acc.a2_0, acc.a2_1, acc.a2_2, acc.a2_3);
     if (r0 + 3u >= rows) { return; }
     o = o + p.p4;
-    store_row(o, n, acc.a30, acc.a31, acc.a32, acc.a33);
+    store_row(o, n, acc.a3_0, acc.a3_1, acc.a3_2, acc.a3_3);
     if (r0 + 4u >= rows) { return; }
     o = o + p.p4;
-    store_row(o, n, acc.a40, acc.a41, acc.a42, acc.a43);
+    store_row(o, n, acc.a4_0, acc.a4_1, acc.a4_2, acc.a4_3);
     if (r0 + 5u >= rows) { return; }
     o = o + p.p4;
-    store_row(o, n, acc.a50, acc.a51, acc.a52, acc.a53);
+    store_row(o, n, acc.a5_0, acc.a5_1, acc.a5_2, acc.a5_3);
     if (r0 + 6u >= rows) { return; }
     o = o + p.p4;
-    store_row(o, n, acc.a60, acc.a61, acc.a62, acc.a63);
+    store_row(o, n, acc.a6_0, acc.a6_1, acc.a6_2, acc.a6_3);
     if (r0 + 7u >= rows) { return; }
     o = o + p.p4;
-    store_row(o, n, acc.a70, acc.a71, acc.a72, acc.a73);
+    store_row(o, n, acc.a7_0, acc.a7_1, acc.a7_2, acc.a7_3);
+    if (ROWS == 8u || r0 + 8u >= rows) { return; }
+    o = o + p.p4;
+    store_row(o, n, acc.a8_0, acc.a8_1, acc.a8_2, acc.a8_3);
+    if (r0 + 9u >= rows) { return; }
+    o = o + p.p4;
+    store_row(o, n, acc.a9_0, acc.a9_1, acc.a9_2, acc.a9_3);
+    if (r0 + 10u >= rows) { return; }
+    o = o + p.p4;
+    store_row(o, n, acc.a10_0, acc.a10_1, acc.a10_2, acc.a10_3);
+    if (r0 + 11u >= rows) { return; }
+    o = o + p.p4;
+    store_row(o, n, acc.a11_0, acc.a11_1, acc.a11_2, acc.a11_3);
+    if (r0 + 12u >= rows) { return; }
+    o = o + p.p4;
+    store_row(o, n, acc.a12_0, acc.a12_1, acc.a12_2, acc.a12_3);
+    if (r0 + 13u >= rows) { return; }
+    o = o + p.p4;
+    store_row(o, n, acc.a13_0, acc.a13_1, acc.a13_2, acc.a13_3);
+    if (r0 + 14u >= rows) { return; }
+    o = o + p.p4;
+    store_row(o, n, acc.a14_0, acc.a14_1, acc.a14_2, acc.a14_3);
+    if (r0 + 15u >= rows) { return; }
+    o = o + p.p4;
+    store_row(o, n, acc.a15_0, acc.a15_1, acc.a15_2, acc.a15_3);
 }
 
 // weight_backward: dw[o, c] = sum over (n, q) of dot(dy[n, o, q], x[n, c, q])

@@ -79,6 +79,9 @@ const ROWS: &[Row] = &[
     row("pointwise wide 12->10 on 6x6", [2, 12, 6, 6], [10, 12, 1, 1], [1, 0, 1, 1], false),
     row("pointwise wide 4->20 on 2x10", [3, 4, 2, 10], [20, 4, 1, 1], [1, 0, 1, 1], false),
     row("pointwise wide 24->8 on 4x6", [2, 24, 4, 6], [8, 24, 1, 1], [1, 0, 1, 1], false),
+    // Blocks of 16 rows (R and K >= 16): vec4 weights and scalar ones, a last block cut short.
+    row("pointwise wide 20->18 on 6x6, 16-row blocks", [2, 20, 6, 6], [18, 20, 1, 1], [1, 0, 1, 1], false),
+    row("pointwise 18->17 on 2x2, 16-row blocks", [3, 18, 2, 2], [17, 18, 1, 1], [1, 0, 1, 1], false),
     row("depthwise fast k3 on 9x11", [2, 3, 9, 11], [3, 1, 3, 3], [1, 1, 1, 3], false),
     row("depthwise fast k5 on 6x17", [2, 2, 6, 17], [2, 1, 5, 5], [1, 2, 1, 2], false),
     row("depthwise fast k3 d2 on 8x8", [2, 4, 8, 8], [4, 1, 3, 3], [1, 2, 2, 4], false),
