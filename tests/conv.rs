@@ -64,7 +64,24 @@ const ROWS: &[Row] = &[
     row("pointwise fast 8->12 on 4x4", [2, 8, 4, 4], [12, 8, 1, 1], [1, 0, 1, 1], false),
     row("pointwise fast 6->5 on 2x2", [3, 6, 2, 2], [5, 6, 1, 1], [1, 0, 1, 1], false),
     row("pointwise fast 3->16 on 6x6", [3, 3, 6, 6], [16, 3, 1, 1], [1, 0, 1, 1], false),
-    row("pointwise fast 16->9 on 8x8 (chunked weight gradient)", [4, 16, 8, 8], [9, 16, 1, 1], [1, 0, 1, 1], false),
+    row("pointwise fast 16->9 on 8x8", [4, 16, 8, 8], [9, 16, 1, 1], [1, 0, 1, 1], false),
+    // 3*144/4 = 108 vec4 positions, past one chunk (64): the weight gradient sums two partials,
+    // the second starting inside an image.
+    row(
+        "pointwise fast 10->12 on 12x12 (chunked weight gradient)",
+        [3, 10, 12, 12],
+        [12, 10, 1, 1],
+        [1, 0, 1, 1],
+        false,
+    ),
+    // C_in a multiple of 4: the weights read as vec4 (rows of w forward, columns transposed),
+    // with a last block of rows half past the end, and blocks of 4 vec4 columns cut short.
+    row("pointwise wide 12->10 on 6x6", [2, 12, 6, 6], [10, 12, 1, 1], [1, 0, 1, 1], false),
+    row("pointwise wide 4->20 on 2x10", [3, 4, 2, 10], [20, 4, 1, 1], [1, 0, 1, 1], false),
+    row("pointwise wide 24->8 on 4x6", [2, 24, 4, 6], [8, 24, 1, 1], [1, 0, 1, 1], false),
+    // Blocks of 16 rows (R and K >= 16): vec4 weights and scalar ones, a last block cut short.
+    row("pointwise wide 20->18 on 6x6, 16-row blocks", [2, 20, 6, 6], [18, 20, 1, 1], [1, 0, 1, 1], false),
+    row("pointwise 18->17 on 2x2, 16-row blocks", [3, 18, 2, 2], [17, 18, 1, 1], [1, 0, 1, 1], false),
     row("depthwise fast k3 on 9x11", [2, 3, 9, 11], [3, 1, 3, 3], [1, 1, 1, 3], false),
     row("depthwise fast k5 on 6x17", [2, 2, 6, 17], [2, 1, 5, 5], [1, 2, 1, 2], false),
     row("depthwise fast k3 d2 on 8x8", [2, 4, 8, 8], [4, 1, 3, 3], [1, 2, 2, 4], false),
@@ -158,13 +175,15 @@ fn conv2d_computes_only_the_gradients_asked_for() {
 fn conv2d_matches_finite_differences() {
     let gpu = gpu();
     let mut rng = Rng::new(13);
-    // (x, w, spec): a full stride-2 conv, a dilated depthwise one, and conv_7x1_1x7's (1, 7) and
-    // (7, 1) convs at stride 2, each with a bias.
+    // (x, w, spec): a full stride-2 conv, a dilated depthwise one, conv_7x1_1x7's (1, 7) and
+    // (7, 1) convs at stride 2, and a pointwise one (its gradients on the register-blocked
+    // kernels), each with a bias.
     let cases = [
         ([1, 2, 5, 5], [3, 2, 3, 3], Conv2d::new(2, 1, 1, 1)),
         ([1, 3, 5, 5], [3, 1, 3, 3], Conv2d::new(1, 2, 2, 3)),
         ([1, 2, 4, 7], [2, 2, 1, 7], Conv2d::per_axis([1, 2], [0, 3], 1, 1)),
         ([1, 2, 7, 4], [2, 2, 7, 1], Conv2d::per_axis([2, 1], [3, 0], 1, 1)),
+        ([2, 4, 2, 6], [3, 4, 1, 1], Conv2d::new(1, 0, 1, 1)),
     ];
     for (i, (xs, ws, spec)) in cases.into_iter().enumerate() {
         let inputs = vec![
@@ -222,16 +241,22 @@ fn conv2d_rejects_bad_shapes() {
 fn conv2d_weight_gradient_is_deterministic() {
     let gpu = gpu();
     let mut rng = Rng::new(14);
-    // Enough positions for several chunks, so the partials' order matters.
-    let (xs, ws, spec) = ([4, 2, 17, 17], [2, 1, 3, 3], Conv2d::new(1, 1, 1, 2));
-    let x = rand_vec(&mut rng, xs.iter().product());
-    let w = rand_vec(&mut rng, ws.iter().product());
-    let dw = || {
-        let wt = Tensor::param(&gpu, &ws, &w).unwrap();
-        let y = conv2d(&Tensor::from_slice(&gpu, &xs, &x).unwrap(), &wt, None, spec).unwrap();
-        let dy = Tensor::full(&gpu, y.shape(), 0.1).unwrap();
-        gpu.backward_from(&[(&y, dy)]).unwrap().get(&wt).unwrap().to_vec().unwrap()
-    };
-    let first = dw();
-    assert_eq!(dw(), first, "same bits every time");
+    // Enough positions for several chunks, so the partials' order matters: a depthwise conv
+    // (the strips) and a pointwise one.
+    let cases = [
+        ([4, 2, 17, 17], [2, 1, 3, 3], Conv2d::new(1, 1, 1, 2)),
+        ([4, 8, 16, 16], [8, 8, 1, 1], Conv2d::new(1, 0, 1, 1)),
+    ];
+    for (xs, ws, spec) in cases {
+        let x = rand_vec(&mut rng, xs.iter().product());
+        let w = rand_vec(&mut rng, ws.iter().product());
+        let dw = || {
+            let wt = Tensor::param(&gpu, &ws, &w).unwrap();
+            let y = conv2d(&Tensor::from_slice(&gpu, &xs, &x).unwrap(), &wt, None, spec).unwrap();
+            let dy = Tensor::full(&gpu, y.shape(), 0.1).unwrap();
+            gpu.backward_from(&[(&y, dy)]).unwrap().get(&wt).unwrap().to_vec().unwrap()
+        };
+        let first = dw();
+        assert_eq!(dw(), first, "same bits every time");
+    }
 }

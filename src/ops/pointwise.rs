@@ -25,11 +25,17 @@ struct Params {
 
 /// Invocations per workgroup (`@workgroup_size(64)` in the shader).
 const WORKGROUP: u32 = 64;
+/// Vec4 columns of one `product` invocation (the shader's `Block`); its rows are `ROWS`, 8 or 16.
+const BLOCK_COLS: usize = 4;
 /// Weight-gradient invocations aimed for: enough to fill a GPU, few enough that each chunk
 /// is long and the partials stay small.
 const TARGET_THREADS: usize = 4096;
-/// Fewest vec4 positions a weight-gradient chunk covers.
-const MIN_CHUNK: usize = 16;
+/// Fewest vec4 positions a weight-gradient chunk covers: long chunks spread each invocation's
+/// setup and 64 stores over more work and leave fewer partials to sum (on lavapipe 64 beat 16
+/// and 32; 128 left the DARTS shapes a single workgroup, one core).
+const MIN_CHUNK: usize = 64;
+/// Weight-gradient block: 8 output by 8 input channels per invocation (the shader's `s00..s77`).
+const DW_BLOCK: usize = 8;
 
 /// Whether the planes can be read as vec4 (H*W a multiple of 4).
 pub(crate) fn fits(geo: &Geometry) -> bool {
@@ -53,7 +59,7 @@ fn params(geo: &Geometry) -> Params {
 fn launch(
     gpu: &Gpu,
     entry: &'static str,
-    transpose: bool,
+    constants: &[(&'static str, f64)],
     p: &Params,
     buffers: &[&GpuBuffer],
     threads: usize,
@@ -62,7 +68,7 @@ fn launch(
     gpu.dispatch(Dispatch {
         shader: "pointwise",
         entry,
-        constants: &[("TRANSPOSE", transpose as u32 as f64)],
+        constants,
         params: bytemuck::bytes_of(p),
         buffers,
         workgroups: grid_1d_of(threads, WORKGROUP),
@@ -75,8 +81,15 @@ fn launch(
 pub(crate) fn product(geo: &Geometry, input: &Tensor, w: &Tensor, out: &Tensor, transpose: bool) {
     let p = params(geo);
     let rows = if transpose { geo.c_in } else { geo.c_out };
-    let threads = geo.n * rows.div_ceil(8) * (p.p4 as usize).div_ceil(2);
-    launch(input.gpu(), "product", transpose, &p, &[input.buf(), w.buf(), out.buf()], threads, geo.flops());
+    let k = if transpose { geo.c_out } else { geo.c_in };
+    // 16 rows halve the loads of `in` per FMA; with K = 8 the stores dominate and 8 rows won (on
+    // the DARTS shapes, lavapipe: 16 rows 8-15% faster at K >= 16, 10-50% slower at K = 8).
+    let block_rows = if rows >= 16 && k >= 16 { 16 } else { 8 };
+    let threads = geo.n * rows.div_ceil(block_rows) * (p.p4 as usize).div_ceil(BLOCK_COLS);
+    // WIDE: the weights' rows start on a vec4 (see the shader).
+    let wide = geo.c_in.is_multiple_of(4);
+    let constants = [("TRANSPOSE", transpose as u32 as f64), ("WIDE", wide as u32 as f64), ("ROWS", block_rows as f64)];
+    launch(input.gpu(), "product", &constants, &p, &[input.buf(), w.buf(), out.buf()], threads, geo.flops());
 }
 
 /// dw: [C_out, C_in, 1, 1] = sum over images and positions of dy x^T.
@@ -84,7 +97,7 @@ pub(crate) fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Ten
     let gpu = dy.gpu();
     let mut p = params(geo);
     let positions = geo.n * p.p4 as usize;
-    let tiles = geo.c_out.div_ceil(4) * geo.c_in.div_ceil(4);
+    let tiles = geo.c_out.div_ceil(DW_BLOCK) * geo.c_in.div_ceil(DW_BLOCK);
     let chunks = (TARGET_THREADS / tiles).clamp(1, positions.div_ceil(MIN_CHUNK).max(1));
     let chunk = positions.div_ceil(chunks);
     let chunks = positions.div_ceil(chunk);
@@ -92,12 +105,12 @@ pub(crate) fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Ten
     p.chunks = chunks as u32;
     let dw = Tensor::empty(gpu, &[geo.c_out, geo.c_in, 1, 1])?;
     if chunks == 1 {
-        launch(gpu, "weight_backward", false, &p, &[dy.buf(), x.buf(), dw.buf()], tiles, geo.flops());
+        launch(gpu, "weight_backward", &[], &p, &[dy.buf(), x.buf(), dw.buf()], tiles, geo.flops());
     } else {
         // partial: [chunks, C_out * C_in]
         let partial = Tensor::empty(gpu, &[chunks, geo.c_out * geo.c_in])?;
         let bufs = [dy.buf(), x.buf(), partial.buf()];
-        launch(gpu, "weight_backward", false, &p, &bufs, chunks * tiles, geo.flops());
+        launch(gpu, "weight_backward", &[], &p, &bufs, chunks * tiles, geo.flops());
         sum_chunks(&partial, &dw, chunks);
     }
     Ok(dw)
