@@ -41,7 +41,7 @@ const MAX_TAPS: u32 = 25u;
 // forward: y[n, o, i, j] = sum over (c in o's group, u, v) of w[o, c, u, v] * x[n, c, i*S + u*D - pad, j*S + v*D - pad]
 @group(0) @binding(1) var<storage, read> f_x: array<f32>;       // [N, C_in, H, W]
 @group(0) @binding(2) var<storage, read> f_w: array<f32>;       // [C, cin_g, KH, KW]
-@group(0) @binding(3) var<storage, read_write> f_y: array<f32>; // [N, C, OH, OW]
+@group(0) @binding(3) var<storage, read_write> f_y: array<vec4<f32>>; // [N, C, OH, OW]
 // forward and weight_backward: x bound a second time, as vec4s (VEC4).
 @group(0) @binding(4) var<storage, read> x4: array<vec4<f32>>;
 
@@ -75,9 +75,13 @@ fn vec4_segment(row: u32, j0: u32) -> array<f32, SEG> {
     return seg;
 }
 
-// forward: output rows per invocation, 1 or 2 (stride 1 only). Two rows i0 and i0 + DIL share
-// all but one of their input rows: each input row is loaded once and feeds both.
+// forward: output rows per invocation, 1, 2 or 4 (more than 1 at stride 1 only). The rows of
+// a group, i0 + r * DIL, share all but r of their input rows: each input row is loaded once and
+// feeds every row of the group whose kernel covers it.
 override ROWS: u32 = 1u;
+// forward: the output plane's width is a multiple of 8, so every strip is stored as two
+// aligned vec4s (`f_y` is bound as vec4s: pool buffers are multiples of 16 bytes).
+override VEC4_OUT: bool = false;
 
 // acc + the taps of kernel row u applied to a segment: the 8 outputs of one row, as two vec4s
 // (columns 0-3, 4-7), each a chain of FMAs in tap order.
@@ -94,28 +98,38 @@ fn row_taps(seg: array<f32, SEG>, w_base: u32, u: u32, acc: mat2x4<f32>) -> mat2
     return mat2x4<f32>(lo, hi);
 }
 
-// Writes the first n of a row's 8 outputs at y[out].
+// Writes the first n of a row's 8 outputs at y[out] (all 8, as two vec4s, with VEC4_OUT).
 fn store_row(out: u32, n: u32, r: mat2x4<f32>) {
+    if (VEC4_OUT) {
+        f_y[out / 4u] = r[0];
+        f_y[out / 4u + 1u] = r[1];
+        return;
+    }
     for (var k = 0u; k < 4u; k = k + 1u) {
-        if (k < n) { f_y[out + k] = r[0][k]; }
-        if (k + 4u < n) { f_y[out + 4u + k] = r[1][k]; }
+        let e = out + k;
+        if (k < n) { f_y[e / 4u][e % 4u] = r[0][k]; }
+        let e4 = e + 4u;
+        if (k + 4u < n) { f_y[e4 / 4u][e4 % 4u] = r[1][k]; }
     }
 }
 
-// One invocation per (plane n*C + o, group of ROWS output rows, block of 8 output columns). With
-// ROWS = 2 the groups of a plane are rows (i0, i0 + DIL), i0 = b * 2 * DIL + q for q < DIL.
+// One invocation per (output channel o, image n, group of ROWS output rows, block of 8 output
+// columns); workgroups y = o, so the filter's index is uniform and lavapipe loads each weight
+// once per SIMD batch rather than once per lane. The groups of a plane are rows (i0, i0 + DIL,
+// ..), i0 = b * ROWS * DIL + q for q < DIL.
 @compute @workgroup_size(64)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn forward(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+           @builtin(num_workgroups) nwg: vec3<u32>) {
     let jblocks = (p.ow + OUTS - 1u) / OUTS;
-    let groups = select(p.oh, (p.oh + 2u * DIL - 1u) / (2u * DIL) * DIL, ROWS == 2u);
-    let t = index64(gid, nwg);
-    if (t >= p.n * p.c * groups * jblocks) { return; }
+    let groups = (p.oh + ROWS * DIL - 1u) / (ROWS * DIL) * DIL;
+    let ch = wid.y;
+    let t = (wid.x + wid.z * nwg.x) * 64u + lid; // n * groups * jblocks + g * jblocks + jb
+    if (t >= p.n * groups * jblocks) { return; }
     let jb = t % jblocks;
     let g = (t / jblocks) % groups;
-    let i0 = select(g, g / DIL * 2u * DIL + g % DIL, ROWS == 2u);
+    let i0 = g / DIL * ROWS * DIL + g % DIL;
     if (i0 >= p.oh) { return; }
-    let plane = t / (jblocks * groups);
-    let ch = plane % p.c;
+    let plane = (t / (jblocks * groups)) * p.c + ch;
     let c0 = (plane / p.c) * p.c_in + (ch / p.cout_g) * p.cin_g; // first input plane of the group
     let j0 = jb * OUTS;
     let x0 = i32(j0 * STRIDE) - i32(p.padding);
@@ -123,9 +137,16 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let last = i32(p.w) - 1;
     var r0 = mat2x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0));
     var r1 = r0;
+    var r2 = r0;
+    var r3 = r0;
+    var r4 = r0;
+    var r5 = r0;
+    var r6 = r0;
+    var r7 = r0;
     for (var ci = 0u; ci < p.cin_g; ci = ci + 1u) {
+        // The filter slice, read once (rotated by 180 degrees with FLIP).
         let w_base = (ch * p.cin_g + ci) * KH * KW;
-        // Input row k of the group: kernel row k of output row i0, k - 1 of row i0 + DIL.
+        // Input row k of the group: kernel row k - r of output row i0 + r * DIL.
         for (var k = 0u; k < KH + ROWS - 1u; k = k + 1u) {
             let y = i32(i0 * STRIDE + k * DIL) - i32(p.padding);
             if (y < 0 || y >= i32(p.h)) { continue; }
@@ -140,19 +161,31 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
                 }
             }
             if (k < KH) { r0 = row_taps(seg, w_base, k, r0); }
-            if (ROWS == 2u && k >= 1u) { r1 = row_taps(seg, w_base, k - 1u, r1); }
+            if (ROWS >= 2u && k >= 1u && k - 1u < KH) { r1 = row_taps(seg, w_base, k - 1u, r1); }
+            if (ROWS >= 4u && k >= 2u && k - 2u < KH) { r2 = row_taps(seg, w_base, k - 2u, r2); }
+            if (ROWS >= 4u && k >= 3u && k - 3u < KH) { r3 = row_taps(seg, w_base, k - 3u, r3); }
+            if (ROWS >= 8u && k >= 4u && k - 4u < KH) { r4 = row_taps(seg, w_base, k - 4u, r4); }
+            if (ROWS >= 8u && k >= 5u && k - 5u < KH) { r5 = row_taps(seg, w_base, k - 5u, r5); }
+            if (ROWS >= 8u && k >= 6u && k - 6u < KH) { r6 = row_taps(seg, w_base, k - 6u, r6); }
+            if (ROWS >= 8u && k >= 7u && k - 7u < KH) { r7 = row_taps(seg, w_base, k - 7u, r7); }
         }
     }
     let n_out = min(OUTS, p.ow - j0);
-    store_row((plane * p.oh + i0) * p.ow + j0, n_out, r0);
-    if (ROWS == 2u && i0 + DIL < p.oh) {
-        store_row((plane * p.oh + i0 + DIL) * p.ow + j0, n_out, r1);
-    }
+    let out = (plane * p.oh + i0) * p.ow + j0;
+    let step = DIL * p.ow;
+    store_row(out, n_out, r0);
+    if (ROWS >= 2u && i0 + DIL < p.oh) { store_row(out + step, n_out, r1); }
+    if (ROWS >= 4u && i0 + 2u * DIL < p.oh) { store_row(out + 2u * step, n_out, r2); }
+    if (ROWS >= 4u && i0 + 3u * DIL < p.oh) { store_row(out + 3u * step, n_out, r3); }
+    if (ROWS >= 8u && i0 + 4u * DIL < p.oh) { store_row(out + 4u * step, n_out, r4); }
+    if (ROWS >= 8u && i0 + 5u * DIL < p.oh) { store_row(out + 5u * step, n_out, r5); }
+    if (ROWS >= 8u && i0 + 6u * DIL < p.oh) { store_row(out + 6u * step, n_out, r6); }
+    if (ROWS >= 8u && i0 + 7u * DIL < p.oh) { store_row(out + 7u * step, n_out, r7); }
 }
 
 // weight_backward: dw[o, c, u, v] = sum over (n, i, j) of dy[n, o, i, j] * x[n, c', i*S + u*D - pad, j*S + v*D - pad]
 // (c' = c's input channel in o's group)
-@group(0) @binding(1) var<storage, read> wb_dy: array<f32>;           // [N, C, OH, OW]
+@group(0) @binding(1) var<storage, read> wb_dy: array<vec4<f32>>;     // [N, C, OH, OW]
 @group(0) @binding(2) var<storage, read> wb_x: array<f32>;            // [N, C_in, H, W]
 @group(0) @binding(3) var<storage, read_write> wb_partial: array<f32>; // [N * rblocks, C, cin_g, KH, KW]
 
@@ -179,9 +212,19 @@ fn weight_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
         let dy_row = (plane * p.oh + i) * p.ow;
         for (var j0 = 0u; j0 < p.ow; j0 = j0 + OUTS) {
             var g: array<f32, OUTS>;
-            for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
-                let j = j0 + jj;
-                g[jj] = select(0.0, wb_dy[dy_row + min(j, p.ow - 1u)], j < p.ow);
+            if (VEC4_OUT) {
+                let a = wb_dy[(dy_row + j0) / 4u];
+                let c = wb_dy[(dy_row + j0) / 4u + 1u];
+                for (var jj = 0u; jj < 4u; jj = jj + 1u) {
+                    g[jj] = a[jj];
+                    g[jj + 4u] = c[jj];
+                }
+            } else {
+                for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+                    let j = j0 + jj;
+                    let e = dy_row + min(j, p.ow - 1u);
+                    g[jj] = select(0.0, wb_dy[e / 4u][e % 4u], j < p.ow);
+                }
             }
             let x0 = i32(j0 * STRIDE) - i32(p.padding);
             for (var u = 0u; u < KH; u = u + 1u) {
@@ -220,9 +263,9 @@ fn weight_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 // when the pipeline is built.
 override PAD: u32 = 1u;
 
-@group(0) @binding(1) var<storage, read> ib_dy: array<f32>;       // [N, C, OH, OW]
-@group(0) @binding(2) var<storage, read> ib_w: array<f32>;        // [C, 1, KH, KW]
-@group(0) @binding(3) var<storage, read_write> ib_dx: array<f32>; // [N, C, H, W]
+@group(0) @binding(1) var<storage, read> ib_dy: array<vec4<f32>>;       // [N, C, OH, OW]
+@group(0) @binding(2) var<storage, read> ib_w: array<f32>;              // [C, 1, KH, KW]
+@group(0) @binding(3) var<storage, read_write> ib_dx: array<vec4<f32>>; // [N, C, H, W]
 
 // floor(a / b) for b > 0.
 fn floor_div(a: i32, b: i32) -> i32 {
@@ -255,9 +298,28 @@ fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         if (ti < 0 || ti % s != 0 || ti / s >= i32(p.oh)) { continue; }
         let row = (plane * p.oh + u32(ti / s)) * p.ow;
         var seg: array<f32, SEG>;
-        for (var k = 0u; k < span; k = k + 1u) {
-            let j = j_first + i32(k);
-            seg[k] = select(0.0, ib_dy[row + u32(clamp(j, 0, last))], j >= 0 && j <= last);
+        if (VEC4) {
+            // OW a multiple of 4 and x0 / S of 4: the segment starts `lead` values into the
+            // vec4 at (x0 / S) / 4 + floor(lo / 4) of its row.
+            let lead = u32(lo - floor_div(lo, 4) * 4);
+            let first = i32(x0 / STRIDE / 4u) + floor_div(lo, 4);
+            let last4 = i32(p.ow / 4u) - 1;
+            for (var q = 0u; q < (lead + span + 3u) / 4u; q = q + 1u) {
+                let v4 = ib_dy[row / 4u + u32(clamp(first + i32(q), 0, last4))];
+                for (var e = 0u; e < 4u; e = e + 1u) {
+                    let k = i32(q * 4u + e) - i32(lead);
+                    let j = j_first + k;
+                    if (k >= 0 && k < i32(span)) {
+                        seg[k] = select(0.0, v4[e], j >= 0 && j <= last);
+                    }
+                }
+            }
+        } else {
+            for (var k = 0u; k < span; k = k + 1u) {
+                let j = j_first + i32(k);
+                let e = row + u32(clamp(j, 0, last));
+                seg[k] = select(0.0, ib_dy[e / 4u][e % 4u], j >= 0 && j <= last);
+            }
         }
         for (var v = 0u; v < KW; v = v + 1u) {
             let wt = ib_w[(ch * KH + u) * KW + v];
@@ -270,9 +332,15 @@ fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         }
     }
     let out = (plane * p.h + y) * p.w + x0;
+    if (VEC4_OUT) {
+        ib_dx[out / 4u] = vec4<f32>(acc[0], acc[1], acc[2], acc[3]);
+        ib_dx[out / 4u + 1u] = vec4<f32>(acc[4], acc[5], acc[6], acc[7]);
+        return;
+    }
     for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
         if (x0 + jj < p.w) {
-            ib_dx[out + jj] = acc[jj];
+            let e = out + jj;
+            ib_dx[e / 4u][e % 4u] = acc[jj];
         }
     }
 }

@@ -93,6 +93,13 @@ const ROWS: &[Row] = &[
     row("depthwise vec4 k3 on 6x12", [2, 3, 6, 12], [3, 1, 3, 3], [1, 1, 1, 3], false),
     row("depthwise vec4 k5 on 5x8", [2, 2, 5, 8], [2, 1, 5, 5], [1, 2, 1, 2], false),
     row("depthwise vec4 k5 d2 on 9x20", [1, 2, 9, 20], [2, 1, 5, 5], [1, 4, 2, 2], false),
+    // Output planes a multiple of 8 wide, stored as vec4s (and their dy read as such), at
+    // stride 2 with the input 8k (both vec4) or not (dy as vec4s, dx scalar); 4 output rows per
+    // forward invocation over 11 rows (a partial last group) and dilated over 10.
+    row("depthwise vec4 out k3 s2 on 7x16", [2, 3, 7, 16], [3, 1, 3, 3], [2, 1, 1, 3], false),
+    row("depthwise vec4 out k5 s2 on 9x15", [1, 2, 9, 15], [2, 1, 5, 5], [2, 2, 1, 2], false),
+    row("depthwise vec4 out k3 on 11x16", [2, 2, 11, 16], [2, 1, 3, 3], [1, 1, 1, 2], false),
+    row("depthwise vec4 out k3 d2 on 10x8", [2, 2, 10, 8], [2, 1, 3, 3], [1, 2, 2, 2], false),
     // The strips' forward pass and weight gradient on full and grouped convs (the stem).
     row("full strips k3 3->6 on 9x10", [2, 3, 9, 10], [6, 3, 3, 3], [1, 1, 1, 1], false),
     row("grouped strips k5 s2 6->4 on 11x11", [2, 6, 11, 11], [4, 3, 5, 5], [2, 2, 1, 2], false),

@@ -52,8 +52,13 @@ impl Params {
 const OUTS: usize = 8;
 const SEG: usize = 24;
 const MAX_TAPS: usize = 25;
-/// Weight-gradient invocations aimed for (one per channel, image and band of rows).
-const TARGET_THREADS: usize = 4096;
+/// Output rows per forward invocation at stride 1 (`ROWS`): 4 beat 2 by 12-15% on every DARTS
+/// class, 8 lost (its 64 accumulators spill).
+const FORWARD_ROWS: usize = 4;
+/// Weight-gradient invocations aimed for (one per channel, image and band of rows): 16
+/// workgroups, enough for lavapipe's threads; 4096 made bands of 2 rows on the DARTS shapes,
+/// 12% slower with 2.3x the partial sums to add.
+const TARGET_THREADS: usize = 1024;
 
 /// Whether the strip kernels' registers hold this convolution (forward and weight gradient, any
 /// grouping): the same stride (1 or 2) and padding along both axes, at most 25 taps, and a
@@ -138,14 +143,25 @@ fn strips(
     flip: bool,
 ) {
     let p = Params::of(geo, hw, ohw, padding);
-    // Stride 1: two output rows (i0, i0 + dilation) per invocation share their input rows.
-    let (rows, d) = (if stride == 1 { 2 } else { 1 }, geo.spec.dilation);
-    let groups = if rows == 2 { ohw[0].div_ceil(2 * d) * d } else { ohw[0] };
-    let threads = geo.n * geo.c_out * groups * ohw[1].div_ceil(OUTS);
+    // Stride 1: output rows (i0, i0 + dilation, ..) per invocation share their input rows.
+    let d = geo.spec.dilation;
+    let rows = if stride == 1 { FORWARD_ROWS } else { 1 };
+    let groups = ohw[0].div_ceil(rows * d) * d;
+    // Workgroups: x (folded into z) over one output channel's strips, y over the channels.
+    let [x, z, _] = grid_1d_of(geo.n * groups * ohw[1].div_ceil(OUTS), 64);
     let mut c = constants(geo, stride, flip, hw[1], padding).to_vec();
     c.push(("ROWS", rows as f64));
+    c.push(("VEC4_OUT", ohw[1].is_multiple_of(OUTS) as u32 as f64));
     let bufs = [input.buf(), w.buf(), out.buf(), input.buf()];
-    launch(input.gpu(), "forward", &c, &p, &bufs, threads, geo.flops());
+    input.gpu().dispatch(Dispatch {
+        shader: "depthwise",
+        entry: "forward",
+        constants: &c,
+        params: bytemuck::bytes_of(&p),
+        buffers: &bufs,
+        workgroups: [x, geo.c_out as u32, z],
+        flops: geo.flops(),
+    });
 }
 
 /// y: [N, C, OH, OW] from x: [N, C, H, W] and w: [C, 1, KH, KW].
@@ -165,7 +181,17 @@ pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) {
     }
     let p = Params::of(geo, [geo.h, geo.w], [geo.oh, geo.ow], pad);
     let [kh, kw, stride, dil, ..] = constants(geo, stride, false, geo.w, pad);
-    let c = [kh, kw, stride, dil, ("PAD", pad as f64)];
+    let flag = |yes: bool| yes as u32 as f64;
+    // dy rows as vec4s (OW a multiple of 4), dx strips as two (W a multiple of 8).
+    let c = [
+        kh,
+        kw,
+        stride,
+        dil,
+        ("PAD", pad as f64),
+        ("VEC4", flag(geo.ow.is_multiple_of(4))),
+        ("VEC4_OUT", flag(geo.w.is_multiple_of(OUTS))),
+    ];
     let threads = geo.n * geo.c_in * geo.h * geo.w.div_ceil(OUTS);
     launch(dy.gpu(), "input_backward", &c, &p, &[dy.buf(), w.buf(), dx.buf()], threads, geo.flops());
 }
@@ -184,7 +210,8 @@ pub(crate) fn weight_grad(geo: &Geometry, dy: &Tensor, x: &Tensor) -> Result<Ten
     let dw = Tensor::empty(gpu, &[geo.c_out, geo.c_in / geo.spec.groups, geo.kh, geo.kw])?;
     // partial: [N * rblocks, C_out, C_in/groups, KH, KW]
     let partial = Tensor::empty(gpu, &[chunks, slices * geo.kh * geo.kw])?;
-    let c = constants(geo, geo.spec.stride[0], false, geo.w, geo.spec.padding[0]);
+    let mut c = constants(geo, geo.spec.stride[0], false, geo.w, geo.spec.padding[0]).to_vec();
+    c.push(("VEC4_OUT", geo.ow.is_multiple_of(OUTS) as u32 as f64));
     let bufs = [dy.buf(), x.buf(), partial.buf(), x.buf()];
     launch(gpu, "weight_backward", &c, &p, &bufs, chunks * slices, geo.flops());
     sum_chunks(&partial, &dw, chunks);
