@@ -473,43 +473,42 @@ impl Primitive {
 
     /// [`Primitive::forward`] with the input's ReLU shared with the other ops that read it.
     pub fn forward_shared(&self, input: &Input, train: bool) -> Result<Option<Tensor>> {
-        Ok(Some(match self {
-            Primitive::Zero => return Ok(None),
-            Primitive::Pool(p) => p.forward(input.x(), train)?,
-            Primitive::Identity => input.x().clone(),
-            Primitive::FactorizedReduce(f) => f.forward_activated(input.relu()?, train)?,
-            Primitive::SepConv(s) => s.forward_activated(input.relu()?, train)?,
-            Primitive::DilConv(d) => d.forward_activated(input.relu()?, train)?,
-            Primitive::FactorizedConv7x7(f) => f.forward_activated(input.relu()?, train)?,
-            Primitive::ReluConvBn(r) => r.forward_activated(input.relu()?, train)?,
-        }))
+        self.split(input, train)?
+            .map(|(body, last)| match last {
+                Some(bn) => bn.forward(&body, train),
+                None => Ok(body),
+            })
+            .transpose()
     }
-}
 
-impl Primitive {
     /// `w.flat[idx] * op(x)`, `None` for `none`. An op that ends in an affine-free BN has that
     /// BN take the weight as its gain ([`BatchNorm::forward_scaled`]: no pass of its own, and
     /// none for its gradient); the others (`skip_connect` at stride 1, pools without a BN) are
     /// scaled by [`elementwise::scale`].
     pub fn forward_weighted(&self, input: &Input, train: bool, w: &Tensor, idx: usize) -> Result<Option<Tensor>> {
-        let last = |bn: &BatchNorm, body: Tensor| -> Result<Tensor> {
-            match bn.forward_scaled(&body, train, w, idx)? {
-                Some(y) => Ok(y),
-                None => elementwise::scale(&bn.forward(&body, train)?, w, idx),
-            }
-        };
+        self.split(input, train)?
+            .map(|(body, last)| match last {
+                Some(bn) => match bn.forward_scaled(&body, train, w, idx)? {
+                    Some(y) => Ok(y),
+                    None => elementwise::scale(&bn.forward(&body, train)?, w, idx),
+                },
+                None => elementwise::scale(&body, w, idx),
+            })
+            .transpose()
+    }
+
+    /// The op as (everything before its last BN, that BN): `skip_connect` and BN-less pools have
+    /// none; `None` for `none`.
+    fn split(&self, input: &Input, train: bool) -> Result<Option<(Tensor, Option<&BatchNorm>)>> {
         Ok(Some(match self {
             Primitive::Zero => return Ok(None),
-            Primitive::Pool(p) => match &p.bn {
-                Some(bn) => last(bn, p.pool(input.x())?)?,
-                None => elementwise::scale(&p.pool(input.x())?, w, idx)?,
-            },
-            Primitive::Identity => elementwise::scale(input.x(), w, idx)?,
-            Primitive::FactorizedReduce(f) => last(&f.bn, f.body(input.relu()?)?)?,
-            Primitive::SepConv(s) => last(&s.bn2, s.body(input.relu()?, train)?)?,
-            Primitive::DilConv(d) => last(&d.bn, d.body(input.relu()?)?)?,
-            Primitive::FactorizedConv7x7(f) => last(&f.bn, f.body(input.relu()?)?)?,
-            Primitive::ReluConvBn(r) => last(&r.bn, r.body(input.relu()?)?)?,
+            Primitive::Pool(p) => (p.pool(input.x())?, p.bn.as_ref()),
+            Primitive::Identity => (input.x().clone(), None),
+            Primitive::FactorizedReduce(f) => (f.body(input.relu()?)?, Some(&f.bn)),
+            Primitive::SepConv(s) => (s.body(input.relu()?, train)?, Some(&s.bn2)),
+            Primitive::DilConv(d) => (d.body(input.relu()?)?, Some(&d.bn)),
+            Primitive::FactorizedConv7x7(f) => (f.body(input.relu()?)?, Some(&f.bn)),
+            Primitive::ReluConvBn(r) => (r.body(input.relu()?)?, Some(&r.bn)),
         }))
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! In training, on planes of a multiple of 4 values and channels of at most 4096 values, one
 //! dispatch of one workgroup per channel makes the statistics and normalises (forward), or makes
-//! the sums and the input gradient (backward). Otherwise per-channel sums are per-plane partials combined per channel in a
-//! fixed order (no atomics, no workgroup barriers), then the element kernels run. The backward keeps one full-size tensor and the per-channel mean and
+//! the sums and the input gradient (backward). Otherwise per-channel sums are per-plane
+//! partials combined per channel in a fixed order (no atomics, no workgroup barriers), then the
+//! element kernels run. The backward keeps one full-size tensor and the per-channel mean and
 //! variance: xhat itself for an affine-free BN in training (its output, which a DARTS mixed op
 //! keeps anyway, so that its input can be freed), x otherwise (xhat recomputed in the kernels).
 //! A supernet holds hundreds of BNs, so keeping both would double their memory.
@@ -255,13 +256,14 @@ fn batch_norm2d_with(
         running: running.is_some(),
         scaled,
     };
-    // Without affine the kernels never read gamma and beta; bind the mean there.
     let y = Tensor::empty(gpu, x.shape())?; // y: [N, C, H, W]
+    let one_workgroup_per_channel = training && launch.per_channel_kernels();
 
-    let (mean, var) = if training && launch.per_channel_kernels() {
+    let (mean, var) = if one_workgroup_per_channel {
+        // Without running statistics the kernel is given spares it does not touch; without
+        // affine it never reads gamma and beta, and x is bound there.
         let mean = Tensor::empty(gpu, &[c])?; // mean: [C]
         let var = Tensor::empty(gpu, &[c])?; // var: [C], biased
-                                             // Without running statistics the kernel is given spares it does not touch.
         let spares;
         let (rm, rv) = match running {
             Some(r) => r,
@@ -290,7 +292,8 @@ fn batch_norm2d_with(
         // Copies, so that the statistics saved for the backward and returned stay those used.
         (rm.duplicate()?, rv.duplicate()?)
     };
-    if !(training && launch.per_channel_kernels()) {
+    if !one_workgroup_per_channel {
+        // Without affine the kernel never reads gamma and beta; bind the mean there.
         let (gamma, beta) = affine.unwrap_or((&mean, &mean));
         launch.dispatch(
             launch.element_entry("normalize_forward", "normalize_forward4"),

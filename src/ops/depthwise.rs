@@ -118,13 +118,26 @@ fn launch(
     threads: usize,
     flops: u64,
 ) {
+    launch_on(gpu, entry, c, p, buffers, grid_1d_of(threads, 64), flops)
+}
+
+/// [`launch`] on a given workgroup grid.
+fn launch_on(
+    gpu: &Gpu,
+    entry: &'static str,
+    c: &[(&'static str, f64)],
+    p: &Params,
+    buffers: &[&GpuBuffer],
+    workgroups: [u32; 3],
+    flops: u64,
+) {
     gpu.dispatch(Dispatch {
         shader: "depthwise",
         entry,
         constants: c,
         params: bytemuck::bytes_of(p),
         buffers,
-        workgroups: grid_1d_of(threads, 64),
+        workgroups,
         flops,
     });
 }
@@ -153,15 +166,7 @@ fn strips(
     c.push(("ROWS", rows as f64));
     c.push(("VEC4_OUT", ohw[1].is_multiple_of(OUTS) as u32 as f64));
     let bufs = [input.buf(), w.buf(), out.buf(), input.buf()];
-    input.gpu().dispatch(Dispatch {
-        shader: "depthwise",
-        entry: "forward",
-        constants: &c,
-        params: bytemuck::bytes_of(&p),
-        buffers: &bufs,
-        workgroups: [x, geo.c_out as u32, z],
-        flops: geo.flops(),
-    });
+    launch_on(input.gpu(), "forward", &c, &p, &bufs, [x, geo.c_out as u32, z], geo.flops());
 }
 
 /// y: [N, C, OH, OW] from x: [N, C, H, W] and w: [C, 1, KH, KW].

@@ -112,14 +112,13 @@ pub fn add_n(xs: &[&Tensor]) -> Result<Tensor> {
     for x in &xs[1..] {
         same_shape("add_n", first, x)?;
     }
-    let y = if xs.len() == 1 { first.duplicate()? } else { Tensor::empty(first.gpu(), first.shape())? };
-    if xs.len() > 1 {
-        for (c, chunk) in xs.chunks(SUM_TERMS).enumerate() {
-            let p = Params { n: y.numel() as u32, k: chunk.len() as u32, accumulate: (c > 0) as u32, _pad: 0 };
-            let mut bufs: Vec<&Tensor> = (0..SUM_TERMS).map(|t| *chunk.get(t).unwrap_or(&chunk[0])).collect();
-            bufs.push(&y);
-            launch_with("sum8", &[], p, &bufs);
-        }
+    // One term is a copy (the output is a tensor of its own).
+    let y = Tensor::empty(first.gpu(), first.shape())?;
+    for (c, chunk) in xs.chunks(SUM_TERMS).enumerate() {
+        let p = Params { n: y.numel() as u32, k: chunk.len() as u32, accumulate: (c > 0) as u32, _pad: 0 };
+        let mut bufs: Vec<&Tensor> = (0..SUM_TERMS).map(|t| *chunk.get(t).unwrap_or(&chunk[0])).collect();
+        bufs.push(&y);
+        launch_with("sum8", &[], p, &bufs);
     }
     let n = xs.len();
     first.gpu().record(xs, &[&y], move |g| Ok(vec![Some(g[0].clone()); n]));
