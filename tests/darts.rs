@@ -306,3 +306,50 @@ fn hessian_eigenvalue_matches_the_explicit_finite_difference_hessian() {
     assert!(want.abs() > 1e-3, "the tiny case has curvature: {want}");
     assert!((lambda - want).abs() <= 0.01 * want.abs(), "power iteration {lambda}, explicit Hessian {want}");
 }
+
+/// The unrolled step's kernels take several tensors per dispatch: the virtual SGD step (with and
+/// without momentum) and the shift w += s[k] * v over tensors of sizes that straddle the groups
+/// and the workgroups match the CPU, tensor by tensor, in a handful of dispatches.
+#[test]
+fn the_unrolled_steps_multi_tensor_kernels_match_the_cpu() {
+    use wgpu_nas::ops::architect::{shift_, virtual_step_};
+    let gpu = Gpu::new().unwrap();
+    let mut rng = Rng::new(11);
+    let lens = [1usize, 5, 256, 257, 3, 1000, 2];
+    let host = |rng: &mut Rng| -> Vec<Vec<f32>> { lens.iter().map(|&n| rng.normal_vec(n, 1.0)).collect() };
+    let upload = |v: &[Vec<f32>]| -> Vec<Tensor> {
+        v.iter().map(|x| Tensor::from_slice(&gpu, &[x.len()], x).unwrap()).collect()
+    };
+    let (w0, g, b, v) = (host(&mut rng), host(&mut rng), host(&mut rng), host(&mut rng));
+    let (eta, wd) = (0.25f32, 0.01f32);
+    for momentum in [0.0f32, 0.9] {
+        let (w, gt, bt) = (upload(&w0), upload(&g), upload(&b));
+        let hyper = Tensor::from_slice(&gpu, &[4], &[eta, momentum, wd, 0.01]).unwrap();
+        let before = gpu.dispatches();
+        let bufs: Vec<&Tensor> = bt.iter().collect();
+        virtual_step_(&w, &gt, (momentum != 0.0).then_some(bufs.as_slice()), &hyper).unwrap();
+        assert_eq!(gpu.dispatches() - before, 3, "7 tensors, 3 per dispatch");
+        for t in 0..lens.len() {
+            let got = w[t].to_vec().unwrap();
+            for i in 0..lens[t] {
+                let buf = if momentum != 0.0 { b[t][i] } else { 0.0 };
+                let want = w0[t][i] - eta * (momentum * buf + g[t][i] + wd * w0[t][i]);
+                assert!((got[i] - want).abs() <= 1e-6 * (1.0 + want.abs()), "momentum {momentum}, w[{t}][{i}]");
+            }
+        }
+    }
+    let (w, vt) = (upload(&w0), upload(&v));
+    let s = Tensor::from_slice(&gpu, &[3], &[0.0, -0.5, 2.0]).unwrap();
+    let before = gpu.dispatches();
+    shift_(&w, &vt, &s, 2).unwrap();
+    assert_eq!(gpu.dispatches() - before, 2, "7 tensors, 4 per dispatch");
+    for t in 0..lens.len() {
+        let got = w[t].to_vec().unwrap();
+        for i in 0..lens[t] {
+            assert!((got[i] - (w0[t][i] + 2.0 * v[t][i])).abs() <= 1e-6 * (1.0 + got[i].abs()), "shift w[{t}][{i}]");
+        }
+    }
+    let mismatched = upload(&v[..6]);
+    assert!(shift_(&w, &mismatched, &s, 2).is_err(), "one direction per tensor");
+    assert!(shift_(&w, &vt, &s, 3).is_err(), "the scalar slot must exist");
+}

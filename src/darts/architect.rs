@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::Network;
 use crate::error::Result;
-use crate::ops::{architect as kernels, elementwise, reduce, softmax};
+use crate::ops::{architect as kernels, softmax};
 use crate::optim;
 use crate::tensor::Tensor;
 
@@ -85,7 +85,7 @@ pub struct Architect {
     pub optimizer: optim::Adam,
     /// [eta, momentum, wd, r]
     hyper: Tensor,
-    /// ||v||^2, R, -2R, -eta/(2R), eta/(2R)
+    /// ||v||, R, -2R, -eta/(2R), eta/(2R)
     scalars: Tensor,
     backup: Vec<Tensor>,
 }
@@ -177,10 +177,8 @@ impl Architect {
         for (w, b) in weights.iter().zip(&self.backup) {
             b.copy_from(w)?;
         }
-        for (i, (w, gw)) in weights.iter().zip(&g_train).enumerate() {
-            let buf = if momentum != 0.0 { Some(step.momentum_buffers[i]) } else { None };
-            kernels::virtual_step_(w, gw, buf, &self.hyper)?;
-        }
+        let bufs = if momentum != 0.0 { Some(step.momentum_buffers.as_slice()) } else { None };
+        kernels::virtual_step_(&weights, &g_train, bufs, &self.hyper)?;
         drop(g_train);
 
         // dalpha = d_alpha L_val(w', alpha); v = d_w' L_val(w', alpha).
@@ -194,10 +192,8 @@ impl Architect {
 
         // g = dalpha - eta * hvp
         let (plus, minus) = self.hessian_vector_product(net, train, &v)?;
-        for k in 0..dalpha.len() {
-            elementwise::scale_accumulate_(&dalpha[k], &plus[k], &self.scalars, 3)?;
-            elementwise::scale_accumulate_(&dalpha[k], &minus[k], &self.scalars, 4)?;
-        }
+        kernels::shift_(&dalpha, &plus, &self.scalars, 3)?;
+        kernels::shift_(&dalpha, &minus, &self.scalars, 4)?;
         Ok((dalpha, val))
     }
 
@@ -214,15 +210,10 @@ impl Architect {
         let gpu = net.alphas_normal.gpu().clone();
         let weights = net.weights();
         let alphas = net.arch_parameters();
-        self.scalars.zero_();
-        for vi in v {
-            reduce::sum_squares_into(vi, &self.scalars, 0, true)?;
-        }
+        optim::grad_norm(v)?.copy_into(&self.scalars, 0)?;
         kernels::hvp_scalars_(&self.scalars, &self.hyper)?;
         let side = |k: usize| -> Result<Vec<Tensor>> {
-            for (w, vi) in weights.iter().zip(v) {
-                elementwise::scale_accumulate_(w, vi, &self.scalars, k)?;
-            }
+            kernels::shift_(&weights, v, &self.scalars, k)?;
             gpu.grad(&gpu.recording_for(&alphas, || loss(net, train))?, &alphas)
         };
         let plus = side(1); // w + Rv
