@@ -12,7 +12,8 @@ use wgpu_nas::rng::Rng;
 use wgpu_nas::{Gpu, Tensor};
 
 /// Parameter shapes: sizes 1, 7, 300 and 1025 (one past four workgroups).
-const SHAPES: [&[usize]; 4] = [&[1], &[7], &[12, 25], &[1025]];
+/// Five, so that SGD's dispatches of four (plain) and three (momentum) parameters both end short.
+const SHAPES: [&[usize]; 5] = [&[1], &[7], &[12, 25], &[1025], &[2, 3]];
 /// A different learning rate at each step, to check that the hyper tensor is rewritten.
 const LRS: [f32; 3] = [0.1, 0.05, 0.02];
 
@@ -70,6 +71,9 @@ fn sgd_matches_cpu_over_three_steps() {
                 assert_close(&format!("{what} momentum buffer"), &sgd.state()[i].to_vec().unwrap(), &buf, 2e-6, 2e-6);
             }
         }
+        let before = gpu.dispatches();
+        sgd.step(&params, &grads[0]).unwrap();
+        assert_eq!(gpu.dispatches() - before, 2, "five parameters: four or three per dispatch");
     }
 }
 

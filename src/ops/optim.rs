@@ -47,23 +47,45 @@ fn launch_with(
     });
 }
 
-/// One parameter's SGD update in place (`shaders/optim.wgsl` `sgd`, `sgd_momentum`); p, g and the
-/// momentum buffer: same shape, any. `hyper`: [lr, momentum, weight_decay]. With `clip`
-/// (global norm, max_norm) the gradient is scaled by min(1, max_norm / (norm + 1e-6)) first.
+/// Parameters per `sgd4` dispatch (2 bindings each, with `hyper` 9) and per `sgd_momentum3`
+/// dispatch (3 each, with `hyper` 10, the most we ask for).
+const SGD_GROUP: usize = 4;
+const MOMENTUM_GROUP: usize = 3;
+
+/// SGD's update of every parameter in place (`shaders/optim.wgsl` `sgd4`, `sgd_momentum3`: four
+/// or three parameters per dispatch); each p, its g and its momentum buffer: same shape, any.
+/// `hyper`: [lr, momentum, weight_decay, norm]. With `clip` = Some(max_norm) each gradient is
+/// scaled by min(1, max_norm / (norm + 1e-6)) first, the global norm read from `hyper[3]`.
 pub(crate) fn sgd_update(
     hyper: &Tensor,
-    p: &Tensor,
-    g: &Tensor,
-    momentum_buffer: Option<&Tensor>,
+    params: &[Tensor],
+    grads: &[Tensor],
+    momentum_buffers: Option<&[Tensor]>,
     nesterov: bool,
-    clip: Option<(&Tensor, f32)>,
+    clip: Option<f32>,
 ) {
     let c = [("NESTEROV", nesterov as u32 as f64), ("CLIP", clip.is_some() as u32 as f64)];
-    // Without clipping the kernel never reads the norm binding; bind `hyper` there.
-    let (norm, max_norm) = clip.unwrap_or((hyper, 0.0));
-    match momentum_buffer {
-        Some(buf) => launch("sgd_momentum", &c, p.numel(), max_norm, &[hyper, g, p, norm, buf]),
-        None => launch("sgd", &c, p.numel(), max_norm, &[hyper, g, p, norm]),
+    let (entry, group_len) = match momentum_buffers {
+        Some(_) => ("sgd_momentum3", MOMENTUM_GROUP),
+        None => ("sgd4", SGD_GROUP),
+    };
+    let tuples: Vec<Vec<&Tensor>> = (0..params.len())
+        .map(|i| match momentum_buffers {
+            Some(b) => vec![&grads[i], &params[i], &b[i]],
+            None => vec![&grads[i], &params[i]],
+        })
+        .collect();
+    for group in tuples.chunks(group_len) {
+        let mut lens = [0u32; GROUP];
+        for (l, t) in lens.iter_mut().zip(group) {
+            *l = t[1].numel() as u32;
+        }
+        let n: u32 = lens.iter().sum();
+        let params = Params { n, max_norm: clip.unwrap_or(0.0), offset: 0, count: group.len() as u32, lens };
+        // Slots past the group's end are bound to its first parameter's tensors and never touched.
+        let mut bufs = vec![hyper];
+        bufs.extend((0..group_len).flat_map(|t| group.get(t).unwrap_or(&group[0]).iter().copied()));
+        launch_with(entry, &c, &params, grid_1d(n as usize), &bufs);
     }
 }
 

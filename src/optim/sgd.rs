@@ -30,7 +30,7 @@ impl Sgd {
     pub fn new(params: &[Tensor], lr: f32, momentum: f32, weight_decay: f32, nesterov: bool) -> Result<Sgd> {
         let first = check_params("sgd", params)?;
         let momentum_buffers = if momentum != 0.0 { zero_state(params, 1)? } else { Vec::new() };
-        let hyper = Tensor::empty(first.gpu(), &[3])?;
+        let hyper = Tensor::empty(first.gpu(), &[4])?; // [lr, momentum, weight_decay, gradient norm]
         Ok(Sgd { lr, momentum, weight_decay, nesterov, hyper, momentum_buffers, steps: 0 })
     }
 
@@ -70,12 +70,12 @@ impl Sgd {
         if with_momentum && self.momentum_buffers.is_empty() {
             self.momentum_buffers = zero_state(params, 1)?;
         }
-        self.hyper.write(&[self.lr, self.momentum, self.weight_decay])?;
-        for (i, (p, g)) in params.iter().zip(grads).enumerate() {
-            // p, g: same shape, any
-            let momentum_buffer = if with_momentum { Some(&self.momentum_buffers[i]) } else { None };
-            kernels::sgd_update(&self.hyper, p, g, momentum_buffer, self.nesterov, clip);
+        self.hyper.write(&[self.lr, self.momentum, self.weight_decay, 0.0])?;
+        if let Some((norm, _)) = clip {
+            norm.copy_into(&self.hyper, 3)?;
         }
+        let momentum_buffers = if with_momentum { Some(self.momentum_buffers.as_slice()) } else { None };
+        kernels::sgd_update(&self.hyper, params, grads, momentum_buffers, self.nesterov, clip.map(|c| c.1));
         self.steps += 1;
         Ok(())
     }
