@@ -74,7 +74,7 @@ pub fn virtual_step_(weights: &[Tensor], grads: &[Tensor], bufs: Option<&[&Tenso
     Ok(())
 }
 
-/// In place, for every pair: w += s[k] * v, four pairs per dispatch (the weights' moves along v
+/// In place, for every pair: `w += s[k] * v`, four pairs per dispatch (the weights' moves along v
 /// to w +- Rv, and the alpha gradient's finite-difference terms).
 pub fn shift_(ws: &[Tensor], vs: &[Tensor], s: &Tensor, k: usize) -> Result<()> {
     if vs.len() != ws.len() {
