@@ -55,5 +55,5 @@ mod web;
 
 pub use error::{Error, Result};
 pub use gpu::tensor;
-pub use gpu::Gpu;
+pub use gpu::{Gpu, Tuning};
 pub use tensor::Tensor;

@@ -10,7 +10,7 @@ mod support;
 use support::*;
 use wgpu_nas::ops::batch_norm::{batch_norm2d, batch_norm2d_scaled};
 use wgpu_nas::rng::Rng;
-use wgpu_nas::{Gpu, Tensor};
+use wgpu_nas::{Gpu, Tensor, Tuning};
 
 const EPS: f32 = 1e-5;
 const MOMENTUM: f32 = 0.1;
@@ -171,6 +171,20 @@ fn check_eval(gpu: &Gpu, rng: &mut Rng, shape: [usize; 4], offset: f32, affine: 
 fn training_matches_cpu_reference() {
     let gpu = gpu();
     let mut rng = Rng::new(21);
+    for &(shape, offset) in SHAPES {
+        for affine in [false, true] {
+            check_training(&gpu, &mut rng, shape, offset, affine);
+        }
+    }
+}
+
+/// With the per-channel kernels turned off (SwiftShader's tuning), every shape takes the
+/// per-plane partials: the same values.
+#[test]
+fn training_matches_cpu_reference_per_plane_only() {
+    let gpu = gpu();
+    gpu.set_tuning(Tuning { bn_channel_max_values: 0, ..gpu.tuning() }).unwrap();
+    let mut rng = Rng::new(23);
     for &(shape, offset) in SHAPES {
         for affine in [false, true] {
             check_training(&gpu, &mut rng, shape, offset, affine);

@@ -9,7 +9,7 @@ use reference::{conv2d_backward, conv2d_forward, ConvShape};
 use support::*;
 use wgpu_nas::ops::conv::{conv2d, Conv2d};
 use wgpu_nas::rng::Rng;
-use wgpu_nas::{Gpu, Tensor};
+use wgpu_nas::{Gpu, Tensor, Tuning};
 
 /// One row of the table: x [N, C_in, H, W], w [C_out, C_in/groups, kH, kW], geometry, bias.
 struct Row {
@@ -151,6 +151,22 @@ fn conv2d_matches_cpu_reference() {
     for r in ROWS {
         check_row(&gpu, &mut rng, r);
     }
+}
+
+/// Depthwise convolutions under every tuning an adapter may pick: the strips at each row count
+/// (lavapipe 4) and the direct kernels (SwiftShader): the same values as the reference.
+#[test]
+fn depthwise_matches_cpu_reference_under_every_tuning() {
+    let gpu = gpu();
+    let mut rng = Rng::new(13);
+    for (strips, rows) in [(true, 1), (true, 2), (true, 4), (false, 1)] {
+        gpu.set_tuning(Tuning { depthwise_strips: strips, depthwise_rows: rows, ..gpu.tuning() }).unwrap();
+        for r in ROWS.iter().filter(|r| r.name.starts_with("depthwise")) {
+            check_row(&gpu, &mut rng, r);
+        }
+    }
+    let err = gpu.set_tuning(Tuning { depthwise_rows: 3, ..gpu.tuning() }).unwrap_err().to_string();
+    assert!(err.contains("depthwise_rows must be 1, 2 or 4, got 3"), "{err}");
 }
 
 #[test]

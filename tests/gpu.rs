@@ -3,8 +3,9 @@
 
 use std::process::Command;
 
+use wgpu_nas::gpu::AdapterSummary;
 use wgpu_nas::ops::{conv, elementwise, reduce};
-use wgpu_nas::{Gpu, Tensor};
+use wgpu_nas::{Gpu, Tensor, Tuning};
 
 #[test]
 fn runs_on_a_callers_own_device() {
@@ -91,4 +92,24 @@ fn a_gpu_validation_error_fails_the_next_readback_instead_of_passing_silently() 
     assert!(err.to_string().contains("the GPU reported an error"), "{err}");
     // Reported once: the device still works afterwards.
     assert_eq!(x.to_vec().unwrap(), [1.0, 2.0]);
+}
+
+#[test]
+fn kernel_shapes_are_tuned_by_adapter() {
+    let adapter = |name: &str, backend: &str, device_type: &str| AdapterSummary {
+        name: name.into(),
+        backend: backend.into(),
+        device_type: device_type.into(),
+        driver: String::new(),
+    };
+    let swiftshader = adapter("SwiftShader Device (Subzero)", "Vulkan", "Cpu");
+    assert_eq!(swiftshader.tuning(), Tuning::SWIFTSHADER);
+    // Chromium's fallback adapter often has no name; in the browser it is SwiftShader.
+    assert_eq!(adapter("", "BrowserWebGpu", "Cpu").tuning(), Tuning::SWIFTSHADER);
+    assert_eq!(adapter("llvmpipe (LLVM 15.0.6, 256 bits)", "Vulkan", "Cpu").tuning(), Tuning::LAVAPIPE);
+    assert_eq!(adapter("NVIDIA H200", "Vulkan", "DiscreteGpu").tuning(), Tuning::LAVAPIPE);
+    assert_eq!(adapter("", "BrowserWebGpu", "Other").tuning(), Tuning::LAVAPIPE);
+    // The device in use starts from its adapter's tuning.
+    let gpu = Gpu::new().unwrap();
+    assert_eq!(gpu.tuning(), gpu.adapter().tuning());
 }

@@ -47,6 +47,53 @@ impl AdapterSummary {
     }
 }
 
+/// Kernel shapes that depend on the adapter, where measurements on two adapters disagreed.
+/// Everything else is the same everywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Depthwise convolutions' forward pass and input gradient as `depthwise.rs`'s register
+    /// strips; false: the direct kernels of `conv.rs`, one output per invocation. (The weight
+    /// gradient always takes the strips: the direct one is several times slower everywhere.)
+    pub depthwise_strips: bool,
+    /// Output rows per invocation of the stride-1 strips forward pass (`ROWS`: 1, 2 or 4).
+    pub depthwise_rows: usize,
+    /// BatchNorm in training runs one workgroup per channel where a channel has at most this
+    /// many values (N*H*W), the per-plane kernels otherwise; 0: always per plane.
+    pub bn_channel_max_values: u32,
+}
+
+impl Tuning {
+    /// Measured on lavapipe (`bench darts`, C=8, 5 cells, batch 32): 4 rows beat 2 by 12-15%,
+    /// one workgroup per channel beats three dispatches up to 4096 values. The default for every
+    /// adapter we have no figures for.
+    /// The page's default search (C=4, 3 cells, batch 8, 14x14) ran 1.22 s per step there, 1.78 s
+    /// with the direct depthwise kernels.
+    pub const LAVAPIPE: Tuning = Tuning { depthwise_strips: true, depthwise_rows: 4, bn_channel_max_values: 4096 };
+    /// SwiftShader (Chromium's WebGPU fallback: its Subzero compiler makes slow code of the
+    /// register strips, and its barriers cost more than the dispatches they save). The page's
+    /// default search, `bench darts` on SwiftShader's Vulkan driver: 3.48 s per step with
+    /// [`Tuning::LAVAPIPE`]; 2.81 s with 1-row strips; 2.55 s with BN per plane too; 1.95 s
+    /// with the direct depthwise kernels too (this). In headless Chromium the page ran 0.36-0.42
+    /// steps per second with this, 0.28-0.38 with [`Tuning::LAVAPIPE`] and 0.34-0.35 with this
+    /// but BN per channel (1,760 fewer dispatches, which cost more than they save there).
+    pub const SWIFTSHADER: Tuning = Tuning { depthwise_strips: false, depthwise_rows: 1, bn_channel_max_values: 0 };
+}
+
+impl AdapterSummary {
+    /// The kernel shapes for this adapter: SwiftShader's by name, or in the browser the
+    /// fallback (CPU) adapter, which Chromium implements with SwiftShader and which often gives
+    /// no name; [`Tuning::LAVAPIPE`] for every other adapter.
+    pub fn tuning(&self) -> Tuning {
+        let swiftshader = self.name.to_lowercase().contains("swiftshader")
+            || (self.backend == "BrowserWebGpu" && self.device_type == "Cpu");
+        if swiftshader {
+            Tuning::SWIFTSHADER
+        } else {
+            Tuning::LAVAPIPE
+        }
+    }
+}
+
 impl std::fmt::Display for AdapterSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({}, {})", self.name, self.backend, self.device_type)

@@ -26,17 +26,42 @@ pub(crate) struct Dispatch<'a> {
     pub flops: u64,
 }
 
+/// Panics if one buffer is bound to two slots of `d` and either slot is written: WebGPU's
+/// validation rejects that dispatch (native backends run it), so it is a bug in the op.
+#[cfg(debug_assertions)]
+fn assert_no_writable_alias(d: &Dispatch<'_>, writable: &[u32]) {
+    for (i, a) in d.buffers.iter().enumerate() {
+        for (j, b) in d.buffers.iter().enumerate().skip(i + 1) {
+            let written = writable.contains(&(i as u32 + 1)) || writable.contains(&(j as u32 + 1));
+            assert!(
+                !(a.id == b.id && written),
+                "{}::{}: one buffer bound to bindings {} and {}, one of them writable (WebGPU rejects this)",
+                d.shader,
+                d.entry,
+                i + 1,
+                j + 1
+            );
+        }
+    }
+}
+
 type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
 
 struct Pipeline {
     id: u64,
     raw: Rc<wgpu::ComputePipeline>,
     layout: wgpu::BindGroupLayout,
+    /// The bindings the entry point writes (debug builds check bind groups against them).
+    #[cfg(debug_assertions)]
+    writable: Vec<u32>,
 }
 
 #[derive(Default)]
 pub(super) struct KernelCache {
     modules: HashMap<&'static str, wgpu::ShaderModule>,
+    /// Per shader, each entry point's written bindings (debug builds).
+    #[cfg(debug_assertions)]
+    writable: HashMap<&'static str, Vec<(String, Vec<u32>)>>,
     pipelines: HashMap<PipelineKey, Pipeline>,
     uniforms: HashMap<Vec<u8>, GpuBuffer>,
     bind_groups: HashMap<(u64, Vec<u64>), Rc<wgpu::BindGroup>>,
@@ -86,7 +111,21 @@ impl KernelCache {
             });
             let layout = raw.get_bind_group_layout(0);
             let id = gpu.next_id();
-            self.pipelines.insert(key.clone(), Pipeline { id, raw: Rc::new(raw), layout });
+            #[cfg(debug_assertions)]
+            let writable = {
+                let by_entry = self.writable.entry(d.shader).or_insert_with(|| shaders::writable_bindings(d.shader));
+                by_entry.iter().find(|(e, _)| e == d.entry).map(|(_, w)| w.clone()).unwrap_or_default()
+            };
+            self.pipelines.insert(
+                key.clone(),
+                Pipeline {
+                    id,
+                    raw: Rc::new(raw),
+                    layout,
+                    #[cfg(debug_assertions)]
+                    writable,
+                },
+            );
         }
         let pipeline = &self.pipelines[&key];
 
@@ -113,6 +152,8 @@ impl KernelCache {
         let bind_group = match self.bind_groups.get(&bg_key) {
             Some(bg) => bg.clone(),
             None => {
+                #[cfg(debug_assertions)]
+                assert_no_writable_alias(d, &pipeline.writable);
                 let mut entries = Vec::with_capacity(d.buffers.len() + 1);
                 entries.push(wgpu::BindGroupEntry { binding: 0, resource: uniform.raw.as_entire_binding() });
                 for (i, b) in d.buffers.iter().enumerate() {

@@ -17,7 +17,7 @@ pub mod tensor;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use adapter::list as list_adapters;
-pub use adapter::AdapterSummary;
+pub use adapter::{AdapterSummary, Tuning};
 pub use device_loader::{upload_batch, DeviceLoader};
 pub(crate) use kernels::Dispatch;
 pub use pool::MemoryStats;
@@ -46,6 +46,9 @@ pub(crate) struct GpuInner {
     pub queue: wgpu::Queue,
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
+    tuning: Cell<Tuning>,
+    /// Buffers no tensor uses, for the unused slots of multi-tensor kernels ([`Gpu::spares`]).
+    spares: RefCell<Vec<Rc<GpuBuffer>>>,
     pool: RefCell<BufferPool>,
     kernels: RefCell<KernelCache>,
     recorder: RefCell<Recorder>,
@@ -132,11 +135,14 @@ impl Gpu {
 
     fn build(device: wgpu::Device, queue: wgpu::Queue, adapter: AdapterSummary) -> Gpu {
         let limits = device.limits();
+        let adapter_tuning = adapter.tuning();
         Gpu(Rc::new(GpuInner {
             device,
             queue,
             adapter,
             limits,
+            tuning: Cell::new(adapter_tuning),
+            spares: RefCell::new(Vec::new()),
             pool: RefCell::new(BufferPool::default()),
             kernels: RefCell::new(KernelCache::default()),
             recorder: RefCell::new(Recorder::default()),
@@ -162,6 +168,24 @@ impl Gpu {
         &self.0.adapter
     }
 
+    /// The kernel shapes used on this adapter ([`AdapterSummary::tuning`] unless set).
+    pub fn tuning(&self) -> Tuning {
+        self.0.tuning.get()
+    }
+
+    /// Use other kernel shapes from now on (every choice computes the same values; tests run
+    /// each, benchmarks compare them). The depthwise rows must be 1, 2 or 4.
+    pub fn set_tuning(&self, tuning: Tuning) -> crate::Result<()> {
+        if ![1, 2, 4].contains(&tuning.depthwise_rows) {
+            return Err(crate::Error::shape(
+                "tuning",
+                format!("depthwise_rows must be 1, 2 or 4, got {}", tuning.depthwise_rows),
+            ));
+        }
+        self.0.tuning.set(tuning);
+        Ok(())
+    }
+
     /// The device's limits (e.g. `max_storage_buffer_binding_size`, which bounds a tensor's size).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.0.limits
@@ -176,6 +200,24 @@ impl Gpu {
         let id = self.0.next_id.get();
         self.0.next_id.set(id + 1);
         id
+    }
+
+    /// `n` distinct 16-byte storage buffers that no tensor uses, made once per device: what a
+    /// multi-tensor kernel binds to the slots past its group's end, which it never touches.
+    /// Those slots cannot repeat a tensor of the group: WebGPU rejects a buffer bound twice in
+    /// one dispatch where either binding is writable.
+    pub(crate) fn spares(&self, n: usize) -> Vec<Rc<GpuBuffer>> {
+        let mut spares = self.0.spares.borrow_mut();
+        while spares.len() < n {
+            let raw = self.0.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("spare"),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
+            spares.push(Rc::new(GpuBuffer { id: self.next_id(), raw, bytes: 16 }));
+        }
+        spares[..n].to_vec()
     }
 
     /// A storage buffer of at least `bytes` bytes from the pool (contents undefined).

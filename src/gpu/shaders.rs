@@ -36,6 +36,29 @@ pub fn source(stem: &str) -> String {
     format!("{PRELUDE}{src}")
 }
 
+/// For every entry point of shader `stem`, the bindings of group 0 that it writes (naga's
+/// validation says which globals each entry point uses, and how). Debug builds check each new
+/// bind group against them: WebGPU rejects a buffer bound twice in one dispatch where either
+/// binding is writable, and native backends do not, so without the check only the browser
+/// would notice.
+#[cfg(debug_assertions)]
+pub(crate) fn writable_bindings(stem: &str) -> Vec<(String, Vec<u32>)> {
+    let src = source(stem);
+    let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("shaders/{stem}.wgsl: {e}"));
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("shaders/{stem}.wgsl: {e}"));
+    let entries = module.entry_points.iter().enumerate();
+    entries
+        .map(|(i, ep)| {
+            let uses = info.get_entry_point(i);
+            let written =
+                module.global_variables.iter().filter(|(h, _)| uses[*h].contains(naga::valid::GlobalUse::WRITE));
+            (ep.name.clone(), written.filter_map(|(_, g)| g.binding.as_ref().map(|b| b.binding)).collect())
+        })
+        .collect()
+}
+
 /// Asserts that the WGSL struct `name` of shader `stem` has `size` bytes and, in order, the
 /// members `fields` (name, byte offset) besides its `_pad*` members: the Rust twin of a uniform
 /// block and the shader's declaration cannot drift apart. See `params_layout_matches!`.

@@ -27,18 +27,19 @@ const STEP_GROUP: usize = 3;
 const SHIFT_GROUP: usize = 4;
 
 /// Launches `entry` over `group` (one tuple of buffers per tensor, the updated one last, its
-/// element count first): `lead` then each tuple's buffers; slots past the group's end are bound
-/// to its first tuple and never touched.
+/// element count first): `lead` then each tuple's buffers; slots past the group's end get
+/// spare buffers ([`crate::gpu::Gpu::spares`]), never touched.
 fn launch_groups(entry: &'static str, k: usize, lead: &Tensor, group: &[(usize, Vec<&Tensor>)], slots: usize) {
     let mut p = Params { count: group.len() as u32, total: 0, k: k as u32, _pad0: 0, lens: [0; 4] };
     for (l, (n, _)) in p.lens.iter_mut().zip(group) {
         *l = *n as u32;
         p.total += *n as u32;
     }
+    // Slots past the group's end get spare buffers (never touched).
+    let spares = lead.gpu().spares((slots - group.len()) * group[0].1.len());
     let mut buffers = vec![lead.buf()];
-    for t in 0..slots {
-        buffers.extend(group.get(t).unwrap_or(&group[0]).1.iter().map(|b| b.buf()));
-    }
+    buffers.extend(group.iter().flat_map(|(_, ts)| ts.iter().map(|t| t.buf())));
+    buffers.extend(spares.iter().map(|b| &**b));
     lead.gpu().dispatch(Dispatch {
         shader: "architect",
         entry,

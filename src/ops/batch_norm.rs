@@ -2,8 +2,8 @@
 //! the batch statistics (training) or the running statistics (eval), then gamma and beta when
 //! affine. DARTS searches with affine=False BNs on every edge; the final network uses affine.
 //!
-//! In training, on planes of a multiple of 4 values and channels of at most 4096 values, one
-//! dispatch of one workgroup per channel makes the statistics and normalises (forward), or makes
+//! In training, on planes of a multiple of 4 values and channels of at most 4096 values (the
+//! adapter's `Tuning`; none on SwiftShader), one dispatch of one workgroup per channel makes the statistics and normalises (forward), or makes
 //! the sums and the input gradient (backward). Otherwise per-channel sums are per-plane
 //! partials combined per channel in a fixed order (no atomics, no workgroup barriers), then the
 //! element kernels run. The backward keeps one full-size tensor and the per-channel mean and
@@ -33,12 +33,12 @@ struct Params {
 
 const OP: &str = "batch_norm2d";
 
-/// Most values per channel (N*H*W) for the one-workgroup-per-channel kernels. A channel that
-/// fits in a core's L1 (16 KiB) is faster in one workgroup, three passes included, than in three
-/// dispatches: [32, 32, 8, 8] 0.30 / 0.31 ms (forward / backward) against 0.41 / 0.51, [64, 64,
-/// 4, 4] 0.36 / 0.37 against 1.03 / 1.21; a larger one streams from L2 three times and loses:
-/// [32, 16, 16, 16] 0.63 / 0.86 against 0.42 / 0.54 (lavapipe, minimum of 15 runs of 20 BNs).
-const PER_CHANNEL_MAX_VALUES: u32 = 4096;
+// Most values per channel (N*H*W) for the one-workgroup-per-channel kernels: the adapter's
+// `Tuning::bn_channel_max_values`. On lavapipe (4096) a channel that fits in a core's L1
+// (16 KiB) is faster in one workgroup, three passes included, than in three dispatches:
+// [32, 32, 8, 8] 0.30 / 0.31 ms (forward / backward) against 0.41 / 0.51, [64, 64, 4, 4]
+// 0.36 / 0.37 against 1.03 / 1.21; a larger one streams from L2 three times and loses:
+// [32, 16, 16, 16] 0.63 / 0.86 against 0.42 / 0.54 (minimum of 15 runs of 20 BNs).
 
 /// What [`batch_norm2d`] returns: the output and the statistics it normalised with.
 pub struct BatchNorm2dOutput {
@@ -60,6 +60,8 @@ struct Launch {
     running: bool,
     /// One gain `gamma[k]` for every channel and no beta (with `affine`).
     scaled: bool,
+    /// Most values per channel for the one-workgroup-per-channel kernels (the adapter's tuning).
+    channel_max_values: u32,
 }
 
 impl Launch {
@@ -124,9 +126,9 @@ impl Launch {
     }
 
     /// Whether training runs the one-workgroup-per-channel kernels: planes of a multiple of 4
-    /// values, channels of at most [`PER_CHANNEL_MAX_VALUES`].
+    /// values, channels of at most the adapter's `bn_channel_max_values`.
     fn per_channel_kernels(&self) -> bool {
-        self.vec4() && self.params.n * self.params.hw <= PER_CHANNEL_MAX_VALUES
+        self.vec4() && self.params.n * self.params.hw <= self.channel_max_values
     }
 
     /// One workgroup per channel.
@@ -255,6 +257,7 @@ fn batch_norm2d_with(
         xhat: false,
         running: running.is_some(),
         scaled,
+        channel_max_values: gpu.tuning().bn_channel_max_values,
     };
     let y = Tensor::empty(gpu, x.shape())?; // y: [N, C, H, W]
     let one_workgroup_per_channel = training && launch.per_channel_kernels();

@@ -52,9 +52,10 @@ impl Params {
 const OUTS: usize = 8;
 const SEG: usize = 24;
 const MAX_TAPS: usize = 25;
-/// Output rows per forward invocation at stride 1 (`ROWS`): 4 beat 2 by 12-15% on every DARTS
-/// class, 8 lost (its 64 accumulators spill).
-const FORWARD_ROWS: usize = 4;
+// Output rows per forward invocation at stride 1 (`ROWS`): the adapter's
+// `Tuning::depthwise_rows`. On lavapipe 4 beat 2 by 12-15% on every DARTS class, 8 lost (its 64
+// accumulators spill); 1 was SwiftShader's fastest (it now takes the direct kernels).
+
 /// Weight-gradient invocations aimed for (one per channel, image and band of rows): 16
 /// workgroups, enough for lavapipe's threads; 4096 made bands of 2 rows on the DARTS shapes,
 /// 12% slower with 2.3x the partial sums to add.
@@ -158,7 +159,7 @@ fn strips(
     let p = Params::of(geo, hw, ohw, padding);
     // Stride 1: output rows (i0, i0 + dilation, ..) per invocation share their input rows.
     let d = geo.spec.dilation;
-    let rows = if stride == 1 { FORWARD_ROWS } else { 1 };
+    let rows = if stride == 1 { input.gpu().tuning().depthwise_rows } else { 1 };
     let groups = ohw[0].div_ceil(rows * d) * d;
     // Workgroups: x (folded into z) over one output channel's strips, y over the channels.
     let [x, z, _] = grid_1d_of(geo.n * groups * ohw[1].div_ceil(OUTS), 64);

@@ -6,7 +6,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
-use crate::gpu::{grid_1d, Dispatch, Gpu};
+use crate::gpu::{grid_1d, Dispatch, Gpu, GpuBuffer};
 use crate::tensor::Tensor;
 
 #[repr(C)]
@@ -34,14 +34,24 @@ fn launch_with(
     wg: [u32; 3],
     bufs: &[&Tensor],
 ) {
-    let gpu = bufs[0].gpu();
     let buffers: Vec<_> = bufs.iter().map(|t| t.buf()).collect();
+    launch_on(bufs[0].gpu(), entry, constants, params, wg, &buffers);
+}
+
+fn launch_on(
+    gpu: &Gpu,
+    entry: &'static str,
+    constants: &[(&'static str, f64)],
+    params: &Params,
+    wg: [u32; 3],
+    buffers: &[&GpuBuffer],
+) {
     gpu.dispatch(Dispatch {
         shader: "optim",
         entry,
         constants,
         params: bytemuck::bytes_of(params),
-        buffers: &buffers,
+        buffers,
         workgroups: wg,
         flops: 0,
     });
@@ -82,10 +92,13 @@ pub(crate) fn sgd_update(
         }
         let n: u32 = lens.iter().sum();
         let params = Params { n, max_norm: clip.unwrap_or(0.0), offset: 0, count: group.len() as u32, lens };
-        // Slots past the group's end are bound to its first parameter's tensors and never touched.
-        let mut bufs = vec![hyper];
-        bufs.extend((0..group_len).flat_map(|t| group.get(t).unwrap_or(&group[0]).iter().copied()));
-        launch_with(entry, &c, &params, grid_1d(n as usize), &bufs);
+        // Slots past the group's end get spare buffers (never touched).
+        let tuple_len = group[0].len();
+        let spares = hyper.gpu().spares((group_len - group.len()) * tuple_len);
+        let mut bufs = vec![hyper.buf()];
+        bufs.extend(group.iter().flatten().map(|t| t.buf()));
+        bufs.extend(spares.iter().map(|b| &**b));
+        launch_on(hyper.gpu(), entry, &c, &params, grid_1d(n as usize), &bufs);
     }
 }
 
