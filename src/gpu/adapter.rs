@@ -65,8 +65,7 @@ pub struct Tuning {
 impl Tuning {
     /// Measured on lavapipe (`bench darts`, C=8, 5 cells, batch 32): 4 rows beat 2 by 12-15%,
     /// one workgroup per channel beats three dispatches up to 4096 values. The default for every
-    /// adapter we have no figures for.
-    /// The page's default search (C=4, 3 cells, batch 8, 14x14) ran 1.22 s per step there, 1.78 s
+    /// adapter we have no figures for. The page's default search (C=4, 3 cells, batch 8, 14x14) ran 1.22 s per step there, 1.78 s
     /// with the direct depthwise kernels.
     pub const LAVAPIPE: Tuning = Tuning { depthwise_strips: true, depthwise_rows: 4, bn_channel_max_values: 4096 };
     /// SwiftShader (Chromium's WebGPU fallback: its Subzero compiler makes slow code of the

@@ -3,8 +3,8 @@
 //! affine. DARTS searches with affine=False BNs on every edge; the final network uses affine.
 //!
 //! In training, on planes of a multiple of 4 values and channels of at most 4096 values (the
-//! adapter's `Tuning`; none on SwiftShader), one dispatch of one workgroup per channel makes the statistics and normalises (forward), or makes
-//! the sums and the input gradient (backward). Otherwise per-channel sums are per-plane
+//! adapter's `Tuning`; none on SwiftShader), one dispatch of one workgroup per channel makes the
+//! statistics and normalises (forward), or makes the sums and the input gradient (backward). Otherwise per-channel sums are per-plane
 //! partials combined per channel in a fixed order (no atomics, no workgroup barriers), then the
 //! element kernels run. The backward keeps one full-size tensor and the per-channel mean and
 //! variance: xhat itself for an affine-free BN in training (its output, which a DARTS mixed op
@@ -32,13 +32,6 @@ struct Params {
 }
 
 const OP: &str = "batch_norm2d";
-
-// Most values per channel (N*H*W) for the one-workgroup-per-channel kernels: the adapter's
-// `Tuning::bn_channel_max_values`. On lavapipe (4096) a channel that fits in a core's L1
-// (16 KiB) is faster in one workgroup, three passes included, than in three dispatches:
-// [32, 32, 8, 8] 0.30 / 0.31 ms (forward / backward) against 0.41 / 0.51, [64, 64, 4, 4]
-// 0.36 / 0.37 against 1.03 / 1.21; a larger one streams from L2 three times and loses:
-// [32, 16, 16, 16] 0.63 / 0.86 against 0.42 / 0.54 (minimum of 15 runs of 20 BNs).
 
 /// What [`batch_norm2d`] returns: the output and the statistics it normalised with.
 pub struct BatchNorm2dOutput {
@@ -126,7 +119,12 @@ impl Launch {
     }
 
     /// Whether training runs the one-workgroup-per-channel kernels: planes of a multiple of 4
-    /// values, channels of at most the adapter's `bn_channel_max_values`.
+    /// values, channels of at most the adapter's `bn_channel_max_values`. On lavapipe (4096) a
+    /// channel that fits in a core's L1 (16 KiB) is faster in one workgroup, three passes
+    /// included, than in three dispatches: [32, 32, 8, 8] 0.30 / 0.31 ms (forward / backward)
+    /// against 0.41 / 0.51, [64, 64, 4, 4] 0.36 / 0.37 against 1.03 / 1.21; a larger one streams
+    /// from L2 three times and loses: [32, 16, 16, 16] 0.63 / 0.86 against 0.42 / 0.54 (minimum
+    /// of 15 runs of 20 BNs).
     fn per_channel_kernels(&self) -> bool {
         self.vec4() && self.params.n * self.params.hw <= self.channel_max_values
     }

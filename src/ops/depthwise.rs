@@ -52,10 +52,6 @@ impl Params {
 const OUTS: usize = 8;
 const SEG: usize = 24;
 const MAX_TAPS: usize = 25;
-// Output rows per forward invocation at stride 1 (`ROWS`): the adapter's
-// `Tuning::depthwise_rows`. On lavapipe 4 beat 2 by 12-15% on every DARTS class, 8 lost (its 64
-// accumulators spill); 1 was SwiftShader's fastest (it now takes the direct kernels).
-
 /// Weight-gradient invocations aimed for (one per channel, image and band of rows): 16
 /// workgroups, enough for lavapipe's threads; 4096 made bands of 2 rows on the DARTS shapes,
 /// 12% slower with 2.3x the partial sums to add.
@@ -157,7 +153,9 @@ fn strips(
     flip: bool,
 ) {
     let p = Params::of(geo, hw, ohw, padding);
-    // Stride 1: output rows (i0, i0 + dilation, ..) per invocation share their input rows.
+    // Stride 1: output rows (i0, i0 + dilation, ..) per invocation share their input rows, as
+    // many as the adapter's `Tuning::depthwise_rows` (on lavapipe 4 beat 2 by 12-15% on every
+    // DARTS class, 8 lost: its 64 accumulators spill).
     let d = geo.spec.dilation;
     let rows = if stride == 1 { input.gpu().tuning().depthwise_rows } else { 1 };
     let groups = ohw[0].div_ceil(rows * d) * d;

@@ -26,7 +26,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{elementwise, same_shape};
 use crate::error::{Error, Result};
-use crate::gpu::{grid_1d, Dispatch};
+use crate::gpu::{grid_1d, Dispatch, Gpu, GpuBuffer};
 use crate::tensor::{DType, Tensor};
 
 /// Terms per dispatch: bindings for w (or dout), 8 terms and the output make 10 storage buffers,
@@ -79,12 +79,16 @@ fn chunk_buffers<'a>(first: &'a Tensor, terms: &[(usize, &'a Tensor)], last: &'a
 
 fn dispatch(entry: &'static str, p: &Params, bufs: &[&Tensor], workgroups: [u32; 3]) {
     let buffers: Vec<_> = bufs.iter().map(|t| t.buf()).collect();
-    bufs[0].gpu().dispatch(Dispatch {
+    dispatch_buffers(bufs[0].gpu(), entry, p, &buffers, workgroups);
+}
+
+fn dispatch_buffers(gpu: &Gpu, entry: &'static str, p: &Params, buffers: &[&GpuBuffer], workgroups: [u32; 3]) {
+    gpu.dispatch(Dispatch {
         shader: "mixed_op",
         entry,
         constants: &[],
         params: bytemuck::bytes_of(p),
-        buffers: &buffers,
+        buffers,
         workgroups,
         flops: 0,
     });
@@ -150,13 +154,13 @@ fn term_grads(w: &Tensor, terms: &[(usize, Tensor)], dout: &Tensor) -> Result<Ve
             group.iter().filter(|(_, y)| y.requires_grad()).map(|(i, y)| (*i, y)).collect();
         let outs: Vec<Tensor> = wanted.iter().map(|_| Tensor::empty(gpu, dout.shape())).collect::<Result<_>>()?;
         if !wanted.is_empty() {
-            // Unused slots: distinct one-element buffers (writable bindings may not alias).
-            let spare: Vec<Tensor> =
-                (wanted.len()..TERMS_PER_DISPATCH).map(|_| Tensor::empty(gpu, &[1])).collect::<Result<_>>()?;
+            // Unused slots: the device's spare buffers (writable bindings may not alias).
+            let spares = gpu.spares(TERMS_PER_DISPATCH - wanted.len());
             let p = params(n, &wanted, false, 0, 0);
-            let mut bufs = vec![w, dout];
-            bufs.extend(outs.iter().chain(&spare));
-            dispatch("scale_terms", &p, &bufs, grid_1d(n));
+            let mut bufs = vec![w.buf(), dout.buf()];
+            bufs.extend(outs.iter().map(|t| t.buf()));
+            bufs.extend(spares.iter().map(|b| &**b));
+            dispatch_buffers(gpu, "scale_terms", &p, &bufs, grid_1d(n));
         }
         let mut outs = outs.into_iter();
         grads.extend(group.iter().map(|(_, y)| if y.requires_grad() { outs.next() } else { None }));
