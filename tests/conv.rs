@@ -103,6 +103,9 @@ const ROWS: &[Row] = &[
     // The strips' forward pass and weight gradient on full and grouped convs (the stem).
     row("full strips k3 3->6 on 9x10", [2, 3, 9, 10], [6, 3, 3, 3], [1, 1, 1, 1], false),
     row("grouped strips k5 s2 6->4 on 11x11", [2, 6, 11, 11], [4, 3, 5, 5], [2, 2, 1, 2], false),
+    // Filters of at most 4096 values reach the strips' forward pass as a uniform copy; this
+    // one (24 * 24 * 9 = 5184) is read from storage, as are ENAS's full convs.
+    row("full strips k3 24->24 on 6x8 (filter over 4096 values)", [1, 24, 6, 8], [24, 24, 3, 3], [1, 1, 1, 1], false),
     // conv_7x1_1x7's two convs, at stride 1 and 2 (stride and padding per axis: the direct kernels).
     row_per_axis("1x7 pad (0, 3) on 5x8", [2, 3, 5, 8], [4, 3, 1, 7], [1, 1], [0, 3], 1, false),
     row_per_axis("1x7 stride (1, 2) pad (0, 3) on 6x9", [2, 3, 6, 9], [4, 3, 1, 7], [1, 2], [0, 3], 1, false),

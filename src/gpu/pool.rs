@@ -53,7 +53,11 @@ impl BufferPool {
         let raw = gpu.0.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            // UNIFORM too: kernels may read a small tensor (a filter) as a uniform buffer.
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::UNIFORM
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         GpuBuffer { id: gpu.next_id(), raw, bytes: size }

@@ -291,7 +291,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, spec: Conv2d) -> Re
     let y = Tensor::empty(gpu, &geo.y_shape())?;
     match geo.path() {
         Path::Pointwise if bias.is_none() => pointwise::product(&geo, x, w, &y, false),
-        Path::Strips if bias.is_none() && gpu.tuning().depthwise_strips => depthwise::forward(&geo, x, w, &y),
+        Path::Strips if bias.is_none() && gpu.tuning().depthwise_strips => depthwise::forward(&geo, x, w, &y)?,
         _ => {
             let p = geo.params(0, 0, 0);
             // Without a bias the binding still needs a buffer; the shader does not read it.
@@ -324,7 +324,7 @@ fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
     match geo.path() {
         Path::Pointwise => pointwise::product(geo, dy, w, &dx, true),
         Path::Strips if depthwise::fits_input_grad(geo) && dy.gpu().tuning().depthwise_strips => {
-            depthwise::input_grad(geo, dy, w, &dx)
+            depthwise::input_grad(geo, dy, w, &dx)?
         }
         _ => {
             let p = geo.params(0, 0, 0);

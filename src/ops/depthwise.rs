@@ -139,6 +139,10 @@ fn launch_on(
     });
 }
 
+/// Filters of at most this many values reach the forward kernel through a uniform buffer
+/// (`f_wu` in the shader, 16 KiB: within WebGPU's smallest uniform binding limit, 64 KiB).
+const UNIFORM_TAPS: usize = 4096;
+
 /// The forward kernel from an `[h, w]` input plane to an `[oh, ow]` output plane.
 #[allow(clippy::too_many_arguments)]
 fn strips(
@@ -151,7 +155,14 @@ fn strips(
     padding: usize,
     stride: usize,
     flip: bool,
-) {
+) -> Result<()> {
+    let gpu = input.gpu();
+    // The uniform copy of the filter (a pooled buffer; unread when the filter is larger).
+    let w_uniform = Tensor::empty(gpu, &[UNIFORM_TAPS])?;
+    let uniform_w = w.numel() <= UNIFORM_TAPS;
+    if uniform_w {
+        w.copy_into(&w_uniform, 0)?;
+    }
     let p = Params::of(geo, hw, ohw, padding);
     // Stride 1: output rows (i0, i0 + dilation, ..) per invocation share their input rows, as
     // many as the adapter's `Tuning::depthwise_rows` (on lavapipe 4 beat 2 by 12-15% on every
@@ -164,24 +175,25 @@ fn strips(
     let mut c = constants(geo, stride, flip, hw[1], padding).to_vec();
     c.push(("ROWS", rows as f64));
     c.push(("VEC4_OUT", ohw[1].is_multiple_of(OUTS) as u32 as f64));
-    let bufs = [input.buf(), w.buf(), out.buf(), input.buf()];
-    launch_on(input.gpu(), "forward", &c, &p, &bufs, [x, geo.c_out as u32, z], geo.flops());
+    c.push(("UNIFORM_W", uniform_w as u32 as f64));
+    let bufs = [input.buf(), w.buf(), out.buf(), input.buf(), w_uniform.buf()];
+    launch_on(gpu, "forward", &c, &p, &bufs, [x, geo.c_out as u32, z], geo.flops());
+    Ok(())
 }
 
 /// y: [N, C, OH, OW] from x: [N, C, H, W] and w: [C, 1, KH, KW].
-pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, y: &Tensor) {
+pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, y: &Tensor) -> Result<()> {
     let s = geo.spec;
-    strips(geo, x, w, y, [geo.h, geo.w], [geo.oh, geo.ow], s.padding[0], s.stride[0], false);
+    strips(geo, x, w, y, [geo.h, geo.w], [geo.oh, geo.ow], s.padding[0], s.stride[0], false)
 }
 
 /// dx: [N, C, H, W] from dy: [N, C, OH, OW] (when [`fits_input_grad`]).
-pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) {
+pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) -> Result<()> {
     let s = geo.spec;
     let (stride, pad) = (s.stride[0], s.padding[0]);
     if rotated_input_grad(geo) {
         let padding = (geo.kh - 1) * s.dilation - pad;
-        strips(geo, dy, w, dx, [geo.oh, geo.ow], [geo.h, geo.w], padding, 1, true);
-        return;
+        return strips(geo, dy, w, dx, [geo.oh, geo.ow], [geo.h, geo.w], padding, 1, true);
     }
     let p = Params::of(geo, [geo.h, geo.w], [geo.oh, geo.ow], pad);
     let [kh, kw, stride, dil, ..] = constants(geo, stride, false, geo.w, pad);
@@ -198,6 +210,7 @@ pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) {
     ];
     let threads = geo.n * geo.c_in * geo.h * geo.w.div_ceil(OUTS);
     launch(dy.gpu(), "input_backward", &c, &p, &[dy.buf(), w.buf(), dx.buf()], threads, geo.flops());
+    Ok(())
 }
 
 /// dw: [C, 1, KH, KW] from dy and x.
