@@ -33,6 +33,19 @@ override ROWS: u32 = 8u;
 @group(0) @binding(1) var<storage, read> pr_in: array<vec4<f32>>;       // [N, K, P/4]
 @group(0) @binding(2) var<storage, read> pr_w: array<vec4<f32>>;        // [c_out, c_in], padded to vec4
 @group(0) @binding(3) var<storage, read_write> pr_out: array<vec4<f32>>; // [N, R, P/4]
+// The weights copied into a uniform buffer (UNIFORM_W; otherwise bound and not read): on
+// lavapipe a storage load whose address differs between lanes runs lane by lane, a uniform one
+// is a gather of a few instructions.
+@group(0) @binding(4) var<uniform> pr_wu: array<vec4<f32>, 4096>; // the first c_out * c_in / 4
+override UNIFORM_W: bool = false;
+
+// The vec4 i of the weights, from storage or the uniform copy.
+fn weight4(i: u32) -> vec4<f32> {
+    if (UNIFORM_W) {
+        return pr_wu[i];
+    }
+    return pr_w[i];
+}
 
 // One invocation's output: rows r0..r0+15 (aR_) by four vec4 columns q0..q0+3 (a_C). With
 // ROWS = 8 rows 8..15 are never stored, so the compiler drops them and their loads.
@@ -104,7 +117,7 @@ fn rank1(b: Block, w: Rows, x: Cols) -> Block {
 }
 
 fn weight(i: u32) -> f32 {
-    return pr_w[i >> 2u][i & 3u];
+    return weight4(i >> 2u)[i & 3u];
 }
 
 // Stores out[o..o+n-1] of one row (n = the block's columns inside the plane).
@@ -159,14 +172,14 @@ fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         let w14 = min(r0 + 14u, last) * c4;
         let w15 = min(r0 + 15u, last) * c4;
         for (var k4 = 0u; k4 < c4; k4 = k4 + 1u) {
-            let v0 = pr_w[w0 + k4]; let v1 = pr_w[w1 + k4];
-            let v2 = pr_w[w2 + k4]; let v3 = pr_w[w3 + k4];
-            let v4 = pr_w[w4 + k4]; let v5 = pr_w[w5 + k4];
-            let v6 = pr_w[w6 + k4]; let v7 = pr_w[w7 + k4];
-            let v8 = pr_w[w8 + k4]; let v9 = pr_w[w9 + k4];
-            let v10 = pr_w[w10 + k4]; let v11 = pr_w[w11 + k4];
-            let v12 = pr_w[w12 + k4]; let v13 = pr_w[w13 + k4];
-            let v14 = pr_w[w14 + k4]; let v15 = pr_w[w15 + k4];
+            let v0 = weight4(w0 + k4); let v1 = weight4(w1 + k4);
+            let v2 = weight4(w2 + k4); let v3 = weight4(w3 + k4);
+            let v4 = weight4(w4 + k4); let v5 = weight4(w5 + k4);
+            let v6 = weight4(w6 + k4); let v7 = weight4(w7 + k4);
+            let v8 = weight4(w8 + k4); let v9 = weight4(w9 + k4);
+            let v10 = weight4(w10 + k4); let v11 = weight4(w11 + k4);
+            let v12 = weight4(w12 + k4); let v13 = weight4(w13 + k4);
+            let v14 = weight4(w14 + k4); let v15 = weight4(w15 + k4);
             acc = rank1(acc, Rows(vec4<f32>(v0.x, v1.x, v2.x, v3.x), vec4<f32>(v4.x, v5.x, v6.x, v7.x), vec4<f32>(v8.x, v9.x, v10.x, v11.x), vec4<f32>(v12.x, v13.x, v14.x, v15.x)), cols(xi, q));
             xi = xi + p.p4;
             acc = rank1(acc, Rows(vec4<f32>(v0.y, v1.y, v2.y, v3.y), vec4<f32>(v4.y, v5.y, v6.y, v7.y), vec4<f32>(v8.y, v9.y, v10.y, v11.y), vec4<f32>(v12.y, v13.y, v14.y, v15.y)), cols(xi, q));
@@ -185,7 +198,7 @@ fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         let l3 = min(l0 + 3u, c4 - 1u);
         var wk = 0u;
         for (var k = 0u; k < kk; k = k + 1u) {
-            acc = rank1(acc, Rows(pr_w[wk + l0], pr_w[wk + l1], pr_w[wk + l2], pr_w[wk + l3]), cols(xi, q));
+            acc = rank1(acc, Rows(weight4(wk + l0), weight4(wk + l1), weight4(wk + l2), weight4(wk + l3)), cols(xi, q));
             xi = xi + p.p4;
             wk = wk + c4;
         }

@@ -82,6 +82,14 @@ const ROWS: &[Row] = &[
     // Blocks of 16 rows (R and K >= 16): vec4 weights and scalar ones, a last block cut short.
     row("pointwise wide 20->18 on 6x6, 16-row blocks", [2, 20, 6, 6], [18, 20, 1, 1], [1, 0, 1, 1], false),
     row("pointwise 18->17 on 2x2, 16-row blocks", [3, 18, 2, 2], [17, 18, 1, 1], [1, 0, 1, 1], false),
+    // Weights of more than 16384 values (132 * 128 = 16896): read from storage, not a uniform copy.
+    row(
+        "pointwise wide 132->128 on 2x2, weights past the uniform copy",
+        [1, 132, 2, 2],
+        [128, 132, 1, 1],
+        [1, 0, 1, 1],
+        false,
+    ),
     row("depthwise fast k3 on 9x11", [2, 3, 9, 11], [3, 1, 3, 3], [1, 1, 1, 3], false),
     row("depthwise fast k5 on 6x17", [2, 2, 6, 17], [2, 1, 5, 5], [1, 2, 1, 2], false),
     row("depthwise fast k3 d2 on 8x8", [2, 4, 8, 8], [4, 1, 3, 3], [1, 2, 2, 4], false),
@@ -170,6 +178,20 @@ fn depthwise_matches_cpu_reference_under_every_tuning() {
     }
     let err = gpu.set_tuning(Tuning { depthwise_rows: 3, ..gpu.tuning() }).unwrap_err().to_string();
     assert!(err.contains("depthwise_rows must be 1, 2 or 4, got 3"), "{err}");
+}
+
+/// Pointwise convolutions with the weights from storage and from a uniform copy (CPU adapters):
+/// the same values as the reference.
+#[test]
+fn pointwise_matches_cpu_reference_with_either_weight_source() {
+    let gpu = gpu();
+    let mut rng = Rng::new(14);
+    for uniform in [false, true] {
+        gpu.set_tuning(Tuning { pointwise_uniform_weights: uniform, ..gpu.tuning() }).unwrap();
+        for r in ROWS.iter().filter(|r| r.name.starts_with("pointwise")) {
+            check_row(&gpu, &mut rng, r);
+        }
+    }
 }
 
 #[test]

@@ -60,6 +60,12 @@ pub struct Tuning {
     /// BatchNorm in training runs one workgroup per channel where a channel has at most this
     /// many values (N*H*W), the per-plane kernels otherwise; 0: always per plane.
     pub bn_channel_max_values: u32,
+    /// The pointwise convolutions read their weights from a uniform copy (where they hold at
+    /// most 16384 values) instead of storage. On a CPU adapter the lanes of a SIMD batch read
+    /// different weights and a uniform gather beats storage loads lane by lane; on a GPU, lanes
+    /// of one warp reading different uniform addresses serialise, so GPUs keep storage until
+    /// someone measures one.
+    pub pointwise_uniform_weights: bool,
 }
 
 impl Tuning {
@@ -67,7 +73,12 @@ impl Tuning {
     /// one workgroup per channel beats three dispatches up to 4096 values. The default for every
     /// adapter we have no figures for. The page's default search (C=4, 3 cells, batch 8, 14x14) ran 1.22 s per step there, 1.78 s
     /// with the direct depthwise kernels.
-    pub const LAVAPIPE: Tuning = Tuning { depthwise_strips: true, depthwise_rows: 4, bn_channel_max_values: 4096 };
+    pub const LAVAPIPE: Tuning = Tuning {
+        depthwise_strips: true,
+        depthwise_rows: 4,
+        bn_channel_max_values: 4096,
+        pointwise_uniform_weights: true,
+    };
     /// SwiftShader (Chromium's WebGPU fallback: its Subzero compiler makes slow code of the
     /// register strips, and its barriers cost more than the dispatches they save). The page's
     /// default search, `bench darts` on SwiftShader's Vulkan driver: 3.48 s per step with
@@ -75,7 +86,12 @@ impl Tuning {
     /// with the direct depthwise kernels too (this). In headless Chromium the page ran 0.36-0.42
     /// steps per second with this, 0.28-0.38 with [`Tuning::LAVAPIPE`] and 0.34-0.35 with this
     /// but BN per channel (1,760 fewer dispatches, which cost more than they save there).
-    pub const SWIFTSHADER: Tuning = Tuning { depthwise_strips: false, depthwise_rows: 1, bn_channel_max_values: 0 };
+    pub const SWIFTSHADER: Tuning = Tuning {
+        depthwise_strips: false,
+        depthwise_rows: 1,
+        bn_channel_max_values: 0,
+        pointwise_uniform_weights: false,
+    };
 }
 
 impl AdapterSummary {
@@ -88,7 +104,7 @@ impl AdapterSummary {
         if swiftshader {
             Tuning::SWIFTSHADER
         } else {
-            Tuning::LAVAPIPE
+            Tuning { pointwise_uniform_weights: self.device_type == "Cpu", ..Tuning::LAVAPIPE }
         }
     }
 }

@@ -272,6 +272,20 @@ fn launch(
     });
 }
 
+/// The buffer for a kernel's uniform array of `values` floats and whether the kernel reads the
+/// filter `w` from it: when `wanted` and `w` fits, `w` is copied there; otherwise it is left
+/// unwritten (but bound) and the kernel reads `w` from storage. Lavapipe loads a storage value
+/// whose address it cannot prove equal across the SIMD lanes one lane at a time; a uniform one
+/// it gathers in a few instructions.
+pub(crate) fn uniform_filter(w: &Tensor, values: usize, wanted: bool) -> Result<(Tensor, bool)> {
+    let copy = Tensor::empty(w.gpu(), &[values])?;
+    let used = wanted && w.numel() <= values;
+    if used {
+        w.copy_into(&copy, 0)?;
+    }
+    Ok((copy, used))
+}
+
 /// out = the per-chunk partials [chunks, outputs] summed in chunk order (every fast path's
 /// weight gradient ends with it).
 pub(crate) fn sum_chunks(partial: &Tensor, out: &Tensor, chunks: usize) {
@@ -290,7 +304,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, spec: Conv2d) -> Re
     // y: [N, C_out, OH, OW]
     let y = Tensor::empty(gpu, &geo.y_shape())?;
     match geo.path() {
-        Path::Pointwise if bias.is_none() => pointwise::product(&geo, x, w, &y, false),
+        Path::Pointwise if bias.is_none() => pointwise::product(&geo, x, w, &y, false)?,
         Path::Strips if bias.is_none() && gpu.tuning().depthwise_strips => depthwise::forward(&geo, x, w, &y)?,
         _ => {
             let p = geo.params(0, 0, 0);
@@ -322,7 +336,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, spec: Conv2d) -> Re
 fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
     let dx = Tensor::empty(dy.gpu(), &geo.x_shape())?;
     match geo.path() {
-        Path::Pointwise => pointwise::product(geo, dy, w, &dx, true),
+        Path::Pointwise => pointwise::product(geo, dy, w, &dx, true)?,
         Path::Strips if depthwise::fits_input_grad(geo) && dy.gpu().tuning().depthwise_strips => {
             depthwise::input_grad(geo, dy, w, &dx)?
         }

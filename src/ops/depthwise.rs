@@ -5,7 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::conv::{sum_chunks, Geometry};
+use super::conv::{sum_chunks, uniform_filter, Geometry};
 use crate::error::Result;
 use crate::gpu::{grid_1d_of, Dispatch, Gpu, GpuBuffer};
 use crate::tensor::Tensor;
@@ -157,12 +157,7 @@ fn strips(
     flip: bool,
 ) -> Result<()> {
     let gpu = input.gpu();
-    // The uniform copy of the filter (a pooled buffer; unread when the filter is larger).
-    let w_uniform = Tensor::empty(gpu, &[UNIFORM_TAPS])?;
-    let uniform_w = w.numel() <= UNIFORM_TAPS;
-    if uniform_w {
-        w.copy_into(&w_uniform, 0)?;
-    }
+    let (w_uniform, uniform_w) = uniform_filter(w, UNIFORM_TAPS, true)?;
     let p = Params::of(geo, hw, ohw, padding);
     // Stride 1: output rows (i0, i0 + dilation, ..) per invocation share their input rows, as
     // many as the adapter's `Tuning::depthwise_rows` (on lavapipe 4 beat 2 by 12-15% on every

@@ -5,7 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::conv::{sum_chunks, Geometry};
+use super::conv::{sum_chunks, uniform_filter, Geometry};
 use crate::error::Result;
 use crate::gpu::{grid_1d_of, Dispatch, Gpu, GpuBuffer};
 use crate::tensor::Tensor;
@@ -23,6 +23,9 @@ struct Params {
     _pad: u32,
 }
 
+/// Weights of at most this many values can reach `product` through a uniform buffer (`pr_wu` in
+/// the shader, 64 KiB: WebGPU's default uniform binding limit).
+const UNIFORM_WEIGHTS: usize = 16384;
 /// Invocations per workgroup (`@workgroup_size(64)` in the shader).
 const WORKGROUP: u32 = 64;
 /// Vec4 columns of one `product` invocation (the shader's `Block`); its rows are `ROWS`, 8 or 16.
@@ -78,7 +81,7 @@ fn launch(
 
 /// Forward, y = W x (`transpose` false, `input` = x: [N, C_in, H, W], `out` = y), or the input
 /// gradient, dx = W^T dy (`transpose` true, `input` = dy: [N, C_out, H, W], `out` = dx).
-pub(crate) fn product(geo: &Geometry, input: &Tensor, w: &Tensor, out: &Tensor, transpose: bool) {
+pub(crate) fn product(geo: &Geometry, input: &Tensor, w: &Tensor, out: &Tensor, transpose: bool) -> Result<()> {
     let p = params(geo);
     let rows = if transpose { geo.c_in } else { geo.c_out };
     let k = if transpose { geo.c_out } else { geo.c_in };
@@ -88,8 +91,18 @@ pub(crate) fn product(geo: &Geometry, input: &Tensor, w: &Tensor, out: &Tensor, 
     let threads = geo.n * rows.div_ceil(block_rows) * (p.p4 as usize).div_ceil(BLOCK_COLS);
     // WIDE: the weights' rows start on a vec4 (see the shader).
     let wide = geo.c_in.is_multiple_of(4);
-    let constants = [("TRANSPOSE", transpose as u32 as f64), ("WIDE", wide as u32 as f64), ("ROWS", block_rows as f64)];
-    launch(input.gpu(), "product", &constants, &p, &[input.buf(), w.buf(), out.buf()], threads, geo.flops());
+    // The weights from a uniform copy where they fit and the adapter gains by it (see Tuning).
+    let gpu = input.gpu();
+    let (w_uniform, uniform) = uniform_filter(w, UNIFORM_WEIGHTS, gpu.tuning().pointwise_uniform_weights)?;
+    let constants = [
+        ("TRANSPOSE", transpose as u32 as f64),
+        ("WIDE", wide as u32 as f64),
+        ("ROWS", block_rows as f64),
+        ("UNIFORM_W", uniform as u32 as f64),
+    ];
+    let bufs = [input.buf(), w.buf(), out.buf(), w_uniform.buf()];
+    launch(gpu, "product", &constants, &p, &bufs, threads, geo.flops());
+    Ok(())
 }
 
 /// dw: [C_out, C_in, 1, 1] = sum over images and positions of dy x^T.
