@@ -43,6 +43,11 @@ fn plane_element(gid: vec3<u32>, wid: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
     return vec2<u32>(wid.y + wid.z * nwg.y, gid.x);
 }
 
+// The four-at-a-time element kernels: vec4s per invocation, a run of consecutive ones in one
+// plane. Their per-channel values (mean, variance, gains) are loaded once per run: on lavapipe
+// each of those loads costs about as much as a vec4 of data (it runs lane by lane).
+const RUN: u32 = 4u;
+
 fn inv_std(var_c: f32) -> f32 {
     return 1.0 / sqrt(var_c + p.eps);
 }
@@ -308,9 +313,10 @@ fn normalize_forward4(
 ) {
     let pe = plane_element(gid, wid, nwg);
     let hw4 = p.hw / 4u;
-    if (pe.x >= p.n * p.c || pe.y >= hw4) { return; }
+    let j0 = pe.y * RUN;
+    if (pe.x >= p.n * p.c || j0 >= hw4) { return; }
     let c = pe.x % p.c;
-    let i = pe.x * hw4 + pe.y;
+    let base = pe.x * hw4;
     var a = inv_std(nf4_var[c]);
     var b = -nf4_mean[c] * a;
     if (AFFINE) {
@@ -321,7 +327,12 @@ fn normalize_forward4(
             b = b + nf4_beta[c];
         }
     }
-    nf4_y[i] = fma(nf4_x[i], vec4<f32>(a), vec4<f32>(b));
+    for (var e = 0u; e < RUN; e = e + 1u) {
+        let j = j0 + e;
+        if (j < hw4) {
+            nf4_y[base + j] = fma(nf4_x[base + j], vec4<f32>(a), vec4<f32>(b));
+        }
+    }
 }
 
 @group(0) @binding(1) var<storage, read> bdx4_x: array<vec4<f32>>;
@@ -343,9 +354,10 @@ fn backward_dx4(
 ) {
     let pe = plane_element(gid, wid, nwg);
     let hw4 = p.hw / 4u;
-    if (pe.x >= p.n * p.c || pe.y >= hw4) { return; }
+    let j0 = pe.y * RUN;
+    if (pe.x >= p.n * p.c || j0 >= hw4) { return; }
     let c = pe.x % p.c;
-    let i = pe.x * hw4 + pe.y;
+    let base = pe.x * hw4;
     let istd = inv_std(bdx4_var[c]);
     var scale = istd;
     if (AFFINE) {
@@ -358,7 +370,12 @@ fn backward_dx4(
     let b = select(-bdx4_mean[c] * istd, 0.0, XHAT);
     let t = -scale * a * g;
     let u = -scale * (b * g + bdx4_dbeta[c] / count);
-    bdx4_dx[i] = fma(bdx4_dy[i], vec4<f32>(scale), fma(bdx4_x[i], vec4<f32>(t), vec4<f32>(u)));
+    for (var e = 0u; e < RUN; e = e + 1u) {
+        let i = base + j0 + e;
+        if (j0 + e < hw4) {
+            bdx4_dx[i] = fma(bdx4_dy[i], vec4<f32>(scale), fma(bdx4_x[i], vec4<f32>(t), vec4<f32>(u)));
+        }
+    }
 }
 
 // backward_dx_eval: dx = dy * gamma / sqrt(running_var + eps) (the statistics are constants)

@@ -28,8 +28,10 @@ const SHAPES: &[([usize; 4], f32)] = &[
     // Planes of a multiple of 4 values: the four-at-a-time element kernels, and in training the
     // one-workgroup-per-channel kernels, whose 64 invocations walk several planes each (4x4,
     // 2x6, 8x8) or part of one plane (16x20: 80 vec4s a plane); channels of more than 4096
-    // values (48x48 twice) take the per-plane partials instead.
+    // values (48x48 twice) take the per-plane partials instead. The element kernels take runs
+    // of 4 vec4s: 2x6 is a run cut to 3, 6x6 (9 vec4s) two runs and one of 1.
     ([2, 3, 4, 4], 50.0),
+    ([2, 3, 6, 6], -50.0),
     ([3, 2, 2, 6], 0.0),
     ([5, 2, 8, 8], 0.0),
     ([2, 3, 16, 20], 50.0),

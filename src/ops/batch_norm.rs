@@ -32,6 +32,8 @@ struct Params {
 }
 
 const OP: &str = "batch_norm2d";
+/// Vec4s per invocation of the four-at-a-time element kernels (`RUN` in the shader).
+const RUN: u32 = 4;
 
 /// What [`batch_norm2d`] returns: the output and the statistics it normalised with.
 pub struct BatchNorm2dOutput {
@@ -96,7 +98,8 @@ impl Launch {
     fn per_element_with(&self, vec4: bool) -> [u32; 3] {
         let planes = (self.params.n * self.params.c).max(1);
         let z = planes.div_ceil(65535);
-        let x = if vec4 { self.params.hw / 4 } else { self.params.hw };
+        // Four-at-a-time kernels take RUN vec4s per invocation.
+        let x = if vec4 { (self.params.hw / 4).div_ceil(RUN) } else { self.params.hw };
         [x.div_ceil(64).max(1), planes.div_ceil(z), z]
     }
 
