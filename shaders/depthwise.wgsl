@@ -280,6 +280,15 @@ override PAD: u32 = 1u;
 @group(0) @binding(1) var<storage, read> ib_dy: array<vec4<f32>>;       // [N, C, OH, OW]
 @group(0) @binding(2) var<storage, read> ib_w: array<f32>;              // [C, 1, KH, KW]
 @group(0) @binding(3) var<storage, read_write> ib_dx: array<vec4<f32>>; // [N, C, H, W]
+// The filter's uniform copy, as the forward pass's (UNIFORM_W).
+@group(0) @binding(4) var<uniform> ib_wu: array<vec4<f32>, 1024>;
+
+fn ib_weight(i: u32) -> f32 {
+    if (UNIFORM_W) {
+        return ib_wu[i / 4u][i % 4u];
+    }
+    return ib_w[i];
+}
 
 // floor(a / b) for b > 0.
 fn floor_div(a: i32, b: i32) -> i32 {
@@ -336,7 +345,7 @@ fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
             }
         }
         for (var v = 0u; v < KW; v = v + 1u) {
-            let wt = ib_w[(ch * KH + u) * KW + v];
+            let wt = ib_weight((ch * KH + u) * KW + v);
             for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
                 let tj = i32(jj + PAD) - i32(v * DIL);
                 if (tj % s == 0) {

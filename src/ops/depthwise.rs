@@ -190,6 +190,7 @@ pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) -
         let padding = (geo.kh - 1) * s.dilation - pad;
         return strips(geo, dy, w, dx, [geo.oh, geo.ow], [geo.h, geo.w], padding, 1, true);
     }
+    let (w_uniform, uniform_w) = uniform_filter(w, UNIFORM_TAPS, true)?;
     let p = Params::of(geo, [geo.h, geo.w], [geo.oh, geo.ow], pad);
     let [kh, kw, stride, dil, ..] = constants(geo, stride, false, geo.w, pad);
     let flag = |yes: bool| yes as u32 as f64;
@@ -202,9 +203,11 @@ pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) -
         ("PAD", pad as f64),
         ("VEC4", flag(geo.ow.is_multiple_of(4))),
         ("VEC4_OUT", flag(geo.w.is_multiple_of(OUTS))),
+        ("UNIFORM_W", flag(uniform_w)),
     ];
     let threads = geo.n * geo.c_in * geo.h * geo.w.div_ceil(OUTS);
-    launch(dy.gpu(), "input_backward", &c, &p, &[dy.buf(), w.buf(), dx.buf()], threads, geo.flops());
+    let bufs = [dy.buf(), w.buf(), dx.buf(), w_uniform.buf()];
+    launch(dy.gpu(), "input_backward", &c, &p, &bufs, threads, geo.flops());
     Ok(())
 }
 
