@@ -107,8 +107,10 @@ fn kernel_shapes_are_tuned_by_adapter() {
     // Chromium's fallback adapter often has no name; in the browser it is SwiftShader.
     assert_eq!(adapter("", "BrowserWebGpu", "Cpu").tuning(), Tuning::SWIFTSHADER);
     assert_eq!(adapter("llvmpipe (LLVM 15.0.6, 256 bits)", "Vulkan", "Cpu").tuning(), Tuning::LAVAPIPE);
-    assert_eq!(adapter("NVIDIA H200", "Vulkan", "DiscreteGpu").tuning(), Tuning::LAVAPIPE);
-    assert_eq!(adapter("", "BrowserWebGpu", "Other").tuning(), Tuning::LAVAPIPE);
+    // GPUs take lavapipe's shapes but keep the pointwise weights in storage.
+    let gpu_tuning = Tuning { pointwise_uniform_weights: false, ..Tuning::LAVAPIPE };
+    assert_eq!(adapter("NVIDIA H200", "Vulkan", "DiscreteGpu").tuning(), gpu_tuning);
+    assert_eq!(adapter("", "BrowserWebGpu", "Other").tuning(), gpu_tuning);
     // The device in use starts from its adapter's tuning.
     let gpu = Gpu::new().unwrap();
     assert_eq!(gpu.tuning(), gpu.adapter().tuning());

@@ -97,7 +97,8 @@ impl Tuning {
 impl AdapterSummary {
     /// The kernel shapes for this adapter: SwiftShader's by name, or in the browser the
     /// fallback (CPU) adapter, which Chromium implements with SwiftShader and which often gives
-    /// no name; [`Tuning::LAVAPIPE`] for every other adapter.
+    /// no name; [`Tuning::LAVAPIPE`] for every other adapter, with the pointwise weights in
+    /// storage on all but CPU adapters.
     pub fn tuning(&self) -> Tuning {
         let swiftshader = self.name.to_lowercase().contains("swiftshader")
             || (self.backend == "BrowserWebGpu" && self.device_type == "Cpu");
