@@ -44,11 +44,12 @@ const MAX_TAPS: u32 = 25u;
 @group(0) @binding(3) var<storage, read_write> f_y: array<vec4<f32>>; // [N, C, OH, OW]
 // forward and weight_backward: x bound a second time, as vec4s (VEC4).
 @group(0) @binding(4) var<storage, read> x4: array<vec4<f32>>;
-// forward: the filter copied into a uniform buffer where it holds at most UNIFORM_TAPS values
-// (UNIFORM_W; otherwise bound and not read). Lavapipe loads a storage value that is not known to
-// be the same in every lane one lane at a time, 8 times per SIMD batch; a uniform one it
-// gathers with constant lane offsets. `cargo bench --bench depthwise` on 2 Zen 3 cores: a
-// step's forward passes took 4.3-4.7 s with the filter read from storage, 3.2 s from here.
+// forward (and input_backward's ib_wu): the filter copied into a uniform buffer where it holds
+// at most UNIFORM_TAPS values (UNIFORM_W; otherwise a spare is bound and not read). Lavapipe
+// loads a storage value that is not known to be the same in every lane one lane at a time, 8
+// times per SIMD batch; a uniform one it gathers with constant lane offsets. `cargo bench
+// --bench depthwise` on 2 Zen 3 cores: a step's forward passes took 4.3-4.7 s with the filter
+// read from storage, 3.2 s from here.
 @group(0) @binding(5) var<uniform> f_wu: array<vec4<f32>, 1024>; // UNIFORM_TAPS / 4
 override UNIFORM_W: bool = false;
 

@@ -33,9 +33,9 @@ override ROWS: u32 = 8u;
 @group(0) @binding(1) var<storage, read> pr_in: array<vec4<f32>>;       // [N, K, P/4]
 @group(0) @binding(2) var<storage, read> pr_w: array<vec4<f32>>;        // [c_out, c_in], padded to vec4
 @group(0) @binding(3) var<storage, read_write> pr_out: array<vec4<f32>>; // [N, R, P/4]
-// The weights copied into a uniform buffer (UNIFORM_W; otherwise bound and not read): on
-// lavapipe a storage load whose address differs between lanes runs lane by lane, a uniform one
-// is a gather of a few instructions.
+// The weights copied into a uniform buffer (UNIFORM_W; otherwise a spare is bound and not
+// read): on lavapipe a storage load whose address differs between lanes runs lane by lane, a
+// uniform one is a gather of a few instructions.
 @group(0) @binding(4) var<uniform> pr_wu: array<vec4<f32>, 4096>; // the first c_out * c_in / 4
 override UNIFORM_W: bool = false;
 

@@ -109,6 +109,7 @@ fn kernel_shapes_are_tuned_by_adapter() {
     assert_eq!(adapter("llvmpipe (LLVM 15.0.6, 256 bits)", "Vulkan", "Cpu").tuning(), Tuning::LAVAPIPE);
     // GPUs take lavapipe's shapes but keep the pointwise weights in storage.
     let gpu_tuning = Tuning { pointwise_uniform_weights: false, ..Tuning::LAVAPIPE };
+    assert_eq!(Tuning::GPU, gpu_tuning);
     assert_eq!(adapter("NVIDIA H200", "Vulkan", "DiscreteGpu").tuning(), gpu_tuning);
     assert_eq!(adapter("", "BrowserWebGpu", "Other").tuning(), gpu_tuning);
     // The device in use starts from its adapter's tuning.

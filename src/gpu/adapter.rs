@@ -70,8 +70,8 @@ pub struct Tuning {
 
 impl Tuning {
     /// Measured on lavapipe (`bench darts`, C=8, 5 cells, batch 32): 4 rows beat 2 by 12-15%,
-    /// one workgroup per channel beats three dispatches up to 4096 values. The default for every
-    /// adapter we have no figures for. The page's default search (C=4, 3 cells, batch 8, 14x14) ran 1.22 s per step there, 1.78 s
+    /// one workgroup per channel beats three dispatches up to 4096 values. Every CPU adapter
+    /// but SwiftShader takes it; [`Tuning::GPU`] starts from it. The page's default search (C=4, 3 cells, batch 8, 14x14) ran 1.22 s per step there, 1.78 s
     /// with the direct depthwise kernels.
     pub const LAVAPIPE: Tuning = Tuning {
         depthwise_strips: true,
@@ -79,6 +79,10 @@ impl Tuning {
         bn_channel_max_values: 4096,
         pointwise_uniform_weights: true,
     };
+    /// Every other adapter (GPUs, and a caller's own device, whose kind we do not know):
+    /// lavapipe's shapes with the pointwise weights in storage (see
+    /// [`Tuning::pointwise_uniform_weights`]).
+    pub const GPU: Tuning = Tuning { pointwise_uniform_weights: false, ..Tuning::LAVAPIPE };
     /// SwiftShader (Chromium's WebGPU fallback: its Subzero compiler makes slow code of the
     /// register strips, and its barriers cost more than the dispatches they save). The page's
     /// default search, `bench darts` on SwiftShader's Vulkan driver: 3.48 s per step with
@@ -97,15 +101,16 @@ impl Tuning {
 impl AdapterSummary {
     /// The kernel shapes for this adapter: SwiftShader's by name, or in the browser the
     /// fallback (CPU) adapter, which Chromium implements with SwiftShader and which often gives
-    /// no name; [`Tuning::LAVAPIPE`] for every other adapter, with the pointwise weights in
-    /// storage on all but CPU adapters.
+    /// no name; [`Tuning::LAVAPIPE`] for every other CPU adapter; [`Tuning::GPU`] for the rest.
     pub fn tuning(&self) -> Tuning {
         let swiftshader = self.name.to_lowercase().contains("swiftshader")
             || (self.backend == "BrowserWebGpu" && self.device_type == "Cpu");
         if swiftshader {
             Tuning::SWIFTSHADER
+        } else if self.device_type == "Cpu" {
+            Tuning::LAVAPIPE
         } else {
-            Tuning { pointwise_uniform_weights: self.device_type == "Cpu", ..Tuning::LAVAPIPE }
+            Tuning::GPU
         }
     }
 }

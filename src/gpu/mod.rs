@@ -49,6 +49,9 @@ pub(crate) struct GpuInner {
     tuning: Cell<Tuning>,
     /// Buffers no tensor uses, for the unused slots of multi-tensor kernels ([`Gpu::spares`]).
     spares: RefCell<Vec<Rc<GpuBuffer>>>,
+    /// Uniform buffers no tensor uses, by size, for kernels' unread uniform bindings
+    /// ([`Gpu::uniform_spare`]).
+    uniform_spares: RefCell<Vec<Rc<GpuBuffer>>>,
     pool: RefCell<BufferPool>,
     kernels: RefCell<KernelCache>,
     recorder: RefCell<Recorder>,
@@ -143,6 +146,7 @@ impl Gpu {
             limits,
             tuning: Cell::new(adapter_tuning),
             spares: RefCell::new(Vec::new()),
+            uniform_spares: RefCell::new(Vec::new()),
             pool: RefCell::new(BufferPool::default()),
             kernels: RefCell::new(KernelCache::default()),
             recorder: RefCell::new(Recorder::default()),
@@ -218,6 +222,25 @@ impl Gpu {
             spares.push(Rc::new(GpuBuffer { id: self.next_id(), raw, bytes: 16 }));
         }
         spares[..n].to_vec()
+    }
+
+    /// A uniform buffer of `bytes` bytes that no tensor uses, made once per device and size:
+    /// what a kernel binds to a uniform array it is told not to read (its data stayed in
+    /// storage), which WebGPU still wants bound at the declared size.
+    pub(crate) fn uniform_spare(&self, bytes: u64) -> Rc<GpuBuffer> {
+        let mut spares = self.0.uniform_spares.borrow_mut();
+        if let Some(b) = spares.iter().find(|b| b.bytes == bytes) {
+            return b.clone();
+        }
+        let raw = self.0.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("uniform spare"),
+            size: bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
+            mapped_at_creation: false,
+        });
+        let spare = Rc::new(GpuBuffer { id: self.next_id(), raw, bytes });
+        spares.push(spare.clone());
+        spare
     }
 
     /// A storage buffer of at least `bytes` bytes from the pool (contents undefined).

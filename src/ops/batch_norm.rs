@@ -436,4 +436,11 @@ mod layout_tests {
     fn params_match_the_shader() {
         params_layout_matches!(Params, "batch_norm", [n, c, hw, total, eps, momentum, k]);
     }
+
+    /// The shader's run length is this file's `RUN` (the grid is sized by it).
+    #[test]
+    fn run_matches_the_shader() {
+        let src = crate::gpu::shaders::source("batch_norm");
+        assert!(src.contains(&format!("const RUN: u32 = {RUN}u;")), "shaders/batch_norm.wgsl's RUN is not {RUN}");
+    }
 }

@@ -11,6 +11,8 @@
 //! so that small filters still fill the GPU, the chunk partials summed in order by `sum_chunks`
 //! (which the fast paths share).
 
+use std::rc::Rc;
+
 use bytemuck::{Pod, Zeroable};
 
 use super::{depthwise, dims, pointwise};
@@ -272,18 +274,37 @@ fn launch(
     });
 }
 
-/// The buffer for a kernel's uniform array of `values` floats and whether the kernel reads the
-/// filter `w` from it: when `wanted` and `w` fits, `w` is copied there; otherwise it is left
-/// unwritten (but bound) and the kernel reads `w` from storage. Lavapipe loads a storage value
-/// whose address it cannot prove equal across the SIMD lanes one lane at a time; a uniform one
-/// it gathers in a few instructions.
-pub(crate) fn uniform_filter(w: &Tensor, values: usize, wanted: bool) -> Result<(Tensor, bool)> {
-    let copy = Tensor::empty(w.gpu(), &[values])?;
-    let used = wanted && w.numel() <= values;
-    if used {
+/// What a kernel binds to its uniform array of a filter: a copy of the filter (read instead of
+/// storage), or the device's spare of that size (not read; the filter stays in storage).
+/// Lavapipe loads a storage value whose address it cannot prove equal across the SIMD lanes one
+/// lane at a time; a uniform one it gathers in a few instructions.
+pub(crate) enum UniformFilter {
+    Copy(Tensor),
+    Unused(Rc<GpuBuffer>),
+}
+
+impl UniformFilter {
+    /// The copy of `w` for a uniform array of `values` floats when `wanted` and `w` fits in it.
+    pub(crate) fn of(w: &Tensor, values: usize, wanted: bool) -> Result<UniformFilter> {
+        if !wanted || w.numel() > values {
+            return Ok(UniformFilter::Unused(w.gpu().uniform_spare(values as u64 * 4)));
+        }
+        let copy = Tensor::empty(w.gpu(), &[values])?;
         w.copy_into(&copy, 0)?;
+        Ok(UniformFilter::Copy(copy))
     }
-    Ok((copy, used))
+
+    pub(crate) fn buf(&self) -> &GpuBuffer {
+        match self {
+            UniformFilter::Copy(t) => t.buf(),
+            UniformFilter::Unused(b) => b,
+        }
+    }
+
+    /// The kernel's `UNIFORM_W` constant: 1 when it reads the copy.
+    pub(crate) fn flag(&self) -> f64 {
+        matches!(self, UniformFilter::Copy(_)) as u32 as f64
+    }
 }
 
 /// out = the per-chunk partials [chunks, outputs] summed in chunk order (every fast path's

@@ -5,7 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::conv::{sum_chunks, uniform_filter, Geometry};
+use super::conv::{sum_chunks, Geometry, UniformFilter};
 use crate::error::Result;
 use crate::gpu::{grid_1d_of, Dispatch, Gpu, GpuBuffer};
 use crate::tensor::Tensor;
@@ -139,8 +139,9 @@ fn launch_on(
     });
 }
 
-/// Filters of at most this many values reach the forward kernel through a uniform buffer
-/// (`f_wu` in the shader, 16 KiB: within WebGPU's smallest uniform binding limit, 64 KiB).
+/// Filters of at most this many values reach the forward and input-gradient kernels through a
+/// uniform copy (`f_wu` and `ib_wu` in the shader, 16 KiB: within WebGPU's default uniform
+/// binding limit, 64 KiB).
 const UNIFORM_TAPS: usize = 4096;
 
 /// The forward kernel from an `[h, w]` input plane to an `[oh, ow]` output plane.
@@ -157,7 +158,7 @@ fn strips(
     flip: bool,
 ) -> Result<()> {
     let gpu = input.gpu();
-    let (w_uniform, uniform_w) = uniform_filter(w, UNIFORM_TAPS, true)?;
+    let w_uniform = UniformFilter::of(w, UNIFORM_TAPS, true)?;
     let p = Params::of(geo, hw, ohw, padding);
     // Stride 1: output rows (i0, i0 + dilation, ..) per invocation share their input rows, as
     // many as the adapter's `Tuning::depthwise_rows` (on lavapipe 4 beat 2 by 12-15% on every
@@ -170,7 +171,7 @@ fn strips(
     let mut c = constants(geo, stride, flip, hw[1], padding).to_vec();
     c.push(("ROWS", rows as f64));
     c.push(("VEC4_OUT", ohw[1].is_multiple_of(OUTS) as u32 as f64));
-    c.push(("UNIFORM_W", uniform_w as u32 as f64));
+    c.push(("UNIFORM_W", w_uniform.flag()));
     let bufs = [input.buf(), w.buf(), out.buf(), input.buf(), w_uniform.buf()];
     launch_on(gpu, "forward", &c, &p, &bufs, [x, geo.c_out as u32, z], geo.flops());
     Ok(())
@@ -190,7 +191,7 @@ pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) -
         let padding = (geo.kh - 1) * s.dilation - pad;
         return strips(geo, dy, w, dx, [geo.oh, geo.ow], [geo.h, geo.w], padding, 1, true);
     }
-    let (w_uniform, uniform_w) = uniform_filter(w, UNIFORM_TAPS, true)?;
+    let w_uniform = UniformFilter::of(w, UNIFORM_TAPS, true)?;
     let p = Params::of(geo, [geo.h, geo.w], [geo.oh, geo.ow], pad);
     let [kh, kw, stride, dil, ..] = constants(geo, stride, false, geo.w, pad);
     let flag = |yes: bool| yes as u32 as f64;
@@ -203,7 +204,7 @@ pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) -
         ("PAD", pad as f64),
         ("VEC4", flag(geo.ow.is_multiple_of(4))),
         ("VEC4_OUT", flag(geo.w.is_multiple_of(OUTS))),
-        ("UNIFORM_W", flag(uniform_w)),
+        ("UNIFORM_W", w_uniform.flag()),
     ];
     let threads = geo.n * geo.c_in * geo.h * geo.w.div_ceil(OUTS);
     let bufs = [dy.buf(), w.buf(), dx.buf(), w_uniform.buf()];
@@ -241,5 +242,15 @@ mod layout_tests {
     #[test]
     fn params_match_the_shader() {
         params_layout_matches!(Params, "depthwise", [n, c, h, w, oh, ow, padding, rows, rblocks, c_in, cin_g, cout_g]);
+    }
+
+    /// The shader's uniform filter arrays hold `UNIFORM_TAPS` values.
+    #[test]
+    fn uniform_filter_size_matches_the_shader() {
+        let src = crate::gpu::shaders::source("depthwise");
+        let decl = format!("array<vec4<f32>, {}>", UNIFORM_TAPS / 4);
+        for var in ["f_wu", "ib_wu"] {
+            assert!(src.contains(&format!("var<uniform> {var}: {decl};")), "{var} is not {decl}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::conv::{sum_chunks, uniform_filter, Geometry};
+use super::conv::{sum_chunks, Geometry, UniformFilter};
 use crate::error::Result;
 use crate::gpu::{grid_1d_of, Dispatch, Gpu, GpuBuffer};
 use crate::tensor::Tensor;
@@ -93,12 +93,12 @@ pub(crate) fn product(geo: &Geometry, input: &Tensor, w: &Tensor, out: &Tensor, 
     let wide = geo.c_in.is_multiple_of(4);
     // The weights from a uniform copy where they fit and the adapter gains by it (see Tuning).
     let gpu = input.gpu();
-    let (w_uniform, uniform) = uniform_filter(w, UNIFORM_WEIGHTS, gpu.tuning().pointwise_uniform_weights)?;
+    let w_uniform = UniformFilter::of(w, UNIFORM_WEIGHTS, gpu.tuning().pointwise_uniform_weights)?;
     let constants = [
         ("TRANSPOSE", transpose as u32 as f64),
         ("WIDE", wide as u32 as f64),
         ("ROWS", block_rows as f64),
-        ("UNIFORM_W", uniform as u32 as f64),
+        ("UNIFORM_W", w_uniform.flag()),
     ];
     let bufs = [input.buf(), w.buf(), out.buf(), w_uniform.buf()];
     launch(gpu, "product", &constants, &p, &bufs, threads, geo.flops());
@@ -137,5 +137,13 @@ mod layout_tests {
     #[test]
     fn params_match_the_shader() {
         params_layout_matches!(Params, "pointwise", [n, c_in, p4, c_out, chunk, chunks, outputs]);
+    }
+
+    /// The shader's uniform weight array holds `UNIFORM_WEIGHTS` values.
+    #[test]
+    fn uniform_weights_size_matches_the_shader() {
+        let src = crate::gpu::shaders::source("pointwise");
+        let decl = format!("var<uniform> pr_wu: array<vec4<f32>, {}>;", UNIFORM_WEIGHTS / 4);
+        assert!(src.contains(&decl), "pr_wu is not {decl}");
     }
 }
