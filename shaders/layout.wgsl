@@ -20,15 +20,29 @@ struct CopyParams {
 @group(0) @binding(1) var<storage, read> cc_src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> cc_dst: array<f32>;
 
-// dst[n, dst_start + c, :, :] = src[n, src_start + c, :, :]; one thread per copied element.
+// dst[n, dst_start + c, :, :] = src[n, src_start + c, :, :]. Batch item n's channels form one
+// contiguous block of len * hw values in each tensor: one thread per value of it (x, folded
+// into z past 65535 workgroups) and batch item (y), so that no thread divides (a vector division
+// is one scalar division per lane on a CPU adapter).
 @compute @workgroup_size(256)
 fn copy_channels(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    if (i >= cp.n * cp.len * cp.hw) { return; }
-    let cell = i % cp.hw;
-    let c = (i / cp.hw) % cp.len;
-    let n = i / (cp.hw * cp.len);
-    cc_dst[(n * cp.dst_c + cp.dst_start + c) * cp.hw + cell] = cc_src[(n * cp.src_c + cp.src_start + c) * cp.hw + cell];
+    let j = gid.x + gid.z * nwg.x * 256u;
+    if (j >= cp.len * cp.hw) { return; }
+    let n = gid.y;
+    cc_dst[(n * cp.dst_c + cp.dst_start) * cp.hw + j] = cc_src[(n * cp.src_c + cp.src_start) * cp.hw + j];
+}
+
+// copy_channels with four values per thread, for planes of a multiple of 4 values.
+@group(0) @binding(1) var<storage, read> cc4_src: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> cc4_dst: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn copy_channels4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = gid.x + gid.z * nwg.x * 256u;
+    let hw4 = cp.hw / 4u;
+    if (j >= cp.len * hw4) { return; }
+    let n = gid.y;
+    cc4_dst[(n * cp.dst_c + cp.dst_start) * hw4 + j] = cc4_src[(n * cp.src_c + cp.src_start) * hw4 + j];
 }
 
 struct ShuffleParams {

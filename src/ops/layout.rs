@@ -38,13 +38,19 @@ fn copy_channels(src: &Tensor, src_start: usize, dst: &Tensor, dst_start: usize,
         dst_start: dst_start as u32,
         _pad: 0,
     };
+    // One thread per value (or vec4) of a batch item's block (x, z), one row of them per item (y).
+    let four = p.hw.is_multiple_of(4);
+    let block = len * s[2] * s[3] / if four { 4 } else { 1 };
     src.gpu().dispatch(Dispatch {
         shader: "layout",
-        entry: "copy_channels",
+        entry: if four { "copy_channels4" } else { "copy_channels" },
         constants: &[],
         params: bytemuck::bytes_of(&p),
         buffers: &[src.buf(), dst.buf()],
-        workgroups: grid_1d(s[0] * len * s[2] * s[3]),
+        workgroups: {
+            let [x, z, _] = grid_1d(block);
+            [x, s[0] as u32, z]
+        },
         flops: 0,
     });
 }
