@@ -81,8 +81,9 @@ fn tiny_search_run_directory(method: &str) {
 
 #[test]
 fn bad_settings_are_one_clear_line_and_exit_code_2() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["bench", "darts", "--init-channels", "3"], "even"),
+        (&["bench", "darts", "--tuning", "depthwise_rows=3"], "depthwise_rows must be 1, 2 or 4"),
         (&["bench", "darts", "--image-size", "3"], "do not fit"),
         (&["bench", "darts", "--batch-size", "4096", "--image-size", "512"], "storage-binding limit"),
         (&["search", "darts", "--dataset", "cifar10"], "needs --data-dir"),

@@ -162,12 +162,14 @@ fn plan_only_writes_a_line_per_run_and_task_refuses_bad_input_touching_nothing()
     assert!(out.status.success(), "{}", text(&out));
     let config = read_json(&dir.join("search-darts-s0/config.json"));
     let a = &config["adapter"];
+    let driver = a["driver"].as_str().unwrap();
     assert_eq!(
         format!(
-            "{} ({}, {})",
+            "{} ({}, {}{})",
             a["name"].as_str().unwrap(),
             a["backend"].as_str().unwrap(),
-            a["device_type"].as_str().unwrap()
+            a["device_type"].as_str().unwrap(),
+            if driver.is_empty() { String::new() } else { format!("; {driver}") }
         ),
         first,
         "{config}"

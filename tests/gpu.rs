@@ -115,4 +115,27 @@ fn kernel_shapes_are_tuned_by_adapter() {
     // The device in use starts from its adapter's tuning.
     let gpu = Gpu::new().unwrap();
     assert_eq!(gpu.tuning(), gpu.adapter().tuning());
+    // The driver's version is part of what a report says of the adapter.
+    let mut lavapipe = adapter("llvmpipe (LLVM 15.0.6, 256 bits)", "Vulkan", "Cpu");
+    assert_eq!(lavapipe.to_string(), "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)");
+    lavapipe.driver = "llvmpipe Mesa 25.0.7".into();
+    assert_eq!(lavapipe.to_string(), "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu; llvmpipe Mesa 25.0.7)");
+}
+
+#[test]
+fn tuning_takes_overrides_and_names_what_is_wrong() {
+    let t = Tuning::LAVAPIPE.with("depthwise_rows=2, pointwise_uniform_weights=false").unwrap();
+    assert_eq!(t, Tuning { depthwise_rows: 2, pointwise_uniform_weights: false, ..Tuning::LAVAPIPE });
+    assert_eq!(Tuning::GPU.with("").unwrap(), Tuning::GPU);
+    let t = Tuning::GPU.with("bn_channel_max_values=0,depthwise_strips=false").unwrap();
+    assert_eq!((t.bn_channel_max_values, t.depthwise_strips), (0, false));
+    for (bad, says) in [
+        ("depthwise_rows", "has no '='"),
+        ("depthwise_rows=two", "is not a count"),
+        ("depthwise_strips=1", "is not true or false"),
+        ("rows=4", "no tuning field \"rows\""),
+    ] {
+        let err = Tuning::LAVAPIPE.with(bad).unwrap_err().to_string();
+        assert!(err.contains(says) && err.contains("expected field=value pairs"), "{bad}: {err}");
+    }
 }

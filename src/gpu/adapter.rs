@@ -98,6 +98,33 @@ impl Tuning {
     };
 }
 
+impl Tuning {
+    /// These shapes with `overrides` applied: comma-separated `field=value` pairs, e.g.
+    /// `depthwise_rows=2,pointwise_uniform_weights=false` (what `bench darts --tuning` takes).
+    pub fn with(mut self, overrides: &str) -> Result<Tuning> {
+        let bad = |what: String| {
+            Error::Config(format!(
+                "tuning: {what}; expected field=value pairs, comma-separated, of depthwise_strips \
+                 (true/false), depthwise_rows (1, 2, 4), bn_channel_max_values (a count), \
+                 pointwise_uniform_weights (true/false)"
+            ))
+        };
+        for pair in overrides.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').ok_or_else(|| bad(format!("{pair:?} has no '='")))?;
+            let flag = || value.parse::<bool>().map_err(|_| bad(format!("{key}={value:?} is not true or false")));
+            let count = || value.parse::<u32>().map_err(|_| bad(format!("{key}={value:?} is not a count")));
+            match key.trim() {
+                "depthwise_strips" => self.depthwise_strips = flag()?,
+                "depthwise_rows" => self.depthwise_rows = count()? as usize,
+                "bn_channel_max_values" => self.bn_channel_max_values = count()?,
+                "pointwise_uniform_weights" => self.pointwise_uniform_weights = flag()?,
+                other => return Err(bad(format!("no tuning field {other:?}"))),
+            }
+        }
+        Ok(self)
+    }
+}
+
 impl AdapterSummary {
     /// The kernel shapes for this adapter: SwiftShader's by name, or in the browser the
     /// fallback (CPU) adapter, which Chromium implements with SwiftShader and which often gives
@@ -117,7 +144,12 @@ impl AdapterSummary {
 
 impl std::fmt::Display for AdapterSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}, {})", self.name, self.backend, self.device_type)
+        write!(f, "{} ({}, {}", self.name, self.backend, self.device_type)?;
+        // The driver's version says which lavapipe a figure came from (22.3 and 25 differ 2x).
+        if !self.driver.is_empty() {
+            write!(f, "; {}", self.driver)?;
+        }
+        write!(f, ")")
     }
 }
 

@@ -73,11 +73,17 @@ pub struct BenchDartsArgs {
     json: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Other kernel shapes than this adapter's, as field=value pairs, e.g.
+    /// `depthwise_rows=2,pointwise_uniform_weights=false` (every choice computes the same values).
+    #[arg(long, default_value = "")]
+    tuning: String,
 }
 
 #[derive(Serialize)]
 struct Report {
     adapter: String,
+    /// The kernel shapes used ([`wgpu_nas::Tuning`], with `--tuning` applied).
+    tuning: String,
     method: SearchMethod,
     #[serde(skip_serializing_if = "Option::is_none")]
     partial_channels: Option<usize>,
@@ -155,6 +161,7 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
         return Err(Error::Config("--steps must be at least 1".into()));
     }
     let gpu = Gpu::new()?;
+    gpu.set_tuning(gpu.tuning().with(&args.tuning)?)?;
     check_binding_limit(&gpu, &args)?;
     let mut rng = Rng::new(args.seed);
     let data = synthetic(&args, &mut rng)?;
@@ -179,6 +186,7 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
     let mut search = SupernetSearch::<R>::new(&gpu, config, &data)?;
     if !args.json {
         out::line(format_args!("adapter: {}", gpu.adapter()))?;
+        out::line(format_args!("tuning: {:?}", gpu.tuning()))?;
         out::line(format_args!(
             "{} {} order, C={}, {} cells, batch {}, {}x{}x{} images, {ops} ops: {} warm-up + {} timed steps",
             match args.method {
@@ -227,6 +235,7 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
     let med = median(&whole);
     let mut report = Report {
         adapter: gpu.adapter().to_string(),
+        tuning: format!("{:?}", gpu.tuning()),
         method: args.method,
         partial_channels: (args.method == SearchMethod::PcDarts).then_some(args.partial_channels),
         order: args.order,

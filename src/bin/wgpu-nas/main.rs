@@ -218,7 +218,6 @@ mod cli {
                 }
                 for (i, (a, l)) in adapters.into_iter().enumerate() {
                     out::line(format_args!("{i}: {a}"))?;
-                    out::line(format_args!("    driver: {}", a.driver))?;
                     out::line(format_args!(
                         "    max storage binding {} MiB, storage buffers/stage {}, invocations/workgroup {}, workgroup memory {} KiB",
                         l.max_storage_buffer_binding_size >> 20,
