@@ -87,19 +87,26 @@ struct WindowParams {
 @group(0) @binding(1) var<storage, read> wf_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> wf_y: array<f32>;
 
-// y[n,c,i,j] = x[n,c, off_h + i*s, off_w + j*s] or 0 where that is outside x; one thread per output.
-@compute @workgroup_size(256)
-fn window_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    if (i >= wp.nc * wp.oh * wp.ow) { return; }
-    let plane = i / (wp.oh * wp.ow);
-    let iy = wp.off_h + i32(((i / wp.ow) % wp.oh) * wp.stride);
-    let ix = wp.off_w + i32((i % wp.ow) * wp.stride);
-    var v = 0.0;
-    if (iy >= 0 && iy < i32(wp.h) && ix >= 0 && ix < i32(wp.w)) {
-        v = wf_x[(plane * wp.h + u32(iy)) * wp.w + u32(ix)];
+// y[n,c,i,j] = x[n,c, off_h + i*s, off_w + j*s] or 0 where that is outside x: 8x8 workgroups
+// over an output plane's (j, i) = (gid.x, gid.y), planes along z (plane = wid.z, then + nwg.z),
+// as window_backward: no thread divides by the plane's sizes.
+@compute @workgroup_size(8, 8)
+fn window_forward(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    if (gid.x >= wp.ow || gid.y >= wp.oh) { return; }
+    let iy = wp.off_h + i32(gid.y * wp.stride);
+    let ix = wp.off_w + i32(gid.x * wp.stride);
+    let inside = iy >= 0 && iy < i32(wp.h) && ix >= 0 && ix < i32(wp.w);
+    for (var plane = wid.z; plane < wp.nc; plane = plane + nwg.z) {
+        var v = 0.0;
+        if (inside) {
+            v = wf_x[(plane * wp.h + u32(iy)) * wp.w + u32(ix)];
+        }
+        wf_y[(plane * wp.oh + gid.y) * wp.ow + gid.x] = v;
     }
-    wf_y[i] = v;
 }
 
 // window_backward: dx[n,c,y,x] = dy at the one output that read (y, x), 0 if none did

@@ -105,8 +105,9 @@ fn window_matches_cpu() {
     let mut rng = Rng::new(23);
     // (N, C, H, W), offset, output size, stride.
     type Row = ([usize; 4], (isize, isize), (usize, usize), usize);
-    let rows: [Row; 8] = [
+    let rows: [Row; 9] = [
         ([2, 3, 5, 6], (0, 0), (5, 6), 1),   // identity
+        ([3, 4, 18, 19], (1, 1), (9, 9), 2), // 12 planes: workgroups loop over several; 2x2 tiles
         ([2, 3, 5, 6], (1, 1), (3, 3), 2),   // FactorizedReduce's shifted path, odd height
         ([1, 5, 8, 8], (1, 1), (4, 4), 2),   // ... and on an even size
         ([2, 3, 5, 6], (0, 0), (3, 3), 2),   // the strided `none` op's subsampling

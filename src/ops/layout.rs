@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::dims;
 use crate::error::{Error, Result};
-use crate::gpu::{grid_1d, Dispatch};
+use crate::gpu::{grid_1d, grid_planes, Dispatch};
 use crate::tensor::Tensor;
 
 #[repr(C)]
@@ -207,7 +207,7 @@ pub fn window(x: &Tensor, offset: (isize, isize), out_hw: (usize, usize), stride
         constants: &[],
         params: bytemuck::bytes_of(&p),
         buffers: &[x.buf(), y.buf()],
-        workgroups: grid_1d(y.numel()),
+        workgroups: grid_planes(ow, oh, n * c),
         flops: 0,
     });
     gpu.record(&[x], &[&y], move |g| {
@@ -219,8 +219,7 @@ pub fn window(x: &Tensor, offset: (isize, isize), out_hw: (usize, usize), stride
             constants: &[("STRIDE", stride as f64)],
             params: bytemuck::bytes_of(&p),
             buffers: &[g[0].buf(), dx.buf()],
-            // 8x8 workgroups over a plane, the planes along z.
-            workgroups: [w.div_ceil(8) as u32, h.div_ceil(8) as u32, (n * c).clamp(1, 65535) as u32],
+            workgroups: grid_planes(w, h, n * c),
             flops: 0,
         });
         Ok(vec![Some(dx)])

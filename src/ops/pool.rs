@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::dims;
 use crate::error::{Error, Result};
-use crate::gpu::{grid_1d, grid_1d_of, grid_groups, Dispatch};
+use crate::gpu::{grid_1d, grid_1d_of, grid_groups, grid_planes, Dispatch};
 use crate::tensor::{DType, Tensor};
 
 #[repr(C)]
@@ -128,10 +128,9 @@ fn launch_backward(entry: &'static str, strips: &'static str, strided: &'static 
     launch_window(kernel, pool, grid_1d_of(pool.n * pool.c * pool.h * pool.w.div_ceil(8), 64), bufs);
 }
 
-/// The plane kernels' grid: 8x8 workgroups across a `[rows, cols]` plane, the N*C planes along
-/// z (each workgroup loops over planes past 65535).
+/// The plane kernels' grid: [`grid_planes`] over a `[rows, cols]` plane and the N*C planes.
 fn plane_grid(pool: &Pooling, [rows, cols]: [usize; 2]) -> [u32; 3] {
-    [cols.div_ceil(8) as u32, rows.div_ceil(8) as u32, (pool.n * pool.c).clamp(1, 65535) as u32]
+    grid_planes(cols, rows, pool.n * pool.c)
 }
 
 /// One dispatch of a window kernel (window side and stride as pipeline constants) over `bufs`.
