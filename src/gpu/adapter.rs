@@ -49,7 +49,7 @@ impl AdapterSummary {
 
 /// Kernel shapes that depend on the adapter, where measurements on two adapters disagreed.
 /// Everything else is the same everywhere.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Tuning {
     /// Depthwise convolutions' forward pass and input gradient as `depthwise.rs`'s register
     /// strips; false: the direct kernels of `conv.rs`, one output per invocation. (The weight
@@ -96,9 +96,7 @@ impl Tuning {
         bn_channel_max_values: 0,
         pointwise_uniform_weights: false,
     };
-}
 
-impl Tuning {
     /// These shapes with `overrides` applied: comma-separated `field=value` pairs, e.g.
     /// `depthwise_rows=2,pointwise_uniform_weights=false` (what `bench darts --tuning` takes).
     pub fn with(mut self, overrides: &str) -> Result<Tuning> {

@@ -16,7 +16,7 @@ use wgpu_nas::gpu::KernelTime;
 use wgpu_nas::ops::conv::{conv2d, Conv2d};
 use wgpu_nas::rng::Rng;
 use wgpu_nas::space::SearchSpace;
-use wgpu_nas::{Error, Gpu, Result, Tensor};
+use wgpu_nas::{Error, Gpu, Result, Tensor, Tuning};
 
 /// The methods of the DARTS family that `bench darts` times.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -82,8 +82,8 @@ pub struct BenchDartsArgs {
 #[derive(Serialize)]
 struct Report {
     adapter: String,
-    /// The kernel shapes used ([`wgpu_nas::Tuning`], with `--tuning` applied).
-    tuning: String,
+    /// The kernel shapes used (with `--tuning` applied).
+    tuning: Tuning,
     method: SearchMethod,
     #[serde(skip_serializing_if = "Option::is_none")]
     partial_channels: Option<usize>,
@@ -235,7 +235,7 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
     let med = median(&whole);
     let mut report = Report {
         adapter: gpu.adapter().to_string(),
-        tuning: format!("{:?}", gpu.tuning()),
+        tuning: gpu.tuning(),
         method: args.method,
         partial_channels: (args.method == SearchMethod::PcDarts).then_some(args.partial_channels),
         order: args.order,
