@@ -139,3 +139,27 @@ fn tuning_takes_overrides_and_names_what_is_wrong() {
         assert!(err.contains(says) && err.contains("expected field=value pairs"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn lavapipe_flushes_subnormals_and_the_callers_thread_keeps_them() {
+    // Gpu::new creates the device with flush-to-zero set, so that lavapipe's worker threads
+    // (which inherit it) do not run subnormal arithmetic in microcode, and restores the
+    // caller's floating-point mode afterwards.
+    let gpu = Gpu::new().unwrap();
+    let tiny = 1e-40f32;
+    assert!(tiny.is_subnormal());
+    // This thread still computes with subnormals.
+    let doubled = std::hint::black_box(tiny) * std::hint::black_box(2.0f32);
+    assert!(doubled.is_subnormal() && doubled == tiny + tiny, "{doubled:e}");
+    let a = Tensor::from_slice(&gpu, &[4], &[tiny, -2e-39, 1.5, 3.0]).unwrap();
+    let b = Tensor::from_slice(&gpu, &[4], &[2.0, 1.0, 2.0, 1.0]).unwrap();
+    let z = elementwise::mul(&a, &b).unwrap().to_vec().unwrap();
+    assert_eq!(&z[2..], &[3.0, 3.0]);
+    let on_x86 = cfg!(any(target_arch = "x86", target_arch = "x86_64"));
+    if on_x86 && gpu.adapter().name.starts_with("llvmpipe") {
+        assert_eq!(&z[..2], &[0.0, 0.0], "subnormal inputs reached lavapipe's arithmetic: {z:?}");
+    } else {
+        // WGSL lets every implementation flush or keep them.
+        assert!(z[0] == 0.0 || z[0] == doubled, "{z:?}");
+    }
+}

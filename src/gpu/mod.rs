@@ -5,6 +5,7 @@
 //! on native and on the web.
 
 mod adapter;
+mod denormals;
 mod device_loader;
 mod kernels;
 mod pool;
@@ -80,7 +81,11 @@ impl Gpu {
     /// Picks an adapter (hardware first; `WGPU_BACKEND`, `WGPU_ADAPTER_INDEX` (the number in
     /// [`list_adapters`]' order, by name) and `WGPU_ADAPTER_NAME` honoured) and creates a device
     /// on it.
+    ///
+    /// The driver's worker threads flush subnormal floats to zero (x86: see `denormals.rs`;
+    /// lavapipe would otherwise run 10 times slower on them).
     pub async fn new_async() -> Result<Gpu> {
+        let _flush = denormals::FlushDenormals::new();
         let (adapter, summary) = adapter::select().await?;
         let limits = adapter.limits();
         if limits.max_storage_buffers_per_shader_stage < MAX_STORAGE_BUFFERS_USED {
