@@ -81,9 +81,10 @@ fn tiny_search_run_directory(method: &str) {
 
 #[test]
 fn bad_settings_are_one_clear_line_and_exit_code_2() {
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["bench", "darts", "--init-channels", "3"], "even"),
         (&["bench", "darts", "--tuning", "depthwise_rows=3"], "depthwise_rows must be 1, 2 or 4"),
+        (&["bench", "darts", "--against", "depthwise_rows=3"], "depthwise_rows must be 1, 2 or 4"),
         (&["bench", "darts", "--image-size", "3"], "do not fit"),
         (&["bench", "darts", "--batch-size", "4096", "--image-size", "512"], "storage-binding limit"),
         (&["search", "darts", "--dataset", "cifar10"], "needs --data-dir"),
@@ -102,6 +103,27 @@ fn bad_settings_are_one_clear_line_and_exit_code_2() {
     // An unknown data set is refused by the argument parser, also with exit code 2.
     let out = wgpu_nas(&["search", "darts", "--dataset", "imagenet"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `bench darts --against` times a second tuning in alternation with the first, in one run.
+#[test]
+fn bench_darts_times_two_tunings_in_alternation() {
+    let args = ["bench", "darts", "--init-channels", "4", "--layers", "3", "--batch-size", "2", "--image-size", "8"];
+    let timing = ["--warmup", "1", "--steps", "2", "--json", "--against", "depthwise_rows=1,bn_channel_max_values=0"];
+    let out = wgpu_nas(&[&args[..], &timing[..]].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (base, against) = (&report["tuning"], &report["against"]["tuning"]);
+    assert_eq!(against["depthwise_rows"], 1, "{report}");
+    assert_eq!(against["bn_channel_max_values"], 0, "{report}");
+    assert_ne!(base, against);
+    let ratio = report["against"]["median_ratio"].as_f64().unwrap();
+    assert!(ratio.is_finite() && ratio > 0.0, "{report}");
+    // The counts are the first tuning's steps alone: the same as without --against.
+    let alone = wgpu_nas(&[&args[..], &["--warmup", "1", "--steps", "1", "--json"][..]].concat());
+    let alone: serde_json::Value = serde_json::from_slice(&alone.stdout).unwrap();
+    assert_eq!(report["dispatches_per_step"], alone["dispatches_per_step"], "{report}\n{alone}");
+    assert_eq!(report["flops_per_step"], alone["flops_per_step"]);
 }
 
 /// `--genotype FILE:NAME` picks a genotype of a whole genotypes.py (the reference's, in its own

@@ -77,6 +77,11 @@ pub struct BenchDartsArgs {
     /// `depthwise_rows=2,pointwise_uniform_weights=false` (every choice computes the same values).
     #[arg(long, default_value = "")]
     tuning: String,
+    /// Time a second set of kernel shapes (field=value pairs, as --tuning) in the same run,
+    /// alternating with --tuning's step by step, so that a host whose speed drifts biases
+    /// neither: an A/B of two tunings (each gets --warmup and --steps).
+    #[arg(long)]
+    against: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -109,6 +114,19 @@ struct Report {
     gflops: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     profile: Option<Profile>,
+    /// `--against`'s steps, timed in alternation with these.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    against: Option<Against>,
+}
+
+#[derive(Serialize)]
+struct Against {
+    tuning: Tuning,
+    median_s: f64,
+    min_s: f64,
+    max_s: f64,
+    /// The median over step pairs of its step's time over this tuning's next one.
+    median_ratio: f64,
 }
 
 #[derive(Serialize)]
@@ -204,15 +222,33 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
             args.steps
         ))?;
     }
+    let base = gpu.tuning();
+    let against = args.against.as_deref().map(|a| base.with(a)).transpose()?;
+    let tunings: Vec<Tuning> = std::iter::once(base).chain(against).collect();
     for _ in 0..args.warmup {
-        pollster::block_on(search.step_with(0, &mut || {}))?;
-        gpu.synchronize();
+        for &t in &tunings {
+            gpu.set_tuning(t)?;
+            pollster::block_on(search.step_with(0, &mut || {}))?;
+            gpu.synchronize();
+        }
     }
     check_fault(&gpu)?;
     gpu.reset_peak_memory();
-    let (d0, s0, r0, f0) = (gpu.dispatches(), gpu.submissions(), gpu.readbacks(), gpu.flops());
-    let (mut whole, mut arch, mut weight) = (vec![], vec![], vec![]);
+    // Dispatches, submissions, readbacks and FLOPs of --tuning's steps.
+    let counters = |gpu: &Gpu| [gpu.dispatches(), gpu.submissions(), gpu.readbacks(), gpu.flops()];
+    let mut counts = [0u64; 4];
+    let (mut whole, mut arch, mut weight, mut other) = (vec![], vec![], vec![], vec![]);
     for _ in 0..args.steps {
+        if let Some(&b) = tunings.get(1) {
+            // The other tuning's step first; its counts are not this one's.
+            gpu.set_tuning(b)?;
+            let started = Instant::now();
+            pollster::block_on(search.step_with(0, &mut || {}))?;
+            gpu.synchronize();
+            other.push(started.elapsed().as_secs_f64());
+            gpu.set_tuning(base)?;
+        }
+        let before = counters(&gpu);
         let started = Instant::now();
         let mut half = 0.0;
         pollster::block_on(search.step_with(0, &mut || {
@@ -221,6 +257,9 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
         }))?;
         gpu.synchronize();
         let t = started.elapsed().as_secs_f64();
+        for (c, (now, then)) in counts.iter_mut().zip(counters(&gpu).into_iter().zip(before)) {
+            *c += now - then;
+        }
         whole.push(t);
         // DARTS updates the alphas first, GDAS second.
         let (first, second) = if R::ALPHAS_FIRST { (&mut arch, &mut weight) } else { (&mut weight, &mut arch) };
@@ -230,8 +269,9 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
     check_fault(&gpu)?;
     let per = |d: u64| d as f64 / args.steps as f64;
     // The split between the halves adds one submission per step; it is not the step's own.
-    let submissions = per(gpu.submissions() - s0) - 1.0;
-    let flops = per(gpu.flops() - f0);
+    let [dispatches, submissions, readbacks, flops] = counts;
+    let submissions = per(submissions) - 1.0;
+    let flops = per(flops);
     let med = median(&whole);
     let mut report = Report {
         adapter: gpu.adapter().to_string(),
@@ -251,13 +291,20 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
         max_s: whole.iter().copied().fold(0.0, f64::max),
         arch_median_s: median(&arch),
         weight_median_s: median(&weight),
-        dispatches_per_step: per(gpu.dispatches() - d0),
+        dispatches_per_step: per(dispatches),
         submissions_per_step: submissions,
-        readbacks_per_step: per(gpu.readbacks() - r0),
+        readbacks_per_step: per(readbacks),
         peak_gpu_bytes: gpu.memory().peak,
         flops_per_step: flops,
         gflops: flops / med / 1e9,
         profile: None,
+        against: tunings.get(1).map(|&tuning| Against {
+            tuning,
+            median_s: median(&other),
+            min_s: other.iter().copied().fold(f64::INFINITY, f64::min),
+            max_s: other.iter().copied().fold(0.0, f64::max),
+            median_ratio: median(&other.iter().zip(&whole).map(|(o, w)| o / w).collect::<Vec<_>>()),
+        }),
     };
     if args.profile {
         gpu.start_trace();
@@ -346,6 +393,13 @@ fn print_report(r: &Report) -> Result<()> {
         r.gflops,
         r.peak_gpu_bytes as f64 / 1048576.0
     ))?;
+    if let Some(a) = &r.against {
+        out::line(format_args!(
+            "against {:?}, its steps alternating with these: median {:.3} s (min {:.3}, max {:.3}); \
+             a step of it over this tuning's next step: {:.3} (median of {} pairs)",
+            a.tuning, a.median_s, a.min_s, a.max_s, a.median_ratio, r.steps
+        ))?;
+    }
     let Some(p) = &r.profile else { return Ok(()) };
     out::line(format_args!(
         "\nprofile of one step, replayed per kernel class ({:.3} s in all); attainable here: {:.2} GFLOP/s \
