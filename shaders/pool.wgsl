@@ -245,14 +245,95 @@ fn global_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 const OUTS: u32 = 8u;
 const SEG: u32 = 24u;
 
+// The strip kernels' input (x forward, dy backward) and max_backward_strips' arg-max, as vec4s
+// (pool buffers are multiples of 16 bytes).
+@group(0) @binding(1) var<storage, read> sx4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> sa4: array<vec4<u32>>;
+// VEC4: the segments' row width is a multiple of 4, and they are loaded as the aligned vec4s
+// that cover them (about a third of the loads). PAD (= p.pad) fixes where a segment starts in
+// its first vec4, so every index is known when the pipeline is built.
+override VEC4: bool = false;
+override PAD: u32 = 0u;
+
+// floor(a / 4).
+fn floor4(a: i32) -> i32 {
+    return select(a / 4, (a - 3) / 4, a < 0);
+}
+
+// Where a segment's values lie: the vec4 of its value 0, and value 0's place in it.
+struct Span4 {
+    first: i32,
+    skip: u32,
+}
+
+// Segment value s is column a0 + lead + s (a0 a multiple of 8, lead a constant).
+fn span4(a0: u32, lead: i32) -> Span4 {
+    return Span4(i32(a0 / 4u) + floor4(lead), u32(lead - floor4(lead) * 4));
+}
+
+// Columns a0 + lead .. a0 + lead + span - 1 of the row of `width` values at sx4's flat index
+// `row`; columns outside the row are `fill`.
+fn row_segment(row: u32, a0: u32, lead: i32, span: u32, width: u32, fill: f32) -> array<f32, SEG> {
+    var seg: array<f32, SEG>;
+    if (VEC4) {
+        let at = span4(a0, lead);
+        let last4 = i32(width / 4u) - 1;
+        for (var k = 0u; k < (at.skip + span + 3u) / 4u; k = k + 1u) {
+            let q = at.first + i32(k);
+            let v = sx4[row / 4u + u32(clamp(q, 0, last4))];
+            for (var e = 0u; e < 4u; e = e + 1u) {
+                let s = i32(k * 4u + e) - i32(at.skip);
+                let c = q * 4 + i32(e);
+                if (s >= 0 && s < i32(span)) {
+                    seg[s] = select(fill, v[e], c >= 0 && c < i32(width));
+                }
+            }
+        }
+        return seg;
+    }
+    for (var s = 0u; s < span; s = s + 1u) {
+        let c = i32(a0) + lead + i32(s);
+        let i = row + u32(clamp(c, 0, i32(width) - 1));
+        seg[s] = select(fill, sx4[i / 4u][i % 4u], c >= 0 && c < i32(width));
+    }
+    return seg;
+}
+
+// `row_segment` of the arg-max (sa4), 0xffffffff (no cell) outside the row.
+fn arg_row_segment(row: u32, a0: u32, lead: i32, span: u32, width: u32) -> array<u32, SEG> {
+    var seg: array<u32, SEG>;
+    if (VEC4) {
+        let at = span4(a0, lead);
+        let last4 = i32(width / 4u) - 1;
+        for (var k = 0u; k < (at.skip + span + 3u) / 4u; k = k + 1u) {
+            let q = at.first + i32(k);
+            let v = sa4[row / 4u + u32(clamp(q, 0, last4))];
+            for (var e = 0u; e < 4u; e = e + 1u) {
+                let s = i32(k * 4u + e) - i32(at.skip);
+                let c = q * 4 + i32(e);
+                if (s >= 0 && s < i32(span)) {
+                    seg[s] = select(0xffffffffu, v[e], c >= 0 && c < i32(width));
+                }
+            }
+        }
+        return seg;
+    }
+    for (var s = 0u; s < span; s = s + 1u) {
+        let c = i32(a0) + lead + i32(s);
+        let i = row + u32(clamp(c, 0, i32(width) - 1));
+        seg[s] = select(0xffffffffu, sa4[i / 4u][i % 4u], c >= 0 && c < i32(width));
+    }
+    return seg;
+}
+
 // (plane, output row, first output column) of strip invocation t, or plane >= nc past the end.
 fn strip_of(t: u32) -> vec3<u32> {
     let jblocks = (p.ow + OUTS - 1u) / OUTS;
     return vec3<u32>(t / (jblocks * p.oh), (t / jblocks) % p.oh, (t % jblocks) * OUTS);
 }
 
-// max_forward_arg_strips: max_forward_arg's y and arg, 8 windows per invocation. Each window
-// starts from its first in-bounds cell and takes a later cell only when strictly greater, in
+// max_forward_arg_strips: max_forward_arg's y and arg, 8 windows per invocation (x is sx4).
+// Each window takes its first in-bounds cell, then a later cell only when strictly greater, in
 // row-major order: the first maximum, as window_max.
 @compute @workgroup_size(64)
 fn max_forward_arg_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -265,26 +346,20 @@ fn max_forward_arg_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builti
     let last = i32(p.w) - 1;
     var best: array<f32, OUTS>;
     var arg: array<u32, OUTS>;
-    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
-        let r = window_of(st.y, min(st.z + jj, p.ow - 1u));
-        arg[jj] = r.x * p.w + r.z;
-        best[jj] = mf_x[base + arg[jj]];
-    }
+    var seen: array<bool, OUTS>;
     for (var u = 0u; u < K; u = u + 1u) {
         let iy = h0 + i32(u);
         if (iy < 0 || iy >= i32(p.h)) { continue; }
         let row = u32(iy) * p.w;
-        var seg: array<f32, SEG>;
-        for (var s = 0u; s < span; s = s + 1u) {
-            seg[s] = mf_x[base + row + u32(clamp(x0 + i32(s), 0, last))];
-        }
+        let seg = row_segment(base + row, st.z * STRIDE, -i32(PAD), span, p.w, 0.0);
         for (var v = 0u; v < K; v = v + 1u) {
             for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
                 let x = x0 + i32(jj * STRIDE + v);
                 let value = seg[jj * STRIDE + v];
-                if (x >= 0 && x <= last && value > best[jj]) {
+                if (x >= 0 && x <= last && (!seen[jj] || value > best[jj])) {
                     best[jj] = value;
                     arg[jj] = row + u32(x);
+                    seen[jj] = true;
                 }
             }
         }
@@ -298,26 +373,19 @@ fn max_forward_arg_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builti
     }
 }
 
-// avg_forward_strips: avg_forward, 8 windows per invocation.
+// avg_forward_strips: avg_forward, 8 windows per invocation (x is sx4).
 @compute @workgroup_size(64)
 fn avg_forward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let st = strip_of(index64(gid, nwg));
     if (st.x >= p.nc) { return; }
     let base = st.x * p.h * p.w;
     let h0 = i32(st.y * STRIDE) - i32(p.pad);
-    let x0 = i32(st.z * STRIDE) - i32(p.pad);
     let span = (OUTS - 1u) * STRIDE + K;
-    let last = i32(p.w) - 1;
     var acc: array<f32, OUTS>;
     for (var u = 0u; u < K; u = u + 1u) {
         let iy = h0 + i32(u);
         if (iy < 0 || iy >= i32(p.h)) { continue; }
-        let row = base + u32(iy) * p.w;
-        var seg: array<f32, SEG>;
-        for (var s = 0u; s < span; s = s + 1u) {
-            let x = x0 + i32(s);
-            seg[s] = select(0.0, af_x[row + u32(clamp(x, 0, last))], x >= 0 && x <= last);
-        }
+        let seg = row_segment(base + u32(iy) * p.w, st.z * STRIDE, -i32(PAD), span, p.w, 0.0);
         for (var v = 0u; v < K; v = v + 1u) {
             for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
                 acc[jj] = acc[jj] + seg[jj * STRIDE + v];
@@ -342,25 +410,30 @@ fn input_strip_of(t: u32) -> vec3<u32> {
     return vec3<u32>(t / (xblocks * p.h), (t / xblocks) % p.h, (t % xblocks) * OUTS);
 }
 
-// avg_backward_strips: avg_backward at stride 1.
+// avg_backward_strips: avg_backward at stride 1 (dy is sx4). A window's count is its rows'
+// times its columns': the columns' are found once per invocation.
 @compute @workgroup_size(64)
 fn avg_backward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let st = input_strip_of(index64(gid, nwg));
     if (st.x >= p.nc) { return; }
     let span = OUTS + K - 1u;
-    let o0 = i32(st.z + p.pad) - i32(K - 1u); // output column of segment slot 0
+    let lead = i32(PAD) - i32(K - 1u);
+    let o0 = i32(st.z) + lead; // output column of segment slot 0
     let last = i32(p.ow) - 1;
+    var cols: array<u32, SEG>;
+    for (var s = 0u; s < span; s = s + 1u) {
+        let r = window_of(0u, u32(clamp(o0 + i32(s), 0, last)));
+        cols[s] = r.w - r.z;
+    }
     var acc: array<f32, OUTS>;
     for (var u = 0u; u < K; u = u + 1u) {
         let oy = i32(st.y + p.pad) - i32(u);
         if (oy < 0 || oy >= i32(p.oh)) { continue; }
-        let row = (st.x * p.oh + u32(oy)) * p.ow;
-        var seg: array<f32, SEG>;
+        let r = window_of(u32(oy), 0u);
+        let rows = r.y - r.x;
+        var seg = row_segment((st.x * p.oh + u32(oy)) * p.ow, st.z, lead, span, p.ow, 0.0);
         for (var s = 0u; s < span; s = s + 1u) {
-            let ox = o0 + i32(s);
-            let oxc = u32(clamp(ox, 0, last));
-            let d = ab_dy[row + oxc] / cells(window_of(u32(oy), oxc));
-            seg[s] = select(0.0, d, ox >= 0 && ox <= last);
+            seg[s] = seg[s] / f32(rows * cols[s]);
         }
         for (var v = 0u; v < K; v = v + 1u) {
             for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
@@ -376,29 +449,21 @@ fn avg_backward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     }
 }
 
-// max_backward_strips: max_backward at stride 1.
+// max_backward_strips: max_backward at stride 1 (dy is sx4, arg sa4).
 @compute @workgroup_size(64)
 fn max_backward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let st = input_strip_of(index64(gid, nwg));
     if (st.x >= p.nc) { return; }
     let span = OUTS + K - 1u;
-    let o0 = i32(st.z + p.pad) - i32(K - 1u);
-    let last = i32(p.ow) - 1;
+    let lead = i32(PAD) - i32(K - 1u);
     let cell0 = st.y * p.w + st.z;
     var acc: array<f32, OUTS>;
     for (var u = 0u; u < K; u = u + 1u) {
         let oy = i32(st.y + p.pad) - i32(u);
         if (oy < 0 || oy >= i32(p.oh)) { continue; }
         let row = (st.x * p.oh + u32(oy)) * p.ow;
-        var seg_dy: array<f32, SEG>;
-        var seg_arg: array<u32, SEG>;
-        for (var s = 0u; s < span; s = s + 1u) {
-            let ox = o0 + i32(s);
-            let o = row + u32(clamp(ox, 0, last));
-            let ok = ox >= 0 && ox <= last;
-            seg_dy[s] = mb_dy[o];
-            seg_arg[s] = select(0xffffffffu, mb_arg[o], ok);
-        }
+        let seg_dy = row_segment(row, st.z, lead, span, p.ow, 0.0);
+        let seg_arg = arg_row_segment(row, st.z, lead, span, p.ow);
         for (var v = 0u; v < K; v = v + 1u) {
             for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
                 let s = jj + K - 1u - v;
