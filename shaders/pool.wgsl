@@ -299,7 +299,9 @@ fn row_segment(row: u32, a0: u32, lead: i32, span: u32, width: u32, fill: f32) -
     return seg;
 }
 
-// `row_segment` of the arg-max (sa4), 0xffffffff (no cell) outside the row.
+// `row_segment` of the arg-max (sa4), 0xffffffff (no cell) outside the row. A twin rather than
+// one loader of bits for both: an entry point may not use sa4 and its own binding 2 at once,
+// and a loader that names both buffers uses both in every kernel that calls it.
 fn arg_row_segment(row: u32, a0: u32, lead: i32, span: u32, width: u32) -> array<u32, SEG> {
     var seg: array<u32, SEG>;
     if (VEC4) {
