@@ -125,7 +125,8 @@ struct Against {
     median_s: f64,
     min_s: f64,
     max_s: f64,
-    /// The median over step pairs of its step's time over this tuning's next one.
+    /// The median over step pairs of its step's time over this tuning's (the pairs alternate
+    /// which goes first).
     median_ratio: f64,
 }
 
@@ -238,15 +239,12 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
     let counters = |gpu: &Gpu| [gpu.dispatches(), gpu.submissions(), gpu.readbacks(), gpu.flops()];
     let mut counts = [0u64; 4];
     let (mut whole, mut arch, mut weight, mut other) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..args.steps {
-        if let Some(&b) = tunings.get(1) {
-            // The other tuning's step first; its counts are not this one's.
-            gpu.set_tuning(b)?;
-            let started = Instant::now();
-            pollster::block_on(search.step_with(0, &mut || {}))?;
-            gpu.synchronize();
-            other.push(started.elapsed().as_secs_f64());
-            gpu.set_tuning(base)?;
+    for i in 0..args.steps {
+        // The other tuning's step before this one's in even pairs, after it in odd ones, so that
+        // neither gains from going second; its counts are not this one's.
+        let other_first = i % 2 == 0;
+        if other_first {
+            time_other(&gpu, &mut search, &tunings, &mut other)?;
         }
         let before = counters(&gpu);
         let started = Instant::now();
@@ -265,6 +263,9 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
         let (first, second) = if R::ALPHAS_FIRST { (&mut arch, &mut weight) } else { (&mut weight, &mut arch) };
         first.push(half);
         second.push(t - half);
+        if !other_first {
+            time_other(&gpu, &mut search, &tunings, &mut other)?;
+        }
     }
     check_fault(&gpu)?;
     let per = |d: u64| d as f64 / args.steps as f64;
@@ -323,6 +324,23 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
         print_report(&report)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// With `--against` (a second tuning), one step of it timed into `other`; the first tuning is
+/// set again afterwards.
+fn time_other<R: Relaxation>(
+    gpu: &Gpu,
+    search: &mut SupernetSearch<R>,
+    tunings: &[Tuning],
+    other: &mut Vec<f64>,
+) -> Result<()> {
+    let [base, b] = tunings else { return Ok(()) };
+    gpu.set_tuning(*b)?;
+    let started = Instant::now();
+    pollster::block_on(search.step_with(0, &mut || {}))?;
+    gpu.synchronize();
+    other.push(started.elapsed().as_secs_f64());
+    gpu.set_tuning(*base)
 }
 
 /// The largest activation, the first cell's output [B, 4C, H, W], must fit one storage binding;
@@ -396,7 +414,7 @@ fn print_report(r: &Report) -> Result<()> {
     if let Some(a) = &r.against {
         out::line(format_args!(
             "against {:?}, its steps alternating with these: median {:.3} s (min {:.3}, max {:.3}); \
-             a step of it over this tuning's next step: {:.3} (median of {} pairs)",
+             its step over this tuning's in the same pair: {:.3} (median of {} pairs, each order in turn)",
             a.tuning, a.median_s, a.min_s, a.max_s, a.median_ratio, r.steps
         ))?;
     }
