@@ -105,9 +105,10 @@ fn max_forward_arg(
     }
 }
 
-// max_backward: dx = sum of dy over the windows whose arg-max is this cell
-@group(0) @binding(1) var<storage, read> mb_arg: array<u32>;
-@group(0) @binding(2) var<storage, read> mb_dy: array<f32>;
+// max_backward: dx = sum of dy over the windows whose arg-max is this cell (dy first: it is the
+// strips' segment source, sx4)
+@group(0) @binding(1) var<storage, read> mb_dy: array<f32>;
+@group(0) @binding(2) var<storage, read> mb_arg: array<u32>;
 @group(0) @binding(3) var<storage, read_write> mb_dx: array<f32>;
 
 // dx[n,c,iy,ix] = sum of dy[n,c,oy,ox] over windows holding (iy, ix) with arg-max there; one thread per input.
@@ -301,7 +302,9 @@ fn row_segment(row: u32, a0: u32, lead: i32, span: u32, width: u32, fill: f32) -
 
 // `row_segment` of the arg-max (sa4), 0xffffffff (no cell) outside the row. A twin rather than
 // one loader of bits for both: an entry point may not use sa4 and its own binding 2 at once,
-// and a loader that names both buffers uses both in every kernel that calls it.
+// and a loader that names both buffers uses both in every kernel that calls it. Nor one loader
+// per value (a `slot` of each column, one load each): the loads of one vec4 are not merged, and
+// the strips ran 10-60% slower (examples of the DARTS shapes, 3 interleaved pairs).
 fn arg_row_segment(row: u32, a0: u32, lead: i32, span: u32, width: u32) -> array<u32, SEG> {
     var seg: array<u32, SEG>;
     if (VEC4) {

@@ -83,7 +83,7 @@ impl Gpu {
     /// on it.
     ///
     /// The driver's worker threads flush subnormal floats to zero (x86: see `denormals.rs`;
-    /// lavapipe would otherwise run 10 times slower on them).
+    /// lavapipe ran a pointwise product 15 times slower on them).
     pub async fn new_async() -> Result<Gpu> {
         let _flush = denormals::FlushDenormals::new();
         let (adapter, summary) = adapter::select().await?;

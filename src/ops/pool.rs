@@ -118,17 +118,11 @@ fn launch_forward(entry: &'static str, strips: &'static str, pool: &Pooling, buf
 /// The backward `entry` as 8-column strips of input columns: `strips` at stride 1, `strided`
 /// above (its span of output columns, (8 + k - 2) / stride + 1, in registers), else on 8x8
 /// plane workgroups (a window wider than the segment). At stride 2 on [32, 16, 32, 32] the
-/// strided strips replace plane kernels of ~3.4 ms. The stride-1 strips bind `strip_bufs`
-/// (their segments' source first).
-fn launch_backward(
-    [entry, strips, strided]: [&'static str; 3],
-    pool: &Pooling,
-    bufs: &[&Tensor],
-    strip_bufs: &[&Tensor],
-) {
+/// strided strips replace plane kernels of ~3.4 ms.
+fn launch_backward([entry, strips, strided]: [&'static str; 3], pool: &Pooling, bufs: &[&Tensor]) {
     let grid = grid_1d_of(pool.n * pool.c * pool.h * pool.w.div_ceil(8), 64);
     match pool.stride {
-        1 if 8 + pool.k - 1 <= SEG => launch_strips(strips, pool, grid, pool.ow, strip_bufs),
+        1 if 8 + pool.k - 1 <= SEG => launch_strips(strips, pool, grid, pool.ow, bufs),
         s if s > 1 && (8 + pool.k - 2) / s < SEG => launch_window(strided, pool, grid, bufs),
         _ => launch_window(entry, pool, plane_grid(pool, pool.in_plane()), bufs),
     }
@@ -137,9 +131,9 @@ fn launch_backward(
 /// A strip kernel whose segments come from rows of `width` values: as vec4s where `width` is a
 /// multiple of 4 (`VEC4`), the padding a pipeline constant (`PAD`).
 fn launch_strips(entry: &'static str, pool: &Pooling, workgroups: [u32; 3], width: usize, bufs: &[&Tensor]) {
-    let vec4 = width.is_multiple_of(4);
-    let constants = [("VEC4", vec4 as u32 as f64), ("PAD", pool.pad as f64)];
-    launch_window_with(entry, pool, workgroups, &constants, bufs);
+    let [k, stride] = window_constants(pool);
+    let constants = [k, stride, ("VEC4", width.is_multiple_of(4) as u32 as f64), ("PAD", pool.pad as f64)];
+    dispatch_window(entry, pool, workgroups, &constants, bufs);
 }
 
 /// The plane kernels' grid: [`grid_planes`] over a `[rows, cols]` plane and the N*C planes.
@@ -147,17 +141,22 @@ fn plane_grid(pool: &Pooling, [rows, cols]: [usize; 2]) -> [u32; 3] {
     grid_planes(cols, rows, pool.n * pool.c)
 }
 
-/// One dispatch of a window kernel (window side and stride as pipeline constants) over `bufs`.
-fn launch_window(entry: &'static str, pool: &Pooling, workgroups: [u32; 3], bufs: &[&Tensor]) {
-    launch_window_with(entry, pool, workgroups, &[], bufs);
+/// The window kernels' side and stride as pipeline constants.
+fn window_constants(pool: &Pooling) -> [(&'static str, f64); 2] {
+    [("K", pool.k as f64), ("STRIDE", pool.stride as f64)]
 }
 
-/// [`launch_window`] with more pipeline constants.
-fn launch_window_with(
+/// One dispatch of a window kernel (window side and stride as pipeline constants) over `bufs`.
+fn launch_window(entry: &'static str, pool: &Pooling, workgroups: [u32; 3], bufs: &[&Tensor]) {
+    dispatch_window(entry, pool, workgroups, &window_constants(pool), bufs);
+}
+
+/// A window kernel's dispatch with these pipeline constants.
+fn dispatch_window(
     entry: &'static str,
     pool: &Pooling,
     workgroups: [u32; 3],
-    more: &[(&'static str, f64)],
+    constants: &[(&'static str, f64)],
     bufs: &[&Tensor],
 ) {
     let params = pool.params();
@@ -166,7 +165,7 @@ fn launch_window_with(
     gpu.dispatch(Dispatch {
         shader: "pool",
         entry,
-        constants: &[&[("K", params.k as f64), ("STRIDE", params.stride as f64)], more].concat(),
+        constants,
         params: bytemuck::bytes_of(&params),
         buffers: &buffers,
         workgroups,
@@ -190,7 +189,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     gpu.record(&[x], &[&y], move |g| {
         let dx = Tensor::empty(arg.gpu(), &pool.in_shape())?; // dx: [N, C, H, W]
         let names = ["max_backward", "max_backward_strips", "max_backward_strided"];
-        launch_backward(names, &pool, &[&arg, &g[0], &dx], &[&g[0], &arg, &dx]);
+        launch_backward(names, &pool, &[&g[0], &arg, &dx]);
         Ok(vec![Some(dx)])
     });
     Ok(y)
@@ -206,7 +205,7 @@ pub fn avg_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     gpu.record(&[x], &[&y], move |g| {
         let dx = Tensor::empty(g[0].gpu(), &pool.in_shape())?; // dx: [N, C, H, W]
         let names = ["avg_backward", "avg_backward_strips", "avg_backward_strided"];
-        launch_backward(names, &pool, &[&g[0], &dx], &[&g[0], &dx]);
+        launch_backward(names, &pool, &[&g[0], &dx]);
         Ok(vec![Some(dx)])
     });
     Ok(y)

@@ -225,9 +225,8 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
     }
     let base = gpu.tuning();
     let against = args.against.as_deref().map(|a| base.with(a)).transpose()?;
-    let tunings: Vec<Tuning> = std::iter::once(base).chain(against).collect();
     for _ in 0..args.warmup {
-        for &t in &tunings {
+        for t in std::iter::once(base).chain(against) {
             gpu.set_tuning(t)?;
             pollster::block_on(search.step_with(0, &mut || {}))?;
             gpu.synchronize();
@@ -244,7 +243,7 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
         // neither gains from going second; its counts are not this one's.
         let other_first = i % 2 == 0;
         if other_first {
-            time_other(&gpu, &mut search, &tunings, &mut other)?;
+            time_other(&gpu, &mut search, base, against, &mut other)?;
         }
         let before = counters(&gpu);
         let started = Instant::now();
@@ -264,7 +263,7 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
         first.push(half);
         second.push(t - half);
         if !other_first {
-            time_other(&gpu, &mut search, &tunings, &mut other)?;
+            time_other(&gpu, &mut search, base, against, &mut other)?;
         }
     }
     check_fault(&gpu)?;
@@ -299,7 +298,7 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
         flops_per_step: flops,
         gflops: flops / med / 1e9,
         profile: None,
-        against: tunings.get(1).map(|&tuning| Against {
+        against: against.map(|tuning| Against {
             tuning,
             median_s: median(&other),
             min_s: other.iter().copied().fold(f64::INFINITY, f64::min),
@@ -326,21 +325,21 @@ fn bench<R: Relaxation>(args: BenchDartsArgs, defaults: fn(usize, usize) -> Sear
     Ok(ExitCode::SUCCESS)
 }
 
-/// With `--against` (a second tuning), one step of it timed into `other`; the first tuning is
-/// set again afterwards.
+/// With `--against`'s tuning, one step of it timed into `other`; `base` is set again afterwards.
 fn time_other<R: Relaxation>(
     gpu: &Gpu,
     search: &mut SupernetSearch<R>,
-    tunings: &[Tuning],
+    base: Tuning,
+    against: Option<Tuning>,
     other: &mut Vec<f64>,
 ) -> Result<()> {
-    let [base, b] = tunings else { return Ok(()) };
-    gpu.set_tuning(*b)?;
+    let Some(b) = against else { return Ok(()) };
+    gpu.set_tuning(b)?;
     let started = Instant::now();
     pollster::block_on(search.step_with(0, &mut || {}))?;
     gpu.synchronize();
     other.push(started.elapsed().as_secs_f64());
-    gpu.set_tuning(*base)
+    gpu.set_tuning(base)
 }
 
 /// The largest activation, the first cell's output [B, 4C, H, W], must fit one storage binding;
