@@ -32,6 +32,11 @@ override SCALED: bool = false;
 override XHAT: bool = false;
 // forward_channel: update the running statistics (else they are bound but not touched).
 override RUNNING: bool = false;
+// The BN followed by a ReLU (inside a DARTS sep_conv), affine-free, in training: the forward
+// kernels write max(fma(x, a, b), 0), and the backward kernels gate dy by that pre-ReLU value,
+// recomputed from x (so not XHAT) with the same a = istd, b = -mean istd (see relu_gate). One
+// pass over the tensor each way instead of a ReLU's separate read and write.
+override RELU: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -50,6 +55,18 @@ const RUN: u32 = 4u;
 
 fn inv_std(var_c: f32) -> f32 {
     return 1.0 / sqrt(var_c + p.eps);
+}
+
+// RELU: dy where the forward's pre-ReLU value fma(x, a, b) was positive, else 0 (a ReLU's
+// gradient); a and b as the forward computed them (affine-free: a = istd, b = -mean a).
+fn relu_gate(dy: f32, x: f32, a: f32, b: f32) -> f32 {
+    if (!RELU) { return dy; }
+    return select(0.0, dy, fma(x, a, b) > 0.0);
+}
+
+fn relu_gate4(dy: vec4<f32>, x: vec4<f32>, a: f32, b: f32) -> vec4<f32> {
+    if (!RELU) { return dy; }
+    return select(vec4<f32>(0.0), dy, fma(x, vec4<f32>(a), vec4<f32>(b)) > vec4<f32>(0.0));
 }
 
 // Where channel c's gamma is: c, or the one gain p.k (SCALED).
@@ -179,12 +196,20 @@ fn normalize_forward(
     if (pe.x >= p.n * p.c || pe.y >= p.hw) { return; }
     let c = pe.x % p.c;
     let i = pe.x * p.hw + pe.y;
-    var y = (nf_x[i] - nf_mean[c]) * inv_std(nf_var[c]);
+    // y = a x + b, as the four-at-a-time kernels.
+    var a = inv_std(nf_var[c]);
+    var b = -nf_mean[c] * a;
     if (AFFINE) {
-        y = y * nf_gamma[gamma_at(c)];
+        let gamma = nf_gamma[gamma_at(c)];
+        a = a * gamma;
+        b = b * gamma;
         if (!SCALED) {
-            y = y + nf_beta[c];
+            b = b + nf_beta[c];
         }
+    }
+    var y = fma(nf_x[i], a, b);
+    if (RELU) {
+        y = max(y, 0.0);
     }
     nf_y[i] = y;
 }
@@ -208,7 +233,7 @@ fn plane_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     var dot_xhat = 0.0;
     var sum_dy = 0.0;
     for (var j = 0u; j < p.hw; j = j + 1u) {
-        let dy = psum_dy[base + j];
+        let dy = relu_gate(psum_dy[base + j], psum_x[base + j], istd, -mean * istd);
         if (XHAT) {
             dot_xhat = fma(dy, psum_x[base + j], dot_xhat);
         } else {
@@ -231,17 +256,20 @@ fn plane_sums4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     if (plane >= p.n * p.c) { return; }
     let c = plane % p.c;
     // xhat = x (XHAT) or x - mean, times istd at the end.
-    let shift = vec4<f32>(select(psum4_mean[c], 0.0, XHAT));
+    let mean = psum4_mean[c];
+    let istd = inv_std(psum4_var[c]);
+    let shift = vec4<f32>(select(mean, 0.0, XHAT));
     let hw4 = p.hw / 4u;
     let base = plane * hw4;
     var dot_xhat = vec4<f32>(0.0);
     var sum_dy = vec4<f32>(0.0);
     for (var j = 0u; j < hw4; j = j + 1u) {
-        let dy = psum4_dy[base + j];
-        dot_xhat = fma(dy, psum4_x[base + j] - shift, dot_xhat);
+        let x = psum4_x[base + j];
+        let dy = relu_gate4(psum4_dy[base + j], x, istd, -mean * istd);
+        dot_xhat = fma(dy, x - shift, dot_xhat);
         sum_dy = sum_dy + dy;
     }
-    let scale = select(inv_std(psum4_var[c]), 1.0, XHAT);
+    let scale = select(istd, 1.0, XHAT);
     psum4_partial[plane] = vec2<f32>(hsum(dot_xhat) * scale, hsum(sum_dy));
 }
 
@@ -292,7 +320,8 @@ fn backward_dx(
     }
     let count = f32(p.n * p.hw);
     let xhat = select((bdx_x[i] - bdx_mean[c]) * istd, bdx_x[i], XHAT);
-    bdx_dx[i] = scale * (bdx_dy[i] - bdx_dbeta[c] / count - xhat * bdx_dgamma[c] / count);
+    let dy = relu_gate(bdx_dy[i], bdx_x[i], istd, -bdx_mean[c] * istd);
+    bdx_dx[i] = scale * (dy - bdx_dbeta[c] / count - xhat * bdx_dgamma[c] / count);
 }
 
 // normalize_forward4, backward_dx4: the same two kernels four elements at a time, for planes of
@@ -330,7 +359,11 @@ fn normalize_forward4(
     for (var e = 0u; e < RUN; e = e + 1u) {
         let j = j0 + e;
         if (j < hw4) {
-            nf4_y[base + j] = fma(nf4_x[base + j], vec4<f32>(a), vec4<f32>(b));
+            var y = fma(nf4_x[base + j], vec4<f32>(a), vec4<f32>(b));
+            if (RELU) {
+                y = max(y, vec4<f32>(0.0));
+            }
+            nf4_y[base + j] = y;
         }
     }
 }
@@ -373,7 +406,9 @@ fn backward_dx4(
     for (var e = 0u; e < RUN; e = e + 1u) {
         let i = base + j0 + e;
         if (j0 + e < hw4) {
-            bdx4_dx[i] = fma(bdx4_dy[i], vec4<f32>(scale), fma(bdx4_x[i], vec4<f32>(t), vec4<f32>(u)));
+            let x = bdx4_x[i];
+            let dy = relu_gate4(bdx4_dy[i], x, istd, -bdx4_mean[c] * istd);
+            bdx4_dx[i] = fma(dy, vec4<f32>(scale), fma(x, vec4<f32>(t), vec4<f32>(u)));
         }
     }
 }
@@ -501,7 +536,11 @@ fn forward_channel(@builtin(local_invocation_index) l: u32, @builtin(workgroup_i
     for (var n = w.n0; n < p.n; n = n + w.dn) {
         let base = (n * p.c + c) * hw4;
         for (var j = w.j0; j < hw4; j = j + 64u) {
-            fc_y[base + j] = fma(fc_x[base + j], vec4<f32>(a), vec4<f32>(b));
+            var y = fma(fc_x[base + j], vec4<f32>(a), vec4<f32>(b));
+            if (RELU) {
+                y = max(y, vec4<f32>(0.0));
+            }
+            fc_y[base + j] = y;
         }
     }
 }
@@ -523,16 +562,18 @@ fn backward_channel(@builtin(local_invocation_index) l: u32, @builtin(workgroup_
     let hw4 = p.hw / 4u;
     let count = f32(p.n * p.hw);
     let istd = inv_std(bc_var[c]);
+    let mean = bc_mean[c];
     // xhat = a x + b: x saved (a = istd, b = -mean istd) or xhat saved (a = 1, b = 0).
-    let shift = vec4<f32>(select(bc_mean[c], 0.0, XHAT));
+    let shift = vec4<f32>(select(mean, 0.0, XHAT));
     let w = walk(l, hw4);
     var dot_xhat = vec4<f32>(0.0);
     var sum_dy = vec4<f32>(0.0);
     for (var n = w.n0; n < p.n; n = n + w.dn) {
         let base = (n * p.c + c) * hw4;
         for (var j = w.j0; j < hw4; j = j + 64u) {
-            let dy = bc_dy[base + j];
-            dot_xhat = fma(dy, bc_x[base + j] - shift, dot_xhat);
+            let x = bc_x[base + j];
+            let dy = relu_gate4(bc_dy[base + j], x, istd, -mean * istd);
+            dot_xhat = fma(dy, x - shift, dot_xhat);
             sum_dy = sum_dy + dy;
         }
     }
@@ -551,14 +592,16 @@ fn backward_channel(@builtin(local_invocation_index) l: u32, @builtin(workgroup_
     }
     let g = dgamma / count;
     let a = select(istd, 1.0, XHAT);
-    let b = select(-bc_mean[c] * istd, 0.0, XHAT);
+    let b = select(-mean * istd, 0.0, XHAT);
     let t = -scale * a * g;
     let u = -scale * (b * g + dbeta / count);
     for (var n = w.n0; n < p.n; n = n + w.dn) {
         let base = (n * p.c + c) * hw4;
         for (var j = w.j0; j < hw4; j = j + 64u) {
             let i = base + j;
-            bc_dx[i] = fma(bc_dy[i], vec4<f32>(scale), fma(bc_x[i], vec4<f32>(t), vec4<f32>(u)));
+            let x = bc_x[i];
+            let dy = relu_gate4(bc_dy[i], x, istd, -mean * istd);
+            bc_dx[i] = fma(dy, vec4<f32>(scale), fma(x, vec4<f32>(t), vec4<f32>(u)));
         }
     }
 }

@@ -8,7 +8,8 @@ mod reference;
 mod support;
 
 use support::*;
-use wgpu_nas::ops::batch_norm::{batch_norm2d, batch_norm2d_scaled};
+use wgpu_nas::ops::batch_norm::{batch_norm2d, batch_norm2d_relu, batch_norm2d_scaled};
+use wgpu_nas::ops::elementwise::relu;
 use wgpu_nas::rng::Rng;
 use wgpu_nas::{Gpu, Tensor, Tuning};
 
@@ -346,5 +347,83 @@ fn scaled_bn_matches_finite_differences_and_the_unscaled_one() {
             let want = gains[4] * b;
             assert!((a - want).abs() <= 1e-5 + 1e-5 * want.abs(), "{shape:?} y[{i}]: got {a}, want {want}");
         }
+    }
+}
+
+/// `batch_norm2d_relu` (BN then ReLU, fused in training): y = relu(BN(x)), the statistics, the
+/// running update, and dx = BN's backward of dy gated by y > 0, against the f64 reference on the
+/// three kernel paths (per channel: 2x4 and 8x8 planes; per plane: 48x48; scalar: 3x3 and 5x7)
+/// and in eval (the BN, then a ReLU); gradients against finite differences on each path.
+#[test]
+fn relu_bn_matches_the_reference_and_finite_differences() {
+    let gpu = gpu();
+    let mut rng = Rng::new(31);
+    let cases = [([2, 3, 2, 4], true), ([5, 2, 8, 8], true), ([2, 2, 48, 48], true), ([2, 3, 3, 3], true)];
+    for (shape, training) in
+        cases.into_iter().chain([([3, 5, 5, 7], true), ([2, 3, 2, 4], false), ([2, 3, 3, 3], false)])
+    {
+        let [_, c, _, _] = shape;
+        let d = Data::new(&mut rng, shape, 0.0);
+        let case = format!("{shape:?} training={training}");
+        let xt = Tensor::param(&gpu, &shape, &d.x).unwrap();
+        let rm = Tensor::from_slice(&gpu, &[c], &d.running_mean).unwrap();
+        let rv = Tensor::from_slice(&gpu, &[c], &d.running_var).unwrap();
+        let out = batch_norm2d_relu(&xt, Some((&rm, &rv)), training, MOMENTUM, EPS).unwrap();
+        let g = gpu.backward_from(&[(&out.y, Tensor::from_slice(&gpu, &shape, &d.dy).unwrap())]).unwrap();
+        let y_gpu = out.y.to_vec().unwrap();
+
+        let x = to_f64(&d.x);
+        let (mut run_mean, mut run_var) = (to_f64(&d.running_mean), to_f64(&d.running_var));
+        let (mean, var) = if training {
+            let stats = reference::batch_stats(&x, shape);
+            let count = shape[0] * shape[2] * shape[3];
+            reference::update_running(&mut run_mean, &mut run_var, &stats.0, &stats.1, count, MOMENTUM as f64);
+            stats
+        } else {
+            (run_mean.clone(), run_var.clone())
+        };
+        let y: Vec<f64> = reference::batch_norm_forward(&x, shape, &mean, &var, None, EPS as f64)
+            .iter()
+            .map(|v| v.max(0.0))
+            .collect();
+        // The ReLU's gradient: dy where the output is positive (the GPU's own output decides the
+        // values within rounding of 0).
+        let dy: Vec<f64> = d.dy.iter().zip(&y_gpu).map(|(&g, &y)| if y > 0.0 { g as f64 } else { 0.0 }).collect();
+        let (dx, _, _) = reference::batch_norm_backward(&x, &dy, shape, (&mean, &var), None, EPS as f64, training);
+
+        assert_close(&format!("{case}: y"), &y_gpu, &y, 1e-5, 1e-5);
+        assert!(y_gpu.iter().all(|&v| v >= 0.0), "{case}: a negative output");
+        assert_close(&format!("{case}: mean"), &out.mean.to_vec().unwrap(), &mean, 1e-5, 0.0);
+        assert_close(&format!("{case}: var"), &out.var.to_vec().unwrap(), &var, 1e-5, 1e-5);
+        assert_close(&format!("{case}: running_mean"), &rm.to_vec().unwrap(), &run_mean, 1e-5, 1e-6);
+        assert_close(&format!("{case}: running_var"), &rv.to_vec().unwrap(), &run_var, 1e-5, 1e-5);
+        assert_close(&format!("{case}: dx"), &g.get(&xt).unwrap().to_vec().unwrap(), &dx, 1e-5, 1e-5);
+        drop(g);
+
+        // The unfused composition gives the same output.
+        let plain = gpu.no_grad(|| {
+            let rm = Tensor::from_slice(&gpu, &[c], &d.running_mean).unwrap();
+            let rv = Tensor::from_slice(&gpu, &[c], &d.running_var).unwrap();
+            let y = batch_norm2d(&xt, None, None, Some((&rm, &rv)), training, MOMENTUM, EPS).unwrap().y;
+            relu(&y).unwrap().to_vec().unwrap()
+        });
+        assert_eq!(y_gpu, plain, "{case}: relu(batch_norm2d) differs");
+    }
+    for (seed, (shape, training)) in cases.into_iter().chain([([2, 3, 2, 4], false)]).enumerate() {
+        let n: usize = shape.iter().product();
+        let x = rand_vec(&mut rng, n);
+        let rm = Tensor::from_slice(&gpu, &[3], &rand_vec(&mut rng, 3)).unwrap();
+        let rv = Tensor::from_slice(&gpu, &[3], &rng.uniform_vec(3, 0.5, 2.0)).unwrap();
+        let running = (shape[1] == 3).then_some((&rm, &rv));
+        check_finite_differences(
+            &gpu,
+            &[(shape.to_vec(), x)],
+            |t| batch_norm2d_relu(&t[0], running, training, MOMENTUM, EPS).unwrap().y,
+            // A step small enough that no sampled value crosses the ReLU's kink.
+            1e-3,
+            20,
+            1e-2,
+            40 + seed as u64,
+        );
     }
 }

@@ -14,7 +14,7 @@ use super::model::{edge_forward, Mixing, NetworkConfig, State};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::nn::{join, BatchNorm, MixedOp, Module, ResNetBasicBlock, Visit};
-use crate::ops::{elementwise, elementwise::relu};
+use crate::ops::elementwise;
 use crate::rng::Rng;
 use crate::space::{NAS_BENCH_201_EDGES, NAS_BENCH_201_NODES};
 use crate::tensor::Tensor;
@@ -121,7 +121,7 @@ impl Skeleton {
                 Layer::Reduction(block) => block.forward(&x, train)?,
             };
         }
-        relu(&self.lastact.forward(&x, train)?)
+        self.lastact.forward_relu(&x, train)
     }
 }
 

@@ -68,7 +68,7 @@ impl Input {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        elementwise::relu(&self.bn.forward(&self.conv.forward(x)?, train)?)
+        self.bn.forward_relu(&self.conv.forward(x)?, train)
     }
 }
 
@@ -90,7 +90,7 @@ impl Branch {
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.op.forward(&self.input.forward(x, train)?)?;
         match &self.bn {
-            Some(bn) => elementwise::relu(&bn.forward(&y, train)?),
+            Some(bn) => bn.forward_relu(&y, train),
             None => Ok(y),
         }
     }

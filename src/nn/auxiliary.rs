@@ -60,15 +60,15 @@ impl AuxiliaryHeadCifar {
         }
         let (kernel, stride) = auxiliary_pool(h)?;
         let y = pool::avg_pool2d(&elementwise::relu(x)?, kernel, stride, 0)?; // [N, C, 2, 2]
-        let y = elementwise::relu(&self.bn1.forward(&self.conv1.forward(&y)?, train)?)?; // [N, 128, 2, 2]
-                                                                                         // A 2x2 conv on a 2x2 map has one output position: it is the product of the flattened
-                                                                                         // map [N, 128*2*2] with the weight seen as [768, 128*2*2] (OIHW flattens as CHW does).
-                                                                                         // The linear op's tiled matmul gives the same sums, and a weight gradient far cheaper
-                                                                                         // than the conv kernel's per-filter reduction over a single position.
+        let y = self.bn1.forward_relu(&self.conv1.forward(&y)?, train)?; // [N, 128, 2, 2]
+                                                                         // A 2x2 conv on a 2x2 map has one output position: it is the product of the flattened
+                                                                         // map [N, 128*2*2] with the weight seen as [768, 128*2*2] (OIHW flattens as CHW does).
+                                                                         // The linear op's tiled matmul gives the same sums, and a weight gradient far cheaper
+                                                                         // than the conv kernel's per-filter reduction over a single position.
         let n = y.shape()[0];
         let w = self.conv2.weight.reshape(&[768, 128 * 4])?;
         let y = linear::linear(&y.reshape(&[n, 128 * 4])?, &w, None)?.reshape(&[n, 768, 1, 1])?;
-        let y = elementwise::relu(&self.bn2.forward(&y, train)?)?; // [N, 768, 1, 1]
+        let y = self.bn2.forward_relu(&y, train)?; // [N, 768, 1, 1]
         self.classifier.forward(&y.reshape(&[n, 768])?)
     }
 }

@@ -268,8 +268,8 @@ impl SepConv {
 
     /// The block before its last BN, from relu(x) on.
     fn body(&self, rx: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward(&self.pw1.forward(&self.dw1.forward(rx)?)?, train)?;
-        self.pw2.forward(&self.dw2.forward(&relu(&y)?)?)
+        let y = self.bn1.forward_relu(&self.pw1.forward(&self.dw1.forward(rx)?)?, train)?;
+        self.pw2.forward(&self.dw2.forward(&y)?)
     }
 }
 

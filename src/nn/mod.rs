@@ -23,7 +23,7 @@ pub use nas_bench_201::ResNetBasicBlock;
 
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::ops::{batch_norm, conv, linear};
+use crate::ops::{batch_norm, conv, elementwise, linear};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
@@ -186,6 +186,16 @@ impl BatchNorm {
             self.eps,
         )?;
         Ok(out.y)
+    }
+
+    /// relu(BN(x)): in one pass each way for an affine-free BN in training
+    /// ([`batch_norm::batch_norm2d_relu`]), the BN and then a ReLU otherwise.
+    pub fn forward_relu(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if self.weight.is_some() {
+            return elementwise::relu(&self.forward(x, train)?);
+        }
+        let running = Some((&self.running_mean, &self.running_var));
+        Ok(batch_norm::batch_norm2d_relu(x, running, train, self.momentum, self.eps)?.y)
     }
 
     /// `s.flat[k] * BN(x)` for an affine-free BN ([`batch_norm::batch_norm2d_scaled`]); `None`

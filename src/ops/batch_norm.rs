@@ -13,7 +13,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::dims;
+use super::{dims, elementwise};
 use crate::error::{Error, Result};
 use crate::gpu::{grid_1d_of, Dispatch};
 use crate::tensor::{DType, Tensor};
@@ -55,6 +55,8 @@ struct Launch {
     running: bool,
     /// One gain `gamma[k]` for every channel and no beta (with `affine`).
     scaled: bool,
+    /// A ReLU after the normalisation, in the forward and backward kernels (affine-free).
+    relu: bool,
     /// Most values per channel for the one-workgroup-per-channel kernels (the adapter's tuning).
     channel_max_values: u32,
 }
@@ -71,6 +73,7 @@ impl Launch {
                 ("XHAT", self.xhat as u32 as f64),
                 ("RUNNING", self.running as u32 as f64),
                 ("SCALED", self.scaled as u32 as f64),
+                ("RELU", self.relu as u32 as f64),
             ],
             params: bytemuck::bytes_of(&self.params),
             buffers: &bufs,
@@ -176,7 +179,26 @@ pub fn batch_norm2d(
         (None, None) => Gain::None,
         _ => return Err(Error::shape(OP, "give both weight and bias (affine) or neither")),
     };
-    batch_norm2d_with(x, gain, running, training, momentum, eps)
+    batch_norm2d_with(x, gain, running, training, momentum, eps, false)
+}
+
+/// `relu(batch_norm2d(x))` for an affine-free BN (inside a DARTS `sep_conv`: BN, ReLU, the next
+/// depthwise conv). In training the BN's kernels apply the ReLU as they write y and gate dy by it
+/// in the backward (pre-ReLU values recomputed from x, which is kept instead of xhat): one pass
+/// each way instead of a separate ReLU's read and write of the tensor. In eval it is the BN,
+/// then [`elementwise::relu`]. `mean` and `var` are the BN's.
+pub fn batch_norm2d_relu(
+    x: &Tensor,
+    running: Option<(&Tensor, &Tensor)>,
+    training: bool,
+    momentum: f32,
+    eps: f32,
+) -> Result<BatchNorm2dOutput> {
+    if training {
+        return batch_norm2d_with(x, Gain::None, running, training, momentum, eps, true);
+    }
+    let out = batch_norm2d_with(x, Gain::None, running, training, momentum, eps, false)?;
+    Ok(BatchNorm2dOutput { y: elementwise::relu(&out.y)?, ..out })
 }
 
 /// An affine-free [`batch_norm2d`] whose output is multiplied by the scalar `s.flat[k]`, read
@@ -195,7 +217,7 @@ pub fn batch_norm2d_scaled(
     if s.dtype() != DType::F32 || k >= s.numel() {
         return Err(Error::shape(OP, format!("gain index {k} out of an f32 tensor of shape {:?}", s.shape())));
     }
-    batch_norm2d_with(x, Gain::Scaled(s, k), running, training, momentum, eps)
+    batch_norm2d_with(x, Gain::Scaled(s, k), running, training, momentum, eps, false)
 }
 
 /// What multiplies xhat: 1, gamma and beta per channel, or one scalar on the GPU.
@@ -213,6 +235,7 @@ fn batch_norm2d_with(
     training: bool,
     momentum: f32,
     eps: f32,
+    relu: bool,
 ) -> Result<BatchNorm2dOutput> {
     let [n, c, h, w] = dims::<4>(OP, x)?;
     if x.dtype() != DType::F32 {
@@ -258,6 +281,7 @@ fn batch_norm2d_with(
         xhat: false,
         running: running.is_some(),
         scaled,
+        relu,
         channel_max_values: gpu.tuning().bn_channel_max_values,
     };
     let y = Tensor::empty(gpu, x.shape())?; // y: [N, C, H, W]
@@ -308,8 +332,8 @@ fn batch_norm2d_with(
 
     // Affine-free in training, y is xhat: keep it instead of x, so that x can be freed (the next
     // op, a DARTS mixed op, keeps y anyway). Otherwise keep x and recompute xhat (a scaled BN's
-    // y is not kept by the edge's sum).
-    let keep_xhat = training && affine.is_none();
+    // y is not kept by the edge's sum; with a ReLU, y is not xhat).
+    let keep_xhat = training && affine.is_none() && !relu;
     let saved = Saved {
         t: if keep_xhat { y.clone() } else { x.clone() },
         x_grad: x.requires_grad(),
