@@ -300,14 +300,22 @@ fn floor_div(a: i32, b: i32) -> i32 {
 // One invocation per (plane, input row y, block of 8 input columns x0..x0+7, x0 a multiple of
 // 8 and of STRIDE). Column x0 + jj meets tap v at output column (x0 + jj + PAD - v*D) / S when
 // that divides: relative to x0 / S a constant, read from a segment of dy loaded once per row.
+// Which kernel rows meet row y depends on y mod S (its phase): the invocations of a plane run
+// phase by phase (rows phase, phase + S, ...), so that the lanes of a SIMD batch take the same
+// rows. In row order, half the lanes of a batch skipped each kernel row at stride 2, and a CPU
+// adapter runs a branch that some lanes take for all of them.
 @compute @workgroup_size(64)
 fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let xblocks = (p.w + OUTS - 1u) / OUTS;
+    let rows = (p.h + STRIDE - 1u) / STRIDE; // rows per phase, the last phases' last one past H
     let t = index64(gid, nwg);
-    if (t >= p.n * p.c * p.h * xblocks) { return; }
+    if (t >= p.n * p.c * STRIDE * rows * xblocks) { return; }
     let xb = t % xblocks;
-    let y = (t / xblocks) % p.h;
-    let plane = t / (xblocks * p.h);
+    let r = t / xblocks;
+    let phase = (r / rows) % STRIDE;
+    let y = (r % rows) * STRIDE + phase;
+    let plane = r / (rows * STRIDE);
+    if (y >= p.h) { return; }
     let ch = plane % p.c;
     let x0 = xb * OUTS;
     let s = i32(STRIDE);

@@ -193,20 +193,21 @@ pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) -
     }
     let w_uniform = UniformFilter::of(w, UNIFORM_TAPS, true)?;
     let p = Params::of(geo, [geo.h, geo.w], [geo.oh, geo.ow], pad);
-    let [kh, kw, stride, dil, ..] = constants(geo, stride, false, geo.w, pad);
+    let [kh, kw, stride_c, dil, ..] = constants(geo, stride, false, geo.w, pad);
     let flag = |yes: bool| yes as u32 as f64;
     // dy rows as vec4s (OW a multiple of 4), dx strips as two (W a multiple of 8).
     let c = [
         kh,
         kw,
-        stride,
+        stride_c,
         dil,
         ("PAD", pad as f64),
         ("VEC4", flag(geo.ow.is_multiple_of(4))),
         ("VEC4_OUT", flag(geo.w.is_multiple_of(OUTS))),
         ("UNIFORM_W", w_uniform.flag()),
     ];
-    let threads = geo.n * geo.c_in * geo.h * geo.w.div_ceil(OUTS);
+    // One invocation per (plane, row phase, row of that phase, strip), see the shader.
+    let threads = geo.n * geo.c_in * stride * geo.h.div_ceil(stride) * geo.w.div_ceil(OUTS);
     let bufs = [dy.buf(), w.buf(), dx.buf(), w_uniform.buf()];
     launch(dy.gpu(), "input_backward", &c, &p, &bufs, threads, geo.flops());
     Ok(())
