@@ -18,7 +18,7 @@ struct Params {
     eps: f32,      // added to the variance under the square root
     momentum: f32, // weight of the new statistic in the running update
     k: u32,        // SCALED: the index of the gain in the gamma buffer
-    _pad: u32,
+    slot: u32,     // COEF: the row of the coefficients buffer this BN writes
 }
 
 // gamma and beta are read (affine); otherwise gamma = 1, beta = 0 and any buffer is bound there.
@@ -37,6 +37,10 @@ override RUNNING: bool = false;
 // recomputed from x (so not XHAT) with the same a = istd, b = -mean istd (see relu_gate). One
 // pass over the tensor each way instead of a ReLU's separate read and write.
 override RELU: bool = false;
+// forward_channel: write the normalisation's per-channel coefficients (a, b, y = a x + b) to
+// row p.slot of a [terms, C] buffer of vec4s (a, b, 0, 0), bound in y's place, instead of y: a
+// DARTS edge's sum applies them as it reads x (mixed_op.wgsl's bn_sum), so y is never written.
+override COEF: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -170,11 +174,50 @@ fn combine_stats(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn combine_stats_running(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
     if (c >= p.c) { return; }
-    let stats = channel_stats(c);
+    update_running(c, channel_stats(c));
+}
+
+// r = (1 - momentum) * r + momentum * stat for channel c's (mean, biased var), the unbiased
+// variance for running_var.
+fn update_running(c: u32, stats: vec2<f32>) {
     let count = f32(p.n * p.hw);
     let unbiased = stats.y * count / (count - 1.0);
     cs_running_mean[c] = (1.0 - p.momentum) * cs_running_mean[c] + p.momentum * stats.x;
     cs_running_var[c] = (1.0 - p.momentum) * cs_running_var[c] + p.momentum * unbiased;
+}
+
+// y = a x + b's per-channel coefficients, as every normalising kernel computes them.
+fn coefficients(mean: f32, var_c: f32, gamma: f32, beta: f32) -> vec2<f32> {
+    var a = inv_std(var_c);
+    var b = -mean * a;
+    if (AFFINE) {
+        a = a * gamma;
+        b = b * gamma;
+        if (!SCALED) {
+            b = b + beta;
+        }
+    }
+    return vec2<f32>(a, b);
+}
+
+// combine_coefficients: combine_stats (with the running update when RUNNING), then row p.slot
+// of the coefficients buffer (see COEF) in place of normalize_forward's pass over y.
+@group(0) @binding(6) var<storage, read> cc_gamma: array<f32>;
+@group(0) @binding(7) var<storage, read_write> cc_coef: array<vec4<f32>>; // [terms, C]
+
+@compute @workgroup_size(64)
+fn combine_coefficients(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if (c >= p.c) { return; }
+    let stats = channel_stats(c);
+    if (RUNNING) {
+        update_running(c, stats);
+    }
+    var gamma = 1.0;
+    if (AFFINE) {
+        gamma = cc_gamma[gamma_at(c)];
+    }
+    cc_coef[p.slot * p.c + c] = vec4<f32>(coefficients(stats.x, stats.y, gamma, 0.0), 0.0, 0.0);
 }
 
 // normalize_forward: y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c]
@@ -521,6 +564,17 @@ fn forward_channel(@builtin(local_invocation_index) l: u32, @builtin(workgroup_i
             fc_running_mean[c] = (1.0 - p.momentum) * fc_running_mean[c] + p.momentum * mean;
             fc_running_var[c] = (1.0 - p.momentum) * fc_running_var[c] + p.momentum * unbiased;
         }
+    }
+    if (COEF) {
+        // y's buffer holds the coefficients; y is never written.
+        if (l == 0u) {
+            var gamma = 1.0;
+            if (AFFINE) {
+                gamma = fc_gamma[gamma_at(c)];
+            }
+            fc_y[p.slot * p.c + c] = vec4<f32>(coefficients(mean, var_c, gamma, 0.0), 0.0, 0.0);
+        }
+        return;
     }
     // Pass 3: y = a x + b.
     var a = inv_std(var_c);

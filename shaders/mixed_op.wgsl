@@ -11,11 +11,11 @@ struct Params {
     n: u32,          // elements of each term
     count: u32,      // terms used in this dispatch (1..8)
     accumulate: u32, // weighted_sum: 1 adds to out (a later chunk of terms), 0 overwrites it
-    chunk: u32,      // dots: elements per workgroup of the partial pass
+    chunk: u32,      // dots: elements per workgroup of the partial pass; bn_sum: vec4s per plane
     parts: u32,      // dots: partials per term
     has_y: u32,      // hard_select: 1 when the chosen op has an output, 0 for `none` (y is zero)
-    _pad1: u32,
-    _pad2: u32,
+    mask: u32,       // bn_sum: bit t set when term t is a BN's input x (normalised here)
+    channels: u32,   // bn_sum: C
     idx: array<vec4<u32>, 2>, // idx[t / 4][t % 4]: the flat index into w of term t
     // hard_select: idx[0] = e * K (the edge's row in h), idx[1] = k (the chosen op), count = K
 }
@@ -208,5 +208,63 @@ fn select_finish() {
     let k = p.idx[0].y;
     for (var i = 0u; i < p.count; i = i + 1u) {
         if (i == k) { sf_dh[row + i] = dot; } else { sf_dh[row + i] = total; }
+    }
+}
+
+// bn_sum: a DARTS edge's sum, its ops' last BNs applied on the way: out = sum_t z_t in term
+// order, z_t = a_t[c] x_t + b_t[c] for a term in p.mask (x_t the BN's input, (a, b) its
+// coefficients, batch_norm.wgsl's COEF, row t of coef: the op's weight folded into a) and
+// z_t = x_t for the others. The BNs' outputs are never written: the edge reads each x once
+// instead of the BN reading x and writing y and the sum reading y. The same bits as sum8 over
+// the BNs' outputs (each z_t is the fma the BN would have written).
+@group(0) @binding(1) var<storage, read> bs_coef: array<vec4<f32>>; // [8, C]: (a, b, 0, 0)
+@group(0) @binding(2) var<storage, read> bs_x0: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bs_x1: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> bs_x2: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> bs_x3: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> bs_x4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> bs_x5: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> bs_x6: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> bs_x7: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read_write> bs_out: array<vec4<f32>>;
+
+// Vec4s per invocation of bn_sum, one run in one plane: its terms' coefficients are loaded once.
+const BS_RUN: u32 = 4u;
+
+// One workgroup row per plane (n, c) = wid.y + wid.z * nwg.y, so that the channel is uniform
+// across a workgroup; invocation x covers vec4s x * BS_RUN .. + BS_RUN of the plane.
+@compute @workgroup_size(64)
+fn bn_sum(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let plane = wid.y + wid.z * nwg.y;
+    let hw4 = p.chunk;
+    let j0 = gid.x * BS_RUN;
+    if (plane * hw4 * 4u >= p.n || j0 >= hw4) { return; }
+    let c = plane % p.channels;
+    var ab: array<vec2<f32>, 8>;
+    for (var t = 0u; t < p.count; t = t + 1u) {
+        if (((p.mask >> t) & 1u) != 0u) {
+            ab[t] = bs_coef[t * p.channels + c].xy;
+        } else {
+            ab[t] = vec2<f32>(1.0, 0.0);
+        }
+    }
+    // A plain term's (1, 0) leaves it as it is (fma(x, 1, 0) = x).
+    for (var e = 0u; e < BS_RUN; e = e + 1u) {
+        let j = j0 + e;
+        if (j >= hw4) { break; }
+        let i = plane * hw4 + j;
+        var acc = fma(bs_x0[i], vec4<f32>(ab[0].x), vec4<f32>(ab[0].y));
+        if (p.count > 1u) { acc = acc + fma(bs_x1[i], vec4<f32>(ab[1].x), vec4<f32>(ab[1].y)); }
+        if (p.count > 2u) { acc = acc + fma(bs_x2[i], vec4<f32>(ab[2].x), vec4<f32>(ab[2].y)); }
+        if (p.count > 3u) { acc = acc + fma(bs_x3[i], vec4<f32>(ab[3].x), vec4<f32>(ab[3].y)); }
+        if (p.count > 4u) { acc = acc + fma(bs_x4[i], vec4<f32>(ab[4].x), vec4<f32>(ab[4].y)); }
+        if (p.count > 5u) { acc = acc + fma(bs_x5[i], vec4<f32>(ab[5].x), vec4<f32>(ab[5].y)); }
+        if (p.count > 6u) { acc = acc + fma(bs_x6[i], vec4<f32>(ab[6].x), vec4<f32>(ab[6].y)); }
+        if (p.count > 7u) { acc = acc + fma(bs_x7[i], vec4<f32>(ab[7].x), vec4<f32>(ab[7].y)); }
+        bs_out[i] = acc;
     }
 }

@@ -264,3 +264,54 @@ fn gdas_hard_sample_is_one_hot_and_its_gradient_reaches_the_alphas() {
         }
     }
 }
+
+/// A DARTS edge in training sums its ops through `bn_sum` (the ops' last BNs applied as the sum
+/// reads their inputs, their outputs never written): the same bits as each op's weighted output
+/// summed by `add_n`, and the same gradients to the input and the weights, at stride 1 and 2
+/// (FactorizedReduce's BN among the terms), and with planes of 9 values (no fusion).
+#[test]
+fn fused_edge_sum_matches_the_ops_summed_one_by_one() {
+    use wgpu_nas::nn::{Input, MixedOp, PRIMITIVES as OPS};
+    use wgpu_nas::ops::elementwise;
+    let gpu = gpu();
+    let mut rng = Rng::new(41);
+    // 48x48 planes: 4608 values a channel, the per-plane statistics (combine_coefficients).
+    let cases = [([2, 4, 8, 8], 1), ([2, 4, 8, 8], 2), ([2, 4, 6, 6], 2), ([3, 4, 3, 3], 1), ([2, 4, 48, 48], 1)];
+    for (shape, stride) in cases {
+        let edge = 3;
+        let op = MixedOp::new(&gpu, &mut rng, &OPS, 4, stride).unwrap();
+        let n: usize = shape.iter().product();
+        let xv = rand_vec(&mut rng, n);
+        let wv = rng.uniform_vec(EDGES * PRIMITIVES, 0.1, 1.0);
+        let run = |fused: bool| {
+            let x = Tensor::param(&gpu, &shape, &xv).unwrap();
+            let w = Tensor::param(&gpu, &[EDGES, PRIMITIVES], &wv).unwrap();
+            let input = Input::new(&x);
+            let y = if fused {
+                op.forward_shared(&input, &w, edge, true).unwrap()
+            } else {
+                let terms: Vec<Tensor> = op
+                    .ops
+                    .iter()
+                    .filter_map(|(k, _, p)| p.forward_weighted(&input, true, &w, edge * PRIMITIVES + k).unwrap())
+                    .collect();
+                elementwise::add_n(&terms.iter().collect::<Vec<_>>()).unwrap()
+            };
+            let dy = Tensor::from_slice(&gpu, y.shape(), &vec![0.5; y.numel()]).unwrap();
+            let g = gpu.backward_from(&[(&y, dy)]).unwrap();
+            let dx = g.get(&x).unwrap().to_vec().unwrap();
+            let dw = g.get(&w).unwrap().to_vec().unwrap();
+            (y.to_vec().unwrap(), dx, dw)
+        };
+        let (y, dx, dw) = run(true);
+        let (y_ref, dx_ref, dw_ref) = run(false);
+        let case = format!("{shape:?} stride {stride}");
+        assert_eq!(y, y_ref, "{case}: the output differs");
+        assert_close(&format!("{case}: dx"), &dx, &to_f64(&dx_ref), 1e-6, 1e-5);
+        assert_close(&format!("{case}: dw"), &dw, &to_f64(&dw_ref), 1e-6, 1e-5);
+        assert!(
+            dw_ref[edge * PRIMITIVES + 1..(edge + 1) * PRIMITIVES].iter().all(|v| *v != 0.0),
+            "{case}: a weight without gradient"
+        );
+    }
+}

@@ -6,7 +6,7 @@ use std::cell::OnceCell;
 use super::{join, BatchNorm, Conv, Module, Visit};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::ops::{conv::Conv2d, elementwise, elementwise::relu, layout, mixed_op, pool};
+use crate::ops::{batch_norm, conv::Conv2d, elementwise, elementwise::relu, layout, mixed_op, pool};
 use crate::rng::Rng;
 use crate::space::{NAS_BENCH_201_OPS, REFERENCE_EXTRA_OPS};
 use crate::tensor::Tensor;
@@ -486,15 +486,7 @@ impl Primitive {
     /// none for its gradient); the others (`skip_connect` at stride 1, pools without a BN) are
     /// scaled by [`elementwise::scale`].
     pub fn forward_weighted(&self, input: &Input, train: bool, w: &Tensor, idx: usize) -> Result<Option<Tensor>> {
-        self.split(input, train)?
-            .map(|(body, last)| match last {
-                Some(bn) => match bn.forward_scaled(&body, train, w, idx)? {
-                    Some(y) => Ok(y),
-                    None => elementwise::scale(&bn.forward(&body, train)?, w, idx),
-                },
-                None => elementwise::scale(&body, w, idx),
-            })
-            .transpose()
+        self.split(input, train)?.map(|(body, last)| weighted(&body, last, train, w, idx)).transpose()
     }
 
     /// The op as (everything before its last BN, that BN): `skip_connect` and BN-less pools have
@@ -528,6 +520,17 @@ impl Module for Primitive {
             Primitive::FactorizedConv7x7(m) => m.visit(prefix, f),
             Primitive::ReluConvBn(m) => m.visit(prefix, f),
         }
+    }
+}
+
+/// `w.flat[idx] * last(body)` (see [`Primitive::forward_weighted`]).
+fn weighted(body: &Tensor, last: Option<&BatchNorm>, train: bool, w: &Tensor, idx: usize) -> Result<Tensor> {
+    match last {
+        Some(bn) => match bn.forward_scaled(body, train, w, idx)? {
+            Some(y) => Ok(y),
+            None => elementwise::scale(&bn.forward(body, train)?, w, idx),
+        },
+        None => elementwise::scale(body, w, idx),
     }
 }
 
@@ -571,15 +574,62 @@ impl MixedOp {
 
     /// [`MixedOp::forward`] with the input's ReLU shared with the other edges that read it:
     /// the sum of the ops' weighted outputs ([`Primitive::forward_weighted`]).
+    /// In training, the ops' last affine-free BNs leave their outputs to the sum, which
+    /// normalises as it reads ([`mixed_op::bn_sum`]: y never written, the same bits).
     pub fn forward_shared(&self, input: &Input, weights: &Tensor, edge: usize, train: bool) -> Result<Tensor> {
         let x = input.x();
         let k_total = *weights.shape().last().unwrap_or(&1);
+        if train && self.ops.len() <= elementwise::SUM_TERMS {
+            return self.forward_fused(input, weights, edge, k_total);
+        }
         let mut terms = Vec::with_capacity(self.ops.len());
         for (k, _, op) in &self.ops {
             if let Some(y) = op.forward_weighted(input, train, weights, edge * k_total + k)? {
                 terms.push(y);
             }
         }
+        self.sum(x, terms)
+    }
+
+    /// [`MixedOp::forward_shared`] in training, through [`mixed_op::bn_sum`] when a term ends in
+    /// a BN whose planes it takes.
+    fn forward_fused(&self, input: &Input, weights: &Tensor, edge: usize, k_total: usize) -> Result<Tensor> {
+        let mut coef = None;
+        let mut terms = Vec::with_capacity(self.ops.len());
+        for (k, _, op) in &self.ops {
+            let idx = edge * k_total + k;
+            let Some((body, last)) = op.split(input, true)? else { continue };
+            let slot = terms.len();
+            let fused = match last {
+                Some(bn) if batch_norm::coefficients_fit(body.shape(), true) => {
+                    if coef.is_none() {
+                        coef = Some(mixed_op::sum_coefficients(body.gpu(), body.shape()[1])?);
+                    }
+                    let coef = coef.as_ref().expect("made above");
+                    bn.scaled_coefficients(&body, weights, idx, coef, slot)?
+                }
+                _ => None,
+            };
+            terms.push(match fused {
+                Some(bn) => mixed_op::SumTerm::Bn(body, bn),
+                None => mixed_op::SumTerm::Plain(weighted(&body, last, true, weights, idx)?),
+            });
+        }
+        match coef {
+            Some(coef) => mixed_op::bn_sum(&coef, terms),
+            None => {
+                // Without coefficients every term is plain.
+                let plain = terms.into_iter().filter_map(|t| match t {
+                    mixed_op::SumTerm::Plain(y) => Some(y),
+                    mixed_op::SumTerm::Bn(..) => None,
+                });
+                self.sum(input.x(), plain.collect())
+            }
+        }
+    }
+
+    /// The sum of an edge's weighted terms; zeros of the strided shape for none.
+    fn sum(&self, x: &Tensor, terms: Vec<Tensor>) -> Result<Tensor> {
         if terms.is_empty() {
             let s = x.shape();
             let (h, w) = (s[2].div_ceil(self.stride), s[3].div_ceil(self.stride));

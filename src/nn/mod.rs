@@ -198,6 +198,24 @@ impl BatchNorm {
         Ok(batch_norm::batch_norm2d_relu(x, running, train, self.momentum, self.eps)?.y)
     }
 
+    /// [`BatchNorm::forward_scaled`] in training with its output left to a DARTS edge's sum
+    /// ([`batch_norm::batch_norm2d_scaled_coefficients`]: its coefficients to row `slot` of
+    /// `coef`); `None` for an affine BN.
+    pub fn scaled_coefficients(
+        &self,
+        x: &Tensor,
+        s: &Tensor,
+        k: usize,
+        coef: &Tensor,
+        slot: usize,
+    ) -> Result<Option<batch_norm::ScaledTerm>> {
+        if self.weight.is_some() {
+            return Ok(None);
+        }
+        let running = Some((&self.running_mean, &self.running_var));
+        batch_norm::batch_norm2d_scaled_coefficients(x, s, k, running, self.momentum, self.eps, coef, slot).map(Some)
+    }
+
     /// `s.flat[k] * BN(x)` for an affine-free BN ([`batch_norm::batch_norm2d_scaled`]); `None`
     /// for an affine one (its gain is gamma).
     pub fn forward_scaled(&self, x: &Tensor, train: bool, s: &Tensor, k: usize) -> Result<Option<Tensor>> {

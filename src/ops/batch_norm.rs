@@ -28,7 +28,7 @@ struct Params {
     eps: f32,
     momentum: f32,
     k: u32,
-    _pad: u32,
+    slot: u32,
 }
 
 const OP: &str = "batch_norm2d";
@@ -57,6 +57,8 @@ struct Launch {
     scaled: bool,
     /// A ReLU after the normalisation, in the forward and backward kernels (affine-free).
     relu: bool,
+    /// The forward writes its coefficients to row `params.slot` of a buffer instead of y.
+    coef: bool,
     /// Most values per channel for the one-workgroup-per-channel kernels (the adapter's tuning).
     channel_max_values: u32,
 }
@@ -74,6 +76,7 @@ impl Launch {
                 ("RUNNING", self.running as u32 as f64),
                 ("SCALED", self.scaled as u32 as f64),
                 ("RELU", self.relu as u32 as f64),
+                ("COEF", self.coef as u32 as f64),
             ],
             params: bytemuck::bytes_of(&self.params),
             buffers: &bufs,
@@ -182,6 +185,65 @@ pub fn batch_norm2d(
     batch_norm2d_with(x, gain, running, training, momentum, eps, false)
 }
 
+/// Whether [`batch_norm2d_scaled_coefficients`] takes x of this shape: training, planes of a
+/// multiple of 4 values.
+pub fn coefficients_fit(shape: &[usize], training: bool) -> bool {
+    matches!(shape, [_, _, h, w] if training && (h * w).is_multiple_of(4))
+}
+
+/// A scaled BN (see [`batch_norm2d_scaled`]) whose output is left to its consumer: a DARTS
+/// edge's sum ([`super::mixed_op::bn_sum`]) reads x and the coefficients and never sees y.
+pub struct ScaledTerm {
+    saved: Saved,
+    launch: Launch,
+}
+
+impl ScaledTerm {
+    /// Gradients `[dx, ds]` from the gradient of the BN's output, as [`batch_norm2d_scaled`]'s
+    /// backward.
+    pub(crate) fn backward(&self, dy: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        self.saved.backward(&self.launch, dy, true)
+    }
+
+    /// The gain buffer s (an input of the consumer's op).
+    pub(crate) fn gain(&self) -> &Tensor {
+        &self.saved.affine.as_ref().expect("a scaled BN keeps its gain").0
+    }
+}
+
+/// [`batch_norm2d_scaled`] in training without y: the batch statistics (and the running update)
+/// as there, then row `slot` of `coef` `[terms, C, 4]` = `(a, b, 0, 0)` per channel with
+/// `y = a x + b` (`a = s[k] / sqrt(var + eps)`, `b = -mean a`), the bits the BN's own kernels
+/// would have applied. Needs [`coefficients_fit`]. Records nothing: the consumer records the
+/// op, whose backward is this BN's (`ScaledTerm::backward`).
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm2d_scaled_coefficients(
+    x: &Tensor,
+    s: &Tensor,
+    k: usize,
+    running: Option<(&Tensor, &Tensor)>,
+    momentum: f32,
+    eps: f32,
+    coef: &Tensor,
+    slot: usize,
+) -> Result<ScaledTerm> {
+    if s.dtype() != DType::F32 || k >= s.numel() {
+        return Err(Error::shape(OP, format!("gain index {k} out of an f32 tensor of shape {:?}", s.shape())));
+    }
+    if !coefficients_fit(x.shape(), true) {
+        return Err(Error::shape(
+            OP,
+            format!("coefficients need planes of a multiple of 4 values, x is {:?}", x.shape()),
+        ));
+    }
+    let c = x.shape()[1];
+    if coef.shape().len() != 3 || coef.shape()[1..] != [c, 4] || slot >= coef.shape()[0] {
+        return Err(Error::shape(OP, format!("row {slot} of coefficients {:?} for {c} channels", coef.shape())));
+    }
+    let run = forward(x, Gain::Scaled(s, k), running, true, momentum, eps, false, Some((coef, slot)))?;
+    Ok(ScaledTerm { saved: run.saved, launch: run.launch })
+}
+
 /// `relu(batch_norm2d(x))` for an affine-free BN (inside a DARTS `sep_conv`: BN, ReLU, the next
 /// depthwise conv). In training the BN's kernels apply the ReLU as they write y and gate dy by it
 /// in the backward (pre-ReLU values recomputed from x, which is kept instead of xhat): one pass
@@ -237,6 +299,42 @@ fn batch_norm2d_with(
     eps: f32,
     relu: bool,
 ) -> Result<BatchNorm2dOutput> {
+    let Forward { y, mean, var, saved, launch } = forward(x, gain, running, training, momentum, eps, relu, None)?;
+    let y = y.expect("y is written without coefficients");
+    let mut inputs = vec![x];
+    match gain {
+        Gain::Affine(g, b) => inputs.extend([g, b]),
+        Gain::Scaled(s, _) => inputs.push(s),
+        Gain::None => {}
+    }
+    x.gpu().record(&inputs, &[&y], move |g| saved.backward(&launch, &g[0], training));
+    Ok(BatchNorm2dOutput { y, mean, var })
+}
+
+/// What the forward kernels made, and what the backward needs.
+struct Forward {
+    /// None when the coefficients were written instead.
+    y: Option<Tensor>,
+    mean: Tensor,
+    var: Tensor,
+    saved: Saved,
+    /// The backward's launch.
+    launch: Launch,
+}
+
+/// The forward kernels (see [`batch_norm2d_with`]); with `coef`, the coefficients to row
+/// `slot` of that buffer instead of y (training, planes of a multiple of 4 values).
+#[allow(clippy::too_many_arguments)]
+fn forward(
+    x: &Tensor,
+    gain: Gain<'_>,
+    running: Option<(&Tensor, &Tensor)>,
+    training: bool,
+    momentum: f32,
+    eps: f32,
+    relu: bool,
+    coef: Option<(&Tensor, usize)>,
+) -> Result<Forward> {
     let [n, c, h, w] = dims::<4>(OP, x)?;
     if x.dtype() != DType::F32 {
         return Err(Error::shape(OP, format!("x must be f32, got {:?}", x.dtype())));
@@ -275,16 +373,21 @@ fn batch_norm2d_with(
             eps,
             momentum,
             k: k as u32,
-            _pad: 0,
+            slot: coef.map_or(0, |(_, slot)| slot as u32),
         },
         affine: affine.is_some(),
         xhat: false,
         running: running.is_some(),
         scaled,
         relu,
+        coef: coef.is_some(),
         channel_max_values: gpu.tuning().bn_channel_max_values,
     };
-    let y = Tensor::empty(gpu, x.shape())?; // y: [N, C, H, W]
+    // y: [N, C, H, W], or the coefficients' buffer in its place
+    let y = match coef {
+        Some((coef, _)) => coef.clone(),
+        None => Tensor::empty(gpu, x.shape())?,
+    };
     let one_workgroup_per_channel = training && launch.per_channel_kernels();
 
     let (mean, var) = if one_workgroup_per_channel {
@@ -309,6 +412,18 @@ fn batch_norm2d_with(
         let partial = Tensor::empty(gpu, &[n, c, 2])?; // partial: [N, C, (mean, M2)]
         launch.dispatch(launch.element_entry("plane_stats", "plane_stats4"), &[x, &partial], launch.per_plane());
         match running {
+            _ if coef.is_some() => {
+                let spares;
+                let (rm, rv) = match running {
+                    Some(r) => r,
+                    None => {
+                        spares = (Tensor::empty(gpu, &[c])?, Tensor::empty(gpu, &[c])?);
+                        (&spares.0, &spares.1)
+                    }
+                };
+                let gamma = affine.map_or(x, |(g, _)| g);
+                launch.dispatch("combine_coefficients", &[&partial, &mean, &var, rm, rv, gamma, &y], per_channel(c))
+            }
             Some((rm, rv)) => {
                 launch.dispatch("combine_stats_running", &[&partial, &mean, &var, rm, rv], per_channel(c))
             }
@@ -320,7 +435,7 @@ fn batch_norm2d_with(
         // Copies, so that the statistics saved for the backward and returned stay those used.
         (rm.duplicate()?, rv.duplicate()?)
     };
-    if !one_workgroup_per_channel {
+    if !one_workgroup_per_channel && coef.is_none() {
         // Without affine the kernel never reads gamma and beta; bind the mean there.
         let (gamma, beta) = affine.unwrap_or((&mean, &mean));
         launch.dispatch(
@@ -341,15 +456,8 @@ fn batch_norm2d_with(
         var: var.clone(),
         affine: affine.map(|(g, b)| (g.clone(), b.clone())),
     };
-    let mut inputs = vec![x];
-    match gain {
-        Gain::Affine(g, b) => inputs.extend([g, b]),
-        Gain::Scaled(s, _) => inputs.push(s),
-        Gain::None => {}
-    }
-    let launch = Launch { xhat: keep_xhat, running: false, ..launch };
-    gpu.record(&inputs, &[&y], move |g| saved.backward(&launch, &g[0], training));
-    Ok(BatchNorm2dOutput { y, mean, var })
+    let launch = Launch { xhat: keep_xhat, running: false, coef: false, ..launch };
+    Ok(Forward { y: coef.is_none().then_some(y), mean, var, saved, launch })
 }
 
 /// What the backward keeps: x (xhat recomputed) or xhat itself, and the per-channel statistics.
@@ -458,7 +566,7 @@ mod layout_tests {
     /// The uniform block here and in `shaders/batch_norm.wgsl` cannot drift apart.
     #[test]
     fn params_match_the_shader() {
-        params_layout_matches!(Params, "batch_norm", [n, c, hw, total, eps, momentum, k]);
+        params_layout_matches!(Params, "batch_norm", [n, c, hw, total, eps, momentum, k, slot]);
     }
 
     /// The shader's run length is this file's `RUN` (the grid is sized by it).

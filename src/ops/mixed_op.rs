@@ -24,6 +24,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::batch_norm::ScaledTerm;
 use super::{elementwise, same_shape};
 use crate::error::{Error, Result};
 use crate::gpu::{grid_1d, Dispatch, Gpu, GpuBuffer};
@@ -46,7 +47,8 @@ struct Params {
     chunk: u32,
     parts: u32,
     has_y: u32,
-    _pad: [u32; 2],
+    mask: u32,
+    channels: u32,
     idx: [u32; TERMS_PER_DISPATCH],
 }
 
@@ -63,7 +65,8 @@ fn params(n: usize, terms: &[(usize, &Tensor)], accumulate: bool, chunk: usize, 
         chunk: chunk as u32,
         parts: parts as u32,
         has_y: 0,
-        _pad: [0; 2],
+        mask: 0,
+        channels: 0,
         idx,
     }
 }
@@ -188,6 +191,99 @@ pub(crate) fn weight_grad(w: &Tensor, terms: &[(usize, Tensor)], dout: &Tensor) 
     Ok(dw)
 }
 
+/// One term of [`bn_sum`]: an op's last BN, its output left to the sum, or a tensor as it is.
+pub enum SumTerm {
+    /// The BN's input x and what its backward needs; its coefficients are in the sum's buffer,
+    /// at the term's row.
+    Bn(Tensor, ScaledTerm),
+    /// A term added as it is (e.g. `skip_connect`'s weighted input).
+    Plain(Tensor),
+}
+
+/// The coefficients' buffer of a [`bn_sum`] over `c` channels: `[8, C, 4]`, row t for term t's
+/// BN ([`super::batch_norm::batch_norm2d_scaled_coefficients`] writes it).
+pub fn sum_coefficients(gpu: &Gpu, c: usize) -> Result<Tensor> {
+    Tensor::empty(gpu, &[TERMS_PER_DISPATCH, c, 4])
+}
+
+/// A DARTS edge's sum with its ops' last BNs applied on the way: `out = sum_t z_t` in term
+/// order, `z_t = a_t[c] x_t + b_t[c]` for a [`SumTerm::Bn`] (row t of `coef`), the tensor itself
+/// for a [`SumTerm::Plain`]. The BNs' outputs are never written, and the result has the same
+/// bits as [`elementwise::add_n`] over them. At most 8 terms of one shape, planes of a multiple
+/// of 4 values; one dispatch.
+///
+/// Backward: each BN term's gradient is its BN's backward of dout (dx and the weight's), each
+/// plain term's dout.
+pub fn bn_sum(coef: &Tensor, terms: Vec<SumTerm>) -> Result<Tensor> {
+    let op = "bn_sum";
+    let tensor = |t: &SumTerm| match t {
+        SumTerm::Bn(x, _) | SumTerm::Plain(x) => x.clone(),
+    };
+    let Some(first) = terms.first().map(tensor) else {
+        return Err(Error::shape(op, "no terms to sum"));
+    };
+    let [_, c, h, w] = *first.shape() else {
+        return Err(Error::shape(op, format!("terms must be [N, C, H, W], got {:?}", first.shape())));
+    };
+    if terms.len() > TERMS_PER_DISPATCH || !(h * w).is_multiple_of(4) {
+        return Err(Error::shape(
+            op,
+            format!("{} terms of {:?}: at most 8, planes of 4k values", terms.len(), first.shape()),
+        ));
+    }
+    if coef.shape() != [TERMS_PER_DISPATCH, c, 4] {
+        return Err(Error::shape(op, format!("coefficients {:?} for {c} channels", coef.shape())));
+    }
+    let xs: Vec<Tensor> = terms.iter().map(tensor).collect();
+    for x in &xs {
+        same_shape(op, &first, x)?;
+    }
+    let n = first.numel();
+    let mask = terms.iter().enumerate().fold(0, |m, (t, term)| m | (matches!(term, SumTerm::Bn(..)) as u32) << t);
+    let mut p = params(n, &[], false, (h * w) / 4, 0);
+    p.count = terms.len() as u32;
+    p.mask = mask;
+    p.channels = c as u32;
+    // out: [N, C, H, W]
+    let out = Tensor::empty(first.gpu(), first.shape())?;
+    let mut bufs = vec![coef];
+    bufs.extend((0..TERMS_PER_DISPATCH).map(|t| xs.get(t).unwrap_or(&xs[0])));
+    bufs.push(&out);
+    // Workgroups of 64 over runs of 4 vec4s of a plane (x), the N*C planes (y, z past 65535).
+    let planes = n / (h * w);
+    let z = planes.div_ceil(65535);
+    let groups = [((h * w) / 4).div_ceil(4).div_ceil(64) as u32, planes.div_ceil(z) as u32, z as u32];
+    dispatch("bn_sum", &p, &bufs, groups);
+
+    // Inputs: each BN term's x and gain, each plain term's tensor.
+    let mut inputs: Vec<Tensor> = vec![];
+    for (term, x) in terms.iter().zip(&xs) {
+        inputs.push(x.clone());
+        if let SumTerm::Bn(_, bn) = term {
+            inputs.push(bn.gain().clone());
+        }
+    }
+    // The backward keeps the BNs' saved state only, not the plain terms.
+    let bns: Vec<Option<ScaledTerm>> = terms
+        .into_iter()
+        .map(|t| match t {
+            SumTerm::Bn(_, bn) => Some(bn),
+            SumTerm::Plain(_) => None,
+        })
+        .collect();
+    first.gpu().record(&inputs.iter().collect::<Vec<_>>(), &[&out], move |g| {
+        let mut grads = vec![];
+        for bn in &bns {
+            match bn {
+                Some(bn) => grads.extend(bn.backward(&g[0])?),
+                None => grads.push(Some(g[0].clone())),
+            }
+        }
+        Ok(grads)
+    });
+    Ok(out)
+}
+
 /// Params of [`hard_select`] for edge `edge` (row `edge * k_total` of h), op `k`.
 fn select_params(n: usize, edge: usize, k: usize, k_total: usize, has_y: bool, chunk: usize, parts: usize) -> Params {
     let mut idx = [0u32; TERMS_PER_DISPATCH];
@@ -200,7 +296,8 @@ fn select_params(n: usize, edge: usize, k: usize, k_total: usize, has_y: bool, c
         chunk: chunk as u32,
         parts: parts as u32,
         has_y: has_y as u32,
-        _pad: [0; 2],
+        mask: 0,
+        channels: 0,
         idx,
     }
 }
@@ -274,6 +371,6 @@ mod layout_tests {
     /// The uniform block here and in `shaders/mixed_op.wgsl` cannot drift apart.
     #[test]
     fn params_match_the_shader() {
-        params_layout_matches!(Params, "mixed_op", [n, count, accumulate, chunk, parts, has_y, idx]);
+        params_layout_matches!(Params, "mixed_op", [n, count, accumulate, chunk, parts, has_y, mask, channels, idx]);
     }
 }
