@@ -311,6 +311,15 @@ fn batch_norm2d_with(
     Ok(BatchNorm2dOutput { y, mean, var })
 }
 
+/// The running statistics (handles to them), or two `[C]` spares that a kernel updating them
+/// under RUNNING = false is given and does not touch.
+fn running_or_spares(running: Option<(&Tensor, &Tensor)>, x: &Tensor, c: usize) -> Result<(Tensor, Tensor)> {
+    match running {
+        Some((rm, rv)) => Ok((rm.clone(), rv.clone())),
+        None => Ok((Tensor::empty(x.gpu(), &[c])?, Tensor::empty(x.gpu(), &[c])?)),
+    }
+}
+
 /// What the forward kernels made, and what the backward needs.
 struct Forward {
     /// None when the coefficients were written instead.
@@ -395,16 +404,9 @@ fn forward(
         // affine it never reads gamma and beta, and x is bound there.
         let mean = Tensor::empty(gpu, &[c])?; // mean: [C]
         let var = Tensor::empty(gpu, &[c])?; // var: [C], biased
-        let spares;
-        let (rm, rv) = match running {
-            Some(r) => r,
-            None => {
-                spares = (Tensor::empty(gpu, &[c])?, Tensor::empty(gpu, &[c])?);
-                (&spares.0, &spares.1)
-            }
-        };
+        let (rm, rv) = running_or_spares(running, x, c)?;
         let (gamma, beta) = affine.unwrap_or((x, x));
-        launch.dispatch("forward_channel", &[x, &mean, &var, rm, rv, gamma, beta, &y], launch.channel_groups());
+        launch.dispatch("forward_channel", &[x, &mean, &var, &rm, &rv, gamma, beta, &y], launch.channel_groups());
         (mean, var)
     } else if training {
         let mean = Tensor::empty(gpu, &[c])?; // mean: [C]
@@ -413,16 +415,9 @@ fn forward(
         launch.dispatch(launch.element_entry("plane_stats", "plane_stats4"), &[x, &partial], launch.per_plane());
         match running {
             _ if coef.is_some() => {
-                let spares;
-                let (rm, rv) = match running {
-                    Some(r) => r,
-                    None => {
-                        spares = (Tensor::empty(gpu, &[c])?, Tensor::empty(gpu, &[c])?);
-                        (&spares.0, &spares.1)
-                    }
-                };
+                let (rm, rv) = running_or_spares(running, x, c)?;
                 let gamma = affine.map_or(x, |(g, _)| g);
-                launch.dispatch("combine_coefficients", &[&partial, &mean, &var, rm, rv, gamma, &y], per_channel(c))
+                launch.dispatch("combine_coefficients", &[&partial, &mean, &var, &rm, &rv, gamma, &y], per_channel(c))
             }
             Some((rm, rv)) => {
                 launch.dispatch("combine_stats_running", &[&partial, &mean, &var, rm, rv], per_channel(c))
