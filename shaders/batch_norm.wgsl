@@ -240,16 +240,17 @@ fn normalize_forward(
     let c = pe.x % p.c;
     let i = pe.x * p.hw + pe.y;
     // y = a x + b, as the four-at-a-time kernels.
-    var a = inv_std(nf_var[c]);
-    var b = -nf_mean[c] * a;
+    var gamma = 1.0;
+    var beta = 0.0;
     if (AFFINE) {
-        let gamma = nf_gamma[gamma_at(c)];
-        a = a * gamma;
-        b = b * gamma;
+        gamma = nf_gamma[gamma_at(c)];
         if (!SCALED) {
-            b = b + nf_beta[c];
+            beta = nf_beta[c];
         }
     }
+    let ab = coefficients(nf_mean[c], nf_var[c], gamma, beta);
+    let a = ab.x;
+    let b = ab.y;
     var y = fma(nf_x[i], a, b);
     if (RELU) {
         y = max(y, 0.0);
@@ -389,16 +390,17 @@ fn normalize_forward4(
     if (pe.x >= p.n * p.c || j0 >= hw4) { return; }
     let c = pe.x % p.c;
     let base = pe.x * hw4;
-    var a = inv_std(nf4_var[c]);
-    var b = -nf4_mean[c] * a;
+    var gamma = 1.0;
+    var beta = 0.0;
     if (AFFINE) {
-        let gamma = nf4_gamma[gamma_at(c)];
-        a = a * gamma;
-        b = b * gamma;
+        gamma = nf4_gamma[gamma_at(c)];
         if (!SCALED) {
-            b = b + nf4_beta[c];
+            beta = nf4_beta[c];
         }
     }
+    let ab = coefficients(nf4_mean[c], nf4_var[c], gamma, beta);
+    let a = ab.x;
+    let b = ab.y;
     for (var e = 0u; e < RUN; e = e + 1u) {
         let j = j0 + e;
         if (j < hw4) {
@@ -565,28 +567,25 @@ fn forward_channel(@builtin(local_invocation_index) l: u32, @builtin(workgroup_i
             fc_running_var[c] = (1.0 - p.momentum) * fc_running_var[c] + p.momentum * unbiased;
         }
     }
+    var gamma = 1.0;
+    var beta = 0.0;
+    if (AFFINE) {
+        gamma = fc_gamma[gamma_at(c)];
+        if (!SCALED) {
+            beta = fc_beta[c];
+        }
+    }
+    let ab = coefficients(mean, var_c, gamma, beta);
     if (COEF) {
         // y's buffer holds the coefficients; y is never written.
         if (l == 0u) {
-            var gamma = 1.0;
-            if (AFFINE) {
-                gamma = fc_gamma[gamma_at(c)];
-            }
-            fc_y[p.slot * p.c + c] = vec4<f32>(coefficients(mean, var_c, gamma, 0.0), 0.0, 0.0);
+            fc_y[p.slot * p.c + c] = vec4<f32>(ab, 0.0, 0.0);
         }
         return;
     }
     // Pass 3: y = a x + b.
-    var a = inv_std(var_c);
-    var b = -mean * a;
-    if (AFFINE) {
-        let gamma = fc_gamma[gamma_at(c)];
-        a = a * gamma;
-        b = b * gamma;
-        if (!SCALED) {
-            b = b + fc_beta[c];
-        }
-    }
+    let a = ab.x;
+    let b = ab.y;
     for (var n = w.n0; n < p.n; n = n + w.dn) {
         let base = (n * p.c + c) * hw4;
         for (var j = w.j0; j < hw4; j = j + 64u) {

@@ -579,7 +579,7 @@ impl MixedOp {
     pub fn forward_shared(&self, input: &Input, weights: &Tensor, edge: usize, train: bool) -> Result<Tensor> {
         let x = input.x();
         let k_total = *weights.shape().last().unwrap_or(&1);
-        if train && self.ops.len() <= elementwise::SUM_TERMS {
+        if train && self.ops.len() <= mixed_op::TERMS_PER_DISPATCH {
             return self.forward_fused(input, weights, edge, k_total);
         }
         let mut terms = Vec::with_capacity(self.ops.len());
@@ -601,17 +601,17 @@ impl MixedOp {
             let Some((body, last)) = op.split(input, true)? else { continue };
             let slot = terms.len();
             let fused = match last {
-                Some(bn) if batch_norm::coefficients_fit(body.shape(), true) => {
-                    if coef.is_none() {
-                        coef = Some(mixed_op::sum_coefficients(body.gpu(), body.shape()[1])?);
-                    }
-                    let coef = coef.as_ref().expect("made above");
+                Some(bn) if batch_norm::coefficients_fit(body.shape()) => {
+                    let coef = match &coef {
+                        Some(coef) => coef,
+                        None => coef.insert(mixed_op::sum_coefficients(body.gpu(), body.shape()[1])?),
+                    };
                     bn.scaled_coefficients(&body, weights, idx, coef, slot)?
                 }
                 _ => None,
             };
             terms.push(match fused {
-                Some(bn) => mixed_op::SumTerm::Bn(body, bn),
+                Some(bn) => mixed_op::SumTerm::Bn(bn),
                 None => mixed_op::SumTerm::Plain(weighted(&body, last, true, weights, idx)?),
             });
         }

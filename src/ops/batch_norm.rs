@@ -182,13 +182,13 @@ pub fn batch_norm2d(
         (None, None) => Gain::None,
         _ => return Err(Error::shape(OP, "give both weight and bias (affine) or neither")),
     };
-    batch_norm2d_with(x, gain, running, training, momentum, eps, false)
+    Ok(recorded(x, gain, training, forward(x, gain, running, training, momentum, eps, false, None)?))
 }
 
-/// Whether [`batch_norm2d_scaled_coefficients`] takes x of this shape: training, planes of a
-/// multiple of 4 values.
-pub fn coefficients_fit(shape: &[usize], training: bool) -> bool {
-    matches!(shape, [_, _, h, w] if training && (h * w).is_multiple_of(4))
+/// Whether [`batch_norm2d_scaled_coefficients`] takes x of this shape: planes of a multiple of
+/// 4 values.
+pub fn coefficients_fit(shape: &[usize]) -> bool {
+    matches!(shape, [_, _, h, w] if (h * w).is_multiple_of(4))
 }
 
 /// A scaled BN (see [`batch_norm2d_scaled`]) whose output is left to its consumer: a DARTS
@@ -203,6 +203,11 @@ impl ScaledTerm {
     /// backward.
     pub(crate) fn backward(&self, dy: &Tensor) -> Result<Vec<Option<Tensor>>> {
         self.saved.backward(&self.launch, dy, true)
+    }
+
+    /// The BN's input x (kept for the backward).
+    pub(crate) fn x(&self) -> &Tensor {
+        &self.saved.t
     }
 
     /// The gain buffer s (an input of the consumer's op).
@@ -230,7 +235,7 @@ pub fn batch_norm2d_scaled_coefficients(
     if s.dtype() != DType::F32 || k >= s.numel() {
         return Err(Error::shape(OP, format!("gain index {k} out of an f32 tensor of shape {:?}", s.shape())));
     }
-    if !coefficients_fit(x.shape(), true) {
+    if !coefficients_fit(x.shape()) {
         return Err(Error::shape(
             OP,
             format!("coefficients need planes of a multiple of 4 values, x is {:?}", x.shape()),
@@ -240,8 +245,8 @@ pub fn batch_norm2d_scaled_coefficients(
     if coef.shape().len() != 3 || coef.shape()[1..] != [c, 4] || slot >= coef.shape()[0] {
         return Err(Error::shape(OP, format!("row {slot} of coefficients {:?} for {c} channels", coef.shape())));
     }
-    let run = forward(x, Gain::Scaled(s, k), running, true, momentum, eps, false, Some((coef, slot)))?;
-    Ok(ScaledTerm { saved: run.saved, launch: run.launch })
+    let f = forward(x, Gain::Scaled(s, k), running, true, momentum, eps, false, Some((coef, slot)))?;
+    Ok(ScaledTerm { saved: f.saved, launch: f.launch })
 }
 
 /// `relu(batch_norm2d(x))` for an affine-free BN (inside a DARTS `sep_conv`: BN, ReLU, the next
@@ -256,10 +261,11 @@ pub fn batch_norm2d_relu(
     momentum: f32,
     eps: f32,
 ) -> Result<BatchNorm2dOutput> {
+    let f = forward(x, Gain::None, running, training, momentum, eps, training, None)?;
+    let out = recorded(x, Gain::None, training, f);
     if training {
-        return batch_norm2d_with(x, Gain::None, running, training, momentum, eps, true);
+        return Ok(out);
     }
-    let out = batch_norm2d_with(x, Gain::None, running, training, momentum, eps, false)?;
     Ok(BatchNorm2dOutput { y: elementwise::relu(&out.y)?, ..out })
 }
 
@@ -279,7 +285,8 @@ pub fn batch_norm2d_scaled(
     if s.dtype() != DType::F32 || k >= s.numel() {
         return Err(Error::shape(OP, format!("gain index {k} out of an f32 tensor of shape {:?}", s.shape())));
     }
-    batch_norm2d_with(x, Gain::Scaled(s, k), running, training, momentum, eps, false)
+    let gain = Gain::Scaled(s, k);
+    Ok(recorded(x, gain, training, forward(x, gain, running, training, momentum, eps, false, None)?))
 }
 
 /// What multiplies xhat: 1, gamma and beta per channel, or one scalar on the GPU.
@@ -290,17 +297,9 @@ enum Gain<'a> {
     Scaled(&'a Tensor, usize),
 }
 
-fn batch_norm2d_with(
-    x: &Tensor,
-    gain: Gain<'_>,
-    running: Option<(&Tensor, &Tensor)>,
-    training: bool,
-    momentum: f32,
-    eps: f32,
-    relu: bool,
-) -> Result<BatchNorm2dOutput> {
-    let Forward { y, mean, var, saved, launch } = forward(x, gain, running, training, momentum, eps, relu, None)?;
-    let y = y.expect("y is written without coefficients");
+/// The BN's output from its forward kernels (see [`forward`]), its backward recorded on the tape.
+fn recorded(x: &Tensor, gain: Gain<'_>, training: bool, f: Forward) -> BatchNorm2dOutput {
+    let Forward { y, mean, var, saved, launch } = f;
     let mut inputs = vec![x];
     match gain {
         Gain::Affine(g, b) => inputs.extend([g, b]),
@@ -308,7 +307,7 @@ fn batch_norm2d_with(
         Gain::None => {}
     }
     x.gpu().record(&inputs, &[&y], move |g| saved.backward(&launch, &g[0], training));
-    Ok(BatchNorm2dOutput { y, mean, var })
+    BatchNorm2dOutput { y, mean, var }
 }
 
 /// The running statistics (handles to them), or two `[C]` spares that a kernel updating them
@@ -322,8 +321,8 @@ fn running_or_spares(running: Option<(&Tensor, &Tensor)>, x: &Tensor, c: usize) 
 
 /// What the forward kernels made, and what the backward needs.
 struct Forward {
-    /// None when the coefficients were written instead.
-    y: Option<Tensor>,
+    /// y, or the coefficients' buffer that was written instead.
+    y: Tensor,
     mean: Tensor,
     var: Tensor,
     saved: Saved,
@@ -331,8 +330,9 @@ struct Forward {
     launch: Launch,
 }
 
-/// The forward kernels (see [`batch_norm2d_with`]); with `coef`, the coefficients to row
-/// `slot` of that buffer instead of y (training, planes of a multiple of 4 values).
+/// The forward kernels of [`batch_norm2d`] (with the gain, and a ReLU after the normalisation
+/// when `relu`: training, affine-free); with `coef`, the coefficients to row `slot` of that
+/// buffer instead of y (training, planes of a multiple of 4 values). Records nothing.
 #[allow(clippy::too_many_arguments)]
 fn forward(
     x: &Tensor,
@@ -452,7 +452,7 @@ fn forward(
         affine: affine.map(|(g, b)| (g.clone(), b.clone())),
     };
     let launch = Launch { xhat: keep_xhat, running: false, coef: false, ..launch };
-    Ok(Forward { y: coef.is_none().then_some(y), mean, var, saved, launch })
+    Ok(Forward { y, mean, var, saved, launch })
 }
 
 /// What the backward keeps: x (xhat recomputed) or xhat itself, and the per-channel statistics.

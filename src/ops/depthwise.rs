@@ -193,13 +193,13 @@ pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, dx: &Tensor) -
     }
     let w_uniform = UniformFilter::of(w, UNIFORM_TAPS, true)?;
     let p = Params::of(geo, [geo.h, geo.w], [geo.oh, geo.ow], pad);
-    let [kh, kw, stride_c, dil, ..] = constants(geo, stride, false, geo.w, pad);
+    let [kh, kw, stride_constant, dil, ..] = constants(geo, stride, false, geo.w, pad);
     let flag = |yes: bool| yes as u32 as f64;
     // dy rows as vec4s (OW a multiple of 4), dx strips as two (W a multiple of 8).
     let c = [
         kh,
         kw,
-        stride_c,
+        stride_constant,
         dil,
         ("PAD", pad as f64),
         ("VEC4", flag(geo.ow.is_multiple_of(4))),

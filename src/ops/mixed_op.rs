@@ -32,7 +32,7 @@ use crate::tensor::{DType, Tensor};
 
 /// Terms per dispatch: bindings for w (or dout), 8 terms and the output make 10 storage buffers,
 /// the per-entry-point budget. A DARTS edge (7 non-`none` primitives) takes one dispatch.
-const TERMS_PER_DISPATCH: usize = 8;
+pub const TERMS_PER_DISPATCH: usize = 8;
 
 /// Most partial sums per term of the dot-product pass, and fewest elements per partial.
 const MAX_PARTS: usize = 512;
@@ -193,9 +193,9 @@ pub(crate) fn weight_grad(w: &Tensor, terms: &[(usize, Tensor)], dout: &Tensor) 
 
 /// One term of [`bn_sum`]: an op's last BN, its output left to the sum, or a tensor as it is.
 pub enum SumTerm {
-    /// The BN's input x and what its backward needs; its coefficients are in the sum's buffer,
-    /// at the term's row.
-    Bn(Tensor, ScaledTerm),
+    /// The BN (its input x and what its backward needs); its coefficients are in the sum's
+    /// buffer, at the term's row.
+    Bn(ScaledTerm),
     /// A term added as it is (e.g. `skip_connect`'s weighted input).
     Plain(Tensor),
 }
@@ -217,7 +217,8 @@ pub fn sum_coefficients(gpu: &Gpu, c: usize) -> Result<Tensor> {
 pub fn bn_sum(coef: &Tensor, terms: Vec<SumTerm>) -> Result<Tensor> {
     let op = "bn_sum";
     let tensor = |t: &SumTerm| match t {
-        SumTerm::Bn(x, _) | SumTerm::Plain(x) => x.clone(),
+        SumTerm::Bn(bn) => bn.x().clone(),
+        SumTerm::Plain(x) => x.clone(),
     };
     let Some(first) = terms.first().map(tensor) else {
         return Err(Error::shape(op, "no terms to sum"));
@@ -259,7 +260,7 @@ pub fn bn_sum(coef: &Tensor, terms: Vec<SumTerm>) -> Result<Tensor> {
     let mut inputs: Vec<Tensor> = vec![];
     for (term, x) in terms.iter().zip(&xs) {
         inputs.push(x.clone());
-        if let SumTerm::Bn(_, bn) = term {
+        if let SumTerm::Bn(bn) = term {
             inputs.push(bn.gain().clone());
         }
     }
@@ -267,7 +268,7 @@ pub fn bn_sum(coef: &Tensor, terms: Vec<SumTerm>) -> Result<Tensor> {
     let bns: Vec<Option<ScaledTerm>> = terms
         .into_iter()
         .map(|t| match t {
-            SumTerm::Bn(_, bn) => Some(bn),
+            SumTerm::Bn(bn) => Some(bn),
             SumTerm::Plain(_) => None,
         })
         .collect();
