@@ -3,7 +3,7 @@
 // training mode). Two ways:
 // - forward_channel and backward_channel (training, planes of a multiple of 4 values, channels
 //   small enough to stay in a CPU core's L1): one workgroup per channel makes the statistics
-//   and uses them in the same dispatch, three barriers in all (a dispatch costs ~50 us on CPU
+//   and uses them in the same dispatch, one barrier each (a dispatch costs ~50 us on CPU
 //   adapters: one instead of three);
 // - otherwise, per-channel sums in two fixed-order steps without workgroup barriers: one
 //   invocation per plane (n, c) sums its H*W values, then one per channel combines its N plane
@@ -82,24 +82,48 @@ fn gamma_at(c: u32) -> u32 {
 @group(0) @binding(1) var<storage, read> ps_x: array<f32>;             // [N, C, H, W]
 @group(0) @binding(2) var<storage, read_write> ps_partial: array<vec2<f32>>; // [N, C]
 
-// One invocation per plane; two passes (mean, then squared deviations) so that a large mean
-// costs no precision.
+// One invocation per plane, one pass in the common case: the sums of d = x - K and d^2 for a
+// shift K from the plane (its first value), the variance then (sum d^2 - (sum d)^2 / n) / n.
+// d is the size of the spread, not of the mean, so a large mean costs no precision; but when K
+// is an outlier of its plane the subtraction cancels (sum d^2 / M2 = 1 + (K - mean)^2 / var),
+// and then a second pass sums the squared deviations from the mean (see second_pass). Half the
+// loads of a pass for the mean and one for the squared deviations.
 @compute @workgroup_size(64)
 fn plane_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let plane = index64(gid, nwg);
     if (plane >= p.n * p.c) { return; }
     let base = plane * p.hw;
-    var acc = 0.0;
+    let shift = ps_x[base];
+    var s1 = 0.0;
+    var s2 = 0.0;
     for (var j = 0u; j < p.hw; j = j + 1u) {
-        acc = acc + ps_x[base + j];
+        let d = ps_x[base + j] - shift;
+        s1 = s1 + d;
+        s2 = fma(d, d, s2);
     }
-    let mean = acc / f32(p.hw);
-    var m2 = 0.0;
-    for (var j = 0u; j < p.hw; j = j + 1u) {
-        let d = ps_x[base + j] - mean;
-        m2 = fma(d, d, m2);
+    var m = shifted_moments(shift, s1, s2, f32(p.hw));
+    if (second_pass(m, s2)) {
+        var m2 = 0.0;
+        for (var j = 0u; j < p.hw; j = j + 1u) {
+            let d = ps_x[base + j] - m.x;
+            m2 = fma(d, d, m2);
+        }
+        m.y = m2;
     }
-    ps_partial[plane] = vec2<f32>(mean, m2);
+    ps_partial[plane] = m;
+}
+
+// (mean, sum of squared deviations) of `count` values from their shifted sums (see plane_stats).
+fn shifted_moments(shift: f32, s1: f32, s2: f32, count: f32) -> vec2<f32> {
+    let d = s1 / count;
+    return vec2<f32>(shift + d, max(fma(-s1, d, s2), 0.0));
+}
+
+// Whether the shifted sum of squares s2 cancelled to moments m.y with more than 4 bits lost (a
+// shift more than 3.9 standard deviations from the mean: for normal data, 1 plane in 10^4);
+// then the squared deviations are summed again, from the mean.
+fn second_pass(m: vec2<f32>, s2: f32) -> bool {
+    return s2 > 16.0 * m.y;
 }
 
 // plane_stats4, plane_sums4: the same per-plane sums four values at a time (planes of a multiple
@@ -117,17 +141,24 @@ fn plane_stats4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     if (plane >= p.n * p.c) { return; }
     let hw4 = p.hw / 4u;
     let base = plane * hw4;
-    var acc = vec4<f32>(0.0);
+    let shift = ps4_x[base].x;
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
     for (var j = 0u; j < hw4; j = j + 1u) {
-        acc = acc + ps4_x[base + j];
+        let d = ps4_x[base + j] - vec4<f32>(shift);
+        s1 = s1 + d;
+        s2 = fma(d, d, s2);
     }
-    let mean = hsum(acc) / f32(p.hw);
-    var m2 = vec4<f32>(0.0);
-    for (var j = 0u; j < hw4; j = j + 1u) {
-        let d = ps4_x[base + j] - vec4<f32>(mean);
-        m2 = fma(d, d, m2);
+    var m = shifted_moments(shift, hsum(s1), hsum(s2), f32(p.hw));
+    if (second_pass(m, hsum(s2))) {
+        var m2 = vec4<f32>(0.0);
+        for (var j = 0u; j < hw4; j = j + 1u) {
+            let d = ps4_x[base + j] - vec4<f32>(m.x);
+            m2 = fma(d, d, m2);
+        }
+        m.y = hsum(m2);
     }
-    ps4_partial[plane] = vec2<f32>(mean, hsum(m2));
+    ps4_partial[plane] = m;
 }
 
 // combine_stats: mean[c] and biased var[c] over (N, H, W) from the plane partials;
@@ -495,6 +526,8 @@ fn backward_dx_eval(
 
 // Each invocation's partial sums; every invocation then adds the 64 in the same order.
 var<workgroup> wg_part: array<vec2<f32>, 64>;
+// forward_channel: invocation 0's (mean, M2, shifted sum of squares) for all (see plane_stats).
+var<workgroup> wg_stats: vec4<f32>;
 
 // The 64 invocations' partials, summed in a fixed order (after a barrier; read by all): eight
 // runs of eight, then the eight run sums, so that rounding grows with 16 additions, not 64.
@@ -533,31 +566,47 @@ fn forward_channel(@builtin(local_invocation_index) l: u32, @builtin(workgroup_i
     let c = wid.x;
     let hw4 = p.hw / 4u;
     let count = f32(p.n * p.hw);
-    // Pass 1: the mean.
+    // The sums of d = x - K and d^2, K the channel's first value, and a second pass over the
+    // squared deviations only when K is an outlier (see plane_stats). Invocation 0 adds the 64
+    // partials and hands the result to all (workgroupUniformLoad: the branch is uniform).
     let w = walk(l, hw4);
-    var acc = vec4<f32>(0.0);
+    let shift = fc_x[c * hw4].x;
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
     for (var n = w.n0; n < p.n; n = n + w.dn) {
         let base = (n * p.c + c) * hw4;
         for (var j = w.j0; j < hw4; j = j + 64u) {
-            acc = acc + fc_x[base + j];
+            let d = fc_x[base + j] - vec4<f32>(shift);
+            s1 = s1 + d;
+            s2 = fma(d, d, s2);
         }
     }
-    wg_part[l] = vec2<f32>(hsum(acc), 0.0);
+    wg_part[l] = vec2<f32>(hsum(s1), hsum(s2));
     workgroupBarrier();
-    let mean = wg_total().x / count;
-    workgroupBarrier();
-    // Pass 2: the squared deviations (two passes: a large mean costs no precision).
-    var m2 = vec4<f32>(0.0);
-    for (var n = w.n0; n < p.n; n = n + w.dn) {
-        let base = (n * p.c + c) * hw4;
-        for (var j = w.j0; j < hw4; j = j + 64u) {
-            let d = fc_x[base + j] - vec4<f32>(mean);
-            m2 = fma(d, d, m2);
-        }
+    if (l == 0u) {
+        let sums = wg_total();
+        let m = shifted_moments(shift, sums.x, sums.y, count);
+        wg_stats = vec4<f32>(m, sums.y, 0.0);
     }
-    wg_part[l] = vec2<f32>(hsum(m2), 0.0);
-    workgroupBarrier();
-    let var_c = wg_total().x / count;
+    var stats = workgroupUniformLoad(&wg_stats);
+    if (second_pass(stats.xy, stats.z)) {
+        var m2 = vec4<f32>(0.0);
+        for (var n = w.n0; n < p.n; n = n + w.dn) {
+            let base = (n * p.c + c) * hw4;
+            for (var j = w.j0; j < hw4; j = j + 64u) {
+                let d = fc_x[base + j] - vec4<f32>(stats.x);
+                m2 = fma(d, d, m2);
+            }
+        }
+        wg_part[l] = vec2<f32>(hsum(m2), 0.0);
+        workgroupBarrier();
+        if (l == 0u) {
+            wg_stats.y = wg_total().x;
+        }
+        stats = workgroupUniformLoad(&wg_stats);
+    }
+    let mean = stats.x;
+    let var_c = stats.y / count;
     if (l == 0u) {
         fc_mean[c] = mean;
         fc_var[c] = var_c;
@@ -583,7 +632,7 @@ fn forward_channel(@builtin(local_invocation_index) l: u32, @builtin(workgroup_i
         }
         return;
     }
-    // Pass 3: y = a x + b.
+    // Then y = a x + b.
     let a = ab.x;
     let b = ab.y;
     for (var n = w.n0; n < p.n; n = n + w.dn) {
@@ -679,3 +728,4 @@ fn scale_grad(@builtin(local_invocation_index) l: u32) {
         }
     }
 }
+
