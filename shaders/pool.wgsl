@@ -331,26 +331,79 @@ fn arg_row_segment(row: u32, a0: u32, lead: i32, span: u32, width: u32) -> array
     return seg;
 }
 
+// The strip kernels' outputs, as vec4s: y (forward) or dx (avg backward) at binding 2, the
+// arg-max (max forward) or dx (max backward) at binding 3. VEC4_OUT: the output rows' width is
+// a multiple of 4, so a strip's 8 values (from a column that is a multiple of 8) are stored as
+// two aligned vec4s, the second where the row goes on: a quarter of the stores. Otherwise value
+// by value. Three twins, one per binding, for the reason given at arg_row_segment.
+override VEC4_OUT: bool = false;
+@group(0) @binding(2) var<storage, read_write> so2: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> so3: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> sarg3: array<vec4<u32>>;
+
+// The first n (> 0) of 8 values v at flat index `out` of so2.
+fn store_strip2(out: u32, n: u32, v: array<f32, OUTS>) {
+    if (VEC4_OUT) {
+        so2[out / 4u] = vec4<f32>(v[0], v[1], v[2], v[3]);
+        if (n > 4u) {
+            so2[out / 4u + 1u] = vec4<f32>(v[4], v[5], v[6], v[7]);
+        }
+        return;
+    }
+    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+        let e = out + jj;
+        if (jj < n) { so2[e / 4u][e % 4u] = v[jj]; }
+    }
+}
+
+fn store_strip3(out: u32, n: u32, v: array<f32, OUTS>) {
+    if (VEC4_OUT) {
+        so3[out / 4u] = vec4<f32>(v[0], v[1], v[2], v[3]);
+        if (n > 4u) {
+            so3[out / 4u + 1u] = vec4<f32>(v[4], v[5], v[6], v[7]);
+        }
+        return;
+    }
+    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+        let e = out + jj;
+        if (jj < n) { so3[e / 4u][e % 4u] = v[jj]; }
+    }
+}
+
+fn store_arg_strip3(out: u32, n: u32, v: array<u32, OUTS>) {
+    if (VEC4_OUT) {
+        sarg3[out / 4u] = vec4<u32>(v[0], v[1], v[2], v[3]);
+        if (n > 4u) {
+            sarg3[out / 4u + 1u] = vec4<u32>(v[4], v[5], v[6], v[7]);
+        }
+        return;
+    }
+    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
+        let e = out + jj;
+        if (jj < n) { sarg3[e / 4u][e % 4u] = v[jj]; }
+    }
+}
+
 // (plane, output row, first output column) of strip invocation t, or plane >= nc past the end.
 fn strip_of(t: u32) -> vec3<u32> {
     let jblocks = (p.ow + OUTS - 1u) / OUTS;
     return vec3<u32>(t / (jblocks * p.oh), (t / jblocks) % p.oh, (t % jblocks) * OUTS);
 }
 
-// max_forward_arg_strips: max_forward_arg's y and arg, 8 windows per invocation (x is sx4).
-// Each window takes its first in-bounds cell, then a later cell only when strictly greater, in
-// row-major order: the first maximum, as window_max.
-@compute @workgroup_size(64)
-fn max_forward_arg_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let st = strip_of(index64(gid, nwg));
-    if (st.x >= p.nc) { return; }
+// The 8 windows of strip st: each takes its first in-bounds cell, then a later cell only when
+// strictly greater, in row-major order: the first maximum, as window_max.
+struct StripMax {
+    best: array<f32, OUTS>,
+    arg: array<u32, OUTS>,
+}
+
+fn strip_max(st: vec3<u32>) -> StripMax {
     let base = st.x * p.h * p.w;
     let h0 = i32(st.y * STRIDE) - i32(p.pad);
     let x0 = i32(st.z * STRIDE) - i32(p.pad);
     let span = (OUTS - 1u) * STRIDE + K;
     let last = i32(p.w) - 1;
-    var best: array<f32, OUTS>;
-    var arg: array<u32, OUTS>;
+    var m: StripMax;
     var seen: array<bool, OUTS>;
     for (var u = 0u; u < K; u = u + 1u) {
         let iy = h0 + i32(u);
@@ -361,24 +414,38 @@ fn max_forward_arg_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builti
             for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
                 let x = x0 + i32(jj * STRIDE + v);
                 let value = seg[jj * STRIDE + v];
-                if (x >= 0 && x <= last && (!seen[jj] || value > best[jj])) {
-                    best[jj] = value;
-                    arg[jj] = row + u32(x);
+                if (x >= 0 && x <= last && (!seen[jj] || value > m.best[jj])) {
+                    m.best[jj] = value;
+                    m.arg[jj] = row + u32(x);
                     seen[jj] = true;
                 }
             }
         }
     }
-    let out = (st.x * p.oh + st.y) * p.ow + st.z;
-    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
-        if (st.z + jj < p.ow) {
-            mf_y[out + jj] = best[jj];
-            mf_arg[out + jj] = arg[jj];
-        }
-    }
+    return m;
 }
 
-// avg_forward_strips: avg_forward, 8 windows per invocation (x is sx4).
+// max_forward_arg_strips, max_forward_strips: max_forward_arg's y and arg, max_forward's y, 8
+// windows per invocation (x is sx4, y so2, arg sarg3).
+@compute @workgroup_size(64)
+fn max_forward_arg_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let st = strip_of(index64(gid, nwg));
+    if (st.x >= p.nc) { return; }
+    let m = strip_max(st);
+    let out = (st.x * p.oh + st.y) * p.ow + st.z;
+    store_strip2(out, min(OUTS, p.ow - st.z), m.best);
+    store_arg_strip3(out, min(OUTS, p.ow - st.z), m.arg);
+}
+
+@compute @workgroup_size(64)
+fn max_forward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let st = strip_of(index64(gid, nwg));
+    if (st.x >= p.nc) { return; }
+    let out = (st.x * p.oh + st.y) * p.ow + st.z;
+    store_strip2(out, min(OUTS, p.ow - st.z), strip_max(st).best);
+}
+
+// avg_forward_strips: avg_forward, 8 windows per invocation (x is sx4, y so2).
 @compute @workgroup_size(64)
 fn avg_forward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let st = strip_of(index64(gid, nwg));
@@ -397,13 +464,11 @@ fn avg_forward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
             }
         }
     }
-    let out = (st.x * p.oh + st.y) * p.ow + st.z;
+    // Past the row's end (not stored) a window's count is garbage: the division is harmless.
     for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
-        let ox = st.z + jj;
-        if (ox < p.ow) {
-            af_y[out + jj] = acc[jj] / cells(window_of(st.y, ox));
-        }
+        acc[jj] = acc[jj] / cells(window_of(st.y, st.z + jj));
     }
+    store_strip2((st.x * p.oh + st.y) * p.ow + st.z, min(OUTS, p.ow - st.z), acc);
 }
 
 // The backward window kernels as 8-column strips, stride 1: invocation (plane, input row y,
@@ -415,7 +480,7 @@ fn input_strip_of(t: u32) -> vec3<u32> {
     return vec3<u32>(t / (xblocks * p.h), (t / xblocks) % p.h, (t % xblocks) * OUTS);
 }
 
-// avg_backward_strips: avg_backward at stride 1 (dy is sx4). A window's count is its rows'
+// avg_backward_strips: avg_backward at stride 1 (dy is sx4, dx so2). A window's count is its rows'
 // times its columns': the columns' are found once per invocation.
 @compute @workgroup_size(64)
 fn avg_backward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -446,15 +511,10 @@ fn avg_backward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
             }
         }
     }
-    let out = (st.x * p.h + st.y) * p.w + st.z;
-    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
-        if (st.z + jj < p.w) {
-            ab_dx[out + jj] = acc[jj];
-        }
-    }
+    store_strip2((st.x * p.h + st.y) * p.w + st.z, min(OUTS, p.w - st.z), acc);
 }
 
-// max_backward_strips: max_backward at stride 1 (dy is sx4, arg sa4).
+// max_backward_strips: max_backward at stride 1 (dy is sx4, arg sa4, dx so3).
 @compute @workgroup_size(64)
 fn max_backward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let st = input_strip_of(index64(gid, nwg));
@@ -476,12 +536,7 @@ fn max_backward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
             }
         }
     }
-    let out = (st.x * p.h + st.y) * p.w + st.z;
-    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
-        if (st.z + jj < p.w) {
-            mb_dx[out + jj] = acc[jj];
-        }
-    }
+    store_strip3((st.x * p.h + st.y) * p.w + st.z, min(OUTS, p.w - st.z), acc);
 }
 
 // avg_backward_strided, max_backward_strided: the backward window kernels as 8-column strips at
@@ -526,12 +581,7 @@ fn avg_backward_strided(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
             }
         }
     }
-    let out = (st.x * p.h + st.y) * p.w + st.z;
-    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
-        if (st.z + jj < p.w) {
-            ab_dx[out + jj] = acc[jj];
-        }
-    }
+    store_strip2((st.x * p.h + st.y) * p.w + st.z, min(OUTS, p.w - st.z), acc);
 }
 
 @compute @workgroup_size(64)
@@ -555,10 +605,5 @@ fn max_backward_strided(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
             }
         }
     }
-    let out = (st.x * p.h + st.y) * p.w + st.z;
-    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
-        if (st.z + jj < p.w) {
-            mb_dx[out + jj] = acc[jj];
-        }
-    }
+    store_strip3((st.x * p.h + st.y) * p.w + st.z, min(OUTS, p.w - st.z), acc);
 }

@@ -26,7 +26,10 @@ fn forward_backward(
 
 /// (N, C, H, W): even, odd, non-square, single-cell and tiny planes; C not a multiple of anything.
 // [2, 3, 6, 19]: rows of three 8-column strips, the last one cut short (the strip kernels).
-const SHAPES: [[usize; 4]; 6] = [[1, 3, 8, 8], [2, 5, 7, 7], [3, 3, 5, 6], [2, 5, 1, 1], [1, 3, 2, 3], [2, 3, 6, 19]];
+// Rows of a multiple of 4 values (the strips' vec4 loads and stores): 8 (4 at stride 2), 12 (a
+// strip of 8, then one of 4) and 16 (8 at stride 2).
+const SHAPES: [[usize; 4]; 8] =
+    [[1, 3, 8, 8], [2, 5, 7, 7], [3, 3, 5, 6], [2, 5, 1, 1], [1, 3, 2, 3], [2, 3, 6, 19], [2, 3, 5, 12], [1, 2, 4, 16]];
 
 /// (kernel, stride, padding): DARTS's 3x3 pools at both strides, plus other windows.
 const WINDOWS: [(usize, usize, usize); 4] = [(3, 1, 1), (3, 2, 1), (2, 2, 0), (1, 2, 0)];

@@ -112,7 +112,8 @@ fn launch_forward(entry: &'static str, strips: &'static str, pool: &Pooling, buf
     if 7 * pool.stride + pool.k > SEG {
         return launch_window(entry, pool, plane_grid(pool, pool.out_plane()), bufs);
     }
-    launch_strips(strips, pool, grid_1d_of(pool.n * pool.c * pool.oh * pool.ow.div_ceil(8), 64), pool.w, bufs);
+    let grid = grid_1d_of(pool.n * pool.c * pool.oh * pool.ow.div_ceil(8), 64);
+    launch_strips(strips, pool, grid, [pool.w, pool.ow], bufs);
 }
 
 /// The backward `entry` as 8-column strips of input columns: `strips` at stride 1, `strided`
@@ -122,18 +123,28 @@ fn launch_forward(entry: &'static str, strips: &'static str, pool: &Pooling, buf
 fn launch_backward([entry, strips, strided]: [&'static str; 3], pool: &Pooling, bufs: &[&Tensor]) {
     let grid = grid_1d_of(pool.n * pool.c * pool.h * pool.w.div_ceil(8), 64);
     match pool.stride {
-        1 if 8 + pool.k - 1 <= SEG => launch_strips(strips, pool, grid, pool.ow, bufs),
-        s if s > 1 && (8 + pool.k - 2) / s < SEG => launch_window(strided, pool, grid, bufs),
+        1 if 8 + pool.k - 1 <= SEG => launch_strips(strips, pool, grid, [pool.ow, pool.w], bufs),
+        s if s > 1 && (8 + pool.k - 2) / s < SEG => {
+            let [k, stride] = window_constants(pool);
+            dispatch_window(strided, pool, grid, &[k, stride, vec4_out(pool.w)], bufs)
+        }
         _ => launch_window(entry, pool, plane_grid(pool, pool.in_plane()), bufs),
     }
 }
 
-/// A strip kernel whose segments come from rows of `width` values: as vec4s where `width` is a
-/// multiple of 4 (`VEC4`), the padding a pipeline constant (`PAD`).
-fn launch_strips(entry: &'static str, pool: &Pooling, workgroups: [u32; 3], width: usize, bufs: &[&Tensor]) {
+/// A strip kernel whose segments come from rows of `widths[0]` values and whose outputs go to
+/// rows of `widths[1]`: as vec4s where the width is a multiple of 4 (`VEC4`, `VEC4_OUT`), the
+/// padding a pipeline constant (`PAD`).
+fn launch_strips(entry: &'static str, pool: &Pooling, workgroups: [u32; 3], widths: [usize; 2], bufs: &[&Tensor]) {
     let [k, stride] = window_constants(pool);
-    let constants = [k, stride, ("VEC4", width.is_multiple_of(4) as u32 as f64), ("PAD", pool.pad as f64)];
+    let vec4_in = ("VEC4", widths[0].is_multiple_of(4) as u32 as f64);
+    let constants = [k, stride, vec4_in, ("PAD", pool.pad as f64), vec4_out(widths[1])];
     dispatch_window(entry, pool, workgroups, &constants, bufs);
+}
+
+/// The strip kernels' `VEC4_OUT`: their output rows, of `width` values, stored as vec4s.
+fn vec4_out(width: usize) -> (&'static str, f64) {
+    ("VEC4_OUT", width.is_multiple_of(4) as u32 as f64)
 }
 
 /// The plane kernels' grid: [`grid_planes`] over a `[rows, cols]` plane and the N*C planes.
@@ -180,7 +191,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     let gpu = x.gpu();
     let y = Tensor::empty(gpu, &pool.out_shape())?; // y: [N, C, OH, OW]
     if !(gpu.is_grad_enabled() && x.requires_grad()) {
-        launch_window("max_forward", &pool, plane_grid(&pool, pool.out_plane()), &[x, &y]);
+        launch_forward("max_forward", "max_forward_strips", &pool, &[x, &y]);
         return Ok(y);
     }
     // arg: [N, C, OH, OW], the plane index iy * W + ix of each window's maximum.
