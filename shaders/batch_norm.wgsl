@@ -18,7 +18,7 @@ struct Params {
     eps: f32,      // added to the variance under the square root
     momentum: f32, // weight of the new statistic in the running update
     k: u32,        // SCALED: the index of the gain in the gamma buffer
-    slot: u32,     // COEF: the row of the coefficients buffer this BN writes
+    slot: u32,     // COEF: the row of the coefficients buffer this BN writes; backward_dx4: of dgamma
 }
 
 // gamma and beta are read (affine); otherwise gamma = 1, beta = 0 and any buffer is bound there.
@@ -38,8 +38,9 @@ override RUNNING: bool = false;
 // pass over the tensor each way instead of a ReLU's separate read and write.
 override RELU: bool = false;
 // forward_channel: write the normalisation's per-channel coefficients (a, b, y = a x + b) to
-// row p.slot of a [terms, C] buffer of vec4s (a, b, 0, 0), bound in y's place, instead of y: a
-// DARTS edge's sum applies them as it reads x (mixed_op.wgsl's bn_sum), so y is never written.
+// row p.slot of a [terms, C] buffer of vec4s (a, b, mean, 1 / sqrt(var + eps)), bound in y's
+// place, instead of y: a DARTS edge's sum applies them as it reads x (mixed_op.wgsl's bn_sum),
+// so y is never written; its backward reads the mean and istd there (bn_sum_sums).
 override COEF: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -248,7 +249,7 @@ fn combine_coefficients(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (AFFINE) {
         gamma = cc_gamma[gamma_at(c)];
     }
-    cc_coef[p.slot * p.c + c] = vec4<f32>(coefficients(stats.x, stats.y, gamma, 0.0), 0.0, 0.0);
+    cc_coef[p.slot * p.c + c] = vec4<f32>(coefficients(stats.x, stats.y, gamma, 0.0), stats.x, inv_std(stats.y));
 }
 
 // normalize_forward: y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c]
@@ -454,7 +455,8 @@ fn normalize_forward4(
 @group(0) @binding(8) var<storage, read_write> bdx4_dx: array<vec4<f32>>;
 
 // dx = scale * (dy - dbeta / count - xhat * dgamma / count), as dy * scale + x * t + u with the
-// per-channel t and u folded once (x: the saved tensor, see XHAT).
+// per-channel t and u folded once (x: the saved tensor, see XHAT). dgamma is row p.slot of a
+// [rows, C] buffer (a DARTS edge's BN terms, mixed_op.wgsl's bn_sum_combine), else [C], slot 0.
 @compute @workgroup_size(64)
 fn backward_dx4(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -473,7 +475,7 @@ fn backward_dx4(
         scale = scale * bdx4_gamma[gamma_at(c)];
     }
     let count = f32(p.n * p.hw);
-    let g = bdx4_dgamma[c] / count;
+    let g = bdx4_dgamma[p.slot * p.c + c] / count;
     // xhat = a x + b: x saved (a = istd, b = -mean istd) or xhat saved (a = 1, b = 0).
     let a = select(istd, 1.0, XHAT);
     let b = select(-bdx4_mean[c] * istd, 0.0, XHAT);
@@ -628,7 +630,7 @@ fn forward_channel(@builtin(local_invocation_index) l: u32, @builtin(workgroup_i
     if (COEF) {
         // y's buffer holds the coefficients; y is never written.
         if (l == 0u) {
-            fc_y[p.slot * p.c + c] = vec4<f32>(ab, 0.0, 0.0);
+            fc_y[p.slot * p.c + c] = vec4<f32>(ab, mean, inv_std(var_c));
         }
         return;
     }

@@ -217,7 +217,7 @@ fn select_finish() {
 // z_t = x_t for the others. The BNs' outputs are never written: the edge reads each x once
 // instead of the BN reading x and writing y and the sum reading y. The same bits as sum8 over
 // the BNs' outputs (each z_t is the fma the BN would have written).
-@group(0) @binding(1) var<storage, read> bs_coef: array<vec4<f32>>; // [8, C]: (a, b, 0, 0)
+@group(0) @binding(1) var<storage, read> bs_coef: array<vec4<f32>>; // [8, C]: (a, b, mean, istd)
 @group(0) @binding(2) var<storage, read> bs_x0: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bs_x1: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> bs_x2: array<vec4<f32>>;
@@ -266,5 +266,125 @@ fn bn_sum(
         if (p.count > 6u) { acc = acc + fma(bs_x6[i], vec4<f32>(ab[6].x), vec4<f32>(ab[6].y)); }
         if (p.count > 7u) { acc = acc + fma(bs_x7[i], vec4<f32>(ab[7].x), vec4<f32>(ab[7].y)); }
         bs_out[i] = acc;
+    }
+}
+
+// The backward of bn_sum's BN terms, all at once. A scaled BN's y = s[k] xhat takes the edge's
+// dout as its dy, so every term's sum of dy is the same and dout is read once for all terms,
+// not once per term. BN term b (b < count <= 7) is x_b, its coefficients' row idx[b].
+// bn_sum_sums: per plane (n, c), partial[plane, 0] = sum dout and partial[plane, 1 + b] =
+// istd_b sum dout (x_b - mean_b), each term as batch_norm.wgsl's plane_sums4 sums it (the same
+// bits); one invocation per plane.
+@group(0) @binding(1) var<storage, read> bb_coef: array<vec4<f32>>;  // [8, C]: (a, b, mean, istd)
+@group(0) @binding(2) var<storage, read> bb_dout: array<vec4<f32>>;  // [N, C, H * W / 4]
+@group(0) @binding(3) var<storage, read> bb_x0: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> bb_x1: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> bb_x2: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> bb_x3: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> bb_x4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> bb_x5: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> bb_x6: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read_write> bb_partial: array<f32>; // [N * C, 8]
+
+// Term b's (mean, istd) for channel c.
+fn bb_stats(b: u32, c: u32) -> vec2<f32> {
+    return bb_coef[p.idx[b / 4u][b % 4u] * p.channels + c].zw;
+}
+
+@compute @workgroup_size(64)
+fn bn_sum_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let plane = index64(gid, nwg);
+    let hw4 = p.chunk;
+    if (plane * hw4 * 4u >= p.n) { return; }
+    let c = plane % p.channels;
+    var m: array<vec2<f32>, 7>;
+    for (var b = 0u; b < p.count; b = b + 1u) {
+        m[b] = bb_stats(b, c);
+    }
+    let m0 = vec4<f32>(m[0].x);
+    let m1 = vec4<f32>(m[1].x);
+    let m2 = vec4<f32>(m[2].x);
+    let m3 = vec4<f32>(m[3].x);
+    let m4 = vec4<f32>(m[4].x);
+    let m5 = vec4<f32>(m[5].x);
+    let m6 = vec4<f32>(m[6].x);
+    var sum = vec4<f32>(0.0);
+    var d0 = vec4<f32>(0.0);
+    var d1 = vec4<f32>(0.0);
+    var d2 = vec4<f32>(0.0);
+    var d3 = vec4<f32>(0.0);
+    var d4 = vec4<f32>(0.0);
+    var d5 = vec4<f32>(0.0);
+    var d6 = vec4<f32>(0.0);
+    let base = plane * hw4;
+    for (var j = 0u; j < hw4; j = j + 1u) {
+        let i = base + j;
+        let dy = bb_dout[i];
+        sum = sum + dy;
+        d0 = fma(dy, bb_x0[i] - m0, d0);
+        if (p.count > 1u) { d1 = fma(dy, bb_x1[i] - m1, d1); }
+        if (p.count > 2u) { d2 = fma(dy, bb_x2[i] - m2, d2); }
+        if (p.count > 3u) { d3 = fma(dy, bb_x3[i] - m3, d3); }
+        if (p.count > 4u) { d4 = fma(dy, bb_x4[i] - m4, d4); }
+        if (p.count > 5u) { d5 = fma(dy, bb_x5[i] - m5, d5); }
+        if (p.count > 6u) { d6 = fma(dy, bb_x6[i] - m6, d6); }
+    }
+    let out = plane * 8u;
+    bb_partial[out] = hsum4(sum);
+    let dots = array<vec4<f32>, 7>(d0, d1, d2, d3, d4, d5, d6);
+    for (var b = 0u; b < p.count; b = b + 1u) {
+        bb_partial[out + 1u + b] = hsum4(dots[b]) * m[b].y;
+    }
+}
+
+// (v.x + v.y) + (v.z + v.w), as batch_norm.wgsl's hsum.
+fn hsum4(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// bn_sum_combine: per channel c, the plane partials summed over n in order (as combine_sums):
+// dbeta[c] = sum dout, dgamma[b, c] = sum dout * xhat_b; one invocation per channel.
+@group(0) @binding(1) var<storage, read> bc_partial: array<f32>;         // [N * C, 8]
+@group(0) @binding(2) var<storage, read_write> bc_dgamma: array<f32>;    // [8, C]
+@group(0) @binding(3) var<storage, read_write> bc_dbeta: array<f32>;     // [C]
+
+@compute @workgroup_size(64)
+fn bn_sum_combine(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if (c >= p.channels) { return; }
+    let batch = p.n / (p.chunk * 4u * p.channels);
+    for (var b = 0u; b <= p.count; b = b + 1u) {
+        var acc = 0.0;
+        for (var n = 0u; n < batch; n = n + 1u) {
+            acc = acc + bc_partial[(n * p.channels + c) * 8u + b];
+        }
+        if (b == 0u) {
+            bc_dbeta[c] = acc;
+        } else {
+            bc_dgamma[(b - 1u) * p.channels + c] = acc;
+        }
+    }
+}
+
+// bn_sum_gain_grad: ds, the gradient of the gain buffer (any shape) the terms share: zeros but
+// ds[idx[b]] = sum over channels of dgamma[b, c], added in channel order (as scale_grad). One
+// workgroup.
+@group(0) @binding(1) var<storage, read> bg_dgamma: array<f32>;    // [8, C]
+@group(0) @binding(2) var<storage, read_write> bg_ds: array<f32>;
+
+@compute @workgroup_size(64)
+fn bn_sum_gain_grad(@builtin(local_invocation_index) l: u32) {
+    for (var i = l; i < arrayLength(&bg_ds); i = i + 64u) {
+        var total = 0.0;
+        for (var b = 0u; b < p.count; b = b + 1u) {
+            if (p.idx[b / 4u][b % 4u] == i) {
+                var acc = 0.0;
+                for (var c = 0u; c < p.channels; c = c + 1u) {
+                    acc = acc + bg_dgamma[b * p.channels + c];
+                }
+                total = total + acc;
+            }
+        }
+        bg_ds[i] = total;
     }
 }

@@ -46,6 +46,7 @@ pub struct BatchNorm2dOutput {
 }
 
 /// A launch of one entry point: the shape parameters and whether gamma and beta apply.
+#[derive(Clone)]
 struct Launch {
     params: Params,
     affine: bool,
@@ -142,6 +143,14 @@ impl Launch {
     fn channel_groups(&self) -> [u32; 3] {
         [self.params.c, 1, 1]
     }
+
+    /// This launch with `params.slot = slot`: the row of the coefficients (COEF) or, for
+    /// backward_dx4, of dgamma.
+    fn with_slot(&self, slot: u32) -> Launch {
+        let mut launch = self.clone();
+        launch.params.slot = slot;
+        launch
+    }
 }
 
 /// One invocation per channel, 64 to a workgroup.
@@ -214,13 +223,41 @@ impl ScaledTerm {
     pub(crate) fn gain(&self) -> &Tensor {
         &self.saved.affine.as_ref().expect("a scaled BN keeps its gain").0
     }
+
+    /// The index k of this BN's gain s[k], and its row of the coefficients.
+    pub(crate) fn k_and_slot(&self) -> (u32, u32) {
+        (self.launch.params.k, self.launch.params.slot)
+    }
+
+    /// Whether x takes a gradient.
+    pub(crate) fn x_grad(&self) -> bool {
+        self.saved.x_grad
+    }
+
+    /// Whether the backward reduces per plane (not one workgroup per channel): the sums that
+    /// an edge's sum computes for all its BN terms at once (`mixed_op`'s `bn_sum_sums`), then
+    /// [`ScaledTerm::dx_from_sums`].
+    pub(crate) fn sums_per_plane(&self) -> bool {
+        !self.launch.per_channel_kernels()
+    }
+
+    /// dx from the gradient `dy` of the BN's output and the per-channel sums over (N, H, W):
+    /// `dgamma` row `row` of a `[rows, C]` buffer (sum dy * xhat), `dbeta` `[C]` (sum dy).
+    pub(crate) fn dx_from_sums(&self, dy: &Tensor, dgamma: &Tensor, dbeta: &Tensor, row: u32) -> Result<Tensor> {
+        let dx = Tensor::empty(dy.gpu(), self.saved.t.shape())?; // dx: [N, C, H, W]
+        let bufs = [&self.saved.t, dy, &self.saved.mean, &self.saved.var, self.gain(), dgamma, dbeta, &dx];
+        let launch = self.launch.with_slot(row);
+        launch.dispatch("backward_dx4", &bufs, launch.per_element());
+        Ok(dx)
+    }
 }
 
 /// [`batch_norm2d_scaled`] in training without y: the batch statistics (and the running update)
-/// as there, then row `slot` of `coef` `[terms, C, 4]` = `(a, b, 0, 0)` per channel with
+/// as there, then row `slot` of `coef` `[terms, C, 4]` = `(a, b, mean, istd)` per channel with
 /// `y = a x + b` (`a = s[k] / sqrt(var + eps)`, `b = -mean a`), the bits the BN's own kernels
-/// would have applied. Needs [`coefficients_fit`]. Records nothing: the consumer records the
-/// op, whose backward is this BN's (`ScaledTerm::backward`).
+/// would have applied, and `istd = 1 / sqrt(var + eps)`. Needs [`coefficients_fit`]. Records
+/// nothing: the consumer records the op, whose backward is this BN's (`ScaledTerm::backward`,
+/// or the consumer's own sums and `ScaledTerm::dx_from_sums`).
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm2d_scaled_coefficients(
     x: &Tensor,
@@ -531,7 +568,8 @@ impl Saved {
             let gamma = gamma.unwrap_or(&self.var);
             match (&sums, training) {
                 // Training always has the sums here (computed above when x needs a gradient).
-                (Some((dgamma, dbeta)), true) => launch.dispatch(
+                // backward_dx4 reads row params.slot of dgamma: here its only row.
+                (Some((dgamma, dbeta)), true) => launch.with_slot(0).dispatch(
                     launch.element_entry("backward_dx", "backward_dx4"),
                     &[&self.t, dy, &self.mean, &self.var, gamma, dgamma, dbeta, &dx],
                     launch.per_element(),

@@ -27,7 +27,7 @@ use bytemuck::{Pod, Zeroable};
 use super::batch_norm::ScaledTerm;
 use super::{elementwise, same_shape};
 use crate::error::{Error, Result};
-use crate::gpu::{grid_1d, Dispatch, Gpu, GpuBuffer};
+use crate::gpu::{grid_1d, grid_1d_of, Dispatch, Gpu, GpuBuffer};
 use crate::tensor::{DType, Tensor};
 
 /// Terms per dispatch: bindings for w (or dout), 8 terms and the output make 10 storage buffers,
@@ -213,7 +213,8 @@ pub fn sum_coefficients(gpu: &Gpu, c: usize) -> Result<Tensor> {
 /// of 4 values; one dispatch.
 ///
 /// Backward: each BN term's gradient is its BN's backward of dout (dx and the weight's), each
-/// plain term's dout.
+/// plain term's dout. Where the BNs reduce per plane (large planes), the sums over dout that
+/// all BN terms need are made in one pass for all of them.
 pub fn bn_sum(coef: &Tensor, terms: Vec<SumTerm>) -> Result<Tensor> {
     let op = "bn_sum";
     let tensor = |t: &SumTerm| match t {
@@ -272,7 +273,11 @@ pub fn bn_sum(coef: &Tensor, terms: Vec<SumTerm>) -> Result<Tensor> {
             SumTerm::Plain(_) => None,
         })
         .collect();
+    let coef = coef.clone();
     first.gpu().record(&inputs.iter().collect::<Vec<_>>(), &[&out], move |g| {
+        if let Some(grads) = bn_terms_backward(&coef, &bns, &g[0])? {
+            return Ok(grads);
+        }
         let mut grads = vec![];
         for bn in &bns {
             match bn {
@@ -283,6 +288,79 @@ pub fn bn_sum(coef: &Tensor, terms: Vec<SumTerm>) -> Result<Tensor> {
         Ok(grads)
     });
     Ok(out)
+}
+
+/// BN terms that [`bn_terms_backward`] takes in one pass (x buffers of `bn_sum_sums`).
+const BN_TERMS_AT_ONCE: usize = 7;
+
+/// [`bn_sum`]'s backward, `[dx, ds]` per BN term and dout per plain term, when every BN term
+/// reduces per plane (not one workgroup per channel), shares one gain buffer, and there are
+/// at most 7 of them; else `None`. A scaled BN's dy is dout itself, so `bn_sum_sums` reads dout
+/// once for every term's plane sums (their BNs' `plane_sums4` read it once per term), then one
+/// `bn_sum_combine` and one `bn_sum_gain_grad` for all terms, and each term's dx from the
+/// shared sums. The same bits as the terms' own backwards. The gain's gradient (nonzero at
+/// each term's k) comes as the first BN term's; the others' are `None`.
+fn bn_terms_backward(
+    coef: &Tensor,
+    terms: &[Option<ScaledTerm>],
+    dout: &Tensor,
+) -> Result<Option<Vec<Option<Tensor>>>> {
+    let bns: Vec<&ScaledTerm> = terms.iter().flatten().collect();
+    let Some(first) = bns.first() else { return Ok(None) };
+    let gain = first.gain();
+    if bns.len() > BN_TERMS_AT_ONCE || !bns.iter().all(|b| b.sums_per_plane() && b.gain().id() == gain.id()) {
+        return Ok(None);
+    }
+    let gpu = dout.gpu();
+    let [n, c, h, w] = *dout.shape() else { return Ok(None) };
+    let needed = gain.requires_grad() || bns.iter().any(|b| b.x_grad());
+    let (rows, ks): (Vec<usize>, Vec<usize>) =
+        bns.iter().map(|b| b.k_and_slot()).map(|(k, s)| (s as usize, k as usize)).unzip();
+    let mut p = params(dout.numel(), &[], false, (h * w) / 4, 0);
+    p.count = bns.len() as u32;
+    p.channels = c as u32;
+    // partial: [N * C, 8] = (sum dout, then each term's sum dout * xhat); dgamma: [8, C], one row
+    // per BN term; dbeta: [C]
+    let partial = Tensor::empty(gpu, &[n * c, 8])?;
+    let dgamma = Tensor::empty(gpu, &[TERMS_PER_DISPATCH, c])?;
+    let dbeta = Tensor::empty(gpu, &[c])?;
+    for (slot, row) in p.idx.iter_mut().zip(&rows) {
+        *slot = *row as u32;
+    }
+    if !needed {
+        return Ok(Some(
+            terms.iter().flat_map(|t| if t.is_some() { vec![None, None] } else { vec![Some(dout.clone())] }).collect(),
+        ));
+    }
+    let mut bufs = vec![coef, dout];
+    bufs.extend((0..BN_TERMS_AT_ONCE).map(|b| bns.get(b).unwrap_or(first).x()));
+    bufs.push(&partial);
+    dispatch("bn_sum_sums", &p, &bufs, grid_1d_of(n * c, 64));
+    dispatch("bn_sum_combine", &p, &[&partial, &dgamma, &dbeta], [c.div_ceil(64) as u32, 1, 1]);
+    let ds = if gain.requires_grad() {
+        for (slot, k) in p.idx.iter_mut().zip(&ks) {
+            *slot = *k as u32;
+        }
+        let ds = Tensor::empty(gpu, gain.shape())?;
+        dispatch("bn_sum_gain_grad", &p, &[&dgamma, &ds], [1, 1, 1]);
+        Some(ds)
+    } else {
+        None
+    };
+    let mut ds = ds.into_iter();
+    let mut grads = vec![];
+    let mut b = 0;
+    for term in terms {
+        match term {
+            Some(bn) => {
+                let dx = if bn.x_grad() { Some(bn.dx_from_sums(dout, &dgamma, &dbeta, b)?) } else { None };
+                grads.extend([dx, ds.next()]);
+                b += 1;
+            }
+            None => grads.push(Some(dout.clone())),
+        }
+    }
+    Ok(Some(grads))
 }
 
 /// Params of [`hard_select`] for edge `edge` (row `edge * k_total` of h), op `k`.
