@@ -106,10 +106,10 @@ fn max_forward_arg(
 }
 
 // max_backward: dx = sum of dy over the windows whose arg-max is this cell (dy first: it is the
-// strips' segment source, sx4)
+// strips' segment source, sx4; dx second, where every strip kernel stores, so2)
 @group(0) @binding(1) var<storage, read> mb_dy: array<f32>;
-@group(0) @binding(2) var<storage, read> mb_arg: array<u32>;
-@group(0) @binding(3) var<storage, read_write> mb_dx: array<f32>;
+@group(0) @binding(2) var<storage, read_write> mb_dx: array<f32>;
+@group(0) @binding(3) var<storage, read> mb_arg: array<u32>;
 
 // dx[n,c,iy,ix] = sum of dy[n,c,oy,ox] over windows holding (iy, ix) with arg-max there; one thread per input.
 @compute @workgroup_size(8, 8)
@@ -249,7 +249,7 @@ const SEG: u32 = 24u;
 // The strip kernels' input (x forward, dy backward) and max_backward_strips' arg-max, as vec4s
 // (pool buffers are multiples of 16 bytes).
 @group(0) @binding(1) var<storage, read> sx4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> sa4: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> sa4: array<vec4<u32>>;
 // VEC4: the segments' row width is a multiple of 4, and they are loaded as the aligned vec4s
 // that cover them (about a third of the loads). PAD (= p.pad) fixes where a segment starts in
 // its first vec4, so every index is known when the pipeline is built.
@@ -301,7 +301,7 @@ fn row_segment(row: u32, a0: u32, lead: i32, span: u32, width: u32, fill: f32) -
 }
 
 // `row_segment` of the arg-max (sa4), 0xffffffff (no cell) outside the row. A twin rather than
-// one loader of bits for both: an entry point may not use sa4 and its own binding 2 at once,
+// one loader of bits for both: an entry point may not use sa4 and its own binding 3 at once,
 // and a loader that names both buffers uses both in every kernel that calls it. Nor one loader
 // per value (a `slot` of each column, one load each): the loads of one vec4 are not merged, and
 // the strips ran 10-60% slower (examples of the DARTS shapes, 3 interleaved pairs).
@@ -331,14 +331,13 @@ fn arg_row_segment(row: u32, a0: u32, lead: i32, span: u32, width: u32) -> array
     return seg;
 }
 
-// The strip kernels' outputs, as vec4s: y (forward) or dx (avg backward) at binding 2, the
-// arg-max (max forward) or dx (max backward) at binding 3. VEC4_OUT: the output rows' width is
-// a multiple of 4, so a strip's 8 values (from a column that is a multiple of 8) are stored as
-// two aligned vec4s, the second where the row goes on: a quarter of the stores. Otherwise value
-// by value. Three twins, one per binding, for the reason given at arg_row_segment.
+// The strip kernels' outputs, as vec4s: y (forward) or dx (backward) at binding 2, the arg-max
+// (max forward) at binding 3. VEC4_OUT: the output rows' width is a multiple of 4, so a strip's
+// 8 values (from a column that is a multiple of 8) are stored as two aligned vec4s, the second
+// where the row goes on: a quarter of the stores. Otherwise value by value. Two twins, one per
+// binding, for the reason given at arg_row_segment.
 override VEC4_OUT: bool = false;
 @group(0) @binding(2) var<storage, read_write> so2: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> so3: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> sarg3: array<vec4<u32>>;
 
 // The first n (> 0) of 8 values v at flat index `out` of so2.
@@ -353,20 +352,6 @@ fn store_strip2(out: u32, n: u32, v: array<f32, OUTS>) {
     for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
         let e = out + jj;
         if (jj < n) { so2[e / 4u][e % 4u] = v[jj]; }
-    }
-}
-
-fn store_strip3(out: u32, n: u32, v: array<f32, OUTS>) {
-    if (VEC4_OUT) {
-        so3[out / 4u] = vec4<f32>(v[0], v[1], v[2], v[3]);
-        if (n > 4u) {
-            so3[out / 4u + 1u] = vec4<f32>(v[4], v[5], v[6], v[7]);
-        }
-        return;
-    }
-    for (var jj = 0u; jj < OUTS; jj = jj + 1u) {
-        let e = out + jj;
-        if (jj < n) { so3[e / 4u][e % 4u] = v[jj]; }
     }
 }
 
@@ -514,7 +499,7 @@ fn avg_backward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     store_strip2((st.x * p.h + st.y) * p.w + st.z, min(OUTS, p.w - st.z), acc);
 }
 
-// max_backward_strips: max_backward at stride 1 (dy is sx4, arg sa4, dx so3).
+// max_backward_strips: max_backward at stride 1 (dy is sx4, dx so2, arg sa4).
 @compute @workgroup_size(64)
 fn max_backward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let st = input_strip_of(index64(gid, nwg));
@@ -536,7 +521,7 @@ fn max_backward_strips(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
             }
         }
     }
-    store_strip3((st.x * p.h + st.y) * p.w + st.z, min(OUTS, p.w - st.z), acc);
+    store_strip2((st.x * p.h + st.y) * p.w + st.z, min(OUTS, p.w - st.z), acc);
 }
 
 // avg_backward_strided, max_backward_strided: the backward window kernels as 8-column strips at
@@ -605,5 +590,5 @@ fn max_backward_strided(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
             }
         }
     }
-    store_strip3((st.x * p.h + st.y) * p.w + st.z, min(OUTS, p.w - st.z), acc);
+    store_strip2((st.x * p.h + st.y) * p.w + st.z, min(OUTS, p.w - st.z), acc);
 }

@@ -313,39 +313,39 @@ fn bn_terms_backward(
     }
     let gpu = dout.gpu();
     let [n, c, h, w] = *dout.shape() else { return Ok(None) };
-    let needed = gain.requires_grad() || bns.iter().any(|b| b.x_grad());
-    let (rows, ks): (Vec<usize>, Vec<usize>) =
-        bns.iter().map(|b| b.k_and_slot()).map(|(k, s)| (s as usize, k as usize)).unzip();
-    let mut p = params(dout.numel(), &[], false, (h * w) / 4, 0);
-    p.count = bns.len() as u32;
-    p.channels = c as u32;
-    // partial: [N * C, 8] = (sum dout, then each term's sum dout * xhat); dgamma: [8, C], one row
-    // per BN term; dbeta: [C]
-    let partial = Tensor::empty(gpu, &[n * c, 8])?;
-    let dgamma = Tensor::empty(gpu, &[TERMS_PER_DISPATCH, c])?;
-    let dbeta = Tensor::empty(gpu, &[c])?;
-    for (slot, row) in p.idx.iter_mut().zip(&rows) {
-        *slot = *row as u32;
-    }
-    if !needed {
-        return Ok(Some(
-            terms.iter().flat_map(|t| if t.is_some() { vec![None, None] } else { vec![Some(dout.clone())] }).collect(),
-        ));
-    }
-    let mut bufs = vec![coef, dout];
-    bufs.extend((0..BN_TERMS_AT_ONCE).map(|b| bns.get(b).unwrap_or(first).x()));
-    bufs.push(&partial);
-    dispatch("bn_sum_sums", &p, &bufs, grid_1d_of(n * c, 64));
-    dispatch("bn_sum_combine", &p, &[&partial, &dgamma, &dbeta], [c.div_ceil(64) as u32, 1, 1]);
-    let ds = if gain.requires_grad() {
-        for (slot, k) in p.idx.iter_mut().zip(&ks) {
-            *slot = *k as u32;
+    // dgamma: [8, C], one row per BN term (sum dout * xhat); dbeta: [C] (sum dout). Only when a
+    // gradient needs them.
+    let sums = if gain.requires_grad() || bns.iter().any(|b| b.x_grad()) {
+        let mut p = params(dout.numel(), &[], false, (h * w) / 4, 0);
+        p.count = bns.len() as u32;
+        p.channels = c as u32;
+        for (slot, bn) in p.idx.iter_mut().zip(&bns) {
+            *slot = bn.k_and_slot().1; // the term's row of the coefficients
         }
-        let ds = Tensor::empty(gpu, gain.shape())?;
-        dispatch("bn_sum_gain_grad", &p, &[&dgamma, &ds], [1, 1, 1]);
-        Some(ds)
+        // partial: [N * C, 8] = (sum dout, then each term's sum dout * xhat)
+        let partial = Tensor::empty(gpu, &[n * c, 8])?;
+        let dgamma = Tensor::empty(gpu, &[TERMS_PER_DISPATCH, c])?;
+        let dbeta = Tensor::empty(gpu, &[c])?;
+        let mut bufs = vec![coef, dout];
+        bufs.extend((0..BN_TERMS_AT_ONCE).map(|b| bns.get(b).unwrap_or(first).x()));
+        bufs.push(&partial);
+        dispatch("bn_sum_sums", &p, &bufs, grid_1d_of(n * c, 64));
+        dispatch("bn_sum_combine", &p, &[&partial, &dgamma, &dbeta], [c.div_ceil(64) as u32, 1, 1]);
+        Some((p, dgamma, dbeta))
     } else {
         None
+    };
+    let ds = match &sums {
+        Some((p, dgamma, _)) if gain.requires_grad() => {
+            let mut p = *p;
+            for (slot, bn) in p.idx.iter_mut().zip(&bns) {
+                *slot = bn.k_and_slot().0; // the term's index into the gain
+            }
+            let ds = Tensor::empty(gpu, gain.shape())?;
+            dispatch("bn_sum_gain_grad", &p, &[dgamma, &ds], [1, 1, 1]);
+            Some(ds)
+        }
+        _ => None,
     };
     let mut ds = ds.into_iter();
     let mut grads = vec![];
@@ -353,7 +353,10 @@ fn bn_terms_backward(
     for term in terms {
         match term {
             Some(bn) => {
-                let dx = if bn.x_grad() { Some(bn.dx_from_sums(dout, &dgamma, &dbeta, b)?) } else { None };
+                let dx = match &sums {
+                    Some((_, dgamma, dbeta)) if bn.x_grad() => Some(bn.dx_from_sums(dout, dgamma, dbeta, b)?),
+                    _ => None,
+                };
                 grads.extend([dx, ds.next()]);
                 b += 1;
             }

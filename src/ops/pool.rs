@@ -200,7 +200,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     gpu.record(&[x], &[&y], move |g| {
         let dx = Tensor::empty(arg.gpu(), &pool.in_shape())?; // dx: [N, C, H, W]
         let names = ["max_backward", "max_backward_strips", "max_backward_strided"];
-        launch_backward(names, &pool, &[&g[0], &arg, &dx]);
+        launch_backward(names, &pool, &[&g[0], &dx, &arg]);
         Ok(vec![Some(dx)])
     });
     Ok(y)
